@@ -1,0 +1,95 @@
+/* The machine's memory read bandwidth: every thread sums its slice of a buffer far larger
+ * than the last-level cache; best of several passes. */
+#include "membw.h"
+
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+typedef struct slice { const uint64_t *p; size_t n; uint64_t sum; } slice;
+
+#if defined(__x86_64__)
+__attribute__((target("avx2"))) static uint64_t sum_avx2(const uint64_t *p, size_t n)
+{
+    __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        a0 = _mm256_add_epi64(a0, _mm256_load_si256((const __m256i *)(p + i)));
+        a1 = _mm256_add_epi64(a1, _mm256_load_si256((const __m256i *)(p + i + 4)));
+        a2 = _mm256_add_epi64(a2, _mm256_load_si256((const __m256i *)(p + i + 8)));
+        a3 = _mm256_add_epi64(a3, _mm256_load_si256((const __m256i *)(p + i + 12)));
+    }
+    uint64_t out[4];
+    _mm256_storeu_si256((__m256i *)out,
+                        _mm256_add_epi64(_mm256_add_epi64(a0, a1), _mm256_add_epi64(a2, a3)));
+    uint64_t s = out[0] + out[1] + out[2] + out[3];
+    for (; i < n; i++)
+        s += p[i];
+    return s;
+}
+#endif
+
+static void *read_slice(void *arg)
+{
+    slice *s = arg;
+#if defined(__x86_64__)
+    if (__builtin_cpu_supports("avx2")) {
+        s->sum = sum_avx2(s->p, s->n);
+        return NULL;
+    }
+#endif
+    uint64_t acc = 0;
+    for (size_t i = 0; i < s->n; i++)
+        acc += s->p[i];
+    s->sum = acc;
+    return NULL;
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+double kd_measure_read_bandwidth(size_t bytes, int passes)
+{
+    long nthreads = sysconf(_SC_NPROCESSORS_ONLN);
+    if (nthreads < 1)
+        nthreads = 1;
+    if (nthreads > 64)
+        nthreads = 64;
+    uint64_t *buf = aligned_alloc(64, bytes);
+    if (!buf)
+        return 0;
+    memset(buf, 1, bytes); /* touch every page before timing */
+    size_t words = bytes / sizeof(uint64_t), per = words / (size_t)nthreads / 16 * 16;
+    double best = 0;
+    volatile uint64_t sink = 0;
+    for (int pass = 0; pass < passes; pass++) {
+        pthread_t th[64];
+        slice sl[64];
+        double t0 = now_s();
+        for (long t = 0; t < nthreads; t++) {
+            sl[t] = (slice){buf + (size_t)t * per, per, 0};
+            pthread_create(&th[t], NULL, read_slice, &sl[t]);
+        }
+        for (long t = 0; t < nthreads; t++) {
+            pthread_join(th[t], NULL);
+            sink += sl[t].sum;
+        }
+        double bw = (double)(per * (size_t)nthreads * sizeof(uint64_t)) / (now_s() - t0);
+        if (bw > best)
+            best = bw;
+    }
+    (void)sink;
+    free(buf);
+    return best;
+}

@@ -1,0 +1,68 @@
+/* kdispatch: the command-line front end. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "commands.h"
+#include "kdispatch.h"
+
+typedef struct command {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+} command;
+
+static const command commands[] = {
+    {"devices", kd_cmd_devices, "list backends and devices, and why any is missing"},
+    {"compare", kd_cmd_compare, "run every op on every backend against the double-precision oracle"},
+};
+
+int kd_cli_is_help(const char *arg)
+{
+    return strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0 || strcmp(arg, "help") == 0;
+}
+
+int kd_cli_parse_list(const char *s, long long *out, int cap)
+{
+    int n = 0;
+    const char *p = s;
+    while (*p) {
+        char *end;
+        long long v = strtoll(p, &end, 10);
+        if (end == p || n == cap || v <= 0)
+            return -1;
+        out[n++] = v;
+        p = *end == ',' ? end + 1 : end;
+        if (*end && *end != ',')
+            return -1;
+    }
+    return n;
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f, "kdispatch %s: portable kernel dispatch runtime for LLM ops\n\n"
+               "usage: kdispatch <command> [options]   (kdispatch <command> --help)\n\ncommands:\n",
+            kd_version());
+    for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
+        fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+    fprintf(f, "  %-10s %s\n", "version", "print the version");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2 || kd_cli_is_help(argv[1])) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0) {
+        printf("kdispatch %s\n", kd_version());
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
+        if (strcmp(argv[1], commands[i].name) == 0)
+            return commands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "kdispatch: unknown command '%s'\n\n", argv[1]);
+    usage(stderr);
+    return 2;
+}

@@ -1,0 +1,44 @@
+/* Built-in model shapes for compare and bench (hidden, intermediate, heads, head size). */
+#ifndef KD_MODEL_SHAPES_H
+#define KD_MODEL_SHAPES_H
+
+#include <stdint.h>
+#include <string.h>
+
+#include "kdispatch.h"
+
+typedef struct kd_model_shape {
+    const char *name;
+    const char *like;
+    int64_t hidden, intermediate;
+    int heads, head_dim;
+} kd_model_shape;
+
+static const kd_model_shape kd_model_shapes[] = {
+    {"0.5b", "Qwen2-0.5B", 896, 4864, 14, 64},
+    {"1.5b", "Qwen2-1.5B", 1536, 8960, 12, 128},
+    {"8b", "Llama-3-8B", 4096, 14336, 32, 128},
+};
+
+static inline const kd_model_shape *kd_model_shape_find(const char *name)
+{
+    for (size_t i = 0; i < sizeof kd_model_shapes / sizeof *kd_model_shapes; i++)
+        if (strcmp(kd_model_shapes[i].name, name) == 0)
+            return &kd_model_shapes[i];
+    return NULL;
+}
+
+/* The op's problem dimensions for a model: n (GEMV: output rows N) and k (GEMV: K;
+ * rope: head size). Q4_K GEMV is the FFN up projection, Q6_K the FFN down projection. */
+static inline void kd_model_op_dims(const kd_model_shape *s, kd_op op, int64_t *n, int64_t *k)
+{
+    switch (op) {
+    case KD_OP_ROPE: *n = (int64_t)s->heads * s->head_dim; *k = s->head_dim; break;
+    case KD_OP_SWIGLU: *n = s->intermediate; *k = 0; break;
+    case KD_OP_Q4K_GEMV: *n = s->intermediate; *k = s->hidden; break;
+    case KD_OP_Q6K_GEMV: *n = s->hidden; *k = s->intermediate; break;
+    default: *n = s->hidden; *k = 0; break;
+    }
+}
+
+#endif

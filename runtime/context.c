@@ -1,0 +1,201 @@
+/* Context: backend probing, errors, names. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "kd_internal.h"
+
+const char *kd_version(void) { return "0.1.0"; }
+
+const char *kd_status_name(kd_status s)
+{
+    static const char *const names[KD_STATUS_COUNT] = {
+        "KD_OK", "KD_ERR_NULL", "KD_ERR_SHAPE", "KD_ERR_ALIGN", "KD_ERR_ZERO_SIZE",
+        "KD_ERR_TOO_LARGE", "KD_ERR_ARG", "KD_ERR_TYPE", "KD_ERR_NOMEM", "KD_ERR_UNAVAILABLE",
+        "KD_ERR_BUILD", "KD_ERR_LAUNCH", "KD_ERR_IO", "KD_ERR_FORMAT", "KD_ERR_MISMATCH"};
+    return (unsigned)s < KD_STATUS_COUNT ? names[s] : "KD_ERR_UNKNOWN";
+}
+
+static const char *const backend_names[KD_BACKEND_COUNT] = {"cpu", "opencl", "cuda"};
+static const char *const op_names[KD_OP_COUNT] = {"rmsnorm", "rope", "swiglu",
+                                                  "residual_add", "q4k_gemv", "q6k_gemv"};
+static const char *const type_names[KD_TYPE_COUNT] = {"f32", "q4_K", "q6_K"};
+
+const char *kd_backend_name(kd_backend_id b)
+{
+    return (unsigned)b < KD_BACKEND_COUNT ? backend_names[b] : "auto";
+}
+
+kd_backend_id kd_backend_from_name(const char *name)
+{
+    for (int i = 0; name && i < KD_BACKEND_COUNT; i++)
+        if (strcasecmp(name, backend_names[i]) == 0)
+            return (kd_backend_id)i;
+    if (name && strcasecmp(name, "auto") == 0)
+        return KD_BACKEND_AUTO;
+    return KD_BACKEND_COUNT;
+}
+
+const char *kd_op_name(kd_op op) { return (unsigned)op < KD_OP_COUNT ? op_names[op] : "?"; }
+
+kd_op kd_op_from_name(const char *s)
+{
+    for (int i = 0; s && i < KD_OP_COUNT; i++)
+        if (strcasecmp(s, op_names[i]) == 0)
+            return (kd_op)i;
+    return KD_OP_COUNT;
+}
+
+const char *kd_type_name(kd_type t) { return (unsigned)t < KD_TYPE_COUNT ? type_names[t] : "?"; }
+
+kd_status kd_error(kd_context *ctx, kd_status s, const char *fmt, ...)
+{
+    if (!ctx)
+        return s;
+    pthread_mutex_lock(&ctx->error_lock);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(ctx->error, sizeof ctx->error, fmt, ap);
+    va_end(ap);
+    pthread_mutex_unlock(&ctx->error_lock);
+    return s;
+}
+
+/* A failed kd_context_create has no context to hold its message: it is kept per thread
+ * and returned by kd_last_error(NULL). */
+static _Thread_local char create_error[2304];
+
+const char *kd_last_error(const kd_context *ctx) { return ctx ? ctx->error : create_error; }
+
+static kd_status fail_create(kd_context *ctx, kd_status st, const char *what)
+{
+    snprintf(create_error, sizeof create_error, "%.200s%s", what, ctx->error);
+    kd_context_destroy(ctx);
+    return st;
+}
+
+int kd_fault_hit(kd_context *ctx, kd_backend_id b, kd_fault_kind kind)
+{
+    return ctx && kd_fault_plan_hit(&ctx->fault, b, kind);
+}
+
+int kd_context_cpu_threads(const kd_context *ctx) { return ctx->cpu_threads; }
+
+static void probe_backend(kd_context *ctx, kd_backend_id b, int disabled)
+{
+    struct kd_backend_slot *s = &ctx->backend[b];
+    s->ops = kd_backend_table[b];
+    if (!s->ops) {
+        snprintf(s->reason, sizeof s->reason, "%s", kd_backend_not_built_reason(b));
+        return;
+    }
+    if (disabled) {
+        snprintf(s->reason, sizeof s->reason, "disabled by the context options");
+        return;
+    }
+    char why[512] = "";
+    if (s->ops->init(ctx, &s->state, why, sizeof why) != KD_OK) {
+        snprintf(s->reason, sizeof s->reason, "%s", why[0] ? why : kd_last_error(ctx));
+        s->state = NULL;
+        return;
+    }
+    s->available = 1;
+    s->ops->describe(s->state, s->reason, sizeof s->reason);
+}
+
+/* The best offload backend present: cuda, else an OpenCL device (the OpenCL backend
+ * already prefers a GPU to a CPU device). */
+static kd_backend_id best_offload(const kd_context *ctx)
+{
+    if (ctx->backend[KD_BACKEND_CUDA].available)
+        return KD_BACKEND_CUDA;
+    if (ctx->backend[KD_BACKEND_OPENCL].available)
+        return KD_BACKEND_OPENCL;
+    return KD_BACKEND_AUTO;
+}
+
+static kd_status load_config(kd_context *ctx, const kd_context_options *o)
+{
+    char why[512] = "";
+    kd_config_defaults(&ctx->config);
+    const char *file = o && o->config ? o->config : getenv("KD_CONFIG");
+    if (file && file[0] && kd_config_load_file(&ctx->config, file, why, sizeof why) != KD_OK)
+        return kd_error(ctx, KD_ERR_FORMAT, "config: %s", why);
+    if (kd_config_apply_env(&ctx->config, why, sizeof why) != KD_OK)
+        return kd_error(ctx, KD_ERR_ARG, "environment: %s", why);
+    if (kd_fault_plan_parse(getenv("KD_FAULT"), &ctx->fault, why, sizeof why) != KD_OK)
+        return kd_error(ctx, KD_ERR_ARG, "KD_FAULT: %s", why);
+    return KD_OK;
+}
+
+kd_status kd_context_create(const kd_context_options *opts, kd_context **out)
+{
+    if (!out)
+        return KD_ERR_NULL;
+    *out = NULL;
+    create_error[0] = '\0';
+    kd_context *ctx = calloc(1, sizeof *ctx);
+    if (!ctx)
+        return KD_ERR_NOMEM;
+    pthread_mutex_init(&ctx->error_lock, NULL);
+    kd_metrics_init(&ctx->metrics);
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    ctx->cpu_threads = opts && opts->cpu_threads > 0 ? opts->cpu_threads : (int)(cores > 0 ? cores : 1);
+    kd_status st = load_config(ctx, opts);
+    if (st != KD_OK)
+        return fail_create(ctx, st, "");
+    probe_backend(ctx, KD_BACKEND_CPU, 0);
+    if (!ctx->backend[KD_BACKEND_CPU].available) {
+        kd_error(ctx, KD_ERR_NOMEM, "%s", ctx->backend[KD_BACKEND_CPU].reason);
+        return fail_create(ctx, KD_ERR_NOMEM, "cpu backend: ");
+    }
+    probe_backend(ctx, KD_BACKEND_OPENCL, opts && opts->disable_opencl);
+    probe_backend(ctx, KD_BACKEND_CUDA, opts && opts->disable_cuda);
+    ctx->best_offload = best_offload(ctx);
+    ctx->error[0] = '\0';
+    *out = ctx;
+    return KD_OK;
+}
+
+void kd_context_destroy(kd_context *ctx)
+{
+    if (!ctx)
+        return;
+    for (int b = KD_BACKEND_COUNT - 1; b >= 0; b--)
+        if (ctx->backend[b].available && ctx->backend[b].ops->shutdown)
+            ctx->backend[b].ops->shutdown(ctx->backend[b].state);
+    pthread_mutex_destroy(&ctx->error_lock);
+    free(ctx);
+}
+
+int kd_backend_available(const kd_context *ctx, kd_backend_id b)
+{
+    return ctx && (unsigned)b < KD_BACKEND_COUNT && ctx->backend[b].available;
+}
+
+const char *kd_backend_reason(const kd_context *ctx, kd_backend_id b)
+{
+    if (!ctx || (unsigned)b >= KD_BACKEND_COUNT)
+        return "unknown backend";
+    return ctx->backend[b].reason;
+}
+
+void kd_metrics_get(const kd_context *ctx, kd_metrics_snapshot *out)
+{
+    if (ctx && out)
+        kd_metrics_snapshot_of(&ctx->metrics, out);
+}
+
+void kd_metrics_reset(kd_context *ctx)
+{
+    if (ctx)
+        kd_metrics_init(&ctx->metrics);
+}
+
+size_t kd_metrics_export(const kd_context *ctx, const char *format, char *buf, size_t cap)
+{
+    return ctx ? kd_metrics_export_to(&ctx->metrics, format, buf, cap) : 0;
+}

@@ -1,0 +1,40 @@
+/* The cpu backend's kernels. Each op has a plain scalar path (the reference) and a fast
+ * path (SIMD chosen at run time + threads), and for each a single-row kernel (M = 1) and a
+ * batched kernel (M > 1). */
+#ifndef KD_CPU_OPS_H
+#define KD_CPU_OPS_H
+
+#include <stdint.h>
+#include "kd_backend.h"
+
+/* ---- thread pool (threads.c) ---- */
+typedef struct kd_pool kd_pool;
+typedef void (*kd_range_fn)(void *arg, int64_t begin, int64_t end);
+kd_pool *kd_pool_create(int threads);
+void kd_pool_destroy(kd_pool *p);
+int kd_pool_threads(const kd_pool *p);
+/* Runs fn over [0, n) split into pieces of at least grain items, on all threads. */
+void kd_pool_for(kd_pool *p, int64_t n, int64_t grain, kd_range_fn fn, void *arg);
+
+/* ---- SIMD level, chosen once at run time ---- */
+typedef enum kd_simd { KD_SIMD_SCALAR = 0, KD_SIMD_AVX2 = 1, KD_SIMD_AVX512 = 2 } kd_simd;
+kd_simd kd_cpu_simd(void);        /* best the CPU supports, capped by KD_CPU_SIMD env */
+const char *kd_simd_name(kd_simd s);
+
+typedef struct kd_cpu_env {
+    kd_pool *pool;
+    kd_simd simd;
+    int64_t blas_min_m; /* batched GEMV: from this M on, dequantize + cblas_sgemm */
+} kd_cpu_env;
+
+/* Each entry runs one op; scalar = 1 selects the plain scalar path. */
+void kd_cpu_rmsnorm(const kd_cpu_env *e, const kd_call *c, int scalar);
+void kd_cpu_rope(const kd_cpu_env *e, const kd_call *c, int scalar);
+void kd_cpu_swiglu(const kd_cpu_env *e, const kd_call *c, int scalar);
+void kd_cpu_residual_add(const kd_cpu_env *e, const kd_call *c, int scalar);
+kd_status kd_cpu_gemv_q4k(const kd_cpu_env *e, const kd_call *c, int scalar);
+kd_status kd_cpu_gemv_q6k(const kd_cpu_env *e, const kd_call *c, int scalar);
+/* Dequantize-then-sgemm for large M (gemv_blas.c); KD_ERR_UNAVAILABLE without OpenBLAS. */
+kd_status kd_cpu_gemv_blas(const kd_cpu_env *e, const kd_call *c, kd_type type);
+
+#endif

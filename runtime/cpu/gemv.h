@@ -1,0 +1,28 @@
+/* The cpu GEMV kernels' common shape: y[m, j] = sum_k W[j, k] x[m, k] for output rows
+ * [r0, r1) and all M rows of x, each weight block decoded once for all M rows. */
+#ifndef KD_CPU_GEMV_H
+#define KD_CPU_GEMV_H
+
+#include "cpu_ops.h"
+
+/* Rows of x one decoded block serves at most (the fast kernels' accumulators); the BLAS
+ * path takes over from KD_CPU_BLAS_MIN_M_DEFAULT = 32 anyway. */
+#define KD_CPU_GEMV_MC 32
+
+typedef struct kd_gemv_job {
+    const void *w;      /* N rows of K/256 blocks */
+    const float *x;     /* M x K */
+    const float *xsum;  /* Q4_K: M x K/32 sums of x over each sub-block (for the mins) */
+    float *y;           /* M x N */
+    int64_t n, k, m;
+    int simd;
+} kd_gemv_job;
+
+typedef void (*kd_gemv_rows_fn)(const kd_gemv_job *j, int64_t r0, int64_t r1);
+
+/* Runs rows_fn over all N rows on the pool (scalar: one thread, the reference). Q4_K jobs
+ * get their xsum table here. */
+kd_status kd_cpu_gemv_drive(const kd_cpu_env *e, const kd_call *c, kd_type type,
+                            kd_gemv_rows_fn rows_fn, int scalar);
+
+#endif

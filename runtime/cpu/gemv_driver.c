@@ -1,0 +1,94 @@
+/* Drives the cpu GEMV kernels: threads over output rows, the x sub-block sums Q4_K needs,
+ * and, for large M, dequantize-then-cblas_sgemm in panels of rows. */
+#include <stdlib.h>
+
+#include "gemv.h"
+#include "kd_quant.h"
+
+#ifdef KD_HAVE_OPENBLAS
+#include <cblas.h>
+#endif
+
+typedef struct rows_job { const kd_gemv_job *j; kd_gemv_rows_fn fn; } rows_job;
+
+static void run_rows(void *arg, int64_t r0, int64_t r1)
+{
+    const rows_job *rj = arg;
+    rj->fn(rj->j, r0, r1);
+}
+
+/* xsum[m][s] = sum of x[m][32s .. 32s+31], in f32 like the kernels. */
+static float *x_subblock_sums(const float *x, int64_t m, int64_t k)
+{
+    float *s = malloc(sizeof(float) * (size_t)(m * (k / 32)));
+    if (!s)
+        return NULL;
+    for (int64_t i = 0; i < m * (k / 32); i++) {
+        float acc = 0.0f;
+        for (int l = 0; l < 32; l++)
+            acc += x[32 * i + l];
+        s[i] = acc;
+    }
+    return s;
+}
+
+kd_status kd_cpu_gemv_drive(const kd_cpu_env *e, const kd_call *c, kd_type type,
+                            kd_gemv_rows_fn rows_fn, int scalar)
+{
+    if (!scalar && c->m >= e->blas_min_m) {
+        kd_status st = kd_cpu_gemv_blas(e, c, type);
+        if (st != KD_ERR_UNAVAILABLE)
+            return st;
+    }
+    kd_gemv_job j = {c->src[0], c->src[1], NULL, c->dst, c->n, c->k, c->m,
+                     !scalar && e->simd >= KD_SIMD_AVX2};
+    float *xsum = NULL;
+    if (type == KD_TYPE_Q4_K && j.simd && !(xsum = x_subblock_sums(j.x, j.m, j.k)))
+        return KD_ERR_NOMEM;
+    j.xsum = xsum;
+    rows_job rj = {&j, rows_fn};
+    if (scalar)
+        run_rows(&rj, 0, c->n);
+    else
+        kd_pool_for(e->pool, c->n, 4, run_rows, &rj);
+    free(xsum);
+    return KD_OK;
+}
+
+#ifdef KD_HAVE_OPENBLAS
+#define KD_BLAS_PANEL 64 /* weight rows dequantized per sgemm call */
+
+typedef struct panel_job { const kd_call *c; kd_type type; float *buf; int64_t r0; } panel_job;
+
+static void dequant_panel_rows(void *arg, int64_t b, int64_t e)
+{
+    const panel_job *p = arg;
+    size_t row_bytes = kd_quant_row_bytes(p->type, p->c->k);
+    for (int64_t r = b; r < e; r++)
+        kd_dequant_row(p->type, (const char *)p->c->src[0] + (size_t)(p->r0 + r) * row_bytes,
+                       p->c->k, p->buf + r * p->c->k);
+}
+
+kd_status kd_cpu_gemv_blas(const kd_cpu_env *e, const kd_call *c, kd_type type)
+{
+    float *buf = malloc(sizeof(float) * (size_t)(KD_BLAS_PANEL * c->k));
+    if (!buf)
+        return KD_ERR_NOMEM;
+    for (int64_t r0 = 0; r0 < c->n; r0 += KD_BLAS_PANEL) {
+        int64_t rows = c->n - r0 < KD_BLAS_PANEL ? c->n - r0 : KD_BLAS_PANEL;
+        panel_job p = {c, type, buf, r0};
+        kd_pool_for(e->pool, rows, 4, dequant_panel_rows, &p);
+        /* y[:, r0:r0+rows] = x[M,K] * panel[rows,K]^T */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)c->m, (int)rows, (int)c->k,
+                    1.0f, c->src[1], (int)c->k, buf, (int)c->k, 0.0f,
+                    (float *)c->dst + r0, (int)c->n);
+    }
+    free(buf);
+    return KD_OK;
+}
+#else
+kd_status kd_cpu_gemv_blas(const kd_cpu_env *e, const kd_call *c, kd_type type)
+{
+    return KD_ERR_UNAVAILABLE; /* built without OpenBLAS: the fused kernels serve every M */
+}
+#endif

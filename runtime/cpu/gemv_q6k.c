@@ -1,0 +1,138 @@
+/* Q6_K GEMV on the cpu: w = (d*scale[g]) * (q - 32), a scale per 16 values. */
+#include "gemv.h"
+#include "kd_quant.h"
+#include "simd.h"
+
+static void q6k_rows_scalar(const kd_gemv_job *j, int64_t r0, int64_t r1)
+{
+    const int64_t nb = j->k / KD_QK_K;
+    float w[KD_QK_K];
+    for (int64_t r = r0; r < r1; r++) {
+        const kd_block_q6_K *row = (const kd_block_q6_K *)j->w + r * nb;
+        for (int64_t m = 0; m < j->m; m++)
+            j->y[m * j->n + r] = 0.0f;
+        for (int64_t b = 0; b < nb; b++) {
+            kd_dequant_row(KD_TYPE_Q6_K, row + b, KD_QK_K, w);
+            for (int64_t m = 0; m < j->m; m++) {
+                const float *x = j->x + m * j->k + b * KD_QK_K;
+                float s = 0.0f;
+                for (int i = 0; i < KD_QK_K; i++)
+                    s += w[i] * x[i];
+                j->y[m * j->n + r] += s;
+            }
+        }
+    }
+}
+
+#ifdef KD_HAVE_X86
+/* 32 signed quants (one per byte) -> 4 vectors of 8 floats. */
+static inline __attribute__((always_inline)) KD_AVX2 void i8_to_f32(__m256i v, __m256 q[4])
+{
+    __m128i lo = _mm256_castsi256_si128(v), hi = _mm256_extracti128_si256(v, 1);
+    q[0] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(lo));
+    q[1] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(lo, 8)));
+    q[2] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(hi));
+    q[3] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(hi, 8)));
+}
+
+/* The four quarters of one 128-value half: ql[64], qh[32] -> 4 x 32 quants in [-32, 31].
+ * Quarter t takes ql[(t&1)*32 + l] >> 4*(t>>1) and qh[l] >> 2*t (see kd_blocks.h). */
+static inline __attribute__((always_inline)) KD_AVX2 void
+q6k_half_quants(const kd_block_q6_K *blk, int half, __m256i q[4])
+{
+    const __m256i m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(0x30);
+    const __m256i l0 = _mm256_loadu_si256((const __m256i *)(blk->ql + 64 * half));
+    const __m256i l1 = _mm256_loadu_si256((const __m256i *)(blk->ql + 64 * half + 32));
+    const __m256i h = _mm256_loadu_si256((const __m256i *)(blk->qh + 32 * half));
+    const __m256i off = _mm256_set1_epi8(32);
+    q[0] = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_and_si256(_mm256_slli_epi16(h, 4), m2));
+    q[1] = _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_and_si256(_mm256_slli_epi16(h, 2), m2));
+    q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), _mm256_and_si256(h, m2));
+    q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
+                           _mm256_and_si256(_mm256_srli_epi16(h, 2), m2));
+    for (int t = 0; t < 4; t++)
+        q[t] = _mm256_sub_epi8(q[t], off);
+}
+
+static inline __attribute__((always_inline)) KD_AVX2 void
+q6k_row_avx2(const kd_gemv_job *j, int64_t r, int64_t m0, const int mc)
+{
+    const int64_t nb = j->k / KD_QK_K;
+    const kd_block_q6_K *row = (const kd_block_q6_K *)j->w + r * nb;
+    __m256 acc[KD_CPU_GEMV_MC];
+    for (int m = 0; m < mc; m++)
+        acc[m] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        const kd_block_q6_K *blk = row + b;
+        const float d = _cvtsh_ss(blk->d);
+        for (int half = 0; half < 2; half++) {
+            __m256i qi[4];
+            q6k_half_quants(blk, half, qi);
+            for (int t = 0; t < 4; t++) {
+                const int g = 8 * half + 2 * t; /* scale groups g (values 0-15), g+1 (16-31) */
+                const __m256 s0 = _mm256_set1_ps(d * (float)blk->scales[g]);
+                const __m256 s1 = _mm256_set1_ps(d * (float)blk->scales[g + 1]);
+                __m256 q[4];
+                i8_to_f32(qi[t], q);
+                for (int m = 0; m < mc; m++) {
+                    const float *x = j->x + (m0 + m) * j->k + b * KD_QK_K + 128 * half + 32 * t;
+                    __m256 t0 = _mm256_mul_ps(q[0], _mm256_loadu_ps(x));
+                    t0 = _mm256_fmadd_ps(q[1], _mm256_loadu_ps(x + 8), t0);
+                    __m256 t1 = _mm256_mul_ps(q[2], _mm256_loadu_ps(x + 16));
+                    t1 = _mm256_fmadd_ps(q[3], _mm256_loadu_ps(x + 24), t1);
+                    acc[m] = _mm256_fmadd_ps(s0, t0, acc[m]);
+                    acc[m] = _mm256_fmadd_ps(s1, t1, acc[m]);
+                }
+            }
+        }
+    }
+    for (int m = 0; m < mc; m++)
+        j->y[(m0 + m) * j->n + r] = kd_hsum256(acc[m]);
+}
+
+#define Q6K_ROWS_FOR(MC)                                                              \
+    static KD_AVX2 void q6k_rows_m##MC(const kd_gemv_job *j, int64_t r0, int64_t r1) \
+    {                                                                                \
+        for (int64_t r = r0; r < r1; r++)                                            \
+            q6k_row_avx2(j, r, 0, MC);                                               \
+    }
+Q6K_ROWS_FOR(1)
+Q6K_ROWS_FOR(2)
+Q6K_ROWS_FOR(3)
+Q6K_ROWS_FOR(4)
+Q6K_ROWS_FOR(5)
+Q6K_ROWS_FOR(6)
+Q6K_ROWS_FOR(7)
+Q6K_ROWS_FOR(8)
+
+static KD_AVX2 void q6k_rows_any(const kd_gemv_job *j, int64_t r0, int64_t r1)
+{
+    for (int64_t r = r0; r < r1; r++)
+        for (int64_t m0 = 0; m0 < j->m; m0 += KD_CPU_GEMV_MC) {
+            int64_t mc = j->m - m0 < KD_CPU_GEMV_MC ? j->m - m0 : KD_CPU_GEMV_MC;
+            q6k_row_avx2(j, r, m0, (int)mc);
+        }
+}
+
+static void q6k_rows_simd(const kd_gemv_job *j, int64_t r0, int64_t r1)
+{
+    static const kd_gemv_rows_fn by_m[9] = {NULL, q6k_rows_m1, q6k_rows_m2, q6k_rows_m3,
+                                            q6k_rows_m4, q6k_rows_m5, q6k_rows_m6,
+                                            q6k_rows_m7, q6k_rows_m8};
+    (j->m <= 8 ? by_m[j->m] : q6k_rows_any)(j, r0, r1);
+}
+#endif
+
+static void q6k_rows(const kd_gemv_job *j, int64_t r0, int64_t r1)
+{
+#ifdef KD_HAVE_X86
+    if (j->simd)
+        return q6k_rows_simd(j, r0, r1);
+#endif
+    q6k_rows_scalar(j, r0, r1);
+}
+
+kd_status kd_cpu_gemv_q6k(const kd_cpu_env *e, const kd_call *c, int scalar)
+{
+    return kd_cpu_gemv_drive(e, c, KD_TYPE_Q6_K, q6k_rows, scalar);
+}

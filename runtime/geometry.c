@@ -1,0 +1,104 @@
+/* Launch geometry for every kernel: see geometry.h. The block shapes come from the kernel
+ * folders' headers, which the kernels include too. */
+#include "geometry.h"
+
+#include <stdio.h>
+
+#include "../cl-kernels/kd_cl_geometry.h"
+#include "../cuda-kernels/kd_cuda_geometry.h"
+
+static uint64_t ceil_div(uint64_t a, uint64_t b) { return (a + b - 1) / b; }
+
+static kd_status refuse(char *why, size_t cap, kd_status s, const char *msg)
+{
+    if (why && cap)
+        snprintf(why, cap, "%s", msg);
+    return s;
+}
+
+/* Block shape and static shared memory of one kernel in one dialect. */
+static void kernel_shape(kd_dialect d, kd_op op, kd_launch *l)
+{
+    int cuda = d == KD_DIALECT_CUDA;
+    l->block[0] = l->block[1] = l->block[2] = 1;
+    l->shared_bytes = 0;
+    l->rows_per_block = 0;
+    l->m_per_pass = 0;
+    switch (op) {
+    case KD_OP_RMSNORM:
+        l->block[0] = cuda ? KD_CU_NORM_BLOCK : KD_CL_NORM_LOCAL;
+        /* CUDA: one partial sum per warp; OpenCL 1.2 (no sub-groups): one per item. */
+        l->shared_bytes = cuda ? (KD_CU_NORM_BLOCK / KD_CU_WARP) * sizeof(float)
+                               : KD_CL_NORM_LOCAL * sizeof(float);
+        break;
+    case KD_OP_Q4K_GEMV:
+    case KD_OP_Q6K_GEMV:
+        if (cuda) {
+            l->block[0] = KD_CU_WARP;
+            l->block[1] = KD_CU_GEMV_WARPS;
+            l->rows_per_block = KD_CU_GEMV_WARPS;
+            l->m_per_pass = KD_CU_GEMV_MAX_M;
+        } else {
+            l->block[0] = KD_CL_GEMV_LOCAL;
+            l->rows_per_block = KD_CL_GEMV_ROWS;
+            l->m_per_pass = KD_CL_GEMV_MAX_M;
+            l->shared_bytes = (uint64_t)KD_CL_GEMV_LOCAL * KD_CL_GEMV_MAX_M * sizeof(float);
+        }
+        break;
+    default: /* rope, swiglu, residual_add */
+        l->block[0] = cuda ? KD_CU_EW_BLOCK : KD_CL_EW_LOCAL;
+        break;
+    }
+}
+
+kd_status kd_launch_geometry(kd_dialect dialect, kd_op op, int64_t m, int64_t n, int64_t k,
+                             const kd_device_limits *lim, kd_launch *out, char *why,
+                             size_t why_cap)
+{
+    if (!lim || !out)
+        return refuse(why, why_cap, KD_ERR_NULL, "geometry: NULL limits or output");
+    if ((unsigned)op >= KD_OP_COUNT || (dialect != KD_DIALECT_OPENCL && dialect != KD_DIALECT_CUDA))
+        return refuse(why, why_cap, KD_ERR_ARG, "geometry: unknown op or dialect");
+    if (m <= 0 || n <= 0)
+        return refuse(why, why_cap, KD_ERR_ZERO_SIZE, "geometry: m and n must be > 0");
+    int gemv = op == KD_OP_Q4K_GEMV || op == KD_OP_Q6K_GEMV;
+    if (gemv && (k <= 0 || k % 256 != 0))
+        return refuse(why, why_cap, KD_ERR_ALIGN, "geometry: GEMV K must be a positive multiple of 256");
+    if (op == KD_OP_ROPE && n % 2 != 0)
+        return refuse(why, why_cap, KD_ERR_SHAPE, "geometry: rope row length must be even");
+
+    kernel_shape(dialect, op, out);
+    uint64_t units = (uint64_t)n; /* work units along x */
+    if (op == KD_OP_ROPE)
+        units = (uint64_t)n / 2;
+    if (op == KD_OP_RMSNORM)
+        out->grid[0] = 1; /* one block per row; the block strides over the row */
+    else if (gemv)
+        out->grid[0] = ceil_div(units, out->rows_per_block);
+    else
+        out->grid[0] = ceil_div(units, out->block[0]);
+    out->grid[1] = gemv ? ceil_div((uint64_t)m, out->m_per_pass) : (uint64_t)m;
+    out->grid[2] = 1;
+
+    uint64_t threads = (uint64_t)out->block[0] * out->block[1] * out->block[2];
+    if (threads > lim->max_threads_per_block)
+        return refuse(why, why_cap, KD_ERR_TOO_LARGE,
+                      "geometry: block has more threads than the device allows");
+    for (int i = 0; i < 3; i++) {
+        if (out->block[i] > lim->max_block[i])
+            return refuse(why, why_cap, KD_ERR_TOO_LARGE,
+                          "geometry: block dimension exceeds the device limit");
+        if (out->grid[i] > lim->max_grid[i])
+            return refuse(why, why_cap, KD_ERR_TOO_LARGE,
+                          "geometry: grid dimension exceeds the device limit (problem too large)");
+    }
+    if (out->shared_bytes > lim->max_shared_bytes)
+        return refuse(why, why_cap, KD_ERR_TOO_LARGE,
+                      "geometry: shared memory exceeds the device limit");
+    return KD_OK;
+}
+
+uint64_t kd_launch_threads(const kd_launch *l)
+{
+    return l->grid[0] * l->grid[1] * l->grid[2] * l->block[0] * l->block[1] * l->block[2];
+}

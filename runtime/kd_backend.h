@@ -1,0 +1,82 @@
+/*
+ * The backend interface. Each backend (cpu, opencl, cuda) is one table of function
+ * pointers, defined in its own folder and listed once in registry.c. Entries marked
+ * "optional" may be NULL.
+ */
+#ifndef KD_BACKEND_H
+#define KD_BACKEND_H
+
+#include <stdio.h>
+#include "kdispatch.h"
+
+/* One op call after validation, operands resolved to the backend's own buffers
+ * (host pointers for cpu, cl_mem for opencl, CUdeviceptr cast to void* for cuda). */
+typedef struct kd_call {
+    kd_op op;
+    int64_t m;            /* batch rows (1: single-row kernel) */
+    int64_t n;            /* row length; for GEMV the output width N */
+    int64_t k;            /* GEMV input width K (multiple of 256); 0 otherwise */
+    void *src[2];         /* see kd_op_desc for the order */
+    void *dst;
+    const uint32_t *pos;  /* ROPE positions, host memory, m of them */
+    float eps;
+    float rope_base;
+    int n_heads, head_dim;
+    kd_rope_mode rope_mode;
+    unsigned flags;       /* KD_RUN_* */
+} kd_call;
+
+typedef struct kd_backend_ops {
+    const char *name;       /* "cpu", "opencl", "cuda" */
+    kd_backend_id id;
+    int is_offload;         /* 1: counted as a gpu dispatch in the metrics */
+
+    /* Finds a device and creates the backend state. When absent: KD_ERR_UNAVAILABLE and
+     * the reason in why. */
+    kd_status (*init)(kd_context *ctx, void **state, char *why, size_t why_cap);
+    /* Frees the backend state. */
+    void (*shutdown)(void *state);
+    /* One line naming the device in use. */
+    void (*describe)(void *state, char *buf, size_t cap);
+    /* optional: prints every platform/device it can see; text or JSON array items. */
+    void (*list_devices)(FILE *out, int json);
+
+    /* Device memory: all four NULL for a backend that runs on host memory (cpu). */
+    kd_status (*alloc)(kd_context *ctx, void *state, size_t bytes, void **buf);
+    void (*release)(void *state, void *buf);
+    kd_status (*upload)(kd_context *ctx, void *state, void *buf, const void *src,
+                        size_t bytes);
+    kd_status (*download)(kd_context *ctx, void *state, void *buf, void *dst, size_t bytes);
+
+    /* Runs one validated op and waits for it to finish. */
+    kd_status (*run)(kd_context *ctx, void *state, const kd_call *call);
+} kd_backend_ops;
+
+/* The registry: one entry per backend built in (registry.c). */
+extern const kd_backend_ops *const kd_backend_table[KD_BACKEND_COUNT];
+
+/* Backends. A backend not built in is NULL in the table; its reason is here. */
+extern const kd_backend_ops kd_cpu_backend;
+#ifdef KD_HAVE_OPENCL
+extern const kd_backend_ops kd_opencl_backend;
+#endif
+#ifdef KD_HAVE_CUDA
+extern const kd_backend_ops kd_cuda_backend;
+#endif
+const char *kd_backend_not_built_reason(kd_backend_id b);
+
+/* Records an error on the context and returns s (printf-style message). */
+kd_status kd_error(kd_context *ctx, kd_status s, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+/* Fault injection for tests (KD_FAULT, see fault.c): returns 1 when the n-th call of
+ * this kind on this backend must fail. */
+typedef enum kd_fault_kind { KD_FAULT_ALLOC = 0, KD_FAULT_BUILD, KD_FAULT_LAUNCH } kd_fault_kind;
+int kd_fault_hit(kd_context *ctx, kd_backend_id b, kd_fault_kind kind);
+
+int kd_context_cpu_threads(const kd_context *ctx);
+
+#endif /* KD_BACKEND_H */

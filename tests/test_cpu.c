@@ -1,0 +1,123 @@
+/* ctest-labels: cpu */
+/* The cpu backend: every op, single-row (M = 1) and batched kernels, scalar and fast
+ * paths, against the double-precision oracle and against each other. */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "kd_test_util.h"
+
+static kd_context *ctx;
+static const int64_t batch_sizes[] = {1, 2, 7, 8, 33};
+
+typedef struct shape { int64_t n, k; } shape;
+
+/* Row lengths that are not multiples of the SIMD width where the op allows it. */
+static const shape ew_shapes[] = {{1, 0}, {7, 0}, {1000, 0}, {4099, 0}};
+static const shape rope_shapes[] = {{42, 6}, {5 * 128, 128}, {3 * 64, 64}};
+static const shape gemv_shapes[] = {{1, 256}, {3, 768}, {67, 512}};
+
+static void check_op(kd_op op, const shape *shapes, int nshapes)
+{
+    for (int s = 0; s < nshapes; s++)
+        for (size_t mi = 0; mi < sizeof batch_sizes / sizeof *batch_sizes; mi++) {
+            int64_t m = batch_sizes[mi];
+            kd_problem p;
+            uint64_t seed = 1000 * (uint64_t)op + 10 * (uint64_t)s + mi;
+            CU_ASSERT_FATAL(kd_problem_make(ctx, op, m, shapes[s].n, shapes[s].k, seed, &p) == 0);
+            double *ref = kd_problem_oracle(&p);
+            kd_status st1, st2;
+            float *scalar = kd_problem_run(ctx, &p, KD_BACKEND_CPU, KD_RUN_CPU_SCALAR, &st1);
+            float *fast = kd_problem_run(ctx, &p, KD_BACKEND_CPU, 0, &st2);
+            CU_ASSERT_FATAL(ref && scalar && fast);
+            kd_cmp c1, c2, c3;
+            kd_compare_to_ref(scalar, ref, p.out_count, KD_TOLERANCE, &c1);
+            kd_compare_to_ref(fast, ref, p.out_count, KD_TOLERANCE, &c2);
+            kd_compare_f32(fast, scalar, p.out_count, KD_TOLERANCE, &c3);
+            if (!c1.pass || !c2.pass || !c3.pass)
+                printf("\n  %s M=%lld n=%lld k=%lld: scalar max %.3g (bad %lld), fast max %.3g "
+                       "(bad %lld), fast-vs-scalar bad %lld\n",
+                       kd_op_name(op), (long long)m, (long long)shapes[s].n,
+                       (long long)shapes[s].k, c1.max_abs, (long long)c1.bad, c2.max_abs,
+                       (long long)c2.bad, (long long)c3.bad);
+            CU_ASSERT(c1.pass);
+            CU_ASSERT(c2.pass);
+            CU_ASSERT(c3.pass);
+            free(ref);
+            free(scalar);
+            free(fast);
+            kd_problem_free(&p);
+        }
+}
+
+#define N(a) ((int)(sizeof(a) / sizeof *(a)))
+static void test_rmsnorm(void) { check_op(KD_OP_RMSNORM, ew_shapes, N(ew_shapes)); }
+static void test_rope(void) { check_op(KD_OP_ROPE, rope_shapes, N(rope_shapes)); }
+static void test_swiglu(void) { check_op(KD_OP_SWIGLU, ew_shapes, N(ew_shapes)); }
+static void test_residual_add(void) { check_op(KD_OP_RESIDUAL_ADD, ew_shapes, N(ew_shapes)); }
+static void test_q4k_gemv(void) { check_op(KD_OP_Q4K_GEMV, gemv_shapes, N(gemv_shapes)); }
+static void test_q6k_gemv(void) { check_op(KD_OP_Q6K_GEMV, gemv_shapes, N(gemv_shapes)); }
+
+/* The oracle comparison must be able to fail: a perturbed output is caught. */
+static void test_comparison_detects_error(void)
+{
+    kd_problem p;
+    CU_ASSERT_FATAL(kd_problem_make(ctx, KD_OP_Q4K_GEMV, 2, 5, 256, 7, &p) == 0);
+    double *ref = kd_problem_oracle(&p);
+    kd_status st;
+    float *y = kd_problem_run(ctx, &p, KD_BACKEND_CPU, 0, &st);
+    CU_ASSERT_FATAL(ref && y);
+    y[3] += 0.01f * (1.0f + (float)(ref[3] < 0 ? -ref[3] : ref[3]));
+    kd_cmp c;
+    kd_compare_to_ref(y, ref, p.out_count, KD_TOLERANCE, &c);
+    CU_ASSERT(!c.pass);
+    CU_ASSERT_EQUAL(c.first_bad, 3);
+    y[3] = 0.0f / 0.0f;
+    kd_compare_to_ref(y, ref, p.out_count, KD_TOLERANCE, &c);
+    CU_ASSERT(!c.pass);
+    free(ref);
+    free(y);
+    kd_problem_free(&p);
+}
+
+/* The large-M path (dequantize + sgemm) agrees with the fused kernel. */
+static void test_gemv_blas_crossover(void)
+{
+    for (int op = KD_OP_Q4K_GEMV; op <= KD_OP_Q6K_GEMV; op++) {
+        kd_problem p;
+        CU_ASSERT_FATAL(kd_problem_make(ctx, (kd_op)op, 64, 130, 512, 99, &p) == 0);
+        double *ref = kd_problem_oracle(&p);
+        kd_status st;
+        float *y = kd_problem_run(ctx, &p, KD_BACKEND_CPU, 0, &st);
+        CU_ASSERT_FATAL(ref && y);
+        kd_cmp c;
+        kd_compare_to_ref(y, ref, p.out_count, KD_TOLERANCE, &c);
+        CU_ASSERT(c.pass);
+        free(ref);
+        free(y);
+        kd_problem_free(&p);
+    }
+}
+
+int main(void)
+{
+    kd_context_options o = {.disable_opencl = 1, .disable_cuda = 1};
+    if (kd_context_create(&o, &ctx) != KD_OK) {
+        fprintf(stderr, "context: %s\n", kd_last_error(NULL));
+        return 1;
+    }
+    printf("cpu backend: %s\n", kd_backend_reason(ctx, KD_BACKEND_CPU));
+    if (CU_initialize_registry() != CUE_SUCCESS)
+        return 1;
+    CU_pSuite s = CU_add_suite("cpu", NULL, NULL);
+    CU_add_test(s, "rmsnorm vs oracle", test_rmsnorm);
+    CU_add_test(s, "rope vs oracle", test_rope);
+    CU_add_test(s, "swiglu vs oracle", test_swiglu);
+    CU_add_test(s, "residual_add vs oracle", test_residual_add);
+    CU_add_test(s, "q4k_gemv vs oracle", test_q4k_gemv);
+    CU_add_test(s, "q6k_gemv vs oracle", test_q6k_gemv);
+    CU_add_test(s, "comparison detects errors", test_comparison_detects_error);
+    CU_add_test(s, "gemv blas path", test_gemv_blas_crossover);
+    int rc = kd_test_main();
+    kd_context_destroy(ctx);
+    return rc;
+}
