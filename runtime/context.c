@@ -98,7 +98,7 @@ static void probe_backend(kd_context *ctx, kd_backend_id b, int disabled)
     }
     char why[512] = "";
     if (s->ops->init(ctx, &s->state, why, sizeof why) != KD_OK) {
-        snprintf(s->reason, sizeof s->reason, "%s", why[0] ? why : kd_last_error(ctx));
+        snprintf(s->reason, sizeof s->reason, "%.2000s", why[0] ? why : kd_last_error(ctx));
         s->state = NULL;
         return;
     }
@@ -143,6 +143,9 @@ kd_status kd_context_create(const kd_context_options *opts, kd_context **out)
     pthread_mutex_init(&ctx->error_lock, NULL);
     kd_metrics_init(&ctx->metrics);
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    const char *env_threads = getenv("KD_CPU_THREADS");
+    if (env_threads && atoi(env_threads) > 0)
+        cores = atoi(env_threads);
     ctx->cpu_threads = opts && opts->cpu_threads > 0 ? opts->cpu_threads : (int)(cores > 0 ? cores : 1);
     kd_status st = load_config(ctx, opts);
     if (st != KD_OK)

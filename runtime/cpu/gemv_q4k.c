@@ -40,49 +40,77 @@ static inline __attribute__((always_inline)) KD_AVX2 void nibbles_to_f32(__m256i
     q[3] = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(hi, 8)));
 }
 
-/* One output row for mc rows of x; mc is a constant in each caller, so acc[] lives in
- * registers for mc <= 8. */
+/* The 8 six-bit scales and mins of a block, as bytes: words w0, w1, w2 of the 12 packed
+ * bytes hold sc[0..3] = w0 & 63, mn[0..3] = w1 & 63, and for j = 4..7 the low nibbles in
+ * w2 with the top two bits taken from bits 6-7 of the first eight bytes. */
+static inline __attribute__((always_inline)) void q4k_unpack_scales(const uint8_t *s, uint32_t sc[2],
+                                                                    uint32_t mn[2])
+{
+    uint32_t w0, w1, w2;
+    memcpy(&w0, s, 4);
+    memcpy(&w1, s + 4, 4);
+    memcpy(&w2, s + 8, 4);
+    sc[0] = w0 & 0x3f3f3f3fu;
+    sc[1] = (w2 & 0x0f0f0f0fu) | ((w0 >> 2) & 0x30303030u);
+    mn[0] = w1 & 0x3f3f3f3fu;
+    mn[1] = ((w2 >> 4) & 0x0f0f0f0fu) | ((w1 >> 2) & 0x30303030u);
+}
+
+static inline __attribute__((always_inline)) KD_AVX2 __m256 u8x8_to_f32(const uint32_t w[2])
+{
+    return _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)w)));
+}
+
+/* acc[m] += dl * dot(q, x[m] + off) for one sub-block of 32. */
+static inline __attribute__((always_inline)) KD_AVX2 void
+q4k_sub(__m256i nib, const float *dl, const kd_gemv_job *j, const float *x0, __m256 *acc,
+        const int mc)
+{
+    __m256 q[4];
+    nibbles_to_f32(nib, q);
+    const __m256 s = _mm256_broadcast_ss(dl);
+    for (int m = 0; m < mc; m++) {
+        const float *x = x0 + m * j->k;
+        __m256 t = _mm256_mul_ps(q[0], _mm256_loadu_ps(x));
+        t = _mm256_fmadd_ps(q[1], _mm256_loadu_ps(x + 8), t);
+        t = _mm256_fmadd_ps(q[2], _mm256_loadu_ps(x + 16), t);
+        t = _mm256_fmadd_ps(q[3], _mm256_loadu_ps(x + 24), t);
+        acc[m] = _mm256_fmadd_ps(s, t, acc[m]);
+    }
+}
+
+/* One output row for mc rows of x starting at m0; mc is a constant in each caller, so
+ * acc[] and mins[] live in registers for mc <= 8. */
 static inline __attribute__((always_inline)) KD_AVX2 void
 q4k_row_avx2(const kd_gemv_job *j, int64_t r, int64_t m0, const int mc)
 {
     const int64_t nb = j->k / KD_QK_K, ns = j->k / 32;
     const kd_block_q4_K *row = (const kd_block_q4_K *)j->w + r * nb;
     const __m256i mask = _mm256_set1_epi8(0x0F);
-    __m256 acc[KD_CPU_GEMV_MC];
-    float mins[KD_CPU_GEMV_MC];
-    for (int m = 0; m < mc; m++) {
-        acc[m] = _mm256_setzero_ps();
-        mins[m] = 0.0f;
-    }
+    __m256 acc[KD_CPU_GEMV_MC], mins[KD_CPU_GEMV_MC];
+    for (int m = 0; m < mc; m++)
+        acc[m] = mins[m] = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
         const kd_block_q4_K *blk = row + b;
-        const float d = _cvtsh_ss(blk->d), dmin = _cvtsh_ss(blk->dmin);
+        uint32_t sc[2], mn[2];
+        q4k_unpack_scales(blk->scales, sc, mn);
+        float dl[8];
+        _mm256_storeu_ps(dl, _mm256_mul_ps(_mm256_set1_ps(_cvtsh_ss(blk->d)), u8x8_to_f32(sc)));
+        /* sum_sb dmin*mn[sb] * xsum[m][sb], eight sub-blocks at once */
+        const __m256 ml = _mm256_mul_ps(_mm256_set1_ps(_cvtsh_ss(blk->dmin)), u8x8_to_f32(mn));
+        for (int m = 0; m < mc; m++)
+            mins[m] = _mm256_fmadd_ps(ml, _mm256_loadu_ps(j->xsum + (m0 + m) * ns + b * 8), mins[m]);
+        const float *xb = j->x + m0 * j->k + b * KD_QK_K;
+#pragma GCC unroll 4
         for (int p = 0; p < 4; p++) {
             __m256i raw = _mm256_loadu_si256((const __m256i *)(blk->qs + 32 * p));
-            __m256i nib[2] = {_mm256_and_si256(raw, mask),
-                              _mm256_and_si256(_mm256_srli_epi16(raw, 4), mask)};
-            for (int h = 0; h < 2; h++) {
-                const int sb = 2 * p + h;
-                int sc, mn;
-                kd_q4k_scale_min(sb, blk->scales, &sc, &mn);
-                const __m256 dl = _mm256_set1_ps(d * (float)sc);
-                const float ml = dmin * (float)mn;
-                __m256 q[4];
-                nibbles_to_f32(nib[h], q);
-                for (int m = 0; m < mc; m++) {
-                    const float *x = j->x + (m0 + m) * j->k + b * KD_QK_K + 32 * sb;
-                    __m256 t = _mm256_mul_ps(q[0], _mm256_loadu_ps(x));
-                    t = _mm256_fmadd_ps(q[1], _mm256_loadu_ps(x + 8), t);
-                    t = _mm256_fmadd_ps(q[2], _mm256_loadu_ps(x + 16), t);
-                    t = _mm256_fmadd_ps(q[3], _mm256_loadu_ps(x + 24), t);
-                    acc[m] = _mm256_fmadd_ps(dl, t, acc[m]);
-                    mins[m] += ml * j->xsum[(m0 + m) * ns + b * 8 + sb];
-                }
-            }
+            q4k_sub(_mm256_and_si256(raw, mask), dl + 2 * p, j, xb + 64 * p, acc, mc);
+            q4k_sub(_mm256_and_si256(_mm256_srli_epi16(raw, 4), mask), dl + 2 * p + 1, j,
+                    xb + 64 * p + 32, acc, mc);
         }
     }
     for (int m = 0; m < mc; m++)
-        j->y[(m0 + m) * j->n + r] = kd_hsum256(acc[m]) - mins[m];
+        j->y[(m0 + m) * j->n + r] = kd_hsum256(_mm256_sub_ps(acc[m], mins[m]));
 }
 
 #define Q4K_ROWS_FOR(MC)                                                              \

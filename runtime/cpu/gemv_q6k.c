@@ -64,14 +64,20 @@ q6k_row_avx2(const kd_gemv_job *j, int64_t r, int64_t m0, const int mc)
         acc[m] = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
         const kd_block_q6_K *blk = row + b;
-        const float d = _cvtsh_ss(blk->d);
+        const __m256 d = _mm256_set1_ps(_cvtsh_ss(blk->d));
+        const __m128i sc = _mm_loadu_si128((const __m128i *)blk->scales);
+        float ds[16]; /* d * scales[g] */
+        _mm256_storeu_ps(ds, _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(sc))));
+        _mm256_storeu_ps(ds + 8, _mm256_mul_ps(d, _mm256_cvtepi32_ps(
+                                                      _mm256_cvtepi8_epi32(_mm_srli_si128(sc, 8)))));
+#pragma GCC unroll 2
         for (int half = 0; half < 2; half++) {
             __m256i qi[4];
             q6k_half_quants(blk, half, qi);
+#pragma GCC unroll 4
             for (int t = 0; t < 4; t++) {
                 const int g = 8 * half + 2 * t; /* scale groups g (values 0-15), g+1 (16-31) */
-                const __m256 s0 = _mm256_set1_ps(d * (float)blk->scales[g]);
-                const __m256 s1 = _mm256_set1_ps(d * (float)blk->scales[g + 1]);
+                const __m256 s0 = _mm256_broadcast_ss(ds + g), s1 = _mm256_broadcast_ss(ds + g + 1);
                 __m256 q[4];
                 i8_to_f32(qi[t], q);
                 for (int m = 0; m < mc; m++) {

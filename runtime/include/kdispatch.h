@@ -81,7 +81,7 @@ typedef struct kd_tensor kd_tensor;
 /* ---- context ---------------------------------------------------------------------- */
 
 typedef struct kd_context_options {
-    int cpu_threads;       /* 0: one per online core */
+    int cpu_threads;       /* 0: $KD_CPU_THREADS, else one per online core */
     int disable_opencl;    /* 1: do not probe OpenCL */
     int disable_cuda;      /* 1: do not probe CUDA */
     const char *config;    /* dispatcher config file; NULL: $KD_CONFIG, else built-in */
