@@ -30,16 +30,6 @@ static void q4k_rows_scalar(const kd_gemv_job *j, int64_t r0, int64_t r1)
 }
 
 #ifdef KD_HAVE_X86
-/* 32 4-bit quants (one per byte of v) -> 4 vectors of 8 floats. */
-static inline __attribute__((always_inline)) KD_AVX2 void nibbles_to_f32(__m256i v, __m256 q[4])
-{
-    __m128i lo = _mm256_castsi256_si128(v), hi = _mm256_extracti128_si256(v, 1);
-    q[0] = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(lo));
-    q[1] = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(lo, 8)));
-    q[2] = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(hi));
-    q[3] = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(hi, 8)));
-}
-
 /* The 8 six-bit scales and mins of a block, as bytes: words w0, w1, w2 of the 12 packed
  * bytes hold sc[0..3] = w0 & 63, mn[0..3] = w1 & 63, and for j = 4..7 the low nibbles in
  * w2 with the top two bits taken from bits 6-7 of the first eight bytes. */
@@ -61,21 +51,34 @@ static inline __attribute__((always_inline)) KD_AVX2 __m256 u8x8_to_f32(const ui
     return _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)w)));
 }
 
-/* acc[m] += dl * dot(q, x[m] + off) for one sub-block of 32. */
+/* Sub-blocks 2p and 2p+1 share the 32 bytes qs[32p..32p+31]: byte l holds value l of
+ * sub-block 2p (low nibble) and of 2p+1 (high nibble). Eight bytes at a time are widened
+ * to 32-bit lanes once and split into both nibbles there:
+ *   acc[m] += dl[0] * dot(lo, x[m] + 64p) + dl[1] * dot(hi, x[m] + 64p + 32). */
 static inline __attribute__((always_inline)) KD_AVX2 void
-q4k_sub(__m256i nib, const float *dl, const kd_gemv_job *j, const float *x0, __m256 *acc,
-        const int mc)
+q4k_pair(const uint8_t *qs, const float *dl, const kd_gemv_job *j, const float *x0, __m256 *acc,
+         const int mc)
 {
-    __m256 q[4];
-    nibbles_to_f32(nib, q);
-    const __m256 s = _mm256_broadcast_ss(dl);
+    const __m256i mask = _mm256_set1_epi32(0x0F);
+    __m256 lo[4], hi[4];
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++) {
+        __m256i v = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(qs + 8 * i)));
+        lo[i] = _mm256_cvtepi32_ps(_mm256_and_si256(v, mask));
+        hi[i] = _mm256_cvtepi32_ps(_mm256_srli_epi32(v, 4));
+    }
+    const __m256 s0 = _mm256_broadcast_ss(dl), s1 = _mm256_broadcast_ss(dl + 1);
     for (int m = 0; m < mc; m++) {
         const float *x = x0 + m * j->k;
-        __m256 t = _mm256_mul_ps(q[0], _mm256_loadu_ps(x));
-        t = _mm256_fmadd_ps(q[1], _mm256_loadu_ps(x + 8), t);
-        t = _mm256_fmadd_ps(q[2], _mm256_loadu_ps(x + 16), t);
-        t = _mm256_fmadd_ps(q[3], _mm256_loadu_ps(x + 24), t);
-        acc[m] = _mm256_fmadd_ps(s, t, acc[m]);
+        __m256 t0 = _mm256_mul_ps(lo[0], _mm256_loadu_ps(x));
+        __m256 t1 = _mm256_mul_ps(hi[0], _mm256_loadu_ps(x + 32));
+#pragma GCC unroll 3
+        for (int i = 1; i < 4; i++) {
+            t0 = _mm256_fmadd_ps(lo[i], _mm256_loadu_ps(x + 8 * i), t0);
+            t1 = _mm256_fmadd_ps(hi[i], _mm256_loadu_ps(x + 32 + 8 * i), t1);
+        }
+        acc[m] = _mm256_fmadd_ps(s0, t0, acc[m]);
+        acc[m] = _mm256_fmadd_ps(s1, t1, acc[m]);
     }
 }
 
@@ -86,7 +89,6 @@ q4k_row_avx2(const kd_gemv_job *j, int64_t r, int64_t m0, const int mc)
 {
     const int64_t nb = j->k / KD_QK_K, ns = j->k / 32;
     const kd_block_q4_K *row = (const kd_block_q4_K *)j->w + r * nb;
-    const __m256i mask = _mm256_set1_epi8(0x0F);
     __m256 acc[KD_CPU_GEMV_MC], mins[KD_CPU_GEMV_MC];
     for (int m = 0; m < mc; m++)
         acc[m] = mins[m] = _mm256_setzero_ps();
@@ -102,12 +104,8 @@ q4k_row_avx2(const kd_gemv_job *j, int64_t r, int64_t m0, const int mc)
             mins[m] = _mm256_fmadd_ps(ml, _mm256_loadu_ps(j->xsum + (m0 + m) * ns + b * 8), mins[m]);
         const float *xb = j->x + m0 * j->k + b * KD_QK_K;
 #pragma GCC unroll 4
-        for (int p = 0; p < 4; p++) {
-            __m256i raw = _mm256_loadu_si256((const __m256i *)(blk->qs + 32 * p));
-            q4k_sub(_mm256_and_si256(raw, mask), dl + 2 * p, j, xb + 64 * p, acc, mc);
-            q4k_sub(_mm256_and_si256(_mm256_srli_epi16(raw, 4), mask), dl + 2 * p + 1, j,
-                    xb + 64 * p + 32, acc, mc);
-        }
+        for (int p = 0; p < 4; p++)
+            q4k_pair(blk->qs + 32 * p, dl + 2 * p, j, xb + 64 * p, acc, mc);
     }
     for (int m = 0; m < mc; m++)
         j->y[(m0 + m) * j->n + r] = kd_hsum256(_mm256_sub_ps(acc[m], mins[m]));
