@@ -1,0 +1,874 @@
+/*
+ * The parity rules over parsed PTX: register provenance of shared-memory addresses, the
+ * per-kernel facts (dispatch mechanism, static shared size, shared accesses) and the
+ * per-pair comparison.
+ */
+#include "ptx_check.h"
+
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+const kd_ptx_pair_def kd_ptx_builtin_pairs[KD_PTX_BUILTIN_PAIRS] = {
+    {"rmsnorm", "kd_rmsnorm_f32", "kd_rmsnorm_f32_batched"},
+    {"rope", "kd_rope_f32", "kd_rope_f32_batched"},
+    {"swiglu", "kd_swiglu_f32", "kd_swiglu_f32_batched"},
+    {"residual_add", "kd_residual_add_f32", "kd_residual_add_f32_batched"},
+    {"q4k_gemv", "kd_gemv_q4k", "kd_gemv_q4k_batched"},
+    {"q6k_gemv", "kd_gemv_q6k", "kd_gemv_q6k_batched"},
+};
+
+const char *kd_ptx_rule_name(int rule)
+{
+    switch (rule) {
+    case KD_PTX_RULE_BATCH_DISPATCH: return "batch-dispatch";
+    case KD_PTX_RULE_SHARED_U64: return "shared-u64";
+    case KD_PTX_RULE_SHARED_SIZE: return "shared-size";
+    case KD_PTX_RULE_MISSING: return "kernel-missing";
+    case KD_PTX_RULE_PTXAS: return "ptxas";
+    default: return "unknown";
+    }
+}
+
+static void copy_str(char *dst, size_t cap, const char *src)
+{
+    snprintf(dst, cap, "%s", src ? src : "");
+}
+
+/* Opcode base equal to name ("ld" for "ld.shared.f32"). */
+static int opcode_is(const char *opcode, const char *name)
+{
+    size_t n = strlen(name);
+    return strncmp(opcode, name, n) == 0 && (opcode[n] == '\0' || opcode[n] == '.');
+}
+
+/* 1 when the opcode has the modifier seg (".to" in "cvta.to.shared.u64"). */
+static int has_modifier(const char *opcode, const char *seg)
+{
+    size_t n = strlen(seg);
+    for (const char *s = strchr(opcode, '.'); s; s = strchr(s + 1, '.'))
+        if (strncmp(s + 1, seg, n) == 0 && (s[1 + n] == '\0' || s[1 + n] == '.'))
+            return 1;
+    return 0;
+}
+
+/* ---- provenance --------------------------------------------------------------------------- */
+
+struct kd_ptx_prov {
+    size_t cap;          /* power of two */
+    const char **names;  /* NULL: empty slot; names live in the module */
+    unsigned char *bits;
+    int *origin;
+};
+
+static size_t hash_str(const char *s)
+{
+    size_t h = 1469598103934665603ull & (size_t)-1;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * (size_t)1099511628211ull;
+    return h;
+}
+
+static size_t prov_slot(const kd_ptx_prov *p, const char *name)
+{
+    size_t i = hash_str(name) & (p->cap - 1);
+    while (p->names[i] && strcmp(p->names[i], name) != 0)
+        i = (i + 1) & (p->cap - 1);
+    return i;
+}
+
+static size_t prov_insert(kd_ptx_prov *p, const char *name)
+{
+    size_t i = prov_slot(p, name);
+    p->names[i] = name;
+    return i;
+}
+
+static const kd_ptx_var *find_shared_var(const kd_ptx_module *m, const kd_ptx_func *f,
+                                         const char *name)
+{
+    const kd_ptx_var *v = kd_ptx_find_func_shared(f, name);
+    return v ? v : kd_ptx_find_module_shared(m, name);
+}
+
+/* Operations through which a register keeps (or gains) a shared address. */
+static int propagates(const char *opcode)
+{
+    static const char *const ops[] = {"mov", "add", "sub", "mad", "mad24", "shl", "shr",
+                                      "and", "or", "xor", "cvt", "selp", "cvta"};
+    for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++)
+        if (opcode_is(opcode, ops[i]))
+            return 1;
+    return 0;
+}
+
+static unsigned source_bits(const kd_ptx_module *m, const kd_ptx_func *f, const kd_ptx_prov *p,
+                            const kd_ptx_insn *in)
+{
+    unsigned bits = 0;
+    for (int k = 1; k < in->n_ops; k++) {
+        const kd_ptx_operand *o = &in->ops[k];
+        if (!o->base)
+            continue;
+        if (o->kind == KD_PTX_OPND_REG) {
+            size_t s = prov_slot(p, o->base);
+            bits |= p->names[s] ? p->bits[s] : 0u;
+        } else if ((o->kind == KD_PTX_OPND_SYM || o->kind == KD_PTX_OPND_EXPR) &&
+                   find_shared_var(m, f, o->base)) {
+            bits |= KD_PTX_PROV_SHARED;
+        }
+    }
+    return bits;
+}
+
+/* What the destination of in gets: cvta.to.shared makes a shared-window address,
+ * cvta.shared turns one into a generic address; other cvta forms leave shared memory. */
+static unsigned transfer(const char *opcode, unsigned src)
+{
+    if (!opcode_is(opcode, "cvta"))
+        return src;
+    int shared = has_modifier(opcode, "shared") || has_modifier(opcode, "shared::cta") ||
+                 has_modifier(opcode, "shared::cluster");
+    if (!shared)
+        return 0;
+    return has_modifier(opcode, "to") ? KD_PTX_PROV_SHARED : KD_PTX_PROV_GENERIC_SHARED;
+}
+
+static int is_propagating(const kd_ptx_insn *in)
+{
+    return in->n_ops >= 2 && in->ops[0].kind == KD_PTX_OPND_REG && propagates(in->opcode);
+}
+
+/* Gives in's destination what its sources give it; returns its slot if it gained a bit,
+ * else (size_t)-1. */
+static size_t prov_apply(const kd_ptx_module *m, const kd_ptx_func *f, kd_ptx_prov *p,
+                         const kd_ptx_insn *in)
+{
+    unsigned add = transfer(in->opcode, source_bits(m, f, p, in));
+    size_t d = prov_slot(p, in->ops[0].base);
+    if (!add || (p->bits[d] | add) == p->bits[d])
+        return (size_t)-1;
+    if (!p->bits[d])
+        p->origin[d] = in->line;
+    p->bits[d] |= (unsigned char)add;
+    return d;
+}
+
+/* Def-use lists: for each register slot, the propagating instructions that read it. */
+typedef struct uses {
+    size_t *start; /* cap + 1 offsets into list */
+    int *list;
+} uses;
+
+static int build_uses(const kd_ptx_func *f, kd_ptx_prov *p, uses *u, size_t n_src)
+{
+    u->start = calloc(p->cap + 1, sizeof *u->start);
+    u->list = malloc((n_src + 1) * sizeof *u->list);
+    if (!u->start || !u->list)
+        return -1;
+    for (int i = 0; i < f->n_insns; i++)
+        for (int k = 1; is_propagating(&f->insns[i]) && k < f->insns[i].n_ops; k++)
+            if (f->insns[i].ops[k].kind == KD_PTX_OPND_REG)
+                u->start[prov_slot(p, f->insns[i].ops[k].base) + 1]++;
+    for (size_t s = 0; s < p->cap; s++)
+        u->start[s + 1] += u->start[s];
+    size_t *fill = calloc(p->cap, sizeof *fill);
+    if (!fill)
+        return -1;
+    for (int i = 0; i < f->n_insns; i++) {
+        for (int k = 1; is_propagating(&f->insns[i]) && k < f->insns[i].n_ops; k++) {
+            if (f->insns[i].ops[k].kind != KD_PTX_OPND_REG)
+                continue;
+            size_t s = prov_slot(p, f->insns[i].ops[k].base);
+            u->list[u->start[s] + fill[s]++] = i;
+        }
+    }
+    free(fill);
+    return 0;
+}
+
+/* Worklist to the fixed point: a register that gains a bit re-applies the instructions
+ * that read it. Each register gains at most two bits, so each is pushed at most twice
+ * and the work is linear in the code (loops included). */
+static int prov_solve(const kd_ptx_module *m, const kd_ptx_func *f, kd_ptx_prov *p,
+                      size_t n_src)
+{
+    uses u = {0};
+    size_t *stack = malloc((2 * p->cap + 1) * sizeof *stack), top = 0;
+    int rc = stack && build_uses(f, p, &u, n_src) == 0 ? 0 : -1;
+    for (int i = 0; rc == 0 && i < f->n_insns; i++) {
+        size_t d = is_propagating(&f->insns[i]) ? prov_apply(m, f, p, &f->insns[i])
+                                                 : (size_t)-1;
+        if (d != (size_t)-1)
+            stack[top++] = d;
+    }
+    while (rc == 0 && top > 0) {
+        size_t s = stack[--top];
+        for (size_t j = u.start[s]; j < u.start[s + 1]; j++) {
+            size_t d = prov_apply(m, f, p, &f->insns[u.list[j]]);
+            if (d != (size_t)-1)
+                stack[top++] = d;
+        }
+    }
+    free(stack);
+    free(u.start);
+    free(u.list);
+    return rc;
+}
+
+kd_status kd_ptx_prov_compute(const kd_ptx_module *m, const kd_ptx_func *f, kd_ptx_prov **out)
+{
+    if (!m || !f || !out)
+        return KD_ERR_NULL;
+    *out = NULL;
+    size_t n_ops = 1;
+    for (int i = 0; i < f->n_insns; i++)
+        n_ops += (size_t)f->insns[i].n_ops;
+    size_t cap = 16;
+    while (cap < 2 * n_ops)
+        cap *= 2;
+    kd_ptx_prov *p = calloc(1, sizeof *p);
+    if (!p)
+        return KD_ERR_NOMEM;
+    p->cap = cap;
+    p->names = calloc(cap, sizeof *p->names);
+    p->bits = calloc(cap, 1);
+    p->origin = calloc(cap, sizeof *p->origin);
+    if (!p->names || !p->bits || !p->origin) {
+        kd_ptx_prov_free(p);
+        return KD_ERR_NOMEM;
+    }
+    /* every register a propagating instruction names gets its slot now (at most n_ops,
+     * so the table stays at most half full) */
+    for (int i = 0; i < f->n_insns; i++)
+        for (int k = 0; is_propagating(&f->insns[i]) && k < f->insns[i].n_ops; k++)
+            if (f->insns[i].ops[k].kind == KD_PTX_OPND_REG)
+                prov_insert(p, f->insns[i].ops[k].base);
+    if (prov_solve(m, f, p, n_ops) != 0) {
+        kd_ptx_prov_free(p);
+        return KD_ERR_NOMEM;
+    }
+    *out = p;
+    return KD_OK;
+}
+
+unsigned kd_ptx_prov_of(const kd_ptx_prov *p, const char *reg, int *origin_line)
+{
+    if (origin_line)
+        *origin_line = 0;
+    if (!p || !reg)
+        return 0;
+    size_t s = prov_slot(p, reg);
+    if (!p->names[s])
+        return 0;
+    if (origin_line)
+        *origin_line = p->origin[s];
+    return p->bits[s];
+}
+
+void kd_ptx_prov_free(kd_ptx_prov *p)
+{
+    if (!p)
+        return;
+    free(p->names);
+    free(p->bits);
+    free(p->origin);
+    free(p);
+}
+
+/* ---- violations --------------------------------------------------------------------------- */
+
+typedef struct viol_list {
+    kd_ptx_violation *v;
+    int n, cap;
+} viol_list;
+
+static kd_ptx_violation *viol_add(viol_list *l, const kd_ptx_module *m, const char *kernel,
+                                  int rule, int line)
+{
+    if (l->n == l->cap) {
+        int cap = l->cap ? l->cap * 2 : 4;
+        kd_ptx_violation *nv = realloc(l->v, (size_t)cap * sizeof *nv);
+        if (!nv)
+            return NULL;
+        l->v = nv;
+        l->cap = cap;
+    }
+    kd_ptx_violation *v = &l->v[l->n++];
+    memset(v, 0, sizeof *v);
+    v->rule = rule;
+    v->line = line;
+    copy_str(v->kernel, sizeof v->kernel, kernel);
+    copy_str(v->file, sizeof v->file, m ? m->name : "");
+    if (m && line > 0)
+        kd_ptx_line_text(m, line, v->text, sizeof v->text);
+    return v;
+}
+
+/* ---- per-kernel analysis ------------------------------------------------------------------- */
+
+/* Where each address operand of an instruction lives. */
+enum { SPACE_GENERIC = 0, SPACE_SHARED = 1, SPACE_OTHER = 2 };
+
+/* State-space modifiers of the opcode in order ("cp.async.ca.shared.global" -> S, O). */
+static int opcode_spaces(const char *opcode, unsigned char *sp, int cap)
+{
+    static const char *const other[] = {"global", "local", "param", "const", "tex"};
+    int n = 0;
+    for (const char *s = strchr(opcode, '.'); s && n < cap; s = strchr(s + 1, '.')) {
+        const char *seg = s + 1;
+        size_t len = strcspn(seg, ".");
+        if ((len == 6 && strncmp(seg, "shared", 6) == 0) ||
+            (len > 8 && strncmp(seg, "shared::", 8) == 0)) {
+            sp[n++] = SPACE_SHARED;
+            continue;
+        }
+        for (size_t i = 0; i < sizeof other / sizeof other[0]; i++)
+            if (len == strlen(other[i]) && strncmp(seg, other[i], len) == 0)
+                sp[n++] = SPACE_OTHER;
+    }
+    return n;
+}
+
+static int is_generic_memory_op(const char *opcode)
+{
+    return opcode_is(opcode, "ld") || opcode_is(opcode, "ldu") || opcode_is(opcode, "st") ||
+           opcode_is(opcode, "atom") || opcode_is(opcode, "red");
+}
+
+typedef struct kernel_ctx {
+    const kd_ptx_module *m;
+    const kd_ptx_func *kernel;
+    kd_ptx_kernel_facts *facts;
+    viol_list *viol;
+} kernel_ctx;
+
+static int check_shared_address(kernel_ctx *k, const kd_ptx_func *g, const kd_ptx_prov *p,
+                                const kd_ptx_insn *in, const kd_ptx_operand *o)
+{
+    if (!o->base || o->base[0] != '%')
+        return 0; /* [symbol+off] or an absolute address: no register involved */
+    const kd_ptx_reg_decl *d = kd_ptx_find_reg(g, o->base);
+    if (d && d->bits != 64)
+        return 0;
+    kd_ptx_violation *v = viol_add(k->viol, k->m, g->name, KD_PTX_RULE_SHARED_U64, in->line);
+    if (!v)
+        return -1;
+    int origin = 0;
+    unsigned bits = kd_ptx_prov_of(p, o->base, &origin);
+    if (!d)
+        snprintf(v->detail, sizeof v->detail,
+                 "shared access through register %s, which is not declared (width unknown)",
+                 o->base);
+    else if (bits)
+        snprintf(v->detail, sizeof v->detail,
+                 "shared access through 64-bit register %s (%s); its shared address comes "
+                 "from line %d", o->base, d->type, origin);
+    else
+        snprintf(v->detail, sizeof v->detail,
+                 "shared access through 64-bit register %s (%s)", o->base, d->type);
+    return 0;
+}
+
+static int check_generic_address(kernel_ctx *k, const kd_ptx_func *g, const kd_ptx_prov *p,
+                                 const kd_ptx_insn *in, const kd_ptx_operand *o)
+{
+    if (!o->base || o->base[0] != '%')
+        return 0;
+    int origin = 0;
+    if (!kd_ptx_prov_of(p, o->base, &origin))
+        return 0;
+    const kd_ptx_reg_decl *d = kd_ptx_find_reg(g, o->base);
+    if (d && d->bits != 64)
+        return 0;
+    kd_ptx_violation *v = viol_add(k->viol, k->m, g->name, KD_PTX_RULE_SHARED_U64, in->line);
+    if (!v)
+        return -1;
+    snprintf(v->detail, sizeof v->detail,
+             "generic access to shared memory through 64-bit register %s (shared address "
+             "from line %d)", o->base, origin);
+    return 1;
+}
+
+/* Rule 2 over one function's instructions; counts its shared accesses. */
+static int check_accesses(kernel_ctx *k, const kd_ptx_func *g)
+{
+    kd_ptx_prov *p = NULL;
+    if (kd_ptx_prov_compute(k->m, g, &p) != KD_OK)
+        return -1;
+    int rc = 0;
+    for (int i = 0; i < g->n_insns && rc >= 0; i++) {
+        const kd_ptx_insn *in = &g->insns[i];
+        unsigned char sp[8];
+        int nsp = opcode_spaces(in->opcode, sp, 8), addr = 0, touches = 0;
+        for (int j = 0; j < in->n_ops && rc >= 0; j++) {
+            const kd_ptx_operand *o = &in->ops[j];
+            if (o->kind != KD_PTX_OPND_ADDR)
+                continue;
+            int space = nsp == 0 ? SPACE_GENERIC : sp[addr < nsp ? addr : nsp - 1];
+            addr++;
+            if (space == SPACE_SHARED) {
+                touches = 1;
+                rc = check_shared_address(k, g, p, in, o);
+            } else if (space == SPACE_GENERIC && is_generic_memory_op(in->opcode)) {
+                rc = check_generic_address(k, g, p, in, o);
+                touches |= rc > 0;
+            }
+        }
+        k->facts->shared_accesses += touches;
+    }
+    kd_ptx_prov_free(p);
+    return rc < 0 ? -1 : 0;
+}
+
+/* The function a call instruction calls: its first symbol operand that names one. */
+static int callee_index(const kd_ptx_module *m, const kd_ptx_insn *in)
+{
+    for (int j = 0; j < in->n_ops; j++) {
+        if (in->ops[j].kind != KD_PTX_OPND_SYM || !in->ops[j].base)
+            continue;
+        const kd_ptx_func *f = kd_ptx_find_func(m, in->ops[j].base);
+        if (f)
+            return (int)(f - m->funcs);
+    }
+    return -1;
+}
+
+/* Marks in reach[] the kernel and every function it calls, directly or not. Returns the
+ * number of functions marked, -1 without memory. */
+static int reachable(const kd_ptx_module *m, const kd_ptx_func *f, unsigned char *reach)
+{
+    int *stack = malloc((size_t)(m->n_funcs + 1) * sizeof *stack);
+    if (!stack)
+        return -1;
+    int top = 0, count = 0;
+    int fi = (int)(f - m->funcs);
+    reach[fi] = 1;
+    stack[top++] = fi;
+    while (top > 0) {
+        const kd_ptx_func *g = &m->funcs[stack[--top]];
+        count++;
+        for (int i = 0; i < g->n_insns; i++) {
+            if (!opcode_is(g->insns[i].opcode, "call"))
+                continue;
+            int c = callee_index(m, &g->insns[i]);
+            if (c >= 0 && !reach[c]) {
+                reach[c] = 1;
+                stack[top++] = c;
+            }
+        }
+    }
+    free(stack);
+    return count;
+}
+
+static int operand_names(const kd_ptx_operand *o, const char *name)
+{
+    if (o->base && strcmp(o->base, name) == 0)
+        return 1;
+    for (int i = 0; i < o->n_items; i++)
+        if (o->items[i] && strcmp(o->items[i], name) == 0)
+            return 1;
+    return 0;
+}
+
+/* 1 when function g mentions the module-scope variable name in an operand. */
+static int func_uses(const kd_ptx_func *g, const char *name)
+{
+    for (int i = 0; i < g->n_insns; i++)
+        for (int j = 0; j < g->insns[i].n_ops; j++)
+            if (operand_names(&g->insns[i].ops[j], name))
+                return 1;
+    return 0;
+}
+
+static unsigned long long add_var_bytes(unsigned long long off, const kd_ptx_var *v,
+                                        int *dynamic)
+{
+    if (v->is_dynamic) {
+        *dynamic = 1;
+        return off;
+    }
+    const unsigned long long cap = 1ull << 62;
+    unsigned long long a = v->align ? v->align : 1;
+    off = (off + a - 1) / a * a;
+    return off + v->bytes > cap ? cap : off + v->bytes; /* saturate: sizes are bounded */
+}
+
+/* Static shared bytes: the function-scope .shared of every reachable function, then the
+ * module-scope .shared variables they use, laid out with their alignment. */
+static void shared_size(const kd_ptx_module *m, const unsigned char *reach,
+                        kd_ptx_kernel_facts *facts)
+{
+    unsigned long long off = 0;
+    for (int i = 0; i < m->n_funcs; i++)
+        for (int j = 0; reach[i] && j < m->funcs[i].n_shared; j++)
+            off = add_var_bytes(off, &m->funcs[i].shared[j], &facts->dynamic_shared);
+    for (int s = 0; s < m->n_shared; s++) {
+        int used = 0;
+        for (int i = 0; i < m->n_funcs && !used; i++)
+            used = reach[i] && func_uses(&m->funcs[i], m->shared[s].name);
+        if (used)
+            off = add_var_bytes(off, &m->shared[s], &facts->dynamic_shared);
+    }
+    facts->static_shared_bytes = off;
+}
+
+static int contains_nocase(const char *s, const char *sub)
+{
+    size_t n = strlen(sub);
+    for (; *s; s++) {
+        size_t i = 0;
+        while (i < n && s[i] && tolower((unsigned char)s[i]) == tolower((unsigned char)sub[i]))
+            i++;
+        if (i == n)
+            return 1;
+    }
+    return 0;
+}
+
+/* Rule 1's evidence: a read of %ctaid.y / %ctaid.z in a reachable function, else a
+ * parameter named like m_dim. */
+static void find_mechanism(const kd_ptx_module *m, const kd_ptx_func *f,
+                           const unsigned char *reach, kd_ptx_kernel_facts *facts)
+{
+    for (int i = 0; i < m->n_funcs; i++) {
+        for (int j = 0; reach[i] && j < m->funcs[i].n_insns; j++) {
+            const kd_ptx_insn *in = &m->funcs[i].insns[j];
+            for (int k = 0; k < in->n_ops; k++) {
+                const char *b = in->ops[k].base;
+                if (in->ops[k].kind == KD_PTX_OPND_REG && b &&
+                    (strcmp(b, "%ctaid.y") == 0 || strcmp(b, "%ctaid.z") == 0)) {
+                    copy_str(facts->mechanism, sizeof facts->mechanism, b + 1);
+                    facts->mechanism_line = in->line;
+                    return;
+                }
+            }
+        }
+    }
+    for (int i = 0; i < f->n_params; i++) {
+        if (contains_nocase(f->params[i].name, "m_dim")) {
+            snprintf(facts->mechanism, sizeof facts->mechanism, "param %s", f->params[i].name);
+            facts->mechanism_line = f->params[i].line;
+            return;
+        }
+    }
+}
+
+static kd_status analyze(const kd_ptx_module *m, const kd_ptx_func *f, kd_ptx_kernel_facts *facts,
+                         viol_list *viol)
+{
+    memset(facts, 0, sizeof *facts);
+    copy_str(facts->name, sizeof facts->name, f->name);
+    copy_str(facts->file, sizeof facts->file, m->name);
+    copy_str(facts->target, sizeof facts->target, m->target ? m->target : "?");
+    facts->found = f->has_body;
+    facts->line = f->line;
+    unsigned char *reach = calloc((size_t)m->n_funcs + 1, 1);
+    if (!reach)
+        return KD_ERR_NOMEM;
+    kd_status st = reachable(m, f, reach) < 0 ? KD_ERR_NOMEM : KD_OK;
+    if (st == KD_OK) {
+        shared_size(m, reach, facts);
+        find_mechanism(m, f, reach, facts);
+        kernel_ctx k = {.m = m, .kernel = f, .facts = facts, .viol = viol};
+        for (int i = 0; i < m->n_funcs && st == KD_OK; i++)
+            if (reach[i] && check_accesses(&k, &m->funcs[i]) != 0)
+                st = KD_ERR_NOMEM;
+    }
+    free(reach);
+    return st;
+}
+
+kd_status kd_ptx_analyze_kernel(const kd_ptx_module *m, const kd_ptx_func *f,
+                                kd_ptx_kernel_facts *facts, kd_ptx_violation **viol,
+                                int *n_viol)
+{
+    if (!m || !f || !facts || !viol || !n_viol)
+        return KD_ERR_NULL;
+    if (f < m->funcs || f >= m->funcs + m->n_funcs)
+        return KD_ERR_ARG;
+    viol_list l = {0};
+    kd_status st = analyze(m, f, facts, &l);
+    if (st != KD_OK) {
+        free(l.v);
+        l.v = NULL;
+        l.n = 0;
+    }
+    *viol = l.v;
+    *n_viol = l.n;
+    return st;
+}
+
+/* ---- pairs ----------------------------------------------------------------------------------- */
+
+typedef struct side {
+    const kd_ptx_module *m;
+    const kd_ptx_func *f;
+    const kd_ptx_ptxas_result *res;
+} side;
+
+static void lookup_resources(const kd_ptx_ptxas_result *res, kd_ptx_kernel_facts *facts)
+{
+    if (!res || !res->ok)
+        return;
+    for (int i = 0; i < res->n; i++)
+        if (strcmp(res->entries[i].name, facts->name) == 0)
+            facts->res = res->entries[i].res;
+}
+
+/* Adds a ptxas warning about the kernel of side k; when strict it is also a violation. */
+static int ptxas_warn(kd_ptx_comparison *c, viol_list *viol, const side *k, int strict,
+                      const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 5, 6)))
+#endif
+    ;
+
+static int ptxas_warn(kd_ptx_comparison *c, viol_list *viol, const side *k, int strict,
+                      const char *fmt, ...)
+{
+    void *nw = realloc(c->warnings, (size_t)(c->n_warnings + 1) * sizeof *c->warnings);
+    if (!nw)
+        return -1;
+    c->warnings = nw;
+    char *w = c->warnings[c->n_warnings++];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(w, sizeof c->warnings[0], fmt, ap);
+    va_end(ap);
+    if (!strict)
+        return 0;
+    kd_ptx_violation *v = viol_add(viol, k->m, k->f->name, KD_PTX_RULE_PTXAS, k->f->line);
+    if (!v)
+        return -1;
+    copy_str(v->detail, sizeof v->detail, w);
+    return 0;
+}
+
+/* Spills and the register jump, from ptxas. */
+static int ptxas_findings(kd_ptx_comparison *c, viol_list *viol, const side *s, const side *b,
+                          const kd_ptx_check_options *opt)
+{
+    double factor = opt && opt->reg_factor > 0 ? opt->reg_factor : 1.5;
+    int strict = opt && opt->strict;
+    const kd_ptx_kernel_facts *k[2] = {&c->single, &c->batched};
+    const side *sd[2] = {s, b};
+    for (int i = 0; i < 2; i++) {
+        const kd_ptx_resources *r = &k[i]->res;
+        if (r->valid && r->spill_store_bytes + r->spill_load_bytes > 0 &&
+            ptxas_warn(c, viol, sd[i], strict,
+                       "%s spills registers: %d bytes spill stores, %d bytes spill loads",
+                       k[i]->name, r->spill_store_bytes, r->spill_load_bytes) != 0)
+            return -1;
+    }
+    const kd_ptx_resources *rs = &c->single.res, *rb = &c->batched.res;
+    if (rs->valid && rb->valid && rs->registers > 0 &&
+        (double)rb->registers > factor * (double)rs->registers &&
+        ptxas_warn(c, viol, b, strict, "%s uses %d registers, more than %.2f x the %d of %s",
+                   c->batched.name, rb->registers, factor, rs->registers, c->single.name) != 0)
+        return -1;
+    return 0;
+}
+
+static kd_status compare(kd_ptx_pair_result *pr, const side *s, const side *b,
+                         const kd_ptx_check_options *opt)
+{
+    kd_ptx_comparison *nc =
+        realloc(pr->comparisons, (size_t)(pr->n_comparisons + 1) * sizeof *nc);
+    if (!nc)
+        return KD_ERR_NOMEM;
+    pr->comparisons = nc;
+    kd_ptx_comparison *c = &nc[pr->n_comparisons++];
+    memset(c, 0, sizeof *c);
+    viol_list viol = {0};
+    kd_status st = analyze(s->m, s->f, &c->single, &viol);
+    if (st == KD_OK)
+        st = analyze(b->m, b->f, &c->batched, &viol);
+    lookup_resources(s->res, &c->single);
+    lookup_resources(b->res, &c->batched);
+    if (st == KD_OK && !c->batched.mechanism[0]) {
+        kd_ptx_violation *v =
+            viol_add(&viol, b->m, b->f->name, KD_PTX_RULE_BATCH_DISPATCH, b->f->line);
+        if (!v)
+            st = KD_ERR_NOMEM;
+        else
+            snprintf(v->detail, sizeof v->detail,
+                     "batched kernel reads neither %%ctaid.y nor %%ctaid.z and has no m_dim "
+                     "parameter");
+    }
+    if (st == KD_OK && c->single.static_shared_bytes != c->batched.static_shared_bytes) {
+        int line = b->f->n_shared ? b->f->shared[0].line : b->f->line;
+        kd_ptx_violation *v = viol_add(&viol, b->m, b->f->name, KD_PTX_RULE_SHARED_SIZE, line);
+        if (!v)
+            st = KD_ERR_NOMEM;
+        else
+            snprintf(v->detail, sizeof v->detail,
+                     "static shared memory differs: %s has %llu bytes, %s has %llu bytes",
+                     c->batched.name, c->batched.static_shared_bytes, c->single.name,
+                     c->single.static_shared_bytes);
+    }
+    if (st == KD_OK && ptxas_findings(c, &viol, s, b, opt) != 0)
+        st = KD_ERR_NOMEM;
+    c->violations = viol.v;
+    c->n_violations = viol.n;
+    c->passed = st == KD_OK && viol.n == 0;
+    return st;
+}
+
+static const kd_ptx_func *find_kernel(const kd_ptx_module *m, const char *name)
+{
+    const kd_ptx_func *f = kd_ptx_find_func(m, name);
+    return f && f->has_body ? f : NULL;
+}
+
+static void describe_missing(kd_ptx_pair_result *pr, int n_mods, int have_s, int have_b)
+{
+    const char *why = n_mods == 0 ? "no PTX input" : "not defined in any input";
+    if (!have_s && !have_b)
+        snprintf(pr->missing, sizeof pr->missing, "%s and %s: %s", pr->single, pr->batched, why);
+    else
+        snprintf(pr->missing, sizeof pr->missing, "%s: %s", have_s ? pr->batched : pr->single,
+                 why);
+}
+
+static kd_status check_pair(kd_ptx_pair_result *pr, const kd_ptx_pair_def *def,
+                            const kd_ptx_module *const *mods,
+                            const kd_ptx_ptxas_result *const *res, int n_mods,
+                            const kd_ptx_check_options *opt)
+{
+    copy_str(pr->label, sizeof pr->label, def->label ? def->label : def->single);
+    copy_str(pr->single, sizeof pr->single, def->single);
+    copy_str(pr->batched, sizeof pr->batched, def->batched);
+    if (!def->single || !def->batched || !def->single[0] || !def->batched[0]) {
+        snprintf(pr->missing, sizeof pr->missing, "pair definition lacks a kernel name");
+        return KD_OK;
+    }
+    side s = {0}, b = {0};
+    for (int i = 0; i < n_mods; i++) {
+        side si = {mods[i], find_kernel(mods[i], def->single), res ? res[i] : NULL};
+        side bi = {mods[i], find_kernel(mods[i], def->batched), res ? res[i] : NULL};
+        if (si.f && bi.f) {
+            kd_status st = compare(pr, &si, &bi, opt);
+            if (st != KD_OK)
+                return st;
+        }
+        if (si.f && !s.f)
+            s = si;
+        if (bi.f && !b.f)
+            b = bi;
+    }
+    if (pr->n_comparisons == 0 && s.f && b.f) {
+        kd_status st = compare(pr, &s, &b, opt);
+        if (st != KD_OK)
+            return st;
+    }
+    pr->compared = pr->n_comparisons > 0;
+    if (!pr->compared)
+        describe_missing(pr, n_mods, s.f != NULL, b.f != NULL);
+    pr->passed = pr->compared;
+    for (int i = 0; i < pr->n_comparisons; i++)
+        pr->passed &= pr->comparisons[i].passed;
+    return KD_OK;
+}
+
+kd_status kd_ptx_check_pairs(const kd_ptx_module *const *mods,
+                             const kd_ptx_ptxas_result *const *res, int n_mods,
+                             const kd_ptx_pair_def *pairs, int n_pairs,
+                             const kd_ptx_check_options *opt, kd_ptx_report **out)
+{
+    if (!out || (n_mods > 0 && !mods) || (n_pairs > 0 && !pairs))
+        return KD_ERR_NULL;
+    *out = NULL;
+    if (n_mods < 0 || n_pairs < 0)
+        return KD_ERR_ARG;
+    for (int i = 0; i < n_mods; i++)
+        if (!mods[i])
+            return KD_ERR_NULL;
+    kd_ptx_report *r = calloc(1, sizeof *r);
+    if (!r)
+        return KD_ERR_NOMEM;
+    r->reg_factor = opt && opt->reg_factor > 0 ? opt->reg_factor : 1.5;
+    r->strict = opt && opt->strict;
+    r->n_pairs = n_pairs;
+    r->pairs = n_pairs ? calloc((size_t)n_pairs, sizeof *r->pairs) : NULL;
+    if (n_pairs && !r->pairs) {
+        free(r);
+        return KD_ERR_NOMEM;
+    }
+    for (int i = 0; i < n_pairs; i++) {
+        kd_status st = check_pair(&r->pairs[i], &pairs[i], mods, res, n_mods, opt);
+        if (st != KD_OK) {
+            kd_ptx_report_free(r);
+            return st;
+        }
+        r->n_compared += r->pairs[i].compared;
+        r->n_passed += r->pairs[i].passed;
+    }
+    *out = r;
+    return KD_OK;
+}
+
+void kd_ptx_report_free(kd_ptx_report *r)
+{
+    if (!r)
+        return;
+    for (int i = 0; i < r->n_pairs; i++) {
+        for (int j = 0; j < r->pairs[i].n_comparisons; j++) {
+            free(r->pairs[i].comparisons[j].violations);
+            free(r->pairs[i].comparisons[j].warnings);
+        }
+        free(r->pairs[i].comparisons);
+    }
+    free(r->pairs);
+    free(r->notes);
+    free(r->errors);
+    free(r);
+}
+
+static kd_status add_line(char (**list)[KD_PTX_TEXT_MAX], int *n, const char *fmt, va_list ap)
+{
+    void *nl = realloc(*list, (size_t)(*n + 1) * sizeof **list);
+    if (!nl)
+        return KD_ERR_NOMEM;
+    *list = nl;
+    vsnprintf((*list)[*n], sizeof **list, fmt, ap);
+    (*n)++;
+    return KD_OK;
+}
+
+kd_status kd_ptx_report_add_note(kd_ptx_report *r, const char *fmt, ...)
+{
+    if (!r || !fmt)
+        return KD_ERR_NULL;
+    va_list ap;
+    va_start(ap, fmt);
+    kd_status st = add_line(&r->notes, &r->n_notes, fmt, ap);
+    va_end(ap);
+    return st;
+}
+
+kd_status kd_ptx_report_add_error(kd_ptx_report *r, const char *fmt, ...)
+{
+    if (!r || !fmt)
+        return KD_ERR_NULL;
+    va_list ap;
+    va_start(ap, fmt);
+    kd_status st = add_line(&r->errors, &r->n_errors, fmt, ap);
+    va_end(ap);
+    return st;
+}
+
+int kd_ptx_report_ok(const kd_ptx_report *r)
+{
+    return r && r->n_compared > 0 && r->n_passed == r->n_pairs && r->n_errors == 0;
+}
+
+void kd_ptx_report_summary(const kd_ptx_report *r, char *buf, size_t cap)
+{
+    if (!buf || cap == 0)
+        return;
+    snprintf(buf, cap, "%d/%d kernel pairs passed PTX parity", r ? r->n_passed : 0,
+             r ? r->n_pairs : 0);
+}

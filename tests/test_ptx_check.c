@@ -1,0 +1,1022 @@
+/* ctest-labels: cpu;ptx */
+/* The PTX parser and parity checker on small handwritten PTX (tests/data/ptx/ and
+ * strings below): what the parser sees, the refusals of malformed input with their line
+ * numbers, shared-address provenance, each rule firing on a mutated fixture, the ptxas
+ * report, the report formats and the command's exit status. Runs without a GPU or CUDA;
+ * the checks on the PTX the build produced are in test_ptx_built.c. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kd_test_util.h"
+#include "ptx_check.h"
+
+#define DATA_DIR KD_SOURCE_DIR "/tests/data/ptx/"
+
+/* ---- helpers --------------------------------------------------------------------------- */
+
+static char *read_text(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    char *buf = NULL;
+    long n = -1;
+    if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0 &&
+        (buf = malloc((size_t)n + 1)) && fread(buf, 1, (size_t)n, f) == (size_t)n) {
+        buf[n] = '\0';
+        *len = (size_t)n;
+    } else {
+        free(buf);
+        buf = NULL;
+    }
+    fclose(f);
+    return buf;
+}
+
+static kd_ptx_module *parse_str(const char *text)
+{
+    kd_ptx_module *m = NULL;
+    kd_ptx_error e;
+    kd_status st = kd_ptx_parse("inline.ptx", text, strlen(text), &m, &e);
+    if (st != KD_OK)
+        fprintf(stderr, "unexpected parse error at line %d: %s\n", e.line, e.msg);
+    return m;
+}
+
+static kd_ptx_module *parse_fixture(const char *name)
+{
+    char path[1024];
+    snprintf(path, sizeof path, DATA_DIR "%s", name);
+    kd_ptx_module *m = NULL;
+    kd_ptx_error e;
+    if (kd_ptx_parse_file(path, &m, &e) != KD_OK)
+        fprintf(stderr, "%s:%d: %s\n", path, e.line, e.msg);
+    return m;
+}
+
+/* A copy of text with the first occurrence of from replaced by to (NULL if absent). */
+static char *replace_once(const char *text, const char *from, const char *to)
+{
+    const char *at = strstr(text, from);
+    if (!at)
+        return NULL;
+    size_t a = (size_t)(at - text), fl = strlen(from), tl = strlen(to), n = strlen(text);
+    char *out = malloc(n - fl + tl + 1);
+    if (!out)
+        return NULL;
+    memcpy(out, text, a);
+    memcpy(out + a, to, tl);
+    memcpy(out + a + tl, at + fl, n - a - fl + 1);
+    return out;
+}
+
+/* The 1-based line of the first occurrence of needle in text, 0 if absent. */
+static int line_of(const char *text, const char *needle)
+{
+    const char *at = strstr(text, needle);
+    if (!at)
+        return 0;
+    int line = 1;
+    for (const char *p = text; p < at; p++)
+        line += *p == '\n';
+    return line;
+}
+
+static const kd_ptx_insn *insn_at_line(const kd_ptx_func *f, int line)
+{
+    for (int i = 0; f && i < f->n_insns; i++)
+        if (f->insns[i].line == line)
+            return &f->insns[i];
+    return NULL;
+}
+
+static kd_ptx_report *check_one(const kd_ptx_module *m, const char *single, const char *batched,
+                                const kd_ptx_check_options *opt)
+{
+    kd_ptx_pair_def pair = {"pair", single, batched};
+    const kd_ptx_module *mods[1] = {m};
+    kd_ptx_report *r = NULL;
+    CU_ASSERT_EQUAL_FATAL(kd_ptx_check_pairs(mods, NULL, 1, &pair, 1, opt, &r), KD_OK);
+    return r;
+}
+
+/* Runs the command with output captured; returns its exit status and the text. */
+static int run_cmd(char **argv, int argc, char **out_text, char **err_text)
+{
+    FILE *out = tmpfile(), *err = tmpfile();
+    CU_ASSERT_PTR_NOT_NULL_FATAL(out);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(err);
+    int rc = kd_ptx_check_main(argc, argv, out, err);
+    FILE *fs[2] = {out, err};
+    char **texts[2] = {out_text, err_text};
+    for (int i = 0; i < 2; i++) {
+        long n = ftell(fs[i]);
+        char *buf = malloc((size_t)(n > 0 ? n : 0) + 1);
+        rewind(fs[i]);
+        size_t got = buf && n > 0 ? fread(buf, 1, (size_t)n, fs[i]) : 0;
+        if (buf)
+            buf[got] = '\0';
+        *texts[i] = buf;
+        fclose(fs[i]);
+    }
+    return rc;
+}
+
+static int count_rule(const kd_ptx_comparison *c, int rule)
+{
+    int n = 0;
+    for (int i = 0; i < c->n_violations; i++)
+        n += c->violations[i].rule == rule;
+    return n;
+}
+
+/* ---- parser ------------------------------------------------------------------------------ */
+
+static void test_parse_pair_fixture(void)
+{
+    size_t len;
+    char *text = read_text(DATA_DIR "pair_ok.ptx", &len);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(text);
+    kd_ptx_module *m = parse_fixture("pair_ok.ptx");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+    CU_ASSERT_EQUAL(m->version_major, 8);
+    CU_ASSERT_EQUAL(m->version_minor, 0);
+    CU_ASSERT_STRING_EQUAL(m->target, "sm_80");
+    CU_ASSERT_EQUAL(m->address_size, 64);
+    CU_ASSERT_EQUAL(m->n_funcs, 2);
+    CU_ASSERT_EQUAL(m->n_shared, 1);
+    const kd_ptx_var *table = kd_ptx_find_module_shared(m, "kd_demo_table");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(table);
+    CU_ASSERT_EQUAL(table->bytes, 256);
+    CU_ASSERT_EQUAL(table->align, 4);
+    CU_ASSERT_EQUAL(table->line, line_of(text, ".shared .align 4 .b8 kd_demo_table"));
+
+    const kd_ptx_func *f = kd_ptx_find_func(m, "kd_demo");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    CU_ASSERT_TRUE(f->is_entry);
+    CU_ASSERT_TRUE(f->has_body);
+    CU_ASSERT_EQUAL(f->n_params, 3);
+    CU_ASSERT_STRING_EQUAL(f->params[2].name, "kd_demo_param_2");
+    CU_ASSERT_STRING_EQUAL(f->params[2].type, ".u32");
+    CU_ASSERT_EQUAL(f->n_regs, 4);
+    const kd_ptx_reg_decl *rd = kd_ptx_find_reg(f, "%rd7");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(rd);
+    CU_ASSERT_EQUAL(rd->bits, 64);
+    CU_ASSERT_EQUAL(rd->count, 8);
+    CU_ASSERT_PTR_NULL(kd_ptx_find_reg(f, "%rd8"));  /* %rd<8> is %rd0..%rd7 */
+    CU_ASSERT_PTR_NULL(kd_ptx_find_reg(f, "%rd07"));
+    CU_ASSERT_EQUAL(kd_ptx_find_reg(f, "%r11")->bits, 32);
+    CU_ASSERT_EQUAL(kd_ptx_find_reg(f, "%p2")->bits, 1);
+    CU_ASSERT_EQUAL(f->n_shared, 1);
+    CU_ASSERT_EQUAL(f->shared[0].bytes, 128);
+    CU_ASSERT_EQUAL(f->shared[0].align, 16);
+    CU_ASSERT_EQUAL(f->n_labels, 1);
+    CU_ASSERT_STRING_EQUAL(f->labels[0].name, "$L__BB0_2");
+
+    /* st.shared.f32 [%r7+-4], %f1: an address with a negative offset */
+    const kd_ptx_insn *st = insn_at_line(f, line_of(text, "st.shared.f32 \t[%r7+-4]"));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(st);
+    CU_ASSERT_STRING_EQUAL(st->opcode, "st.shared.f32");
+    CU_ASSERT_EQUAL_FATAL(st->n_ops, 2);
+    CU_ASSERT_EQUAL(st->ops[0].kind, KD_PTX_OPND_ADDR);
+    CU_ASSERT_STRING_EQUAL(st->ops[0].base, "%r7");
+    CU_ASSERT_EQUAL(st->ops[0].offset, -4);
+    CU_ASSERT_STRING_EQUAL(st->ops[0].text, "[%r7+-4]");
+    CU_ASSERT_EQUAL(st->ops[1].kind, KD_PTX_OPND_REG);
+
+    /* ld.shared.v2.f32 {%f3, %f2}, [kd_demo_buf+8]: a vector and a symbol address */
+    const kd_ptx_insn *ld = insn_at_line(f, line_of(text, "ld.shared.v2.f32"));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ld);
+    CU_ASSERT_EQUAL(ld->ops[0].kind, KD_PTX_OPND_VEC);
+    CU_ASSERT_EQUAL_FATAL(ld->ops[0].n_items, 2);
+    CU_ASSERT_STRING_EQUAL(ld->ops[0].items[1], "%f2");
+    CU_ASSERT_EQUAL(ld->ops[1].kind, KD_PTX_OPND_ADDR);
+    CU_ASSERT_STRING_EQUAL(ld->ops[1].base, "kd_demo_buf");
+    CU_ASSERT_EQUAL(ld->ops[1].offset, 8);
+
+    /* @!%p1 st.global.f32: a negated guard */
+    const kd_ptx_insn *g = insn_at_line(f, line_of(text, "@!%p1 st.global.f32"));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(g);
+    CU_ASSERT_STRING_EQUAL(g->guard, "%p1");
+    CU_ASSERT_TRUE(g->guard_negated);
+    CU_ASSERT_STRING_EQUAL(g->opcode, "st.global.f32");
+
+    char line[256];
+    CU_ASSERT_EQUAL(kd_ptx_line_text(m, g->line, line, sizeof line), 0);
+    CU_ASSERT_STRING_EQUAL(line, "@!%p1 st.global.f32 \t[%rd4], %f3;");
+    CU_ASSERT_EQUAL(kd_ptx_line_text(m, m->n_lines + 1, line, sizeof line), -1);
+    kd_ptx_module_free(m);
+    free(text);
+}
+
+static void test_parse_features_fixture(void)
+{
+    size_t len;
+    char *text = read_text(DATA_DIR "parse_features.ptx", &len);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(text);
+    kd_ptx_module *m = parse_fixture("parse_features.ptx");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+    CU_ASSERT_EQUAL(m->version_major, 7);
+    CU_ASSERT_EQUAL(m->version_minor, 8);
+    CU_ASSERT_STRING_EQUAL(m->target, "sm_80");
+
+    const kd_ptx_var *dyn = kd_ptx_find_module_shared(m, "dyn_smem");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(dyn);
+    CU_ASSERT_TRUE(dyn->is_extern);
+    CU_ASSERT_TRUE(dyn->is_dynamic);
+    CU_ASSERT_EQUAL(dyn->bytes, 0);
+    const kd_ptx_var *grid = kd_ptx_find_module_shared(m, "grid2d");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(grid);
+    CU_ASSERT_EQUAL(grid->elem_bytes, 8); /* .v2 .f32 */
+    CU_ASSERT_EQUAL(grid->count, 32);     /* [4][8] */
+    CU_ASSERT_EQUAL(grid->bytes, 256);
+    CU_ASSERT_EQUAL(grid->align, 8);
+    CU_ASSERT_PTR_NULL(kd_ptx_find_module_shared(m, "lut")); /* .global, not .shared */
+
+    const kd_ptx_func *h = kd_ptx_find_func(m, "helper_add");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(h);
+    CU_ASSERT_FALSE(h->is_entry);
+    CU_ASSERT_EQUAL(h->n_rets, 1);
+    CU_ASSERT_EQUAL(h->n_params, 2);
+
+    const kd_ptx_func *k = kd_ptx_find_func(m, "features_kernel");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(k);
+    CU_ASSERT_EQUAL_FATAL(k->n_params, 3);
+    CU_ASSERT_STRING_EQUAL(k->params[1].name, "m_dim");
+    CU_ASSERT_EQUAL(k->params[2].bytes, 16);
+    CU_ASSERT_PTR_NOT_NULL(kd_ptx_find_reg(k, "%tmp"));
+    CU_ASSERT_PTR_NOT_NULL(kd_ptx_find_reg(k, "temp_param_reg")); /* nested block */
+    CU_ASSERT_EQUAL(kd_ptx_find_reg(k, "%rs1")->bits, 16);
+
+    const kd_ptx_insn *setp = insn_at_line(k, line_of(text, "setp.lt.u32"));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(setp);
+    CU_ASSERT_STRING_EQUAL(setp->ops[0].base, "%p1");
+    CU_ASSERT_STRING_EQUAL(setp->ops[0].text, "%p1|%p2");
+
+    /* call.uni (retval0), helper_add, (param0, param1); spread over lines */
+    const kd_ptx_insn *call = insn_at_line(k, line_of(text, "call.uni"));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(call);
+    CU_ASSERT_EQUAL_FATAL(call->n_ops, 3);
+    CU_ASSERT_EQUAL(call->ops[0].kind, KD_PTX_OPND_LIST);
+    CU_ASSERT_EQUAL(call->ops[1].kind, KD_PTX_OPND_SYM);
+    CU_ASSERT_STRING_EQUAL(call->ops[1].base, "helper_add");
+    CU_ASSERT_EQUAL(call->ops[2].kind, KD_PTX_OPND_LIST);
+    CU_ASSERT_EQUAL(call->ops[2].n_items, 2);
+
+    const kd_ptx_insn *neg = insn_at_line(k, line_of(text, "mov.b32 \t%tmp, -1"));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(neg);
+    CU_ASSERT_EQUAL(neg->ops[1].kind, KD_PTX_OPND_IMM);
+    CU_ASSERT_EQUAL(neg->ops[1].offset, -1);
+    const kd_ptx_insn *flt = insn_at_line(k, line_of(text, "0f3F800000"));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(flt);
+    CU_ASSERT_EQUAL(flt->ops[1].kind, KD_PTX_OPND_IMM);
+
+    /* facts: ctaid.z read, 256 static bytes (grid2d only) plus dynamic shared */
+    kd_ptx_kernel_facts facts;
+    kd_ptx_violation *v = NULL;
+    int nv = -1;
+    CU_ASSERT_EQUAL_FATAL(kd_ptx_analyze_kernel(m, k, &facts, &v, &nv), KD_OK);
+    CU_ASSERT_STRING_EQUAL(facts.mechanism, "ctaid.z");
+    CU_ASSERT_EQUAL(facts.mechanism_line, line_of(text, "%ctaid.z"));
+    CU_ASSERT_EQUAL(facts.static_shared_bytes, 256);
+    CU_ASSERT_TRUE(facts.dynamic_shared);
+    CU_ASSERT_EQUAL(facts.shared_accesses, 4);
+    CU_ASSERT_EQUAL(nv, 0);
+    free(v);
+    kd_ptx_module_free(m);
+    free(text);
+}
+
+static void test_parse_comments_and_lines(void)
+{
+    const char *text = ".version 8.0 // trailing comment\n"
+                       "/* a block comment\n"
+                       "   over three lines .entry fake() { } */\n"
+                       ".target sm_90\n"
+                       ".address_size 64\n"
+                       ".visible .entry k(.param .u32 k_param_0) {\n"
+                       "  .reg .b32 %r<3>; /* inline */ .reg .b64 %rd<2>;\n"
+                       "  mov.u32 %r1, %ctaid.y; // comment with [brackets; and {braces\n"
+                       "  ret;\n"
+                       "}\n";
+    kd_ptx_module *m = parse_str(text);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+    CU_ASSERT_EQUAL(m->n_funcs, 1);
+    CU_ASSERT_STRING_EQUAL(m->target, "sm_90");
+    const kd_ptx_func *f = kd_ptx_find_func(m, "k");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    CU_ASSERT_EQUAL(f->line, 6);
+    CU_ASSERT_EQUAL(f->end_line, 10);
+    CU_ASSERT_EQUAL(f->n_regs, 2);
+    CU_ASSERT_EQUAL_FATAL(f->n_insns, 2);
+    CU_ASSERT_EQUAL(f->insns[0].line, 8);
+    CU_ASSERT_STRING_EQUAL(f->insns[0].ops[1].base, "%ctaid.y");
+    CU_ASSERT_TRUE(kd_ptx_is_special_reg("%ctaid.y"));
+    CU_ASSERT_FALSE(kd_ptx_is_special_reg("%r1"));
+    CU_ASSERT_EQUAL(f->insns[1].line, 9);
+    kd_ptx_module_free(m);
+
+    /* NUL bytes at the end, as in an OpenCL program binary, are not part of the text */
+    size_t n = strlen(text);
+    char *z = calloc(n + 4, 1);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(z);
+    memcpy(z, text, n);
+    kd_ptx_error e;
+    CU_ASSERT_EQUAL(kd_ptx_parse("z", z, n + 4, &m, &e), KD_OK);
+    kd_ptx_module_free(m);
+    free(z);
+}
+
+/* Malformed inputs: each refused with KD_ERR_FORMAT, at the expected line, saying why. */
+static void test_parse_errors_have_lines(void)
+{
+#define HDR ".version 8.0\n.target sm_90\n.address_size 64\n"
+#define K_OPEN ".visible .entry k()\n{\n.reg .b32 %r<4>;\n.reg .b64 %rd<4>;\n"
+    static char long_name[6000];
+    memset(long_name, 'a', sizeof long_name - 1);
+    long_name[0] = '.';
+    static const struct { const char *text; int line; const char *msg; } cases[] = {
+        {"hello world", 1, "expected the .version directive first"},
+        {"\n\n.target sm_90\n", 3, "expected the .version directive first"},
+        {".version 8\n", 1, "malformed .version"},
+        {".version 8.0\n.version 8.1\n", 2, "second .version"},
+        {HDR ".address_size 48\n", 4, ".address_size must be 32 or 64"},
+        {".version 8.0\n/* never closed\n\n", 2, "unterminated /* comment"},
+        {HDR ".file 1 \"abc\n", 4, "unterminated string"},
+        {HDR K_OPEN "foo.bar %r1, %r2;\n}\n", 8, "unknown instruction 'foo.bar'"},
+        {HDR K_OPEN "mov.u32 %r1, 1;\n", 9,
+         "unexpected end of file in the body of k (opened at line 4)"},
+        {HDR K_OPEN "mov.u32 %r1, 1\n}\n", 9, "unbalanced '}'"},
+        {HDR K_OPEN "ld.shared.f32 %r1, [%r2;\n}\n", 8, "missing ']' before ';'"},
+        {HDR K_OPEN "ld.shared.f32 %r1, %r2];\n}\n", 8, "unbalanced ']'"},
+        {HDR K_OPEN "add.s32 %r1, , %r2;\n}\n", 8, "empty operand"},
+        {HDR K_OPEN "ld.shared.f32 %r1, [];\n}\n", 8, "empty address"},
+        {HDR K_OPEN ".reg .b32 %q<99999999999>;\n}\n", 8, "register count"},
+        {HDR K_OPEN ".reg .q32 %q;\n}\n", 8, "unknown type or attribute '.q32'"},
+        {HDR ".shared .b8 big[4294967296][4294967296];\n", 4, "array too large"},
+        {HDR ".shared .align 3 .b8 x[4];\n", 4, ".align must be a power of two"},
+        {HDR ".shared .align 4 x[4];\n", 4, "expected a type"},
+        {HDR ".entry k() .maxntid 1 junk { ret; }\n", 4, "in the header of function k"},
+        {HDR ".visible .entry k(.param .u32) { ret; }\n", 4, "expected a parameter name"},
+        {HDR "mov.u32 %r1, 1;\n", 4, "at the top level"},
+        {HDR K_OPEN "{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{{\n",
+         8, "nested deeper than"},
+        {HDR "\x01\x02\x03", 4, "unexpected byte 0x01"},
+        {HDR "\xff\xfe junk", 4, "unexpected byte 0xff"},
+        {HDR "#include <x>\n", 4, "unexpected character '#'"},
+        {"", 0, "empty input"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        kd_ptx_module *m = (kd_ptx_module *)1;
+        kd_ptx_error e;
+        kd_status st = kd_ptx_parse("bad.ptx", cases[i].text, strlen(cases[i].text), &m, &e);
+        CU_ASSERT_EQUAL(st, KD_ERR_FORMAT);
+        CU_ASSERT_PTR_NULL(m);
+        CU_ASSERT_EQUAL(e.line, cases[i].line);
+        CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, cases[i].msg));
+        if (st != KD_ERR_FORMAT || e.line != cases[i].line || !strstr(e.msg, cases[i].msg))
+            fprintf(stderr, "case %zu: status %d line %d '%s'\n", i, st, e.line, e.msg);
+    }
+    /* binary data with a NUL inside: refused, never read past the end */
+    static const char bin[] = {'.', 'v', 'e', 'r', 0, 1, 2, '\n', 'x'};
+    kd_ptx_module *m = NULL;
+    kd_ptx_error e;
+    CU_ASSERT_EQUAL(kd_ptx_parse("bin", bin, sizeof bin, &m, &e), KD_ERR_FORMAT);
+    CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "binary data"));
+    CU_ASSERT_EQUAL(e.line, 1);
+    /* a token longer than the limit */
+    char *t = malloc(strlen(HDR) + sizeof long_name + 4);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(t);
+    sprintf(t, "%s%s;\n", HDR, long_name);
+    CU_ASSERT_EQUAL(kd_ptx_parse("long", t, strlen(t), &m, &e), KD_ERR_FORMAT);
+    CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "token longer than"));
+    free(t);
+    /* arguments */
+    CU_ASSERT_EQUAL(kd_ptx_parse("x", NULL, 4, &m, &e), KD_ERR_NULL);
+    CU_ASSERT_EQUAL(kd_ptx_parse("x", HDR, 10, NULL, &e), KD_ERR_NULL);
+    CU_ASSERT_EQUAL(kd_ptx_parse_file("/nonexistent/x.ptx", &m, &e), KD_ERR_IO);
+    CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "/nonexistent/x.ptx"));
+#undef K_OPEN
+#undef HDR
+}
+
+/* ---- provenance and rule 2 ------------------------------------------------------------------ */
+
+static const char *prov_ptx =
+    ".version 8.0\n.target sm_90\n.address_size 64\n"              /* 1-3 */
+    ".shared .align 4 .b8 smem[64];\n"                             /* 4 */
+    ".visible .entry k(.param .u64 k_param_0)\n{\n"                /* 5-6 */
+    ".reg .b32 %r<12>;\n.reg .b64 %rd<8>;\n.reg .f32 %f<2>;\n"     /* 7-9 */
+    "add.s32 %r5, %r6, 4;\n"                                       /* 10: use before def */
+    "mov.u32 %r1, smem;\n"                                         /* 11 */
+    "add.s32 %r2, %r1, %r3;\n"                                     /* 12 */
+    "mov.b32 %r6, %r2;\n"                                          /* 13 */
+    "mad.lo.s32 %r7, %r3, 4, %r2;\n"                               /* 14 */
+    "ld.param.u64 %rd1, [k_param_0];\n"                            /* 15 */
+    "cvta.to.shared.u64 %rd2, %rd1;\n"                             /* 16 */
+    "cvta.shared.u64 %rd3, %rd2;\n"                                /* 17 */
+    "cvt.u32.u64 %r8, %rd2;\n"                                     /* 18 */
+    "cvta.to.global.u64 %rd4, %rd1;\n"                             /* 19 */
+    "ld.shared.f32 %f1, [%r7+4];\n"                                /* 20: fine */
+    "ld.shared.f32 %f1, [smem+8];\n"                               /* 21: fine */
+    "ld.shared.f32 %f1, [%rd2];\n"                                 /* 22: rule 2 */
+    "ld.f32 %f1, [%rd3];\n"                                        /* 23: rule 2 (generic) */
+    "st.shared.f32 [%rd5+4], %f1;\n"                               /* 24: rule 2, no origin */
+    "atom.shared.add.u32 %r9, [%rd2+8], 1;\n"                      /* 25: rule 2 */
+    "red.shared.add.u32 [%rd2], %r9;\n"                            /* 26: rule 2 */
+    "cp.async.ca.shared.global [%r2], [%rd4], 16;\n"               /* 27: fine */
+    "cp.async.ca.shared.global [%rd2], [%rd4], 16;\n"              /* 28: rule 2 */
+    "st.shared.u32 [%zz], %r9;\n"                                  /* 29: undeclared */
+    "ld.global.f32 %f1, [%rd4];\n"                                 /* 30: not shared */
+    "ret;\n}\n";
+
+static void test_provenance(void)
+{
+    kd_ptx_module *m = parse_str(prov_ptx);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+    const kd_ptx_func *f = kd_ptx_find_func(m, "k");
+    kd_ptx_prov *p = NULL;
+    CU_ASSERT_EQUAL_FATAL(kd_ptx_prov_compute(m, f, &p), KD_OK);
+    int origin;
+    CU_ASSERT_EQUAL(kd_ptx_prov_of(p, "%r1", &origin), KD_PTX_PROV_SHARED);
+    CU_ASSERT_EQUAL(origin, 11);
+    CU_ASSERT_EQUAL(kd_ptx_prov_of(p, "%r2", &origin), KD_PTX_PROV_SHARED);
+    CU_ASSERT_EQUAL(origin, 12);
+    CU_ASSERT_EQUAL(kd_ptx_prov_of(p, "%r3", NULL), 0);
+    CU_ASSERT_EQUAL(kd_ptx_prov_of(p, "%r6", NULL), KD_PTX_PROV_SHARED); /* mov */
+    CU_ASSERT_EQUAL(kd_ptx_prov_of(p, "%r5", &origin), KD_PTX_PROV_SHARED); /* loop-carried */
+    CU_ASSERT_EQUAL(origin, 10);
+    CU_ASSERT_EQUAL(kd_ptx_prov_of(p, "%r7", NULL), KD_PTX_PROV_SHARED); /* mad */
+    CU_ASSERT_EQUAL(kd_ptx_prov_of(p, "%rd1", NULL), 0);
+    CU_ASSERT_EQUAL(kd_ptx_prov_of(p, "%rd2", &origin), KD_PTX_PROV_SHARED); /* cvta.to */
+    CU_ASSERT_EQUAL(origin, 16);
+    CU_ASSERT_EQUAL(kd_ptx_prov_of(p, "%rd3", NULL), KD_PTX_PROV_GENERIC_SHARED);
+    CU_ASSERT_EQUAL(kd_ptx_prov_of(p, "%r8", NULL), KD_PTX_PROV_SHARED); /* cvt */
+    CU_ASSERT_EQUAL(kd_ptx_prov_of(p, "%rd4", NULL), 0); /* cvta.to.global */
+    CU_ASSERT_EQUAL(kd_ptx_prov_of(p, "%unknown", NULL), 0);
+    kd_ptx_prov_free(p);
+    kd_ptx_module_free(m);
+}
+
+/* A chain written backwards (each mov reads the register the next line defines) needs one
+ * step per link: the worklist reaches the end of a long chain. */
+static void test_provenance_long_backward_chain(void)
+{
+    enum { N = 20000 };
+    size_t cap = 256 + (size_t)N * 40;
+    char *t = malloc(cap);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(t);
+    size_t o = (size_t)snprintf(t, cap, ".version 8.0\n.target sm_90\n.address_size 64\n"
+                                        ".shared .b8 s[4];\n.entry k()\n{\n.reg .b32 %%r<%d>;\n",
+                                N + 1);
+    for (int i = 0; i < N; i++)
+        o += (size_t)snprintf(t + o, cap - o, "mov.b32 %%r%d, %%r%d;\n", i, i + 1);
+    o += (size_t)snprintf(t + o, cap - o, "mov.u32 %%r%d, s;\nret;\n}\n", N);
+    kd_ptx_module *m = parse_str(t);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+    kd_ptx_prov *p = NULL;
+    CU_ASSERT_EQUAL_FATAL(kd_ptx_prov_compute(m, kd_ptx_find_func(m, "k"), &p), KD_OK);
+    int origin = 0;
+    CU_ASSERT_EQUAL(kd_ptx_prov_of(p, "%r0", &origin), KD_PTX_PROV_SHARED);
+    CU_ASSERT_EQUAL(origin, 8);
+    kd_ptx_prov_free(p);
+    kd_ptx_module_free(m);
+    free(t);
+}
+
+static void test_rule_shared_u64_lines(void)
+{
+    kd_ptx_module *m = parse_str(prov_ptx);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+    kd_ptx_kernel_facts facts;
+    kd_ptx_violation *v = NULL;
+    int nv = 0;
+    CU_ASSERT_EQUAL_FATAL(kd_ptx_analyze_kernel(m, kd_ptx_find_func(m, "k"), &facts, &v, &nv),
+                          KD_OK);
+    static const int expect[] = {22, 23, 24, 25, 26, 28, 29};
+    CU_ASSERT_EQUAL_FATAL(nv, (int)(sizeof expect / sizeof expect[0]));
+    for (int i = 0; i < nv; i++) {
+        CU_ASSERT_EQUAL(v[i].rule, KD_PTX_RULE_SHARED_U64);
+        CU_ASSERT_EQUAL(v[i].line, expect[i]);
+        CU_ASSERT_STRING_EQUAL(v[i].kernel, "k");
+        CU_ASSERT_STRING_EQUAL(v[i].file, "inline.ptx");
+    }
+    CU_ASSERT_STRING_EQUAL(v[0].text, "ld.shared.f32 %f1, [%rd2];");
+    CU_ASSERT_PTR_NOT_NULL(strstr(v[0].detail, "64-bit register %rd2"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(v[0].detail, "from line 16"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(v[1].detail, "generic access"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(v[6].detail, "not declared"));
+    /* shared accesses counted: lines 20-22 and 24-29 (23 generic into shared) */
+    CU_ASSERT_EQUAL(facts.shared_accesses, 10);
+    CU_ASSERT_EQUAL(facts.static_shared_bytes, 64);
+    CU_ASSERT_STRING_EQUAL(facts.mechanism, ""); /* no ctaid.y/z, no m_dim */
+    free(v);
+    kd_ptx_module_free(m);
+}
+
+/* Other instructions that address shared memory, and the ::cta / ::cluster forms. */
+static void test_rule_shared_u64_other_forms(void)
+{
+    const char *text =
+        ".version 8.0\n.target sm_90\n.address_size 64\n"                           /* 1-3 */
+        ".visible .entry k()\n{\n.reg .b32 %r<8>;\n.reg .b64 %rd<4>;\n"             /* 4-7 */
+        "ld.shared::cta.u32 %r1, [%rd1];\n"                                          /* 8: bad */
+        "ld.shared::cta.u32 %r1, [%r2];\n"                                           /* 9 */
+        "ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%r1, %r2, %r3, %r4}, [%rd2];\n" /* 10: bad */
+        "mbarrier.init.shared.b64 [%r5], 1;\n"                                       /* 11 */
+        "st.shared::cluster.u32 [%rd3+16], %r1;\n"                                   /* 12: bad */
+        "ld.volatile.shared.u32 %r6, [%r5+4];\n"                                     /* 13 */
+        "ret;\n}\n";
+    kd_ptx_module *m = parse_str(text);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+    kd_ptx_kernel_facts facts;
+    kd_ptx_violation *v = NULL;
+    int nv = 0;
+    CU_ASSERT_EQUAL_FATAL(kd_ptx_analyze_kernel(m, kd_ptx_find_func(m, "k"), &facts, &v, &nv),
+                          KD_OK);
+    CU_ASSERT_EQUAL_FATAL(nv, 3);
+    CU_ASSERT_EQUAL(v[0].line, 8);
+    CU_ASSERT_EQUAL(v[1].line, 10);
+    CU_ASSERT_EQUAL(v[2].line, 12);
+    CU_ASSERT_EQUAL(facts.shared_accesses, 6);
+    free(v);
+    kd_ptx_module_free(m);
+}
+
+/* ---- each rule fails on a mutated fixture ------------------------------------------------------ */
+
+static char *pair_text;
+
+static void expect_pair(const char *text, int passed, int rule, const char *kernel, int line)
+{
+    kd_ptx_module *m = parse_str(text);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+    kd_ptx_report *r = check_one(m, "kd_demo", "kd_demo_batched", NULL);
+    CU_ASSERT_EQUAL(r->n_compared, 1);
+    CU_ASSERT_EQUAL(r->n_passed, passed);
+    CU_ASSERT_EQUAL(kd_ptx_report_ok(r), passed);
+    CU_ASSERT_EQUAL_FATAL(r->pairs[0].n_comparisons, 1);
+    const kd_ptx_comparison *c = &r->pairs[0].comparisons[0];
+    if (passed) {
+        CU_ASSERT_EQUAL(c->n_violations, 0);
+    } else {
+        CU_ASSERT_EQUAL_FATAL(c->n_violations, 1);
+        CU_ASSERT_EQUAL(c->violations[0].rule, rule);
+        CU_ASSERT_STRING_EQUAL(c->violations[0].kernel, kernel);
+        CU_ASSERT_EQUAL(c->violations[0].line, line);
+    }
+    kd_ptx_report_free(r);
+    kd_ptx_module_free(m);
+}
+
+static void test_fixture_pair_passes(void)
+{
+    expect_pair(pair_text, 1, 0, NULL, 0);
+    kd_ptx_module *m = parse_str(pair_text);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+    kd_ptx_report *r = check_one(m, "kd_demo", "kd_demo_batched", NULL);
+    const kd_ptx_comparison *c = &r->pairs[0].comparisons[0];
+    CU_ASSERT_STRING_EQUAL(c->batched.mechanism, "ctaid.y");
+    CU_ASSERT_EQUAL(c->single.static_shared_bytes, 384); /* 128 + table 256; ptxas agrees */
+    CU_ASSERT_EQUAL(c->batched.static_shared_bytes, 384);
+    char summary[128];
+    kd_ptx_report_summary(r, summary, sizeof summary);
+    CU_ASSERT_STRING_EQUAL(summary, "1/1 kernel pairs passed PTX parity");
+    kd_ptx_report_free(r);
+    kd_ptx_module_free(m);
+}
+
+static void test_rule1_ctaid_removed(void)
+{
+    char *t = replace_once(pair_text, "\tmov.u32 \t%r8, %ctaid.y;\n", "");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(t);
+    expect_pair(t, 0, KD_PTX_RULE_BATCH_DISPATCH, "kd_demo_batched",
+                line_of(t, ".visible .entry kd_demo_batched("));
+    /* the m_dim parameter alone is a batch mechanism */
+    char *t2 = replace_once(t, "kd_demo_batched_param_3", "kd_demo_batched_m_dim");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(t2);
+    expect_pair(t2, 1, 0, NULL, 0);
+    free(t2);
+    /* %ctaid.x is not a batch mechanism */
+    char *t3 = replace_once(pair_text, "%r8, %ctaid.y", "%r8, %ctaid.x");
+    expect_pair(t3, 0, KD_PTX_RULE_BATCH_DISPATCH, "kd_demo_batched",
+                line_of(t3, ".visible .entry kd_demo_batched("));
+    free(t3);
+    free(t);
+}
+
+static void test_rule2_shared_through_u64(void)
+{
+    /* the batched kernel's store rewritten through a 64-bit register */
+    const char *at = strstr(pair_text, "kd_demo_batched(");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(at);
+    size_t head = (size_t)(at - pair_text);
+    char *tail = replace_once(at, "st.shared.f32 \t[%r7+-4]", "st.shared.f32 \t[%rd7+-4]");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(tail);
+    char *t = malloc(head + strlen(tail) + 1);
+    memcpy(t, pair_text, head);
+    strcpy(t + head, tail);
+    int line = line_of(t, "[%rd7+-4]");
+    expect_pair(t, 0, KD_PTX_RULE_SHARED_U64, "kd_demo_batched", line);
+    free(tail);
+    free(t);
+    /* in the single kernel too: rule 2 applies to both */
+    char *s = replace_once(pair_text, "ld.shared.f32 \t%f2, [kd_demo_table+4];",
+                           "cvta.to.shared.u64 %rd7, %rd1;\n\tld.shared.f32 \t%f2, [%rd7];");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    expect_pair(s, 0, KD_PTX_RULE_SHARED_U64, "kd_demo", line_of(s, "[%rd7];"));
+    free(s);
+}
+
+static void test_rule3_shared_resized(void)
+{
+    char *t = replace_once(pair_text, "kd_demo_batched_buf[128]", "kd_demo_batched_buf[132]");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(t);
+    expect_pair(t, 0, KD_PTX_RULE_SHARED_SIZE, "kd_demo_batched",
+                line_of(t, "kd_demo_batched_buf[132]"));
+    kd_ptx_module *m = parse_str(t);
+    kd_ptx_report *r = check_one(m, "kd_demo", "kd_demo_batched", NULL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(r->pairs[0].comparisons[0].violations[0].detail, "388"));
+    kd_ptx_report_free(r);
+    kd_ptx_module_free(m);
+    free(t);
+    /* a module-scope table only the batched kernel uses counts for it alone */
+    char *u = replace_once(pair_text, "%f2, [kd_demo_table+4];\n\tld.shared.v2.f32 \t{%f3, %f2}, [kd_demo_buf",
+                           "%f2, [kd_demo_buf+4];\n\tld.shared.v2.f32 \t{%f3, %f2}, [kd_demo_buf");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(u);
+    char *u2 = replace_once(u, "mov.u32 \t%r4, kd_demo_table;", "mov.u32 \t%r4, kd_demo_buf;");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(u2);
+    m = parse_str(u2);
+    r = check_one(m, "kd_demo", "kd_demo_batched", NULL);
+    CU_ASSERT_EQUAL(r->pairs[0].comparisons[0].single.static_shared_bytes, 128);
+    CU_ASSERT_EQUAL(r->pairs[0].comparisons[0].batched.static_shared_bytes, 384);
+    CU_ASSERT_EQUAL(count_rule(&r->pairs[0].comparisons[0], KD_PTX_RULE_SHARED_SIZE), 1);
+    CU_ASSERT_FALSE(kd_ptx_report_ok(r));
+    kd_ptx_report_free(r);
+    kd_ptx_module_free(m);
+    free(u2);
+    free(u);
+}
+
+/* ---- pairs, missing kernels, no input ------------------------------------------------------------ */
+
+static void test_no_input_is_never_a_pass(void)
+{
+    kd_ptx_report *r = NULL;
+    CU_ASSERT_EQUAL_FATAL(kd_ptx_check_pairs(NULL, NULL, 0, kd_ptx_builtin_pairs,
+                                             KD_PTX_BUILTIN_PAIRS, NULL, &r), KD_OK);
+    CU_ASSERT_EQUAL(r->n_pairs, 6);
+    CU_ASSERT_EQUAL(r->n_compared, 0);
+    CU_ASSERT_EQUAL(r->n_passed, 0);
+    CU_ASSERT_FALSE(kd_ptx_report_ok(r));
+    FILE *f = tmpfile();
+    kd_ptx_report_print_text(r, f);
+    long n = ftell(f);
+    char *buf = calloc((size_t)n + 1, 1);
+    rewind(f);
+    CU_ASSERT_EQUAL(fread(buf, 1, (size_t)n, f), (size_t)n);
+    fclose(f);
+    CU_ASSERT_PTR_NOT_NULL(strstr(buf, "0/6 kernel pairs passed PTX parity\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(buf, "no pairs compared"));
+    free(buf);
+    kd_ptx_report_free(r);
+    /* zero pairs requested is not a pass either */
+    CU_ASSERT_EQUAL_FATAL(kd_ptx_check_pairs(NULL, NULL, 0, NULL, 0, NULL, &r), KD_OK);
+    CU_ASSERT_FALSE(kd_ptx_report_ok(r));
+    kd_ptx_report_free(r);
+    CU_ASSERT_EQUAL(kd_ptx_check_pairs(NULL, NULL, 0, NULL, 0, NULL, NULL), KD_ERR_NULL);
+
+    /* the command: absent file, empty file */
+    char *out, *err;
+    char *argv1[] = {"ptx-check", "--no-ptxas", "/nonexistent/none.ptx"};
+    CU_ASSERT_EQUAL(run_cmd(argv1, 3, &out, &err), 1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "0/6 kernel pairs passed PTX parity"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "no pairs compared"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "cannot open /nonexistent/none.ptx"));
+    free(out);
+    free(err);
+    FILE *e = fopen("ptx_check_empty.ptx", "wb");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(e);
+    fclose(e);
+    char *argv2[] = {"ptx-check", "--no-ptxas", "--json", "ptx_check_empty.ptx"};
+    CU_ASSERT_EQUAL(run_cmd(argv2, 4, &out, &err), 1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "\"no_pairs_compared\":true"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "\"ok\":false"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "empty input"));
+    free(out);
+    free(err);
+}
+
+static void test_missing_kernel_fails_pair(void)
+{
+    kd_ptx_module *m = parse_str(pair_text);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+    kd_ptx_pair_def pairs[2] = {{"demo", "kd_demo", "kd_demo_batched"},
+                                {"ghost", "kd_demo", "kd_ghost_batched"}};
+    const kd_ptx_module *mods[1] = {m};
+    kd_ptx_report *r = NULL;
+    CU_ASSERT_EQUAL_FATAL(kd_ptx_check_pairs(mods, NULL, 1, pairs, 2, NULL, &r), KD_OK);
+    CU_ASSERT_EQUAL(r->n_pairs, 2);
+    CU_ASSERT_EQUAL(r->n_compared, 1);
+    CU_ASSERT_EQUAL(r->n_passed, 1);
+    CU_ASSERT_FALSE(kd_ptx_report_ok(r));
+    CU_ASSERT_FALSE(r->pairs[1].compared);
+    CU_ASSERT_PTR_NOT_NULL(strstr(r->pairs[1].missing, "kd_ghost_batched"));
+    kd_ptx_report_free(r);
+    /* the built-in pairs are kdispatch's names: none of them is in this fixture */
+    CU_ASSERT_EQUAL_FATAL(kd_ptx_check_pairs(mods, NULL, 1, kd_ptx_builtin_pairs,
+                                             KD_PTX_BUILTIN_PAIRS, NULL, &r), KD_OK);
+    CU_ASSERT_EQUAL(r->n_compared, 0);
+    CU_ASSERT_FALSE(kd_ptx_report_ok(r));
+    kd_ptx_report_free(r);
+    kd_ptx_module_free(m);
+}
+
+/* Kernels looked up across modules: the single kernel in one, the batched in another. */
+static void test_pair_across_modules(void)
+{
+    const char *b = strstr(pair_text, "\t// .globl\tkd_demo_batched");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+    const char *hdr_end = strstr(pair_text, ".visible .entry kd_demo(");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(hdr_end);
+    size_t hl = (size_t)(hdr_end - pair_text);
+    char *first = malloc((size_t)(b - pair_text) + 1);
+    char *second = malloc(hl + strlen(b) + 1);
+    memcpy(first, pair_text, (size_t)(b - pair_text));
+    first[b - pair_text] = '\0';
+    memcpy(second, pair_text, hl);
+    strcpy(second + hl, b);
+    kd_ptx_module *m1 = parse_str(first), *m2 = parse_str(second);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(m1);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(m2);
+    CU_ASSERT_EQUAL(m1->n_funcs, 1);
+    CU_ASSERT_EQUAL(m2->n_funcs, 1);
+    const kd_ptx_module *mods[2] = {m1, m2};
+    kd_ptx_pair_def pair = {"demo", "kd_demo", "kd_demo_batched"};
+    kd_ptx_report *r = NULL;
+    CU_ASSERT_EQUAL_FATAL(kd_ptx_check_pairs(mods, NULL, 2, &pair, 1, NULL, &r), KD_OK);
+    CU_ASSERT_TRUE(kd_ptx_report_ok(r));
+    CU_ASSERT_EQUAL(r->pairs[0].n_comparisons, 1);
+    kd_ptx_report_free(r);
+    /* the same module twice: compared in each */
+    const kd_ptx_module *twice[2] = {mods[0], mods[0]};
+    kd_ptx_module *full = parse_str(pair_text);
+    twice[0] = twice[1] = full;
+    CU_ASSERT_EQUAL_FATAL(kd_ptx_check_pairs(twice, NULL, 2, &pair, 1, NULL, &r), KD_OK);
+    CU_ASSERT_EQUAL(r->pairs[0].n_comparisons, 2);
+    CU_ASSERT_TRUE(kd_ptx_report_ok(r));
+    kd_ptx_report_free(r);
+    kd_ptx_module_free(full);
+    kd_ptx_module_free(m1);
+    kd_ptx_module_free(m2);
+    free(first);
+    free(second);
+}
+
+/* ---- ptxas ---------------------------------------------------------------------------------------- */
+
+static const char *ptxas_text =
+    "ptxas info    : 0 bytes gmem\n"
+    "ptxas info    : Compiling entry function 'kd_demo_batched' for 'sm_90'\n"
+    "ptxas info    : Function properties for kd_demo_batched\n"
+    "    24 bytes stack frame, 8 bytes spill stores, 12 bytes spill loads\n"
+    "ptxas info    : Used 40 registers, used 1 barriers, 384 bytes smem, 380 bytes cmem[0]\n"
+    "ptxas info    : Compile time = 3.1 ms\n"
+    "ptxas info    : Compiling entry function 'kd_demo' for 'sm_90'\n"
+    "ptxas info    : Function properties for kd_demo\n"
+    "    0 bytes stack frame, 0 bytes spill stores, 0 bytes spill loads\n"
+    "ptxas info    : Used 20 registers, 16 bytes lmem, 384 bytes smem, 376 bytes cmem[0]\n";
+
+static void test_ptxas_output_parse(void)
+{
+    kd_ptx_ptxas_result res;
+    memset(&res, 0, sizeof res);
+    CU_ASSERT_EQUAL_FATAL(kd_ptx_ptxas_parse_output(ptxas_text, &res), 0);
+    CU_ASSERT_EQUAL_FATAL(res.n, 2);
+    CU_ASSERT_STRING_EQUAL(res.entries[0].name, "kd_demo_batched");
+    CU_ASSERT_TRUE(res.entries[0].res.valid);
+    CU_ASSERT_EQUAL(res.entries[0].res.registers, 40);
+    CU_ASSERT_EQUAL(res.entries[0].res.spill_store_bytes, 8);
+    CU_ASSERT_EQUAL(res.entries[0].res.spill_load_bytes, 12);
+    CU_ASSERT_EQUAL(res.entries[0].res.shared_bytes, 384);
+    CU_ASSERT_EQUAL(res.entries[0].res.local_bytes, 24);
+    CU_ASSERT_EQUAL(res.entries[1].res.registers, 20);
+    CU_ASSERT_EQUAL(res.entries[1].res.local_bytes, 16);
+    kd_ptx_ptxas_result_free(&res);
+}
+
+static void test_ptxas_warnings_and_strict(void)
+{
+    kd_ptx_module *m = parse_str(pair_text);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+    kd_ptx_ptxas_result res;
+    memset(&res, 0, sizeof res);
+    CU_ASSERT_EQUAL_FATAL(kd_ptx_ptxas_parse_output(ptxas_text, &res), 0);
+    res.ok = 1;
+    const kd_ptx_module *mods[1] = {m};
+    const kd_ptx_ptxas_result *rs[1] = {&res};
+    kd_ptx_pair_def pair = {"demo", "kd_demo", "kd_demo_batched"};
+    kd_ptx_report *r = NULL;
+    /* 40 > 1.5 x 20 registers and a spill: two warnings, still a pass */
+    CU_ASSERT_EQUAL_FATAL(kd_ptx_check_pairs(mods, rs, 1, &pair, 1, NULL, &r), KD_OK);
+    const kd_ptx_comparison *c = &r->pairs[0].comparisons[0];
+    CU_ASSERT_EQUAL(c->n_warnings, 2);
+    CU_ASSERT_TRUE(kd_ptx_report_ok(r));
+    CU_ASSERT_EQUAL(c->batched.res.registers, 40);
+    kd_ptx_report_free(r);
+    /* factor 2.5: only the spill */
+    kd_ptx_check_options opt = {.reg_factor = 2.5};
+    CU_ASSERT_EQUAL_FATAL(kd_ptx_check_pairs(mods, rs, 1, &pair, 1, &opt, &r), KD_OK);
+    CU_ASSERT_EQUAL(r->pairs[0].comparisons[0].n_warnings, 1);
+    kd_ptx_report_free(r);
+    /* strict: the warnings fail the pair as rule 5 */
+    opt.reg_factor = 1.5;
+    opt.strict = 1;
+    CU_ASSERT_EQUAL_FATAL(kd_ptx_check_pairs(mods, rs, 1, &pair, 1, &opt, &r), KD_OK);
+    CU_ASSERT_FALSE(kd_ptx_report_ok(r));
+    CU_ASSERT_EQUAL(count_rule(&r->pairs[0].comparisons[0], KD_PTX_RULE_PTXAS), 2);
+    kd_ptx_report_free(r);
+    kd_ptx_ptxas_result_free(&res);
+    kd_ptx_module_free(m);
+}
+
+static void test_ptxas_real_if_present(void)
+{
+    char path[4096];
+    CU_ASSERT_EQUAL(kd_ptx_ptxas_find("/nonexistent/ptxas", path, sizeof path), -1);
+    if (kd_ptx_ptxas_find(NULL, path, sizeof path) != 0) {
+        printf("\n  ptxas not found: the real ptxas run is not exercised here\n");
+        return;
+    }
+    kd_ptx_module *m = parse_str(pair_text);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+    kd_ptx_ptxas_result res;
+    CU_ASSERT_EQUAL_FATAL(kd_ptx_ptxas_run(path, "sm_90", m, &res), KD_OK);
+    CU_ASSERT_TRUE(res.ok);
+    const kd_ptx_module *mods[1] = {m};
+    const kd_ptx_ptxas_result *rs[1] = {&res};
+    kd_ptx_pair_def pair = {"demo", "kd_demo", "kd_demo_batched"};
+    kd_ptx_report *r = NULL;
+    CU_ASSERT_EQUAL_FATAL(kd_ptx_check_pairs(mods, rs, 1, &pair, 1, NULL, &r), KD_OK);
+    const kd_ptx_comparison *c = &r->pairs[0].comparisons[0];
+    CU_ASSERT_TRUE(c->single.res.valid && c->batched.res.valid);
+    CU_ASSERT(c->single.res.registers > 0);
+    /* ptxas's shared size is the one the parser computed */
+    CU_ASSERT_EQUAL((unsigned long long)c->single.res.shared_bytes, c->single.static_shared_bytes);
+    CU_ASSERT_EQUAL((unsigned long long)c->batched.res.shared_bytes,
+                    c->batched.static_shared_bytes);
+    kd_ptx_report_free(r);
+    kd_ptx_ptxas_result_free(&res);
+    /* a module ptxas refuses (an sm_90a instruction in an sm_80 module): reported, not fatal */
+    char *bad = replace_once(pair_text, "bar.sync \t0;",
+                             "bar.sync \t0;\n\tsetmaxnreg.inc.sync.aligned.u32 64;");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(bad);
+    kd_ptx_module *mb = parse_str(bad);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(mb);
+    CU_ASSERT_EQUAL(kd_ptx_ptxas_run(path, "sm_90", mb, &res), KD_OK);
+    CU_ASSERT_FALSE(res.ok);
+    CU_ASSERT_PTR_NOT_NULL(strstr(res.why, "ptxas failed"));
+    kd_ptx_ptxas_result_free(&res);
+    kd_ptx_module_free(mb);
+    free(bad);
+    kd_ptx_module_free(m);
+}
+
+/* ---- output formats and the command ------------------------------------------------------------------ */
+
+static void test_json_escapes_line_text(void)
+{
+    char *t = replace_once(pair_text, "st.shared.f32 \t[%r5], %f1;",
+                           "st.shared.f32 \t[%rd5], %f1; // \"q\" \\ \xe9");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(t);
+    kd_ptx_module *m = parse_str(t);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+    kd_ptx_report *r = check_one(m, "kd_demo", "kd_demo_batched", NULL);
+    FILE *f = tmpfile();
+    kd_ptx_report_print_json(r, f);
+    long n = ftell(f);
+    char *buf = calloc((size_t)n + 1, 1);
+    rewind(f);
+    CU_ASSERT_EQUAL(fread(buf, 1, (size_t)n, f), (size_t)n);
+    fclose(f);
+    CU_ASSERT_PTR_NOT_NULL(strstr(buf, "// \\\"q\\\" \\\\ \\u00e9\""));
+    CU_ASSERT_PTR_NOT_NULL(strstr(buf, "\"rule_name\":\"shared-u64\""));
+    CU_ASSERT_PTR_NOT_NULL(strstr(buf, "\"summary\":\"0/1 kernel pairs passed PTX parity\""));
+    for (long i = 0; i < n; i++) /* plain ASCII, no raw control characters but the end */
+        CU_ASSERT(((unsigned char)buf[i] >= 0x20 && (unsigned char)buf[i] < 0x7f) || i == n - 1);
+    free(buf);
+    kd_ptx_report_free(r);
+    kd_ptx_module_free(m);
+    free(t);
+}
+
+static void test_command(void)
+{
+    char *out, *err;
+    char *help[] = {"ptx-check", "--help"};
+    CU_ASSERT_EQUAL(run_cmd(help, 2, &out, &err), 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "usage: kdispatch ptx-check"));
+    free(out);
+    free(err);
+
+    char *ok[] = {"ptx-check", "--no-ptxas", "--pair", "kd_demo:kd_demo_batched",
+                  DATA_DIR "pair_ok.ptx"};
+    CU_ASSERT_EQUAL(run_cmd(ok, 5, &out, &err), 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "PASS kd_demo: kd_demo / kd_demo_batched"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "mechanism=ctaid.y shared=384/384 bytes violations=0"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "\n1/1 kernel pairs passed PTX parity\n"));
+    free(out);
+    free(err);
+
+    char *json[] = {"ptx-check", "--json", "--no-ptxas", "--pair", "kd_demo:kd_demo_batched",
+                    DATA_DIR "pair_ok.ptx"};
+    CU_ASSERT_EQUAL(run_cmd(json, 6, &out, &err), 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "{\"summary\":\"1/1 kernel pairs passed PTX parity\""));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "\"ok\":true"));
+    free(out);
+    free(err);
+
+    /* a malformed file among the inputs fails the run, with file:line */
+    FILE *f = fopen("ptx_check_bad.ptx", "wb");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    fputs(".version 8.0\n.target sm_90\n.entry k() {\n ld.shared.f32 %f1, [%r1;\n}\n", f);
+    fclose(f);
+    char *mixed[] = {"ptx-check", "--no-ptxas", "--pair", "kd_demo:kd_demo_batched",
+                     DATA_DIR "pair_ok.ptx", "ptx_check_bad.ptx"};
+    CU_ASSERT_EQUAL(run_cmd(mixed, 6, &out, &err), 1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "error: ptx_check_bad.ptx:4: missing ']' before ';'"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "1/1 kernel pairs passed PTX parity"));
+    free(out);
+    free(err);
+
+    static const char *const usage_errors[][3] = {
+        {"--pair", "nocolon", NULL}, {"--pair", ":b", NULL}, {"--reg-factor", "abc", NULL},
+        {"--reg-factor", "0.5", NULL}, {"--bogus", NULL, NULL}, {"--arch", NULL, NULL}};
+    for (size_t i = 0; i < sizeof usage_errors / sizeof usage_errors[0]; i++) {
+        char *argv[3] = {"ptx-check", (char *)usage_errors[i][0], (char *)usage_errors[i][1]};
+        CU_ASSERT_EQUAL(run_cmd(argv, usage_errors[i][1] ? 3 : 2, &out, &err), 2);
+        CU_ASSERT(strlen(err) > 0);
+        free(out);
+        free(err);
+    }
+    char *list[] = {"ptx-check", "--list-pairs"};
+    CU_ASSERT_EQUAL(run_cmd(list, 2, &out, &err), 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "q6k_gemv kd_gemv_q6k:kd_gemv_q6k_batched"));
+    free(out);
+    free(err);
+}
+
+/* --from-opencl: PTX from NVIDIA's OpenCL is checked; any other device's binary (PoCL's
+ * native code) or a build without OpenCL is reported and fails, never passes. */
+static void test_from_opencl(void)
+{
+    char *out, *err;
+    char *argv[] = {"ptx-check", "--no-ptxas", "--from-opencl"};
+    int rc = run_cmd(argv, 3, &out, &err);
+    CU_ASSERT(rc == 0 || rc == 1);
+    if (rc == 1)
+        CU_ASSERT(strstr(err, "--from-opencl") != NULL || strstr(out, "FAIL") != NULL);
+    printf("\n  --from-opencl here: exit %d: %s", rc, err[0] ? err : out);
+    free(out);
+    free(err);
+}
+
+int main(void)
+{
+    size_t len;
+    pair_text = read_text(DATA_DIR "pair_ok.ptx", &len);
+    if (!pair_text) {
+        fprintf(stderr, "cannot read " DATA_DIR "pair_ok.ptx\n");
+        return 1;
+    }
+    if (CU_initialize_registry() != CUE_SUCCESS)
+        return 1;
+    CU_pSuite s = CU_add_suite("ptx_check", NULL, NULL);
+    CU_add_test(s, "parser: pair fixture", test_parse_pair_fixture);
+    CU_add_test(s, "parser: features fixture", test_parse_features_fixture);
+    CU_add_test(s, "parser: comments and line numbers", test_parse_comments_and_lines);
+    CU_add_test(s, "parser: malformed input refused with line numbers",
+                test_parse_errors_have_lines);
+    CU_add_test(s, "provenance of shared addresses", test_provenance);
+    CU_add_test(s, "provenance along a long backward chain", test_provenance_long_backward_chain);
+    CU_add_test(s, "rule 2: 64-bit shared accesses and their lines", test_rule_shared_u64_lines);
+    CU_add_test(s, "rule 2: ::cta, ldmatrix, mbarrier, volatile forms",
+                test_rule_shared_u64_other_forms);
+    CU_add_test(s, "fixture pair passes", test_fixture_pair_passes);
+    CU_add_test(s, "rule 1 fails: %ctaid.y removed", test_rule1_ctaid_removed);
+    CU_add_test(s, "rule 2 fails: shared through a 64-bit register", test_rule2_shared_through_u64);
+    CU_add_test(s, "rule 3 fails: shared array resized", test_rule3_shared_resized);
+    CU_add_test(s, "no input: no pairs compared, not a pass", test_no_input_is_never_a_pass);
+    CU_add_test(s, "missing kernel fails its pair", test_missing_kernel_fails_pair);
+    CU_add_test(s, "kernels looked up across modules", test_pair_across_modules);
+    CU_add_test(s, "ptxas output parsing", test_ptxas_output_parse);
+    CU_add_test(s, "ptxas warnings, --strict", test_ptxas_warnings_and_strict);
+    CU_add_test(s, "ptxas run (where present)", test_ptxas_real_if_present);
+    CU_add_test(s, "JSON escaping", test_json_escapes_line_text);
+    CU_add_test(s, "command: help, text, JSON, errors, usage", test_command);
+    CU_add_test(s, "command: --from-opencl", test_from_opencl);
+    int rc = kd_test_main();
+    free(pair_text);
+    return rc;
+}
