@@ -7,27 +7,98 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
+
+extern char **environ;
+
+#define ENV_PREFIX "KD_THRESHOLD_"
+
+static int is_gemv(kd_op op) { return op == KD_OP_Q4K_GEMV || op == KD_OP_Q6K_GEMV; }
+
+static int is_offload_backend(kd_backend_id b)
+{
+    return (unsigned)b < KD_BACKEND_COUNT && b != KD_BACKEND_CPU;
+}
 
 uint64_t kd_op_data_size(kd_op op, int64_t m, int64_t n, int64_t k)
 {
-    uint64_t size = (uint64_t)m * (uint64_t)n;
-    return op == KD_OP_Q4K_GEMV || op == KD_OP_Q6K_GEMV ? size * (uint64_t)k : size;
+    if (m <= 0 || n <= 0 || (is_gemv(op) && k <= 0))
+        return 0;
+    uint64_t size = (uint64_t)m;
+    if ((uint64_t)n > UINT64_MAX / size)
+        return UINT64_MAX;
+    size *= (uint64_t)n;
+    if (is_gemv(op)) {
+        if ((uint64_t)k > UINT64_MAX / size)
+            return UINT64_MAX;
+        size *= (uint64_t)k;
+    }
+    return size;
 }
 
-/* Defaults: a CUDA GPU wins once the op is a few hundred microseconds of cpu work (launch
- * and sync cost ~10 us); an OpenCL device is assumed to be PoCL on this same cpu unless
- * tuned, so it is only chosen for very large ops. `kdispatch tune` measures real ones. */
+/*
+ * Defaults, until `kdispatch tune` measures this machine. data_size is elements (GEMV:
+ * multiply-adds). A GPU pays ~10-30 us per op for launch and synchronisation, which the
+ * host cpu backend spends on ~1M elements of an elementwise op or ~8M multiply-adds of a
+ * quantized GEMV. An OpenCL CPU device (PoCL) runs on the same cores as the cpu backend
+ * with more overhead, so it is only chosen for very large ops.
+ */
+uint64_t kd_config_default_threshold(kd_op op, kd_backend_id b, int is_gpu)
+{
+    if (!is_offload_backend(b) || (unsigned)op >= KD_OP_COUNT)
+        return KD_THRESHOLD_NEVER;
+    int gemv = is_gemv(op);
+    if (!is_gpu)
+        return gemv ? (UINT64_C(1) << 34) : (UINT64_C(1) << 28);
+    if (b == KD_BACKEND_CUDA)
+        return gemv ? (UINT64_C(1) << 23) : (UINT64_C(1) << 20);
+    return gemv ? (UINT64_C(1) << 24) : (UINT64_C(1) << 21); /* OpenCL GPU: more overhead */
+}
+
 void kd_config_defaults(kd_config *c)
 {
+    if (!c)
+        return;
     memset(c, 0, sizeof *c);
     c->forced = KD_BACKEND_AUTO;
     for (int op = 0; op < KD_OP_COUNT; op++) {
-        int gemv = op == KD_OP_Q4K_GEMV || op == KD_OP_Q6K_GEMV;
-        c->threshold[op][KD_BACKEND_CPU] = UINT64_MAX;
-        c->threshold[op][KD_BACKEND_CUDA] = gemv ? (UINT64_C(1) << 24) : (UINT64_C(1) << 18);
-        c->threshold[op][KD_BACKEND_OPENCL] = gemv ? (UINT64_C(1) << 32) : (UINT64_C(1) << 26);
+        c->threshold[op][KD_BACKEND_CPU] = KD_THRESHOLD_NEVER; /* unused */
+        c->threshold[op][KD_BACKEND_OPENCL] =
+            kd_config_default_threshold((kd_op)op, KD_BACKEND_OPENCL, 0);
+        c->threshold[op][KD_BACKEND_CUDA] =
+            kd_config_default_threshold((kd_op)op, KD_BACKEND_CUDA, 1);
     }
 }
+
+void kd_config_use_device_defaults(kd_config *c, kd_backend_id b, int is_gpu)
+{
+    if (!c || !is_offload_backend(b))
+        return;
+    for (int op = 0; op < KD_OP_COUNT; op++)
+        if (c->source[op][b] == KD_SRC_DEFAULT)
+            c->threshold[op][b] = kd_config_default_threshold((kd_op)op, b, is_gpu);
+}
+
+int kd_config_parse_threshold(const char *s, uint64_t *out)
+{
+    if (!s || !out)
+        return -1;
+    if (strcmp(s, "never") == 0) {
+        *out = KD_THRESHOLD_NEVER;
+        return 0;
+    }
+    if (!isdigit((unsigned char)s[0]))
+        return -1;
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || *end || v == 0) /* the contract's domain: gpu_threshold > 0 */
+        return -1;
+    *out = (uint64_t)v;
+    return 0;
+}
+
+/* ---- config file ------------------------------------------------------------------ */
 
 static char *trim(char *s)
 {
@@ -39,35 +110,84 @@ static char *trim(char *s)
     return s;
 }
 
-static int parse_u64(const char *s, uint64_t *out)
+static void list_ops(char *buf, size_t cap)
 {
-    char *end;
-    errno = 0;
-    if (!isdigit((unsigned char)*s))
+    size_t len = 0;
+    buf[0] = '\0';
+    for (int op = 0; op < KD_OP_COUNT && len < cap; op++) {
+        int n = snprintf(buf + len, cap - len, "%s%s", op ? ", " : "", kd_op_name((kd_op)op));
+        if (n > 0)
+            len += (size_t)n;
+    }
+}
+
+/* "threshold.<op>.<backend>" -> op, backend; 0 on success, else the reason in why. */
+static int parse_threshold_key(const char *key, kd_op *op, kd_backend_id *b, char *why,
+                               size_t cap)
+{
+    char buf[128];
+    if (snprintf(buf, sizeof buf, "%s", key + strlen("threshold.")) >= (int)sizeof buf) {
+        snprintf(why, cap, "key '%.40s...' is too long", key);
         return -1;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || *end)
+    }
+    char *dot = strrchr(buf, '.');
+    if (!dot) {
+        snprintf(why, cap, "key '%s' must be threshold.<op>.<opencl|cuda>", key);
         return -1;
-    *out = v;
+    }
+    *dot = '\0';
+    *op = kd_op_from_name(buf);
+    if (*op == KD_OP_COUNT) {
+        char ops[160];
+        list_ops(ops, sizeof ops);
+        snprintf(why, cap, "unknown op '%s' in '%s' (ops: %s)", buf, key, ops);
+        return -1;
+    }
+    *b = kd_backend_from_name(dot + 1);
+    if (*b == KD_BACKEND_CPU) {
+        snprintf(why, cap, "'%s': cpu has no threshold (an op runs on cpu when its size is "
+                           "at or below the offload backend's threshold)", key);
+        return -1;
+    }
+    if (!is_offload_backend(*b)) {
+        snprintf(why, cap, "unknown backend '%s' in '%s' (opencl or cuda)", dot + 1, key);
+        return -1;
+    }
     return 0;
 }
 
-/* "threshold.<op>.<backend>" -> op, backend; 0 on success. */
-static int parse_threshold_key(const char *key, kd_op *op, kd_backend_id *b)
+static int apply_setting(kd_config *c, const char *key, const char *val, char *why, size_t cap)
 {
-    char buf[128];
-    if (strncmp(key, "threshold.", 10) != 0 || snprintf(buf, sizeof buf, "%s", key + 10) >= (int)sizeof buf)
+    if (strcmp(key, "backend") == 0) {
+        kd_backend_id b = kd_backend_from_name(val);
+        if (b == KD_BACKEND_COUNT) {
+            snprintf(why, cap, "backend must be auto, cpu, opencl or cuda, not '%s'", val);
+            return -1;
+        }
+        c->forced = b;
+        return 0;
+    }
+    if (strncmp(key, "threshold.", strlen("threshold.")) != 0) {
+        snprintf(why, cap, "unknown key '%s' (expected threshold.<op>.<opencl|cuda> or backend)",
+                 key);
         return -1;
-    char *dot = strrchr(buf, '.');
-    if (!dot)
+    }
+    kd_op op;
+    kd_backend_id b;
+    if (parse_threshold_key(key, &op, &b, why, cap))
         return -1;
-    *dot = '\0';
-    *op = kd_op_from_name(buf);
-    *b = kd_backend_from_name(dot + 1);
-    return *op == KD_OP_COUNT || (unsigned)*b >= KD_BACKEND_COUNT || *b == KD_BACKEND_CPU ? -1 : 0;
+    uint64_t v;
+    if (kd_config_parse_threshold(val, &v)) {
+        snprintf(why, cap, "%s: '%s' is not a whole number > 0 or 'never'", key, val);
+        return -1;
+    }
+    c->threshold[op][b] = v;
+    c->source[op][b] = KD_SRC_FILE;
+    return 0;
 }
 
-static int apply_line(kd_config *c, char *line, char *why, size_t cap, const char *where)
+/* One line of the file; 0 when fine or blank, else the reason in why. */
+static int apply_line(kd_config *c, char *line, char *why, size_t cap)
 {
     char *hash = strchr(line, '#');
     if (hash)
@@ -77,57 +197,117 @@ static int apply_line(kd_config *c, char *line, char *why, size_t cap, const cha
         return 0;
     char *eq = strchr(s, '=');
     if (!eq) {
-        snprintf(why, cap, "%s: expected 'key = value'", where);
+        snprintf(why, cap, "expected 'key = value', got '%s'", s);
         return -1;
     }
     *eq = '\0';
     char *key = trim(s), *val = trim(eq + 1);
-    kd_op op;
-    kd_backend_id b;
-    uint64_t v;
-    if (strcmp(key, "backend") == 0) {
-        b = kd_backend_from_name(val);
-        if (b == KD_BACKEND_COUNT) {
-            snprintf(why, cap, "%s: backend '%s' is not auto, cpu, opencl or cuda", where, val);
-            return -1;
-        }
-        c->forced = b;
-    } else if (parse_threshold_key(key, &op, &b) == 0) {
-        if (parse_u64(val, &v)) {
-            snprintf(why, cap, "%s: threshold '%s' is not a non-negative integer", where, val);
-            return -1;
-        }
-        c->threshold[op][b] = v;
-    } else {
-        snprintf(why, cap, "%s: unknown key '%s' (threshold.<op>.<opencl|cuda> or backend)", where, key);
+    if (!*key || !*val) {
+        snprintf(why, cap, "expected 'key = value': %s is empty", *key ? "the value" : "the key");
         return -1;
     }
-    return 0;
+    return apply_setting(c, key, val, why, cap);
 }
 
 kd_status kd_config_load_file(kd_config *c, const char *path, char *why, size_t cap)
 {
+    char scratch[8];
+    if (!why || !cap) {
+        why = scratch;
+        cap = sizeof scratch;
+    }
+    if (!c || !path) {
+        snprintf(why, cap, "config: NULL argument");
+        return KD_ERR_NULL;
+    }
     FILE *f = fopen(path, "r");
     if (!f) {
-        snprintf(why, cap, "cannot open %s: %s", path, strerror(errno));
+        snprintf(why, cap, "cannot open '%s': %s", path, strerror(errno));
         return KD_ERR_IO;
     }
-    char line[512], where[600];
-    int lineno = 0, rc = 0;
-    while (rc == 0 && fgets(line, sizeof line, f)) {
+    kd_config next = *c; /* committed only when every line is good */
+    char line[1024], what[512];
+    int lineno = 0, bad = 0;
+    while (!bad && fgets(line, sizeof line, f)) {
         lineno++;
-        snprintf(where, sizeof where, "%s:%d", path, lineno);
-        rc = apply_line(c, line, why, cap, where);
+        size_t len = strlen(line);
+        if (len == sizeof line - 1 && line[len - 1] != '\n' && !feof(f)) {
+            snprintf(what, sizeof what, "line longer than %zu characters", sizeof line - 2);
+            bad = 1;
+        } else {
+            bad = apply_line(&next, line, what, sizeof what) != 0;
+        }
     }
+    int read_error = ferror(f);
     fclose(f);
-    if (rc)
+    if (bad) {
+        snprintf(why, cap, "%s:%d: %s", path, lineno, what);
         return KD_ERR_FORMAT;
-    snprintf(c->file, sizeof c->file, "%s", path);
+    }
+    if (read_error) {
+        snprintf(why, cap, "error reading '%s'", path);
+        return KD_ERR_IO;
+    }
+    snprintf(next.file, sizeof next.file, "%s", path);
+    *c = next;
     return KD_OK;
+}
+
+/* ---- environment ------------------------------------------------------------------ */
+
+/* "KD_THRESHOLD_<OP>_<BACKEND>=value" -> threshold; 0 on success. */
+static int apply_env_threshold(kd_config *c, const char *entry, char *why, size_t cap)
+{
+    const char *eq = strchr(entry, '=');
+    char name[128];
+    size_t name_len = (size_t)(eq - entry);
+    if (name_len >= sizeof name) {
+        snprintf(why, cap, "%.40s...: name too long", entry);
+        return -1;
+    }
+    memcpy(name, entry, name_len);
+    name[name_len] = '\0';
+    const char *val = eq + 1;
+    char *rest = name + strlen(ENV_PREFIX), *us = strrchr(rest, '_');
+    if (!us || us == rest) {
+        snprintf(why, cap, "%s: expected KD_THRESHOLD_<OP>_<OPENCL|CUDA>", name);
+        return -1;
+    }
+    char key[160];
+    *us = '\0';
+    snprintf(key, sizeof key, "threshold.%s.%s", rest, us + 1);
+    *us = '_';
+    for (char *p = key; *p; p++)
+        *p = (char)tolower((unsigned char)*p);
+    kd_op op;
+    kd_backend_id b;
+    char reason[256];
+    if (parse_threshold_key(key, &op, &b, reason, sizeof reason)) {
+        snprintf(why, cap, "%s: %s", name, reason);
+        return -1;
+    }
+    uint64_t v;
+    if (kd_config_parse_threshold(val, &v)) {
+        snprintf(why, cap, "%s='%s' is not a whole number > 0 or 'never'", name, val);
+        return -1;
+    }
+    c->threshold[op][b] = v;
+    c->source[op][b] = KD_SRC_ENV;
+    return 0;
 }
 
 kd_status kd_config_apply_env(kd_config *c, char *why, size_t cap)
 {
+    char scratch[8];
+    if (!why || !cap) {
+        why = scratch;
+        cap = sizeof scratch;
+    }
+    if (!c) {
+        snprintf(why, cap, "config: NULL argument");
+        return KD_ERR_NULL;
+    }
+    kd_config next = *c;
     const char *forced = getenv("KD_BACKEND");
     if (forced && forced[0]) {
         kd_backend_id b = kd_backend_from_name(forced);
@@ -135,54 +315,93 @@ kd_status kd_config_apply_env(kd_config *c, char *why, size_t cap)
             snprintf(why, cap, "KD_BACKEND='%s' is not auto, cpu, opencl or cuda", forced);
             return KD_ERR_ARG;
         }
-        c->forced = b;
+        next.forced = b;
     }
-    for (int op = 0; op < KD_OP_COUNT; op++)
-        for (int b = 1; b < KD_BACKEND_COUNT; b++) {
-            char name[96];
-            snprintf(name, sizeof name, "KD_THRESHOLD_%s_%s", kd_op_name((kd_op)op), kd_backend_name((kd_backend_id)b));
-            for (char *p = name; *p; p++)
-                *p = (char)toupper((unsigned char)*p);
-            const char *v = getenv(name);
-            if (v && parse_u64(v, &c->threshold[op][b])) {
-                snprintf(why, cap, "%s='%s' is not a non-negative integer", name, v);
-                return KD_ERR_ARG;
-            }
-        }
+    for (char **e = environ; e && *e; e++)
+        if (strncmp(*e, ENV_PREFIX, strlen(ENV_PREFIX)) == 0 && strchr(*e, '=') &&
+            apply_env_threshold(&next, *e, why, cap))
+            return KD_ERR_ARG;
+    *c = next;
     return KD_OK;
+}
+
+/* ---- writing ---------------------------------------------------------------------- */
+
+static void write_comment(FILE *f, const char *text)
+{
+    while (text && *text) {
+        const char *nl = strchr(text, '\n');
+        int len = nl ? (int)(nl - text) : (int)strlen(text);
+        fprintf(f, "# %.*s\n", len, text);
+        text = nl ? nl + 1 : NULL;
+    }
+}
+
+static void write_threshold(FILE *f, kd_op op, kd_backend_id b, uint64_t v)
+{
+    if (v == KD_THRESHOLD_NEVER)
+        fprintf(f, "threshold.%s.%s = never\n", kd_op_name(op), kd_backend_name(b));
+    else
+        fprintf(f, "threshold.%s.%s = %llu\n", kd_op_name(op), kd_backend_name(b),
+                (unsigned long long)v);
 }
 
 kd_status kd_config_write_file(const kd_config *c, const char *path, const char *header_comment,
                                char *why, size_t cap)
 {
-    FILE *f = fopen(path, "w");
+    char scratch[8];
+    if (!why || !cap) {
+        why = scratch;
+        cap = sizeof scratch;
+    }
+    if (!c || !path) {
+        snprintf(why, cap, "config: NULL argument");
+        return KD_ERR_NULL;
+    }
+    char tmp[1024];
+    if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof tmp) {
+        snprintf(why, cap, "path too long: %s", path);
+        return KD_ERR_ARG;
+    }
+    FILE *f = fopen(tmp, "w");
     if (!f) {
-        snprintf(why, cap, "cannot write %s: %s", path, strerror(errno));
+        snprintf(why, cap, "cannot write '%s': %s", tmp, strerror(errno));
         return KD_ERR_IO;
     }
-    if (header_comment)
-        fprintf(f, "# %s\n", header_comment);
-    fprintf(f, "# kdispatch dispatcher config: offload when data_size > threshold\n");
+    write_comment(f, header_comment);
+    fprintf(f, "# kdispatch dispatcher config: an op runs on the offload backend when its\n"
+               "# data_size (elements; GEMV: M*N*K) is > threshold.<op>.<backend>, else on cpu.\n"
+               "# 'never' keeps the op on cpu. Environment variables override this file:\n"
+               "# KD_BACKEND=cpu|opencl|cuda, KD_THRESHOLD_<OP>_<BACKEND>=N.\n");
     fprintf(f, "backend = %s\n", c->forced == KD_BACKEND_AUTO ? "auto" : kd_backend_name(c->forced));
     for (int op = 0; op < KD_OP_COUNT; op++)
-        for (int b = 1; b < KD_BACKEND_COUNT; b++)
-            fprintf(f, "threshold.%s.%s = %llu\n", kd_op_name((kd_op)op), kd_backend_name((kd_backend_id)b),
-                    (unsigned long long)c->threshold[op][b]);
+        for (int b = 0; b < KD_BACKEND_COUNT; b++)
+            if (is_offload_backend((kd_backend_id)b))
+                write_threshold(f, (kd_op)op, (kd_backend_id)b, c->threshold[op][b]);
     int bad = ferror(f);
-    if (fclose(f) || bad) {
-        snprintf(why, cap, "error writing %s", path);
+    if (fclose(f) != 0 || bad) {
+        remove(tmp);
+        snprintf(why, cap, "error writing '%s'", tmp);
+        return KD_ERR_IO;
+    }
+    if (rename(tmp, path) != 0) {
+        snprintf(why, cap, "cannot rename '%s' to '%s': %s", tmp, path, strerror(errno));
+        remove(tmp);
         return KD_ERR_IO;
     }
     return KD_OK;
 }
 
+/* ---- the decision ----------------------------------------------------------------- */
+
 kd_backend_id kd_dispatch_choose(const kd_config *c, kd_op op, uint64_t data_size,
                                  kd_backend_id offload)
 {
+    if (!c)
+        return KD_BACKEND_CPU;
     if (c->forced != KD_BACKEND_AUTO)
         return c->forced;
-    if ((unsigned)op >= KD_OP_COUNT || (unsigned)offload >= KD_BACKEND_COUNT ||
-        offload == KD_BACKEND_CPU)
+    if ((unsigned)op >= KD_OP_COUNT || !is_offload_backend(offload))
         return KD_BACKEND_CPU;
     return data_size > c->threshold[op][offload] ? offload : KD_BACKEND_CPU;
 }

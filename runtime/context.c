@@ -122,6 +122,9 @@ static kd_status load_config(kd_context *ctx, const kd_context_options *o)
     char why[512] = "";
     kd_config_defaults(&ctx->config);
     const char *file = o && o->config ? o->config : getenv("KD_CONFIG");
+    /* What `kdispatch tune` writes by default, when nothing else names a file. */
+    if ((!file || !file[0]) && access(KD_CONFIG_DEFAULT_FILE, R_OK) == 0)
+        file = KD_CONFIG_DEFAULT_FILE;
     if (file && file[0] && kd_config_load_file(&ctx->config, file, why, sizeof why) != KD_OK)
         return kd_error(ctx, KD_ERR_FORMAT, "config: %s", why);
     if (kd_config_apply_env(&ctx->config, why, sizeof why) != KD_OK)

@@ -5,7 +5,7 @@ set -euo pipefail
 
 DEBS=(build-essential cmake pkg-config libopenblas-dev libcunit1-dev
       ocl-icd-opencl-dev opencl-headers pocl-opencl-icd clinfo python3 python3-pip
-      frama-c-base why3 z3)
+      frama-c-base why3 z3 cvc4)
 PIP=(gguf numpy matplotlib)
 
 missing=()
