@@ -15,10 +15,14 @@ typedef struct kd_gemv_job {
     const float *xsum;  /* Q4_K: M x K/32 sums of x over each sub-block (for the mins) */
     float *y;           /* M x N */
     int64_t n, k, m;
-    int simd;
+    kd_simd simd;       /* KD_SIMD_SCALAR: the scalar reference path */
 } kd_gemv_job;
 
 typedef void (*kd_gemv_rows_fn)(const kd_gemv_job *j, int64_t r0, int64_t r1);
+
+/* AVX-512 row kernels (gemv_avx512.c). */
+void kd_q4k_rows_avx512(const kd_gemv_job *j, int64_t r0, int64_t r1);
+void kd_q6k_rows_avx512(const kd_gemv_job *j, int64_t r0, int64_t r1);
 
 /* Runs rows_fn over all N rows on the pool (scalar: one thread, the reference). Q4_K jobs
  * get their xsum table here. */

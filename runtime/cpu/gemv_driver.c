@@ -41,7 +41,7 @@ kd_status kd_cpu_gemv_drive(const kd_cpu_env *e, const kd_call *c, kd_type type,
             return st;
     }
     kd_gemv_job j = {c->src[0], c->src[1], NULL, c->dst, c->n, c->k, c->m,
-                     !scalar && e->simd >= KD_SIMD_AVX2};
+                     scalar ? KD_SIMD_SCALAR : e->simd};
     float *xsum = NULL;
     if (type == KD_TYPE_Q4_K && j.simd && !(xsum = x_subblock_sums(j.x, j.m, j.k)))
         return KD_ERR_NOMEM;

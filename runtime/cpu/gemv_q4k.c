@@ -148,7 +148,9 @@ static void q4k_rows_simd(const kd_gemv_job *j, int64_t r0, int64_t r1)
 static void q4k_rows(const kd_gemv_job *j, int64_t r0, int64_t r1)
 {
 #ifdef KD_HAVE_X86
-    if (j->simd)
+    if (j->simd == KD_SIMD_AVX512)
+        return kd_q4k_rows_avx512(j, r0, r1);
+    if (j->simd == KD_SIMD_AVX2)
         return q4k_rows_simd(j, r0, r1);
 #endif
     q4k_rows_scalar(j, r0, r1);

@@ -1,0 +1,159 @@
+/* AVX-512 GEMV kernels (chosen at run time on CPUs with AVX-512F/BW). Same math as the
+ * AVX2 kernels in gemv_q4k.c / gemv_q6k.c with 16 lanes: each decoded weight vector is
+ * scaled once (w = dl * q) and FMA'd into every row of x it serves. The elementwise ops
+ * stay on AVX2 there: they are bound by memory bandwidth, not by vector width. */
+#include <string.h>
+
+#include "gemv.h"
+#include "kd_quant.h"
+#include "simd.h"
+
+#ifdef KD_HAVE_X86
+
+static inline const float *xb_at(const kd_gemv_job *j, int64_t m, int64_t b, int off)
+{
+    return j->x + m * j->k + b * KD_QK_K + off;
+}
+
+static inline __attribute__((always_inline)) KD_AVX512 __m512 u8x16_to_f32(const uint8_t *p)
+{
+    return _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)p)));
+}
+
+/* The 8 scales/mins of a Q4_K block as bytes (see gemv_q4k.c for the bit layout). */
+static inline __attribute__((always_inline)) void unpack_q4k(const uint8_t *s, uint8_t sc[8],
+                                                             uint8_t mn[8])
+{
+    uint32_t w[3], o[4];
+    memcpy(w, s, 12);
+    o[0] = w[0] & 0x3f3f3f3fu;
+    o[1] = (w[2] & 0x0f0f0f0fu) | ((w[0] >> 2) & 0x30303030u);
+    o[2] = w[1] & 0x3f3f3f3fu;
+    o[3] = ((w[2] >> 4) & 0x0f0f0f0fu) | ((w[1] >> 2) & 0x30303030u);
+    memcpy(sc, o, 8);
+    memcpy(mn, o + 2, 8);
+}
+
+static inline __attribute__((always_inline)) KD_AVX512 void
+q4k_row_512(const kd_gemv_job *j, int64_t r, int64_t m0, const int mc)
+{
+    const int64_t nb = j->k / KD_QK_K;
+    const kd_block_q4_K *row = (const kd_block_q4_K *)j->w + r * nb;
+    const __m512i mask = _mm512_set1_epi32(0x0F);
+    __m512 acc[KD_CPU_GEMV_MC];
+    float mins[KD_CPU_GEMV_MC];
+    for (int m = 0; m < mc; m++) {
+        acc[m] = _mm512_setzero_ps();
+        mins[m] = 0.0f;
+    }
+    for (int64_t b = 0; b < nb; b++) {
+        const kd_block_q4_K *blk = row + b;
+        const float d = _cvtsh_ss(blk->d), dmin = _cvtsh_ss(blk->dmin);
+        uint8_t sc[8], mn[8];
+        unpack_q4k(blk->scales, sc, mn);
+        for (int m = 0; m < mc; m++) {
+            const float *xs = j->xsum + (m0 + m) * (j->k / 32) + b * 8;
+            float s = 0.0f;
+            for (int i = 0; i < 8; i++)
+                s += (float)mn[i] * xs[i];
+            mins[m] += dmin * s;
+        }
+        const float *xb = j->x + m0 * j->k + b * KD_QK_K;
+#pragma GCC unroll 4
+        for (int p = 0; p < 4; p++) {
+            __m512i v0 = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(blk->qs + 32 * p)));
+            __m512i v1 = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(blk->qs + 32 * p + 16)));
+            const __m512 s0 = _mm512_set1_ps(d * (float)sc[2 * p]);
+            const __m512 s1 = _mm512_set1_ps(d * (float)sc[2 * p + 1]);
+            const __m512 w[4] = {
+                _mm512_mul_ps(s0, _mm512_cvtepi32_ps(_mm512_and_si512(v0, mask))),
+                _mm512_mul_ps(s0, _mm512_cvtepi32_ps(_mm512_and_si512(v1, mask))),
+                _mm512_mul_ps(s1, _mm512_cvtepi32_ps(_mm512_srli_epi32(v0, 4))),
+                _mm512_mul_ps(s1, _mm512_cvtepi32_ps(_mm512_srli_epi32(v1, 4)))};
+            for (int m = 0; m < mc; m++) {
+                const float *x = xb + m * j->k + 64 * p;
+                for (int i = 0; i < 4; i++)
+                    acc[m] = _mm512_fmadd_ps(w[i], _mm512_loadu_ps(x + 16 * i), acc[m]);
+            }
+        }
+    }
+    for (int m = 0; m < mc; m++)
+        j->y[(m0 + m) * j->n + r] = _mm512_reduce_add_ps(acc[m]) - mins[m];
+}
+
+static inline __attribute__((always_inline)) KD_AVX512 void
+q6k_row_512(const kd_gemv_job *j, int64_t r, int64_t m0, const int mc)
+{
+    const int64_t nb = j->k / KD_QK_K;
+    const kd_block_q6_K *row = (const kd_block_q6_K *)j->w + r * nb;
+    const __m256i m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(0x30);
+    __m512 acc[KD_CPU_GEMV_MC];
+    for (int m = 0; m < mc; m++)
+        acc[m] = _mm512_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        const kd_block_q6_K *blk = row + b;
+        const float d = _cvtsh_ss(blk->d);
+#pragma GCC unroll 2
+        for (int half = 0; half < 2; half++) {
+            const __m256i l0 = _mm256_loadu_si256((const __m256i *)(blk->ql + 64 * half));
+            const __m256i l1 = _mm256_loadu_si256((const __m256i *)(blk->ql + 64 * half + 32));
+            const __m256i h = _mm256_loadu_si256((const __m256i *)(blk->qh + 32 * half));
+            /* quarter t: low/high nibbles of ql, bits 2t..2t+1 of qh (see kd_blocks.h) */
+            uint8_t qb[128] __attribute__((aligned(32)));
+            _mm256_store_si256((__m256i *)qb, _mm256_or_si256(_mm256_and_si256(l0, m4),
+                                                             _mm256_and_si256(_mm256_slli_epi16(h, 4), m2)));
+            _mm256_store_si256((__m256i *)(qb + 32), _mm256_or_si256(_mm256_and_si256(l1, m4),
+                                                                    _mm256_and_si256(_mm256_slli_epi16(h, 2), m2)));
+            _mm256_store_si256((__m256i *)(qb + 64), _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
+                                                                    _mm256_and_si256(h, m2)));
+            _mm256_store_si256((__m256i *)(qb + 96), _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
+                                                                    _mm256_and_si256(_mm256_srli_epi16(h, 2), m2)));
+#pragma GCC unroll 8
+            for (int g = 0; g < 8; g++) { /* 16 values per scale group */
+                const __m512 s = _mm512_set1_ps(d * (float)blk->scales[8 * half + g]);
+                const __m512 w = _mm512_mul_ps(s, _mm512_sub_ps(u8x16_to_f32(qb + 16 * g),
+                                                                _mm512_set1_ps(32.0f)));
+                for (int m = 0; m < mc; m++)
+                    acc[m] = _mm512_fmadd_ps(w, _mm512_loadu_ps(xb_at(j, m0 + m, b, 128 * half + 16 * g)), acc[m]);
+            }
+        }
+    }
+    for (int m = 0; m < mc; m++)
+        j->y[(m0 + m) * j->n + r] = _mm512_reduce_add_ps(acc[m]);
+}
+
+#define ROWS_FOR(NAME, KERNEL, MC)                                                       \
+    static KD_AVX512 void NAME##_m##MC(const kd_gemv_job *j, int64_t r0, int64_t r1)     \
+    {                                                                                   \
+        for (int64_t r = r0; r < r1; r++)                                               \
+            KERNEL(j, r, 0, MC);                                                        \
+    }
+#define ROWS_ANY(NAME, KERNEL)                                                           \
+    static KD_AVX512 void NAME##_any(const kd_gemv_job *j, int64_t r0, int64_t r1)       \
+    {                                                                                   \
+        for (int64_t r = r0; r < r1; r++)                                               \
+            for (int64_t m0 = 0; m0 < j->m; m0 += KD_CPU_GEMV_MC)                       \
+                KERNEL(j, r, m0, (int)(j->m - m0 < KD_CPU_GEMV_MC ? j->m - m0 : KD_CPU_GEMV_MC)); \
+    }
+#define ROWS_ALL(NAME, KERNEL)                                                           \
+    ROWS_FOR(NAME, KERNEL, 1) ROWS_FOR(NAME, KERNEL, 2) ROWS_FOR(NAME, KERNEL, 3)          \
+    ROWS_FOR(NAME, KERNEL, 4) ROWS_FOR(NAME, KERNEL, 5) ROWS_FOR(NAME, KERNEL, 6)          \
+    ROWS_FOR(NAME, KERNEL, 7) ROWS_FOR(NAME, KERNEL, 8) ROWS_ANY(NAME, KERNEL)
+
+ROWS_ALL(q4k512, q4k_row_512)
+ROWS_ALL(q6k512, q6k_row_512)
+
+void kd_q4k_rows_avx512(const kd_gemv_job *j, int64_t r0, int64_t r1)
+{
+    static const kd_gemv_rows_fn by_m[9] = {NULL, q4k512_m1, q4k512_m2, q4k512_m3, q4k512_m4,
+                                            q4k512_m5, q4k512_m6, q4k512_m7, q4k512_m8};
+    (j->m <= 8 ? by_m[j->m] : q4k512_any)(j, r0, r1);
+}
+
+void kd_q6k_rows_avx512(const kd_gemv_job *j, int64_t r0, int64_t r1)
+{
+    static const kd_gemv_rows_fn by_m[9] = {NULL, q6k512_m1, q6k512_m2, q6k512_m3, q6k512_m4,
+                                            q6k512_m5, q6k512_m6, q6k512_m7, q6k512_m8};
+    (j->m <= 8 ? by_m[j->m] : q6k512_any)(j, r0, r1);
+}
+#endif
