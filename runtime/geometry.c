@@ -36,8 +36,10 @@ static void kernel_shape(kd_dialect d, kd_op op, kd_launch *l)
         if (cuda) {
             l->block[0] = KD_CU_WARP;
             l->block[1] = KD_CU_GEMV_WARPS;
-            l->rows_per_block = KD_CU_GEMV_WARPS;
+            l->rows_per_block = KD_CU_GEMV_ROWS_PER_BLOCK; /* each warp owns several rows */
             l->m_per_pass = KD_CU_GEMV_MAX_M;
+            /* Q6_K blocks (210 bytes) are staged through shared memory */
+            l->shared_bytes = op == KD_OP_Q6K_GEMV ? KD_CU_Q6K_SHARED_BYTES : 0;
         } else {
             l->block[0] = KD_CL_GEMV_LOCAL;
             l->rows_per_block = KD_CL_GEMV_ROWS;
@@ -71,6 +73,8 @@ kd_status kd_launch_geometry(kd_dialect dialect, kd_op op, int64_t m, int64_t n,
     uint64_t units = (uint64_t)n; /* work units along x */
     if (op == KD_OP_ROPE)
         units = (uint64_t)n / 2;
+    else if (dialect == KD_DIALECT_CUDA && (op == KD_OP_SWIGLU || op == KD_OP_RESIDUAL_ADD))
+        units = ceil_div((uint64_t)n, KD_CU_EW_VEC); /* one float4 per thread */
     if (op == KD_OP_RMSNORM)
         out->grid[0] = 1; /* one block per row; the block strides over the row */
     else if (gemv)

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "geometry.h"
+#include "../cuda-kernels/kd_cuda_geometry.h"
 #include "kd_test_util.h"
 
 static const kd_device_limits unlimited = {
@@ -56,7 +57,15 @@ static int row_lengths(int64_t *out, int cap)
 }
 
 /* Work units along x and how many of them one block covers. */
-static uint64_t units_x(kd_op op, int64_t n) { return op == KD_OP_ROPE ? (uint64_t)n / 2 : (uint64_t)n; }
+/* CUDA's swiglu and residual_add threads take KD_CU_EW_VEC elements (one float4) each. */
+static uint64_t units_x(kd_dialect d, kd_op op, int64_t n)
+{
+    if (op == KD_OP_ROPE)
+        return (uint64_t)n / 2;
+    if (d == KD_DIALECT_CUDA && (op == KD_OP_SWIGLU || op == KD_OP_RESIDUAL_ADD))
+        return ((uint64_t)n + KD_CU_EW_VEC - 1) / KD_CU_EW_VEC;
+    return (uint64_t)n;
+}
 
 static uint64_t per_block_x(kd_op op, const kd_launch *l)
 {
@@ -137,7 +146,7 @@ static void check_case(kd_dialect d, kd_op op, int64_t m, int64_t n, int64_t k,
     if (!same_launch(&l, &natural))
         fail(t, "launch depends on limits it fits", d, op, m, n, k, dev->name);
     /* grid * block covers the problem: along x (elements, pairs or GEMV rows)... */
-    uint64_t ux = units_x(op, n), px = per_block_x(op, &l), py = per_block_y(op, &l);
+    uint64_t ux = units_x(d, op, n), px = per_block_x(op, &l), py = per_block_y(op, &l);
     if (op != KD_OP_RMSNORM) {
         if (l.grid[0] * px < ux)
             fail(t, "grid x does not cover the row", d, op, m, n, k, dev->name);

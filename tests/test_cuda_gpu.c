@@ -1,0 +1,220 @@
+/* ctest-labels: cuda;gpu */
+/*
+ * The cuda backend on a real device: all twelve kernels (M = 1: single-row kernel,
+ * M > 1: batched) against the double-precision oracle and against the cpu backend, for
+ * M in {1, 2, 7, 8, 33}; residency and transfer counting; a batch taller than one
+ * launch; injected alloc/build/launch faults falling back to cpu with the right answer.
+ * Exits 77 (skipped, with the reason) where the backend was not built or no CUDA device
+ * is present: never counted as passed there.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kd_backend.h"
+#include "kd_test_util.h"
+
+#ifdef KD_HAVE_CUDA
+
+static kd_context *ctx;
+static const int64_t batch_sizes[] = {1, 2, 7, 8, 33};
+
+typedef struct shape { int64_t n, k; } shape;
+
+/* n: vector path (n % 4 == 0), scalar path, shorter than a warp */
+static const shape ew_shapes[] = {{4096, 0}, {1003, 0}, {7, 0}};
+/* n = heads * head_dim, k = head_dim */
+static const shape rope_shapes[] = {{32 * 128, 128}, {3 * 6, 6}, {4 * 64, 64}};
+/* N rows not a multiple of the rows per block; K of 1, 3 and 16 blocks */
+static const shape gemv_shapes[] = {{5, 256}, {37, 768}, {300, 4096}};
+
+/* Runs every shape and batch size on cuda (no fallback) and on cpu; both must match the
+ * oracle and each other. Seeds vary the rope mode (odd seed: neox). */
+static void check_op(kd_op op, const shape *shapes, int nshapes)
+{
+    for (int s = 0; s < nshapes; s++)
+        for (size_t mi = 0; mi < sizeof batch_sizes / sizeof *batch_sizes; mi++)
+            for (int variant = 0; variant < (op == KD_OP_ROPE ? 2 : 1); variant++) {
+                int64_t m = batch_sizes[mi];
+                uint64_t seed = 5000 + 100 * (uint64_t)op + 10 * (uint64_t)s + 2 * mi + variant;
+                kd_problem p;
+                CU_ASSERT_FATAL(kd_problem_make(ctx, op, m, shapes[s].n, shapes[s].k, seed, &p) == 0);
+                double *ref = kd_problem_oracle(&p);
+                kd_status st_gpu, st_cpu;
+                float *gpu = kd_problem_run(ctx, &p, KD_BACKEND_CUDA, KD_RUN_NO_FALLBACK, &st_gpu);
+                if (!gpu)
+                    printf("\n  %s M=%lld n=%lld: cuda failed: %s: %s\n", kd_op_name(op),
+                           (long long)m, (long long)shapes[s].n, kd_status_name(st_gpu),
+                           kd_last_error(ctx));
+                CU_ASSERT_EQUAL(kd_tensor_residency(p.dst), KD_BACKEND_CUDA);
+                float *cpu = kd_problem_run(ctx, &p, KD_BACKEND_CPU, 0, &st_cpu);
+                CU_ASSERT_FATAL(ref && gpu && cpu);
+                kd_cmp c_ref, c_cpu;
+                kd_compare_to_ref(gpu, ref, p.out_count, KD_TOLERANCE, &c_ref);
+                kd_compare_f32(gpu, cpu, p.out_count, KD_TOLERANCE, &c_cpu);
+                if (!c_ref.pass || !c_cpu.pass)
+                    printf("\n  %s M=%lld n=%lld k=%lld seed=%llu: vs oracle max %.3g nmse %.3g "
+                           "bad %lld (first %lld: %g, want %g); vs cpu bad %lld\n",
+                           kd_op_name(op), (long long)m, (long long)shapes[s].n,
+                           (long long)shapes[s].k, (unsigned long long)seed, c_ref.max_abs,
+                           c_ref.nmse, (long long)c_ref.bad, (long long)c_ref.first_bad,
+                           c_ref.first_bad >= 0 ? gpu[c_ref.first_bad] : 0.0,
+                           c_ref.first_bad >= 0 ? ref[c_ref.first_bad] : 0.0,
+                           (long long)c_cpu.bad);
+                CU_ASSERT(c_ref.pass);
+                CU_ASSERT(c_cpu.pass);
+                free(ref);
+                free(gpu);
+                free(cpu);
+                kd_problem_free(&p);
+            }
+}
+
+#define N(a) ((int)(sizeof(a) / sizeof *(a)))
+static void test_rmsnorm(void) { check_op(KD_OP_RMSNORM, ew_shapes, N(ew_shapes)); }
+static void test_rope(void) { check_op(KD_OP_ROPE, rope_shapes, N(rope_shapes)); }
+static void test_swiglu(void) { check_op(KD_OP_SWIGLU, ew_shapes, N(ew_shapes)); }
+static void test_residual_add(void) { check_op(KD_OP_RESIDUAL_ADD, ew_shapes, N(ew_shapes)); }
+static void test_q4k_gemv(void) { check_op(KD_OP_Q4K_GEMV, gemv_shapes, N(gemv_shapes)); }
+static void test_q6k_gemv(void) { check_op(KD_OP_Q6K_GEMV, gemv_shapes, N(gemv_shapes)); }
+
+/* Inputs move to the device once, the output stays there until read; counted bytes. */
+static void test_residency_and_transfers(void)
+{
+    kd_problem p;
+    CU_ASSERT_FATAL(kd_problem_make(ctx, KD_OP_Q4K_GEMV, 8, 64, 1024, 42, &p) == 0);
+    kd_metrics_reset(ctx);
+    CU_ASSERT_EQUAL_FATAL(kd_run(ctx, &p.d, KD_BACKEND_CUDA, KD_RUN_NO_FALLBACK), KD_OK);
+    kd_metrics_snapshot a;
+    kd_metrics_get(ctx, &a);
+    size_t wbytes = p.blocks_bytes, xbytes = sizeof(float) * 8 * 1024;
+    CU_ASSERT_EQUAL(a.bytes_to_device, wbytes + xbytes);
+    CU_ASSERT_EQUAL(a.bytes_from_device, 0);
+    CU_ASSERT_EQUAL(a.gpu_dispatches, 1);
+    CU_ASSERT_EQUAL(a.per_backend[KD_BACKEND_CUDA], 1);
+    CU_ASSERT_EQUAL(kd_tensor_residency(p.dst), KD_BACKEND_CUDA);
+    /* second run: nothing moves */
+    CU_ASSERT_EQUAL_FATAL(kd_run(ctx, &p.d, KD_BACKEND_CUDA, KD_RUN_NO_FALLBACK), KD_OK);
+    kd_metrics_get(ctx, &a);
+    CU_ASSERT_EQUAL(a.bytes_to_device, wbytes + xbytes);
+    float *y = malloc(sizeof(float) * 8 * 64);
+    CU_ASSERT_FATAL(y != NULL);
+    CU_ASSERT_EQUAL(kd_tensor_read(ctx, p.dst, y, 8 * 64), KD_OK);
+    kd_metrics_get(ctx, &a);
+    CU_ASSERT_EQUAL(a.bytes_from_device, sizeof(float) * 8 * 64);
+    double *ref = kd_problem_oracle(&p);
+    kd_cmp c;
+    kd_compare_to_ref(y, ref, 8 * 64, KD_TOLERANCE, &c);
+    CU_ASSERT(c.pass);
+    free(ref);
+    free(y);
+    kd_problem_free(&p);
+}
+
+/* A batch taller than the grid's y limit (65535 rows) runs in several launches. */
+static void test_batch_taller_than_one_launch(void)
+{
+    const int64_t m = 70000, n = 8;
+    kd_problem p;
+    CU_ASSERT_FATAL(kd_problem_make(ctx, KD_OP_RESIDUAL_ADD, m, n, 0, 77, &p) == 0);
+    double *ref = kd_problem_oracle(&p);
+    kd_status st;
+    float *y = kd_problem_run(ctx, &p, KD_BACKEND_CUDA, KD_RUN_NO_FALLBACK, &st);
+    if (!y)
+        printf("\n  %s: %s\n", kd_status_name(st), kd_last_error(ctx));
+    CU_ASSERT_FATAL(ref && y);
+    kd_cmp c;
+    kd_compare_to_ref(y, ref, p.out_count, KD_TOLERANCE, &c);
+    CU_ASSERT(c.pass);
+    free(ref);
+    free(y);
+    kd_problem_free(&p);
+}
+
+/* KD_FAULT: the failed offload falls back to cpu, is counted, and the answer is right. */
+static void check_fault(const char *spec, kd_op op)
+{
+    setenv("KD_FAULT", spec, 1);
+    kd_context *fctx;
+    CU_ASSERT_EQUAL_FATAL(kd_context_create(NULL, &fctx), KD_OK);
+    unsetenv("KD_FAULT");
+    kd_problem p;
+    CU_ASSERT_FATAL(kd_problem_make(fctx, op, 4, 64, op == KD_OP_ROPE ? 16 : 256, 9, &p) == 0);
+    kd_status st;
+    float *y = kd_problem_run(fctx, &p, KD_BACKEND_CUDA, 0, &st);
+    CU_ASSERT_FATAL(y != NULL);
+    kd_metrics_snapshot s;
+    kd_metrics_get(fctx, &s);
+    if (s.fallbacks != 1)
+        printf("\n  %s: %llu fallbacks\n", spec, (unsigned long long)s.fallbacks);
+    CU_ASSERT_EQUAL(s.fallbacks, 1);
+    CU_ASSERT_EQUAL(s.per_backend[KD_BACKEND_CPU], 1);
+    double *ref = kd_problem_oracle(&p);
+    kd_cmp c;
+    kd_compare_to_ref(y, ref, p.out_count, KD_TOLERANCE, &c);
+    CU_ASSERT(c.pass);
+    /* without fallback the fault is the caller's, with cuda's message */
+    setenv("KD_FAULT", spec, 1);
+    kd_context *nctx;
+    CU_ASSERT_EQUAL_FATAL(kd_context_create(NULL, &nctx), KD_OK);
+    unsetenv("KD_FAULT");
+    kd_problem q;
+    CU_ASSERT_FATAL(kd_problem_make(nctx, op, 4, 64, op == KD_OP_ROPE ? 16 : 256, 9, &q) == 0);
+    CU_ASSERT_NOT_EQUAL(kd_run(nctx, &q.d, KD_BACKEND_CUDA, KD_RUN_NO_FALLBACK), KD_OK);
+    CU_ASSERT_PTR_NOT_NULL(strstr(kd_last_error(nctx), "KD_FAULT"));
+    kd_problem_free(&q);
+    kd_context_destroy(nctx);
+    free(ref);
+    free(y);
+    kd_problem_free(&p);
+    kd_context_destroy(fctx);
+}
+
+static void test_fault_alloc(void) { check_fault("cuda:alloc:0", KD_OP_Q6K_GEMV); }
+static void test_fault_build(void) { check_fault("cuda:build:0", KD_OP_RMSNORM); }
+static void test_fault_launch(void) { check_fault("cuda:launch:0", KD_OP_Q4K_GEMV); }
+/* the rope position buffer is the backend's own allocation */
+static void test_fault_rope_positions(void) { check_fault("cuda:alloc:2", KD_OP_ROPE); }
+
+int main(void)
+{
+    if (kd_context_create(NULL, &ctx) != KD_OK) {
+        fprintf(stderr, "kd_context_create: %s\n", kd_last_error(NULL));
+        return 1;
+    }
+    if (!kd_backend_available(ctx, KD_BACKEND_CUDA)) {
+        char reason[2200];
+        snprintf(reason, sizeof reason, "no CUDA device: %s",
+                 kd_backend_reason(ctx, KD_BACKEND_CUDA));
+        kd_context_destroy(ctx);
+        return kd_test_skip(reason);
+    }
+    printf("cuda: %s\n", kd_backend_reason(ctx, KD_BACKEND_CUDA));
+    if (CU_initialize_registry() != CUE_SUCCESS)
+        return 1;
+    CU_pSuite s = CU_add_suite("cuda_gpu", NULL, NULL);
+    CU_add_test(s, "rmsnorm: cuda vs oracle and cpu", test_rmsnorm);
+    CU_add_test(s, "rope: cuda vs oracle and cpu", test_rope);
+    CU_add_test(s, "swiglu: cuda vs oracle and cpu", test_swiglu);
+    CU_add_test(s, "residual_add: cuda vs oracle and cpu", test_residual_add);
+    CU_add_test(s, "q4k gemv: cuda vs oracle and cpu", test_q4k_gemv);
+    CU_add_test(s, "q6k gemv: cuda vs oracle and cpu", test_q6k_gemv);
+    CU_add_test(s, "residency and transfers", test_residency_and_transfers);
+    CU_add_test(s, "batch taller than one launch", test_batch_taller_than_one_launch);
+    CU_add_test(s, "fault: alloc falls back", test_fault_alloc);
+    CU_add_test(s, "fault: build falls back", test_fault_build);
+    CU_add_test(s, "fault: launch falls back", test_fault_launch);
+    CU_add_test(s, "fault: rope position buffer falls back", test_fault_rope_positions);
+    int rc = kd_test_main();
+    kd_context_destroy(ctx);
+    return rc;
+}
+
+#else /* !KD_HAVE_CUDA */
+
+int main(void)
+{
+    return kd_test_skip(kd_backend_not_built_reason(KD_BACKEND_CUDA));
+}
+
+#endif
