@@ -3,6 +3,7 @@
 #include "membw.h"
 
 #include <pthread.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -92,4 +93,90 @@ double kd_measure_read_bandwidth(size_t bytes, int passes)
     (void)sink;
     free(buf);
     return best;
+}
+
+/* ---- cache sizes and cpu model ------------------------------------------------------------ */
+
+long long kd_parse_cache_size(const char *s)
+{
+    char *end;
+    long long v = strtoll(s, &end, 10);
+    if (end == s || v <= 0)
+        return 0;
+    switch (*end) {
+    case 'K': case 'k': v <<= 10; end++; break;
+    case 'M': case 'm': v <<= 20; end++; break;
+    case 'G': case 'g': v <<= 30; end++; break;
+    default: break;
+    }
+    while (*end == '\n' || *end == ' ')
+        end++;
+    return *end ? 0 : v;
+}
+
+/* The first line of a small text file, without its newline; 0 if unreadable. */
+static int read_line(const char *path, char *buf, size_t cap)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    int ok = fgets(buf, (int)cap, f) != NULL;
+    fclose(f);
+    if (ok)
+        buf[strcspn(buf, "\n")] = '\0';
+    return ok;
+}
+
+void kd_host_caches_read(const char *sysfs_root, kd_host_caches *out)
+{
+    const char *root = sysfs_root ? sysfs_root : "/sys/devices/system/cpu/cpu0/cache";
+    *out = (kd_host_caches){0};
+    for (int i = 0; i < 16; i++) {
+        char path[512], level[32], type[32], size[32];
+        snprintf(path, sizeof path, "%s/index%d/level", root, i);
+        if (!read_line(path, level, sizeof level))
+            continue;
+        snprintf(path, sizeof path, "%s/index%d/type", root, i);
+        if (!read_line(path, type, sizeof type) || strcmp(type, "Instruction") == 0)
+            continue;
+        snprintf(path, sizeof path, "%s/index%d/size", root, i);
+        long long bytes = read_line(path, size, sizeof size) ? kd_parse_cache_size(size) : 0;
+        int lv = atoi(level);
+        if (bytes <= 0 || lv < 1)
+            continue;
+        out->from_sysfs = 1;
+        if (lv == 1)
+            out->l1d = bytes;
+        else if (lv == 2)
+            out->l2 = bytes;
+        if (lv >= out->llc_level && lv >= 2) {
+            out->llc_level = lv;
+            out->llc = bytes;
+        }
+    }
+    if (!out->l2)
+        out->l2 = 512ll << 10;
+    if (!out->llc) {
+        out->llc = out->l2 > (8ll << 20) ? out->l2 : 8ll << 20;
+        out->llc_level = out->llc == out->l2 ? 2 : 3;
+    }
+}
+
+void kd_host_cpu_model(char *buf, size_t cap)
+{
+    snprintf(buf, cap, "unknown cpu");
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    if (!f)
+        return;
+    char line[512];
+    while (fgets(line, sizeof line, f)) {
+        char *colon = strchr(line, ':');
+        if (strncmp(line, "model name", 10) == 0 && colon) {
+            colon += 1 + (colon[1] == ' ');
+            colon[strcspn(colon, "\n")] = '\0';
+            snprintf(buf, cap, "%s", colon);
+            break;
+        }
+    }
+    fclose(f);
 }

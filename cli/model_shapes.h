@@ -29,13 +29,21 @@ static inline const kd_model_shape *kd_model_shape_find(const char *name)
 }
 
 /* The op's problem dimensions for a model: n (GEMV: output rows N) and k (GEMV: K;
- * rope: head size). Q4_K GEMV is the FFN up projection, Q6_K the FFN down projection. */
+ * rope: head size). Q4_K GEMV is the FFN up projection (K = hidden), Q6_K the FFN down
+ * projection (K = intermediate), as in a Q4_K_M file. K-quant rows hold whole blocks of
+ * 256, so when the hidden size is not a multiple of 256 (Qwen2-0.5B's 896) the Q4_K GEMV
+ * takes the down projection's shape too, as llama.cpp does by quantizing those weights
+ * with another type. */
 static inline void kd_model_op_dims(const kd_model_shape *s, kd_op op, int64_t *n, int64_t *k)
 {
+    int hidden_fits = s->hidden % 256 == 0;
     switch (op) {
     case KD_OP_ROPE: *n = (int64_t)s->heads * s->head_dim; *k = s->head_dim; break;
     case KD_OP_SWIGLU: *n = s->intermediate; *k = 0; break;
-    case KD_OP_Q4K_GEMV: *n = s->intermediate; *k = s->hidden; break;
+    case KD_OP_Q4K_GEMV:
+        *n = hidden_fits ? s->intermediate : s->hidden;
+        *k = hidden_fits ? s->hidden : s->intermediate;
+        break;
     case KD_OP_Q6K_GEMV: *n = s->hidden; *k = s->intermediate; break;
     default: *n = s->hidden; *k = 0; break;
     }

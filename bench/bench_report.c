@@ -1,0 +1,344 @@
+/* kdispatch bench, the reports: the headline table, the sweep matrix, the batched
+ * speed-ups, CSV, JSON and the plot (bench/plot.py run on the CSV). */
+#include <errno.h>
+#include <math.h>
+#include <spawn.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#include "bench_internal.h"
+
+#ifndef KD_BENCH_SOURCE_DIR
+#define KD_BENCH_SOURCE_DIR "."
+#endif
+
+extern char **environ;
+
+double bench_gbps(const bench_row *r) { return r->c.bytes / r->median_s / 1e9; }
+
+double bench_frac(const bench_report *rep, const bench_row *r)
+{
+    return rep->host->read_bw > 0 ? r->c.bytes / r->median_s / rep->host->read_bw : 0;
+}
+
+double bench_device_frac(const bench_report *rep, const bench_row *r)
+{
+    double bw = rep->targets[r->c.target].device_bw;
+    return bw > 0 ? r->c.bytes / r->median_s / bw : 0;
+}
+
+const char *bench_section_name(bench_section s)
+{
+    return s == BENCH_HEADLINE ? "headline" : s == BENCH_SWEEP ? "sweep" : "launch";
+}
+
+static const char *kernel_of(const bench_row *r) { return r->c.m == 1 ? "single" : "batched"; }
+
+static const char *label_of(const bench_report *rep, const bench_row *r)
+{
+    return rep->targets[r->c.target].label;
+}
+
+/* "64K", "1.5M", "2G": short binary sizes for column headings. */
+static void size_text(double bytes, char *buf, size_t cap)
+{
+    static const char *unit[] = {"", "K", "M", "G", "T"};
+    int u = 0;
+    while (bytes >= 1024 && u < 4) {
+        bytes /= 1024;
+        u++;
+    }
+    snprintf(buf, cap, bytes == floor(bytes) ? "%.0f%s" : "%.1f%s", bytes, unit[u]);
+}
+
+/* ---- text ------------------------------------------------------------------------------------ */
+
+void bench_print_table_header(FILE *f)
+{
+    fprintf(f, "%-8s %-12s %-7s %4s %6s %6s  %-9s %9s %9s %9s %9s %8s %6s %6s\n", "section",
+            "op", "kernel", "M", "N", "K", "device", "med_ms", "p25_ms", "p75_ms", "max_ms",
+            "GB/s", "frac", "dfrac");
+}
+
+void bench_print_row(FILE *f, const bench_report *rep, const bench_row *r)
+{
+    fprintf(f, "%-8s %-12s %-7s %4lld %6lld %6lld  %-9s %9.4f %9.4f %9.4f %9.4f %8.2f %6.3f %6.3f\n",
+            bench_section_name(r->c.section), kd_op_name(r->c.op), kernel_of(r), r->c.m,
+            (long long)r->c.n, (long long)r->c.k, label_of(rep, r), r->median_s * 1e3,
+            r->p25_s * 1e3, r->p75_s * 1e3, r->max_s * 1e3, bench_gbps(r), bench_frac(rep, r),
+            bench_device_frac(rep, r));
+}
+
+/* The row of the sweep for (target, op, m) at sweep point si, or NULL. */
+static const bench_row *sweep_row(const bench_report *rep, int t, kd_op op, long long m, int si)
+{
+    int seen = -1;
+    for (int i = 0; i < rep->nrows; i++) {
+        const bench_row *r = &rep->rows[i];
+        if (r->c.section == BENCH_SWEEP && r->c.target == t && r->c.op == op && r->c.m == m &&
+            ++seen == si)
+            return r->ok ? r : NULL;
+    }
+    return NULL;
+}
+
+/* GB/s per op, M and device (rows) against the working set (columns). */
+void bench_print_sweep(FILE *f, const bench_report *rep)
+{
+    if (rep->o->no_sweep)
+        return;
+    fprintf(f, "\nsweep: GB/s against working set (L2 %lld KiB, LLC %lld KiB; host read %.2f GB/s)\n",
+            rep->host->caches.l2 >> 10, rep->host->caches.llc >> 10, rep->host->read_bw / 1e9);
+    fprintf(f, "%-12s %3s %-9s", "op", "M", "device");
+    for (int si = 0; si < rep->nsweep; si++) {
+        char s[16];
+        size_text((double)rep->sweep_sizes[si], s, sizeof s);
+        fprintf(f, " %6s", s);
+    }
+    fputc('\n', f);
+    for (int t = 0; t < rep->ntargets; t++)
+        for (int op = 0; op < KD_OP_COUNT; op++)
+            for (int mi = 0; mi < rep->o->nm && rep->o->use_op[op]; mi++) {
+                fprintf(f, "%-12s %3lld %-9s", kd_op_name((kd_op)op), rep->o->m[mi],
+                        rep->targets[t].label);
+                for (int si = 0; si < rep->nsweep; si++) {
+                    const bench_row *r = sweep_row(rep, t, (kd_op)op, rep->o->m[mi], si);
+                    if (r)
+                        fprintf(f, " %6.1f", bench_gbps(r));
+                    else
+                        fprintf(f, " %6s", "-");
+                }
+                fputc('\n', f);
+            }
+}
+
+static const bench_row *headline_gemv(const bench_report *rep, int t, kd_op op, long long m)
+{
+    for (int i = 0; i < rep->nrows; i++) {
+        const bench_row *r = &rep->rows[i];
+        if (r->ok && r->c.section == BENCH_HEADLINE && r->c.target == t && r->c.op == op &&
+            r->c.m == m)
+            return r;
+    }
+    return NULL;
+}
+
+/* speed-up of one M-row launch over M single-row launches */
+static double speedup(const bench_row *one, const bench_row *batch)
+{
+    return (double)batch->c.m * one->median_s / batch->median_s;
+}
+
+void bench_print_speedups(FILE *f, const bench_report *rep)
+{
+    int header = 0;
+    for (int t = 0; t < rep->ntargets; t++)
+        for (int op = KD_OP_Q4K_GEMV; op <= KD_OP_Q6K_GEMV; op++) {
+            const bench_row *one = headline_gemv(rep, t, (kd_op)op, 1);
+            if (!one)
+                continue;
+            if (!header++)
+                fprintf(f, "\nbatched GEMV speed-up (M x time(M=1) / time(M)):\n");
+            fprintf(f, "  %-10s %-9s", kd_op_name((kd_op)op), rep->targets[t].label);
+            for (long long m = 2; m <= 8; m *= 2) {
+                const bench_row *b = headline_gemv(rep, t, (kd_op)op, m);
+                if (b)
+                    fprintf(f, "  M=%lld %.2fx", m, speedup(one, b));
+            }
+            fputc('\n', f);
+        }
+}
+
+/* ---- CSV --------------------------------------------------------------------------------------- */
+
+int bench_write_csv(const bench_report *rep, const char *path)
+{
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        fprintf(stderr, "kdispatch bench: cannot write %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    fprintf(f, "section,op,kernel,m,n,k,backend,device,bytes,repeats,inner,median_s,min_s,max_s,"
+               "p25_s,p75_s,gbps,frac_of_read_bw,read_bw_gbps,frac_of_device_bw,device_bw_gbps,"
+               "l2_bytes,llc_bytes\n");
+    for (int i = 0; i < rep->nrows; i++) {
+        const bench_row *r = &rep->rows[i];
+        if (!r->ok)
+            continue;
+        fprintf(f, "%s,%s,%s,%lld,%lld,%lld,%s,%s,%.0f,%d,%d,%.9e,%.9e,%.9e,%.9e,%.9e,%.6g,%.6g,"
+                   "%.6g,%.6g,%.6g,%lld,%lld\n",
+                bench_section_name(r->c.section), kd_op_name(r->c.op), kernel_of(r), r->c.m,
+                (long long)r->c.n, (long long)r->c.k,
+                kd_backend_name(rep->targets[r->c.target].backend), label_of(rep, r), r->c.bytes,
+                r->repeats, r->inner, r->median_s, r->min_s, r->max_s, r->p25_s, r->p75_s,
+                bench_gbps(r), bench_frac(rep, r), rep->host->read_bw / 1e9,
+                bench_device_frac(rep, r), rep->targets[r->c.target].device_bw / 1e9,
+                rep->host->caches.l2, rep->host->caches.llc);
+    }
+    if (fclose(f) != 0) {
+        fprintf(stderr, "kdispatch bench: cannot write %s\n", path);
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- JSON -------------------------------------------------------------------------------------- */
+
+static void json_str(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\')
+            fprintf(f, "\\%c", c);
+        else if (c < 0x20)
+            fprintf(f, "\\u%04x", c);
+        else
+            fputc(c, f);
+    }
+    fputc('"', f);
+}
+
+static void json_host(FILE *f, const bench_report *rep)
+{
+    const bench_host *h = rep->host;
+    fputs("\"host\":{\"cpu\":", f);
+    json_str(f, h->cpu_model);
+    fprintf(f, ",\"cpus\":%d,\"read_bw_gbps\":%.4f,\"l1d_bytes\":%lld,\"l2_bytes\":%lld,"
+               "\"llc_bytes\":%lld,\"llc_level\":%d,\"caches_from_sysfs\":%s},\n",
+            h->cpus, h->read_bw / 1e9, h->caches.l1d, h->caches.l2, h->caches.llc,
+            h->caches.llc_level, h->caches.from_sysfs ? "true" : "false");
+}
+
+static void json_settings(FILE *f, const bench_report *rep)
+{
+    const bench_opts *o = rep->o;
+    fprintf(f, "\"settings\":{\"quick\":%s,\"repeats\":%d,\"warmup_s\":%g,\"sample_s\":%g,"
+               "\"m\":[",
+            o->quick ? "true" : "false", o->repeats, o->warmup_s, o->sample_s);
+    for (int i = 0; i < o->nm; i++)
+        fprintf(f, "%s%lld", i ? "," : "", o->m[i]);
+    fputs("],\"sweep_bytes\":[", f);
+    for (int i = 0; i < rep->nsweep; i++)
+        fprintf(f, "%s%lld", i ? "," : "", rep->sweep_sizes[i]);
+    fputs("]},\n\"targets\":[", f);
+    for (int t = 0; t < rep->ntargets; t++) {
+        fprintf(f, "%s{\"label\":", t ? "," : "");
+        json_str(f, rep->targets[t].label);
+        fprintf(f, ",\"backend\":\"%s\",\"device\":", kd_backend_name(rep->targets[t].backend));
+        json_str(f, rep->targets[t].device);
+        fprintf(f, ",\"device_bw_gbps\":%.6g}", rep->targets[t].device_bw / 1e9);
+    }
+    fputs("],\n", f);
+}
+
+static void json_row(FILE *f, const bench_report *rep, const bench_row *r, int first)
+{
+    fprintf(f, "%s\n {\"section\":\"%s\",\"op\":\"%s\",\"kernel\":\"%s\",\"m\":%lld,\"n\":%lld,"
+               "\"k\":%lld,\"backend\":\"%s\",\"device\":",
+            first ? "" : ",", bench_section_name(r->c.section), kd_op_name(r->c.op),
+            kernel_of(r), r->c.m, (long long)r->c.n, (long long)r->c.k,
+            kd_backend_name(rep->targets[r->c.target].backend));
+    json_str(f, label_of(rep, r));
+    fprintf(f, ",\"bytes\":%.0f,\"repeats\":%d,\"inner\":%d,\"median_s\":%.9e,\"min_s\":%.9e,"
+               "\"max_s\":%.9e,\"p25_s\":%.9e,\"p75_s\":%.9e,\"gbps\":%.6g,"
+               "\"frac_of_read_bw\":%.6g,\"frac_of_device_bw\":%.6g}",
+            r->c.bytes, r->repeats, r->inner, r->median_s, r->min_s, r->max_s, r->p25_s,
+            r->p75_s, bench_gbps(r), bench_frac(rep, r), bench_device_frac(rep, r));
+}
+
+static void json_speedups(FILE *f, const bench_report *rep)
+{
+    int n = 0;
+    fputs("\"batched_speedup\":[", f);
+    for (int t = 0; t < rep->ntargets; t++)
+        for (int op = KD_OP_Q4K_GEMV; op <= KD_OP_Q6K_GEMV; op++) {
+            const bench_row *one = headline_gemv(rep, t, (kd_op)op, 1);
+            for (long long m = 2; one && m <= 8; m *= 2) {
+                const bench_row *b = headline_gemv(rep, t, (kd_op)op, m);
+                if (!b)
+                    continue;
+                fprintf(f, "%s\n {\"op\":\"%s\",\"device\":", n++ ? "," : "",
+                        kd_op_name((kd_op)op));
+                json_str(f, rep->targets[t].label);
+                fprintf(f, ",\"m\":%lld,\"speedup\":%.4f}", m, speedup(one, b));
+            }
+        }
+    fputs("],\n", f);
+}
+
+int bench_write_json(const bench_report *rep, const char *path)
+{
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        fprintf(stderr, "kdispatch bench: cannot write %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    int failed = 0, first = 1;
+    fprintf(f, "{\"command\":\"bench\",\"version\":\"%s\",\n", kd_version());
+    json_host(f, rep);
+    json_settings(f, rep);
+    json_speedups(f, rep);
+    fputs("\"rows\":[", f);
+    for (int i = 0; i < rep->nrows; i++) {
+        if (rep->rows[i].ok)
+            json_row(f, rep, &rep->rows[i], first), first = 0;
+        else
+            failed++;
+    }
+    fprintf(f, "\n],\n\"failed\":%d}\n", failed);
+    if (fclose(f) != 0) {
+        fprintf(stderr, "kdispatch bench: cannot write %s\n", path);
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- plot ---------------------------------------------------------------------------------- */
+
+/* bench/plot.py: $KD_PLOT_SCRIPT, else the source tree's copy (its path compiled in). */
+static const char *plot_script(char *buf, size_t cap)
+{
+    const char *env = getenv("KD_PLOT_SCRIPT");
+    if (env && *env)
+        return env;
+    snprintf(buf, cap, "%s/bench/plot.py", KD_BENCH_SOURCE_DIR);
+    return buf;
+}
+
+int bench_run_plot(const bench_report *rep, const char *csv, const char *png)
+{
+    char buf[1024], title[512], date[32];
+    struct stat st;
+    const char *script = plot_script(buf, sizeof buf);
+    if (stat(script, &st) != 0) {
+        fprintf(stderr, "kdispatch bench: plot script %s not found (set KD_PLOT_SCRIPT to "
+                "bench/plot.py's path)\n", script);
+        return -1;
+    }
+    time_t now = time(NULL);
+    struct tm tm;
+    strftime(date, sizeof date, "%Y-%m-%d", gmtime_r(&now, &tm));
+    snprintf(title, sizeof title, "kdispatch bench%s on %s (%d cpus), %s",
+             rep->o->quick ? " --quick" : "", rep->host->cpu_model, rep->host->cpus, date);
+    char *argv[] = {"python3", (char *)script, "--csv", (char *)csv, "--out", (char *)png,
+                    "--title", title, NULL};
+    pid_t pid;
+    fflush(stdout); /* the script's messages come after ours */
+    fflush(stderr);
+    int rc = posix_spawnp(&pid, "python3", NULL, NULL, argv, environ);
+    if (rc != 0) {
+        fprintf(stderr, "kdispatch bench: cannot run python3 for the plot: %s\n", strerror(rc));
+        return -1;
+    }
+    int status;
+    if (waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        fprintf(stderr, "kdispatch bench: %s failed (matplotlib is installed by scripts/setup.sh)\n",
+                script);
+        return -1;
+    }
+    return 0;
+}
