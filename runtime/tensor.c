@@ -131,8 +131,10 @@ kd_backend_id kd_tensor_residency(const kd_tensor *t)
 {
     if (!t)
         return KD_BACKEND_AUTO;
+    /* A device copy is valid only if it is the newest (a host read-back keeps it valid
+     * too): the tensor resides on that device until the host writes it. */
     for (int b = KD_BACKEND_COUNT - 1; b > 0; b--)
-        if (t->valid[b] && !t->valid[KD_BACKEND_CPU])
+        if (t->valid[b])
             return (kd_backend_id)b;
     return KD_BACKEND_CPU;
 }

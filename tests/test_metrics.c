@@ -563,7 +563,7 @@ static void test_metrics_export_json(void)
     if (!ok)
         printf("\n  JSON does not parse at: %.40s\n", j.p);
     CU_ASSERT_FATAL(ok);
-    double v;
+    double v = 0;
     CU_ASSERT(json_get(&j, "cpu_dispatches", &v) && v == 6);
     CU_ASSERT(json_get(&j, "gpu_dispatches", &v) && v == 3);
     CU_ASSERT(json_get(&j, "total_dispatches", &v) && v == 9);
@@ -587,7 +587,7 @@ static void test_metrics_export_json(void)
     /* Bucket sums equal counts in the export too. */
     const char *names[] = {"cpu", "opencl", "cuda"};
     for (int b = 0; b < 3; b++) {
-        double count, sum = 0;
+        double count = 0, sum = 0;
         char path[96];
         snprintf(path, sizeof path, "backends.%s.latency_us.count", names[b]);
         CU_ASSERT_FATAL(json_get(&j, path, &count));
@@ -692,7 +692,7 @@ static void test_metrics_export_prometheus(void)
     fill_sample(&m);
     char *text = export_alloc(&m, "prom");
     CU_ASSERT(prom_well_formed(text));
-    double v;
+    double v = 0;
     CU_ASSERT(prom_get(text, "kdispatch_cpu_dispatches_total", "", &v) && v == 6);
     CU_ASSERT(prom_get(text, "kdispatch_gpu_dispatches_total", "", &v) && v == 3);
     CU_ASSERT(prom_get(text, "kdispatch_dispatches_total", "", &v) && v == 9);
@@ -799,7 +799,7 @@ static void test_metrics_public_api(void)
     CU_ASSERT_FATAL(text != NULL);
     CU_ASSERT_EQUAL(kd_metrics_export(ctx, "json", text, need + 1), need);
     json_parser j;
-    double v;
+    double v = 0;
     CU_ASSERT(json_parse(text, &j));
     CU_ASSERT(json_get(&j, "backends.cpu.latency_us.count", &v) && v == 2);
     CU_ASSERT(json_get(&j, "backends.cpu.latency_us.sum", &v) && v >= 0);

@@ -57,11 +57,14 @@ static void rmsnorm_rows(void *arg, int64_t begin, int64_t end)
         rmsnorm_row(arg, r);
 }
 
+/* Single-row kernel for M = 1 (and the scalar reference); the batched kernel spreads
+ * rows over the threads in pieces of at least 64K values, since waking a thread costs
+ * more than normalizing a smaller piece. */
 void kd_cpu_rmsnorm(const kd_cpu_env *e, const kd_call *c, int scalar)
 {
     norm_job j = {c->src[0], c->src[1], c->dst, c->n, c->eps, !scalar && e->simd >= KD_SIMD_AVX2};
     if (c->m == 1 || scalar)
-        rmsnorm_rows(&j, 0, c->m);                 /* single-row kernel, or the reference */
-    else                                           /* batched: rows across threads */
-        kd_pool_for(e->pool, c->m, (16384 + c->n - 1) / c->n, rmsnorm_rows, &j);
+        rmsnorm_rows(&j, 0, c->m);
+    else
+        kd_pool_for(e->pool, c->m, (65536 + c->n - 1) / c->n, rmsnorm_rows, &j);
 }
