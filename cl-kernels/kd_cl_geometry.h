@@ -2,11 +2,16 @@
  * runtime/geometry.c (as host C), so the two cannot disagree. */
 #ifndef KD_CL_GEOMETRY_H
 #define KD_CL_GEOMETRY_H
-#define KD_CL_EW_LOCAL 64          /* elementwise ops and rope: work-items per group */
+#define KD_CL_EW_LOCAL 256         /* elementwise ops and rope: work-items per group */
 #define KD_CL_NORM_LOCAL 64        /* rmsnorm: one group per row */
+/* GEMV on CPU devices (PoCL): one work-item per output row, no barrier, no local memory.
+ * PoCL runs a group's items one after the other on one core; an item that owns a whole
+ * row streams it with vector code and needs no reduction. */
 #define KD_CL_GEMV_LOCAL 16        /* gemv: work-items per group */
 #define KD_CL_GEMV_ROWS 16         /* gemv: output rows per group */
+/* GEMV on GPU devices (dialect KD_DIALECT_OPENCL_GPU): 16 work-items per row take
+ * interleaved blocks (coalesced loads) and meet in local memory. */
+#define KD_CL_GEMV_GPU_LOCAL 64
+#define KD_CL_GEMV_GPU_ROWS 4
 #define KD_CL_GEMV_MAX_M 8         /* batched gemv: rows of x per pass (accumulators) */
-/* gemv: work-items that share one output row (their partial sums meet in local memory) */
-#define KD_CL_GEMV_IPR (KD_CL_GEMV_LOCAL / KD_CL_GEMV_ROWS)
 #endif

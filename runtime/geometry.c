@@ -41,10 +41,14 @@ static void kernel_shape(kd_dialect d, kd_op op, kd_launch *l)
             /* Q6_K blocks (210 bytes) are staged through shared memory */
             l->shared_bytes = op == KD_OP_Q6K_GEMV ? KD_CU_Q6K_SHARED_BYTES : 0;
         } else {
-            l->block[0] = KD_CL_GEMV_LOCAL;
-            l->rows_per_block = KD_CL_GEMV_ROWS;
+            int gpu = d == KD_DIALECT_OPENCL_GPU;
+            uint32_t local = gpu ? KD_CL_GEMV_GPU_LOCAL : KD_CL_GEMV_LOCAL;
+            l->block[0] = local;
+            l->rows_per_block = gpu ? KD_CL_GEMV_GPU_ROWS : KD_CL_GEMV_ROWS;
             l->m_per_pass = KD_CL_GEMV_MAX_M;
-            l->shared_bytes = (uint64_t)KD_CL_GEMV_LOCAL * KD_CL_GEMV_MAX_M * sizeof(float);
+            /* partial sums meet in local memory only when several items share a row */
+            l->shared_bytes = local > l->rows_per_block
+                                  ? (uint64_t)local * KD_CL_GEMV_MAX_M * sizeof(float) : 0;
         }
         break;
     default: /* rope, swiglu, residual_add */
@@ -59,7 +63,8 @@ kd_status kd_launch_geometry(kd_dialect dialect, kd_op op, int64_t m, int64_t n,
 {
     if (!lim || !out)
         return refuse(why, why_cap, KD_ERR_NULL, "geometry: NULL limits or output");
-    if ((unsigned)op >= KD_OP_COUNT || (dialect != KD_DIALECT_OPENCL && dialect != KD_DIALECT_CUDA))
+    if ((unsigned)op >= KD_OP_COUNT || (dialect != KD_DIALECT_OPENCL && dialect != KD_DIALECT_CUDA &&
+                                     dialect != KD_DIALECT_OPENCL_GPU))
         return refuse(why, why_cap, KD_ERR_ARG, "geometry: unknown op or dialect");
     if (m <= 0 || n <= 0)
         return refuse(why, why_cap, KD_ERR_ZERO_SIZE, "geometry: m and n must be > 0");

@@ -11,7 +11,12 @@
 #include <stdint.h>
 #include "kdispatch.h"
 
-typedef enum kd_dialect { KD_DIALECT_OPENCL = 0, KD_DIALECT_CUDA = 1 } kd_dialect;
+typedef enum kd_dialect {
+    KD_DIALECT_OPENCL = 0,     /* OpenCL on a CPU device (PoCL): GEMV one work-item per row */
+    KD_DIALECT_CUDA = 1,
+    KD_DIALECT_OPENCL_GPU = 2  /* OpenCL on a GPU or accelerator: KD_CL_GEMV_GPU_* shapes */
+} kd_dialect;
+#define KD_DIALECT_OPENCL_GPU KD_DIALECT_OPENCL_GPU /* backends test for it with #ifdef */
 
 typedef struct kd_device_limits {
     uint32_t max_threads_per_block; /* product of block dims */

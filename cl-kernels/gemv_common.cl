@@ -1,0 +1,167 @@
+/* Shared by gemv_q4k.cl and gemv_q6k.cl (the embedded program has it before both).
+ *
+ * Work layout: a work-group of KD_GEMV_LOCAL items computes KD_GEMV_ROWS output rows; the
+ * KD_GEMV_IPR items of one row take interleaved blocks (adjacent items, adjacent blocks)
+ * and meet in local memory. On CPU devices the shape is one item per row (IPR 1: no
+ * barrier, no local memory); KD_CL_GPU_SHAPES (a build option the backend sets with the
+ * GPU geometry) selects the GPU shape. Each item decodes whole blocks with vector loads (8
+ * values at a time) and multiplies them with up to KD_CL_GEMV_MAX_M rows of x, so the
+ * batched kernel reads each weight block once for all its rows of x. The accumulators are
+ * float8 "chains" (4 in all for one or two rows of x, one per row beyond), enough to hide
+ * the FMA latency. No loop has to be unrolled for them to stay in registers: the row count
+ * and the slot of each multiply-add are constants in every call (kd_gemv_fma). */
+#ifndef KD_CL_GEMV_COMMON
+#define KD_CL_GEMV_COMMON
+#include "kd_cl_geometry.h"
+
+#ifdef KD_CL_GPU_SHAPES
+#define KD_GEMV_LOCAL KD_CL_GEMV_GPU_LOCAL
+#define KD_GEMV_ROWS KD_CL_GEMV_GPU_ROWS
+#else
+#define KD_GEMV_LOCAL KD_CL_GEMV_LOCAL
+#define KD_GEMV_ROWS KD_CL_GEMV_ROWS
+#endif
+#define KD_GEMV_IPR (KD_GEMV_LOCAL / KD_GEMV_ROWS) /* items per output row */
+
+#if KD_CL_GEMV_MAX_M != 8
+#error "the batched GEMV kernels have one case per row count 1..8"
+#endif
+
+/* The GEMV helpers take constant row counts and slots: they must be inlined for those to
+ * fold (LLVM's inliner, PoCL's included, leaves large multi-call helpers out of line). */
+#ifdef __clang__
+#define KD_CL_INLINE static inline __attribute__((always_inline))
+#else
+#define KD_CL_INLINE static inline
+#endif
+
+/* independent accumulator chains per row of x: 4 in all with one or two rows (an FMA
+ * latency of 4 cycles at 1 FMA/cycle), one per row beyond (x86 has 16 vector registers) */
+#define KD_GEMV_CHAINS(nm) ((nm) == 1 ? 4 : (nm) == 2 ? 2 : 1)
+
+/* Blocks of a row that one item sums: first, first + step, ... < end. */
+typedef struct kd_gemv_span { int first, end, step; } kd_gemv_span;
+
+KD_CL_INLINE kd_gemv_span kd_gemv_span_of(int nb, int lane)
+{
+    kd_gemv_span s;
+    s.first = lane;
+    s.end = nb;
+    s.step = KD_GEMV_IPR;
+    return s;
+}
+
+KD_CL_INLINE float kd_hsum8(float8 v)
+{
+    float4 a = v.lo + v.hi;
+    float2 b = a.lo + a.hi;
+    return b.x + b.y;
+}
+
+/* acc[m * ch + slot % ch] += w * x[m] for the nm rows of x (xs floats apart), where ch =
+ * KD_GEMV_CHAINS(nm). Callers pass nm and slot as constants: once inlined every index is a
+ * constant, so the accumulators live in registers without relying on loop unrolling. */
+KD_CL_INLINE void kd_gemv_fma(float8 *acc, const int nm, const int slot, float8 w,
+                               __global const float *x, size_t xs)
+{
+    const int ch = KD_GEMV_CHAINS(nm), c = slot % ch;
+    acc[c] += w * vload8(0, x);
+    if (nm > 1)
+        acc[ch + c] += w * vload8(0, x + xs);
+    if (nm > 2)
+        acc[2 * ch + c] += w * vload8(0, x + 2 * xs);
+    if (nm > 3)
+        acc[3 * ch + c] += w * vload8(0, x + 3 * xs);
+    if (nm > 4)
+        acc[4 * ch + c] += w * vload8(0, x + 4 * xs);
+    if (nm > 5)
+        acc[5 * ch + c] += w * vload8(0, x + 5 * xs);
+    if (nm > 6)
+        acc[6 * ch + c] += w * vload8(0, x + 6 * xs);
+    if (nm > 7)
+        acc[7 * ch + c] += w * vload8(0, x + 7 * xs);
+}
+
+/* The sum of row m's chains (m, nm constants). */
+KD_CL_INLINE float kd_gemv_chain_sum(const float8 *acc, const int nm, const int m)
+{
+    const int ch = KD_GEMV_CHAINS(nm);
+    float8 t = acc[m * ch];
+    if (ch > 1)
+        t += acc[m * ch + 1];
+    if (ch > 2)
+        t += acc[m * ch + 2] + acc[m * ch + 3];
+    if (ch > 4)
+        t += (acc[m * ch + 4] + acc[m * ch + 5]) + (acc[m * ch + 6] + acc[m * ch + 7]);
+    return kd_hsum8(t);
+}
+
+/* sums[m] for the nm rows of x. */
+KD_CL_INLINE void kd_gemv_fold(const float8 *acc, const int nm, float *sums)
+{
+    sums[0] = kd_gemv_chain_sum(acc, nm, 0);
+    if (nm > 1)
+        sums[1] = kd_gemv_chain_sum(acc, nm, 1);
+    if (nm > 2)
+        sums[2] = kd_gemv_chain_sum(acc, nm, 2);
+    if (nm > 3)
+        sums[3] = kd_gemv_chain_sum(acc, nm, 3);
+    if (nm > 4)
+        sums[4] = kd_gemv_chain_sum(acc, nm, 4);
+    if (nm > 5)
+        sums[5] = kd_gemv_chain_sum(acc, nm, 5);
+    if (nm > 6)
+        sums[6] = kd_gemv_chain_sum(acc, nm, 6);
+    if (nm > 7)
+        sums[7] = kd_gemv_chain_sum(acc, nm, 7);
+}
+
+/* Zeroes the 8 accumulators. */
+KD_CL_INLINE void kd_gemv_zero(float8 *acc)
+{
+    acc[0] = acc[1] = acc[2] = acc[3] = (float8)(0.0f);
+    acc[4] = acc[5] = acc[6] = acc[7] = (float8)(0.0f);
+}
+
+/* Adds the IPR partial sums of each output row and stores y[m * n_rows + row] for the
+ * nm rows of x. Every item of the group calls it (it may hold a barrier). */
+KD_CL_INLINE void kd_gemv_store(const float *sums, int nm, __global float *y, int n_rows,
+                                 int row, __local float *red)
+{
+#if KD_GEMV_IPR == 1
+    (void)red;
+    if (row < n_rows)
+        for (int m = 0; m < nm; m++)
+            y[(size_t)m * (size_t)n_rows + (size_t)row] = sums[m];
+#else
+    int lid = (int)get_local_id(0);
+    int lane = lid % KD_GEMV_IPR;
+    for (int m = 0; m < nm; m++)
+        red[m * KD_GEMV_LOCAL + lid] = sums[m];
+    barrier(CLK_LOCAL_MEM_FENCE);
+    if (row < n_rows) {
+        for (int m = lane; m < nm; m += KD_GEMV_IPR) {
+            float t = 0.0f;
+            for (int j = 0; j < KD_GEMV_IPR; j++)
+                t += red[m * KD_GEMV_LOCAL + lid - lane + j];
+            y[(size_t)m * (size_t)n_rows + (size_t)row] = t;
+        }
+    }
+#endif
+}
+/* The single-row Q4_K kernel's pre-pass: xsum[r * k/32 + j] = sum of x[r, 32j .. 32j + 31]
+ * for the m_dim rows of x, one work-item per sum (elementwise geometry over k/32). Every
+ * output row needs these sums (the sub-block mins multiply them), so they are formed once
+ * per call instead of once per row. */
+__kernel __attribute__((reqd_work_group_size(KD_CL_EW_LOCAL, 1, 1)))
+void kd_gemv_xsum(__global const float *x, __global float *xsum, int k, int m_dim)
+{
+    int row = (int)get_group_id(1);
+    int j = (int)get_global_id(0);
+    if (row >= m_dim || j >= k / 32)
+        return;
+    __global const float *p = x + (size_t)row * (size_t)k + 32 * (size_t)j;
+    float8 t = (vload8(0, p) + vload8(1, p)) + (vload8(2, p) + vload8(3, p));
+    xsum[(size_t)row * (size_t)(k / 32) + (size_t)j] = kd_hsum8(t);
+}
+#endif /* KD_CL_GEMV_COMMON */

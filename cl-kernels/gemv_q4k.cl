@@ -1,0 +1,175 @@
+/* Q4_K GEMV: y[m, j] = sum_k W[j, k] x[m, k], W row j = k/256 block_q4_K (GGUF bytes as
+ * is). Layout and accumulators: gemv_common.cl. Single-row kernel: one row of x, after
+ * the kd_gemv_xsum pre-pass (its sums of x arrive in xsum).
+ * Batched: group y takes rows [8*get_group_id(1), +8) of the m_dim rows of x and decodes
+ * each weight block once for all of them. */
+#include "kd_blocks.h"
+#include "gemv_common.cl"
+
+/* One row of x, chunk c (64 values: sub-blocks 2c and 2c + 1). With a single row the
+ * scales are applied per sub-block, not per value: sum(w x) = dl * sum(q x) - ml * sum(x).
+ * sum(x) comes from the kd_gemv_xsum pre-pass (single-row kernel) or is added up here
+ * (sum_x: the batched kernel's last pass when it has one row of x), so each 8 values cost
+ * a conversion and an FMA (and an add), with only short-lived registers. */
+KD_CL_INLINE void kd_q4k_step1(__global const kd_u8 *qs, __global const float *xc,
+                               const int j, const int sum_x, float8 *t)
+{
+    int8 q = convert_int8(vload8(j, qs));
+    float8 a = vload8(j, xc), b = vload8(j + 4, xc);
+    t[0] += convert_float8(q & 15) * a;
+    t[1] += convert_float8(q >> 4) * b;
+    if (sum_x) {
+        t[2] += a;
+        t[3] += b;
+    }
+}
+
+KD_CL_INLINE void kd_q4k_chunk1(__global const kd_u8 *qs, __global const float *xc,
+                                const int sum_x, float dl0, float ml0, float dl1, float ml1,
+                                float8 *acc)
+{
+    float8 t[4];
+    t[0] = t[1] = t[2] = t[3] = (float8)(0.0f);
+    kd_q4k_step1(qs, xc, 0, sum_x, t);
+    kd_q4k_step1(qs, xc, 1, sum_x, t);
+    kd_q4k_step1(qs, xc, 2, sum_x, t);
+    kd_q4k_step1(qs, xc, 3, sum_x, t);
+    acc[0] += dl0 * t[0];
+    acc[1] += dl1 * t[1];
+    if (sum_x) {
+        acc[2] += ml0 * t[2];
+        acc[3] += ml1 * t[3];
+    }
+}
+
+/* 8 bytes of quants (j-th of the 32 bytes of chunk c) times nm > 1 rows of x: their low
+ * nibbles are elements 64c + 8j.. of sub-block 2c, their high nibbles elements
+ * 64c + 32 + 8j.. of sub-block 2c + 1 (kd_blocks.h, kd_q4k_quant). Decoded once, used
+ * nm times. */
+KD_CL_INLINE void kd_q4k_step(__global const kd_u8 *qs, __global const float *xc, size_t xs,
+                              const int nm, const int j, float8 dl0, float8 ml0, float8 dl1,
+                              float8 ml1, float8 *acc)
+{
+    int8 q = convert_int8(vload8(j, qs));
+    float8 w0 = convert_float8(q & 15) * dl0 - ml0;
+    float8 w1 = convert_float8(q >> 4) * dl1 - ml1;
+    kd_gemv_fma(acc, nm, 2 * j, w0, xc + 8 * j, xs);
+    kd_gemv_fma(acc, nm, 2 * j + 1, w1, xc + 32 + 8 * j, xs);
+}
+
+/* Chunk c (64 values: sub-blocks 2c and 2c + 1) times nm rows of x; dl/ml the scale and
+ * offset of sub-blocks 2c and 2c + 1. */
+KD_CL_INLINE void kd_q4k_chunk(__global const kd_block_q4_K *b, __global const float *x,
+                               size_t xs, const int nm, const int sum_x, int c, float dl0,
+                               float ml0, float dl1, float ml1, float8 *acc)
+{
+    __global const kd_u8 *qs = b->qs + 32 * c;
+    __global const float *xc = x + 64 * c;
+    if (nm == 1) {
+        kd_q4k_chunk1(qs, xc, sum_x, dl0, ml0, dl1, ml1, acc);
+        return;
+    }
+    float8 d0 = (float8)(dl0), m0 = (float8)(ml0), d1 = (float8)(dl1), m1 = (float8)(ml1);
+    kd_q4k_step(qs, xc, xs, nm, 0, d0, m0, d1, m1, acc);
+    kd_q4k_step(qs, xc, xs, nm, 1, d0, m0, d1, m1, acc);
+    kd_q4k_step(qs, xc, xs, nm, 2, d0, m0, d1, m1, acc);
+    kd_q4k_step(qs, xc, xs, nm, 3, d0, m0, d1, m1, acc);
+}
+
+/* Block b times nm rows of x (xs floats apart; x at the block's first value), into acc.
+ * The eight 6-bit (scale, min) pairs are unpacked four at a time from the 12 bytes read as
+ * three little-endian words (ggml's packing; kd_q4k_scale_min is the one-at-a-time form):
+ * pairs 0..3 are the low 6 bits of bytes 0..3 and 4..7, pairs 4..7 take their low 4 bits
+ * from bytes 8..11 and their top 2 from the top bits of bytes 0..3 and 4..7. The chunk
+ * loop stays a loop: unrolled, the eight batched variants take PoCL tens of seconds to
+ * compile. */
+KD_CL_INLINE void kd_q4k_block(__global const kd_block_q4_K *b, __global const float *x,
+                               size_t xs, const int nm, const int pre,
+                               __global const float *xsum, float8 *acc)
+{
+    float d = kd_f16_to_f32(b->d), dmin = kd_f16_to_f32(b->dmin);
+    uint3 w = vload3(0, (__global const uint *)b->scales);
+    uint4 packed = (uint4)(w.x & 0x3f3f3f3fu,
+                           (w.z & 0x0f0f0f0fu) | ((w.x >> 2) & 0x30303030u),
+                           w.y & 0x3f3f3f3fu,
+                           ((w.z >> 4) & 0x0f0f0f0fu) | ((w.y >> 2) & 0x30303030u));
+    float16 sm = convert_float16(as_uchar16(packed)); /* scales 0..7, then mins 0..7 */
+    float dl[8], ml[8];
+    vstore8(d * sm.lo, 0, dl);
+    vstore8(dmin * sm.hi, 0, ml);
+    const int sum_x = nm == 1 && !pre;
+    if (nm == 1 && pre) /* the eight min terms at once */
+        acc[2] += (dmin * sm.hi) * vload8(0, xsum);
+    for (int c = 0; c < 4; c++)
+        kd_q4k_chunk(b, x, xs, nm, sum_x, c, dl[2 * c], ml[2 * c], dl[2 * c + 1],
+                     ml[2 * c + 1], acc);
+}
+
+/* One item's share of one output row for nm rows of x: sums[m]. pre (a constant): xsum
+ * holds the pre-pass's sums of the one row of x. */
+KD_CL_INLINE void kd_q4k_row(__global const kd_block_q4_K *w, __global const float *x,
+                             size_t xs, int nb, int lane, const int nm, const int pre,
+                             __global const float *xsum, float *sums)
+{
+    float8 acc[8];
+    kd_gemv_zero(acc);
+    kd_gemv_span s = kd_gemv_span_of(nb, lane);
+    for (int ib = s.first; ib < s.end; ib += s.step)
+        kd_q4k_block(w + ib, x + (size_t)ib * KD_QK_K, xs, nm, pre, xsum + 8 * ib, acc);
+    if (nm == 1) /* kd_q4k_chunk1's layout: scaled dot products, then min terms */
+        sums[0] = kd_hsum8(acc[0] + acc[1]) - kd_hsum8(acc[2] + acc[3]);
+    else
+        kd_gemv_fold(acc, nm, sums);
+}
+
+__kernel __attribute__((reqd_work_group_size(KD_GEMV_LOCAL, 1, 1)))
+void kd_gemv_q4k(__global const kd_block_q4_K *w, __global const float *x, __global float *y,
+                 int n_rows, int k, __global const float *xsum)
+{
+#if KD_GEMV_IPR > 1
+    __local float red[KD_GEMV_LOCAL * KD_CL_GEMV_MAX_M];
+#else
+    __local float *red = 0;
+#endif
+    int lid = (int)get_local_id(0);
+    int row = (int)get_group_id(0) * KD_GEMV_ROWS + lid / KD_GEMV_IPR;
+    int nb = row < n_rows ? k / KD_QK_K : 0;
+    float sums[1];
+    kd_q4k_row(w + (size_t)min(row, n_rows - 1) * (size_t)(k / KD_QK_K), x, 0, nb,
+               lid % KD_GEMV_IPR, 1, 1, xsum, sums);
+    kd_gemv_store(sums, 1, y, n_rows, row, red);
+}
+
+__kernel __attribute__((reqd_work_group_size(KD_GEMV_LOCAL, 1, 1)))
+void kd_gemv_q4k_batched(__global const kd_block_q4_K *w, __global const float *x,
+                         __global float *y, int n_rows, int k, int m_dim)
+{
+#if KD_GEMV_IPR > 1
+    __local float red[KD_GEMV_LOCAL * KD_CL_GEMV_MAX_M];
+#else
+    __local float *red = 0;
+#endif
+    int lid = (int)get_local_id(0);
+    int row = (int)get_group_id(0) * KD_GEMV_ROWS + lid / KD_GEMV_IPR;
+    int lane = lid % KD_GEMV_IPR;
+    int m0 = (int)get_group_id(1) * KD_CL_GEMV_MAX_M;
+    if (m0 >= m_dim) /* uniform over the group */
+        return;
+    int nm = min(KD_CL_GEMV_MAX_M, m_dim - m0);
+    int nb = row < n_rows ? k / KD_QK_K : 0;
+    __global const kd_block_q4_K *wr = w + (size_t)min(row, n_rows - 1) * (size_t)(k / KD_QK_K);
+    __global const float *xr = x + (size_t)m0 * (size_t)k;
+    float sums[KD_CL_GEMV_MAX_M];
+    /* one copy of the loop per row count: accumulators stay in registers */
+    switch (nm) {
+    case 1: kd_q4k_row(wr, xr, k, nb, lane, 1, 0, xr, sums); break;
+    case 2: kd_q4k_row(wr, xr, k, nb, lane, 2, 0, xr, sums); break;
+    case 3: kd_q4k_row(wr, xr, k, nb, lane, 3, 0, xr, sums); break;
+    case 4: kd_q4k_row(wr, xr, k, nb, lane, 4, 0, xr, sums); break;
+    case 5: kd_q4k_row(wr, xr, k, nb, lane, 5, 0, xr, sums); break;
+    case 6: kd_q4k_row(wr, xr, k, nb, lane, 6, 0, xr, sums); break;
+    case 7: kd_q4k_row(wr, xr, k, nb, lane, 7, 0, xr, sums); break;
+    default: kd_q4k_row(wr, xr, k, nb, lane, 8, 0, xr, sums); break;
+    }
+    kd_gemv_store(sums, nm, y + (size_t)m0 * (size_t)n_rows, n_rows, row, red);
+}

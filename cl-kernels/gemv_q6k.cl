@@ -1,0 +1,112 @@
+/* Q6_K GEMV: y[m, j] = sum_k W[j, k] x[m, k], W row j = k/256 block_q6_K (GGUF bytes as
+ * is). Layout and accumulators: gemv_common.cl. Single-row kernel: one row of x.
+ * Batched: group y takes rows [8*get_group_id(1), +8) of the m_dim rows of x and decodes
+ * each weight block once for all of them. */
+#include "kd_blocks.h"
+#include "gemv_common.cl"
+
+/* 8 values of each quarter of half h at offset l = 8 * lc (lc = 0..3): ql[64h + l] holds
+ * quarters 0 (low nibble) and 2 (high), ql[64h + 32 + l] quarters 1 and 3, qh[32h + l] the
+ * top 2 bits of quarters 0..3 in its bit pairs; element 128h + 32q + l has scale
+ * scales[8h + 2q + l/16] (kd_blocks.h, kd_q6k_quant). */
+KD_CL_INLINE void kd_q6k_step(__global const kd_block_q6_K *b, __global const float *xh,
+                              size_t xs, const int nm, int h, int lc, const int slot,
+                              const float *sc, float8 *acc)
+{
+    int l = 8 * lc;
+    int8 lo = convert_int8(vload8(0, b->ql + 64 * h + l));
+    int8 hi = convert_int8(vload8(0, b->ql + 64 * h + 32 + l));
+    int8 top = convert_int8(vload8(0, b->qh + 32 * h + l));
+    const float *s = sc + 8 * h + lc / 2; /* quarter q's scale is s[2q] */
+    float8 w0 = convert_float8(((lo & 15) | ((top & 3) << 4)) - 32) * s[0];
+    float8 w1 = convert_float8(((hi & 15) | ((top & 12) << 2)) - 32) * s[2];
+    float8 w2 = convert_float8(((lo >> 4) | (top & 48)) - 32) * s[4];
+    float8 w3 = convert_float8(((hi >> 4) | ((top & 192) >> 2)) - 32) * s[6];
+    kd_gemv_fma(acc, nm, slot, w0, xh + l, xs);
+    kd_gemv_fma(acc, nm, slot + 1, w1, xh + 32 + l, xs);
+    kd_gemv_fma(acc, nm, slot + 2, w2, xh + 64 + l, xs);
+    kd_gemv_fma(acc, nm, slot + 3, w3, xh + 96 + l, xs);
+}
+
+/* Block b times nm rows of x (xs floats apart; x at the block's first value), into acc.
+ * The 16 scales d * scales[g] are formed once per block (one vector conversion instead of
+ * a scalar one per use). Runs of 8 values alternate between accumulator slots 0..3 and
+ * 4..7; the loops stay loops (unrolled, the eight batched variants take PoCL many seconds
+ * to compile). */
+KD_CL_INLINE void kd_q6k_block(__global const kd_block_q6_K *b, __global const float *x,
+                               size_t xs, const int nm, float8 *acc)
+{
+    float sc[16];
+    vstore16(kd_f16_to_f32(b->d) * convert_float16(vload16(0, b->scales)), 0, sc);
+    for (int h = 0; h < 2; h++) { /* 128 values each */
+        __global const float *xh = x + 128 * h;
+        for (int lc = 0; lc < 4; lc += 2) {
+            kd_q6k_step(b, xh, xs, nm, h, lc, 0, sc, acc);
+            kd_q6k_step(b, xh, xs, nm, h, lc + 1, 4, sc, acc);
+        }
+    }
+}
+
+/* One item's share of one output row for nm rows of x: sums[m]. */
+KD_CL_INLINE void kd_q6k_row(__global const kd_block_q6_K *w, __global const float *x,
+                              size_t xs, int nb, int lane, const int nm, float *sums)
+{
+    float8 acc[8];
+    kd_gemv_zero(acc);
+    kd_gemv_span s = kd_gemv_span_of(nb, lane);
+    for (int ib = s.first; ib < s.end; ib += s.step)
+        kd_q6k_block(w + ib, x + (size_t)ib * KD_QK_K, xs, nm, acc);
+    kd_gemv_fold(acc, nm, sums);
+}
+
+__kernel __attribute__((reqd_work_group_size(KD_GEMV_LOCAL, 1, 1)))
+void kd_gemv_q6k(__global const kd_block_q6_K *w, __global const float *x, __global float *y,
+                 int n_rows, int k)
+{
+#if KD_GEMV_IPR > 1
+    __local float red[KD_GEMV_LOCAL * KD_CL_GEMV_MAX_M];
+#else
+    __local float *red = 0;
+#endif
+    int lid = (int)get_local_id(0);
+    int row = (int)get_group_id(0) * KD_GEMV_ROWS + lid / KD_GEMV_IPR;
+    int nb = row < n_rows ? k / KD_QK_K : 0;
+    float sums[1];
+    kd_q6k_row(w + (size_t)min(row, n_rows - 1) * (size_t)(k / KD_QK_K), x, 0, nb,
+               lid % KD_GEMV_IPR, 1, sums);
+    kd_gemv_store(sums, 1, y, n_rows, row, red);
+}
+
+__kernel __attribute__((reqd_work_group_size(KD_GEMV_LOCAL, 1, 1)))
+void kd_gemv_q6k_batched(__global const kd_block_q6_K *w, __global const float *x,
+                         __global float *y, int n_rows, int k, int m_dim)
+{
+#if KD_GEMV_IPR > 1
+    __local float red[KD_GEMV_LOCAL * KD_CL_GEMV_MAX_M];
+#else
+    __local float *red = 0;
+#endif
+    int lid = (int)get_local_id(0);
+    int row = (int)get_group_id(0) * KD_GEMV_ROWS + lid / KD_GEMV_IPR;
+    int lane = lid % KD_GEMV_IPR;
+    int m0 = (int)get_group_id(1) * KD_CL_GEMV_MAX_M;
+    if (m0 >= m_dim) /* uniform over the group */
+        return;
+    int nm = min(KD_CL_GEMV_MAX_M, m_dim - m0);
+    int nb = row < n_rows ? k / KD_QK_K : 0;
+    __global const kd_block_q6_K *wr = w + (size_t)min(row, n_rows - 1) * (size_t)(k / KD_QK_K);
+    __global const float *xr = x + (size_t)m0 * (size_t)k;
+    float sums[KD_CL_GEMV_MAX_M];
+    /* one copy of the loop per row count: accumulators stay in registers */
+    switch (nm) {
+    case 1: kd_q6k_row(wr, xr, k, nb, lane, 1, sums); break;
+    case 2: kd_q6k_row(wr, xr, k, nb, lane, 2, sums); break;
+    case 3: kd_q6k_row(wr, xr, k, nb, lane, 3, sums); break;
+    case 4: kd_q6k_row(wr, xr, k, nb, lane, 4, sums); break;
+    case 5: kd_q6k_row(wr, xr, k, nb, lane, 5, sums); break;
+    case 6: kd_q6k_row(wr, xr, k, nb, lane, 6, sums); break;
+    case 7: kd_q6k_row(wr, xr, k, nb, lane, 7, sums); break;
+    default: kd_q6k_row(wr, xr, k, nb, lane, 8, sums); break;
+    }
+    kd_gemv_store(sums, nm, y + (size_t)m0 * (size_t)n_rows, n_rows, row, red);
+}

@@ -1,0 +1,87 @@
+/* Rope: per head of head_dim values, pair i of head_dim/2 turns by a = pos * base^(-2i/D);
+ * mode 0 (normal) rotates (x[2i], x[2i+1]), mode 1 (neox) rotates (x[i], x[i+D/2]):
+ * (u, v) -> (u cos a - v sin a, u sin a + v cos a). One work-item per pair.
+ *
+ * Accuracy: a reaches thousands of radians at long positions, where a float product
+ * pos * freq is off by up to half an ulp of a (1e-4 rad at pos 4096). The host computes
+ * each frequency in double and passes it as two floats (hi + lo); the kernel forms
+ * pos * freq as an exact two-term product with fma and reduces it modulo 2*pi with a
+ * two-term 2*pi, so the angle is good to ~1e-7 rad (positions < 2^24).
+ *
+ * tab (uint words): freq hi[D/2] as float bits, freq lo[D/2] as float bits, pos[m].
+ * Single-row: pos[0]. Batched: row = get_group_id(1), m_dim rows. */
+#include "kd_cl_geometry.h"
+
+#define KD_TWO_PI_HI 6.28318548202514648438f     /* float nearest 2*pi */
+#define KD_TWO_PI_LO (-1.74845553146951715e-07f) /* 2*pi - KD_TWO_PI_HI */
+#define KD_INV_TWO_PI 0.159154943091895335769f
+#define KD_HALF_PI_HI 1.57079637050628662109f    /* float nearest pi/2 */
+#define KD_HALF_PI_LO (-4.37113900018624283e-08f) /* pi/2 - KD_HALF_PI_HI */
+#define KD_TWO_OVER_PI 0.636619772367581343076f
+
+/* sin and cos of r, |r| <= ~pi, in plain arithmetic and selects (Cephes' sinf/cosf
+ * polynomials on [-pi/4, pi/4], quadrant by rint(2r/pi)): good to ~1e-7 and, unlike a
+ * library sincos with its large-argument path, vectorizable across work-items by PoCL. */
+static inline float kd_sincos_reduced(float r, float *c)
+{
+    float q = rint(r * KD_TWO_OVER_PI);
+    float y = fma(-q, KD_HALF_PI_LO, fma(-q, KD_HALF_PI_HI, r));
+    float z = y * y;
+    float sy = fma(y * z, fma(z, fma(z, -1.9515295891e-4f, 8.3321608736e-3f),
+                              -1.6666654611e-1f), y);
+    float cy = fma(z * z, fma(z, fma(z, 2.443315711809948e-5f, -1.388731625493765e-3f),
+                              4.166664568298827e-2f), fma(-0.5f, z, 1.0f));
+    int quad = (int)q;
+    float s = (quad & 1) ? cy : sy, co = (quad & 1) ? sy : cy;
+    *c = ((quad + 1) & 2) ? -co : co;
+    return (quad & 2) ? -s : s;
+}
+
+/* cos and sin of pos * (hi + lo). */
+static inline float kd_rope_sincos(uint pos, float hi, float lo, float *c)
+{
+    float p = (float)pos;
+    float ah = p * hi;
+    float al = fma(p, hi, -ah) + p * lo; /* ah + al = p * (hi + lo) to ~2^-48 relative */
+    float k = rint(ah * KD_INV_TWO_PI);
+    float r = fma(-k, KD_TWO_PI_HI, ah);
+    r = fma(-k, KD_TWO_PI_LO, r) + al;
+    return kd_sincos_reduced(r, c);
+}
+
+static inline void kd_rope_pair(__global const float *x, __global float *y,
+                                __global const uint *tab, uint pos, int p, int head_dim,
+                                int mode)
+{
+    int npair = head_dim / 2;
+    int h = p / npair;
+    int i = p - h * npair;
+    int iu = h * head_dim + (mode ? i : 2 * i);
+    int iv = iu + (mode ? npair : 1);
+    float c;
+    float s = kd_rope_sincos(pos, as_float(tab[i]), as_float(tab[npair + i]), &c);
+    float u = x[iu], v = x[iv];
+    y[iu] = u * c - v * s;
+    y[iv] = u * s + v * c;
+}
+
+__kernel __attribute__((reqd_work_group_size(KD_CL_EW_LOCAL, 1, 1)))
+void kd_rope_f32(__global const float *x, __global float *y, __global const uint *tab, int n,
+                 int head_dim, int mode)
+{
+    int p = (int)get_global_id(0);
+    if (p < n / 2)
+        kd_rope_pair(x, y, tab, tab[head_dim], p, head_dim, mode);
+}
+
+__kernel __attribute__((reqd_work_group_size(KD_CL_EW_LOCAL, 1, 1)))
+void kd_rope_f32_batched(__global const float *x, __global float *y, __global const uint *tab,
+                         int n, int head_dim, int mode, int m_dim)
+{
+    int row = (int)get_group_id(1);
+    int p = (int)get_global_id(0);
+    if (row >= m_dim || p >= n / 2)
+        return;
+    size_t o = (size_t)row * (size_t)n;
+    kd_rope_pair(x + o, y + o, tab, tab[head_dim + row], p, head_dim, mode);
+}

@@ -1,0 +1,29 @@
+/* Swiglu: y = g / (1 + exp(-g)) * up, one work-item per element.
+ * Single-row: one row of n. Batched: row = get_group_id(1), m_dim rows. */
+#include "kd_cl_geometry.h"
+
+static inline float kd_swiglu_one(float g, float u)
+{
+    return g / (1.0f + exp(-g)) * u;
+}
+
+__kernel __attribute__((reqd_work_group_size(KD_CL_EW_LOCAL, 1, 1)))
+void kd_swiglu_f32(__global const float *gate, __global const float *up, __global float *y,
+                   int n)
+{
+    int i = (int)get_global_id(0);
+    if (i < n)
+        y[i] = kd_swiglu_one(gate[i], up[i]);
+}
+
+__kernel __attribute__((reqd_work_group_size(KD_CL_EW_LOCAL, 1, 1)))
+void kd_swiglu_f32_batched(__global const float *gate, __global const float *up,
+                           __global float *y, int n, int m_dim)
+{
+    int row = (int)get_group_id(1);
+    int i = (int)get_global_id(0);
+    if (row >= m_dim || i >= n)
+        return;
+    size_t o = (size_t)row * (size_t)n + (size_t)i;
+    y[o] = kd_swiglu_one(gate[o], up[o]);
+}

@@ -1,0 +1,480 @@
+/* ctest-labels: opencl */
+/* The OpenCL backend (PoCL's CPU device on CI): all twelve kernels against the oracle and
+ * the cpu backend, device choice by KD_OPENCL_PLATFORM / KD_OPENCL_DEVICE, build failures
+ * reported with their log, the program binary cache, fault injection and the device list.
+ * Without an OpenCL device (or built without OpenCL) it exits 77 with the reason. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "kd_test_util.h"
+
+#ifndef KD_HAVE_OPENCL
+int main(void) { return kd_test_skip("kdispatch was built without the OpenCL backend"); }
+#else
+
+#include "opencl/kd_opencl_internal.h"
+
+static kd_context *ctx;
+static char cache_dir[256];
+static const int64_t batch_sizes[] = {1, 2, 7, 8, 33};
+
+typedef struct shape { int64_t n, k; } shape;
+
+/* Row lengths that are not multiples of the local sizes (256 elementwise, 64 rmsnorm, 16
+ * GEMV rows per group; on a GPU shape 4). */
+static const shape ew_shapes[] = {{1, 0}, {7, 0}, {1000, 0}, {4099, 0}};
+static const shape rope_shapes[] = {{42, 6}, {5 * 128, 128}, {3 * 64, 64}};
+static const shape gemv_shapes[] = {{1, 256}, {3, 768}, {67, 512}, {301, 2560}};
+
+/* ---- environment helpers ---------------------------------------------------------- */
+
+/* Sets (or with value NULL unsets) name, keeping the old value to put back. */
+typedef struct env_save { const char *name; char *old; } env_save;
+
+static env_save env_set(const char *name, const char *value)
+{
+    env_save s = {name, NULL};
+    const char *old = getenv(name);
+    if (old)
+        s.old = strdup(old);
+    if (value)
+        setenv(name, value, 1);
+    else
+        unsetenv(name);
+    return s;
+}
+
+static void env_restore(env_save *s)
+{
+    if (s->old)
+        setenv(s->name, s->old, 1);
+    else
+        unsetenv(s->name);
+    free(s->old);
+    s->old = NULL;
+}
+
+static kd_context *new_context(void)
+{
+    kd_context_options o = {.disable_cuda = 1};
+    kd_context *c = NULL;
+    if (kd_context_create(&o, &c) != KD_OK) {
+        fprintf(stderr, "context: %s\n", kd_last_error(NULL));
+        return NULL;
+    }
+    return c;
+}
+
+/* ---- kernels against the oracle and the cpu backend ------------------------------- */
+
+static void check_op(kd_op op, const shape *shapes, int nshapes)
+{
+    for (int s = 0; s < nshapes; s++)
+        for (size_t mi = 0; mi < sizeof batch_sizes / sizeof *batch_sizes; mi++) {
+            int64_t m = batch_sizes[mi];
+            kd_problem p;
+            uint64_t seed = 5000 + 1000 * (uint64_t)op + 10 * (uint64_t)s + mi;
+            CU_ASSERT_FATAL(kd_problem_make(ctx, op, m, shapes[s].n, shapes[s].k, seed, &p) == 0);
+            double *ref = kd_problem_oracle(&p);
+            kd_status st_cl, st_cpu;
+            kd_metrics_snapshot before, after;
+            kd_metrics_get(ctx, &before);
+            /* no fallback: a failing OpenCL launch must fail the test, not hide on cpu */
+            float *cl = kd_problem_run(ctx, &p, KD_BACKEND_OPENCL, KD_RUN_NO_FALLBACK, &st_cl);
+            kd_metrics_get(ctx, &after);
+            float *cpu = kd_problem_run(ctx, &p, KD_BACKEND_CPU, 0, &st_cpu);
+            if (!cl)
+                printf("\n  %s M=%lld n=%lld: %s\n", kd_op_name(op), (long long)m,
+                       (long long)shapes[s].n, kd_last_error(ctx));
+            CU_ASSERT_FATAL(ref && cl && cpu);
+            CU_ASSERT_EQUAL(after.per_backend[KD_BACKEND_OPENCL],
+                            before.per_backend[KD_BACKEND_OPENCL] + 1);
+            CU_ASSERT_EQUAL(after.fallbacks, before.fallbacks);
+            kd_cmp c1, c2;
+            kd_compare_to_ref(cl, ref, p.out_count, KD_TOLERANCE, &c1);
+            kd_compare_f32(cl, cpu, p.out_count, KD_TOLERANCE, &c2);
+            if (!c1.pass || !c2.pass)
+                printf("\n  %s M=%lld n=%lld k=%lld: vs oracle max %.3g (bad %lld, first %lld), "
+                       "vs cpu max %.3g (bad %lld)\n", kd_op_name(op), (long long)m,
+                       (long long)shapes[s].n, (long long)shapes[s].k, c1.max_abs,
+                       (long long)c1.bad, (long long)c1.first_bad, c2.max_abs,
+                       (long long)c2.bad);
+            CU_ASSERT(c1.pass);
+            CU_ASSERT(c2.pass);
+            free(ref);
+            free(cl);
+            free(cpu);
+            kd_problem_free(&p);
+        }
+}
+
+#define N(a) ((int)(sizeof(a) / sizeof *(a)))
+static void test_rmsnorm(void) { check_op(KD_OP_RMSNORM, ew_shapes, N(ew_shapes)); }
+static void test_rope(void) { check_op(KD_OP_ROPE, rope_shapes, N(rope_shapes)); }
+static void test_swiglu(void) { check_op(KD_OP_SWIGLU, ew_shapes, N(ew_shapes)); }
+static void test_residual_add(void) { check_op(KD_OP_RESIDUAL_ADD, ew_shapes, N(ew_shapes)); }
+static void test_q4k_gemv(void) { check_op(KD_OP_Q4K_GEMV, gemv_shapes, N(gemv_shapes)); }
+static void test_q6k_gemv(void) { check_op(KD_OP_Q6K_GEMV, gemv_shapes, N(gemv_shapes)); }
+
+/* Rope at positions far beyond the test problems' (up to 2^20): the angle stays accurate. */
+static void test_rope_long_positions(void)
+{
+    for (int mode = 0; mode < 2; mode++) {
+        kd_problem p;
+        CU_ASSERT_FATAL(kd_problem_make(ctx, KD_OP_ROPE, 9, 4 * 128, 128, 77 + mode, &p) == 0);
+        for (int i = 0; i < 9; i++)
+            p.pos[i] = (uint32_t)((i * 123457u) % (1u << 20));
+        p.d.rope_mode = (kd_rope_mode)mode;
+        double *ref = kd_problem_oracle(&p);
+        kd_status st;
+        float *cl = kd_problem_run(ctx, &p, KD_BACKEND_OPENCL, KD_RUN_NO_FALLBACK, &st);
+        CU_ASSERT_FATAL(ref && cl);
+        kd_cmp c;
+        kd_compare_to_ref(cl, ref, p.out_count, KD_TOLERANCE, &c);
+        printf("\n  rope mode %d, positions up to 2^20: max abs error %.3g, NMSE %.3g", mode,
+               c.max_abs, c.nmse);
+        CU_ASSERT(c.pass);
+        free(ref);
+        free(cl);
+        kd_problem_free(&p);
+    }
+}
+
+/* An op's output stays on the device for the next op (no transfer), and reading it back
+ * moves exactly its bytes. */
+static void test_residency(void)
+{
+    kd_problem p;
+    CU_ASSERT_FATAL(kd_problem_make(ctx, KD_OP_RESIDUAL_ADD, 4, 100, 0, 11, &p) == 0);
+    kd_tensor *y2 = NULL;
+    CU_ASSERT_FATAL(kd_tensor_f32(ctx, 4, 100, NULL, &y2) == KD_OK);
+    CU_ASSERT_FATAL(kd_run(ctx, &p.d, KD_BACKEND_OPENCL, KD_RUN_NO_FALLBACK) == KD_OK);
+    kd_metrics_snapshot a, b;
+    kd_metrics_get(ctx, &a);
+    kd_op_desc d2 = {.op = KD_OP_RESIDUAL_ADD, .src = {p.dst, p.dst}, .dst = y2};
+    CU_ASSERT_FATAL(kd_run(ctx, &d2, KD_BACKEND_OPENCL, KD_RUN_NO_FALLBACK) == KD_OK);
+    kd_metrics_get(ctx, &b);
+    CU_ASSERT_EQUAL(b.bytes_to_device, a.bytes_to_device);
+    float out[400];
+    CU_ASSERT_FATAL(kd_tensor_read(ctx, y2, out, 400) == KD_OK);
+    kd_metrics_get(ctx, &a);
+    CU_ASSERT_EQUAL(a.bytes_from_device, b.bytes_from_device + 400 * sizeof(float));
+    for (int i = 0; i < 400; i++)
+        CU_ASSERT_DOUBLE_EQUAL(out[i], 2.0f * (p.h_src[0][i] + p.h_src[1][i]), 1e-5);
+    kd_tensor_free(y2);
+    kd_problem_free(&p);
+}
+
+/* ---- device choice ---------------------------------------------------------------- */
+
+/* A context's OpenCL state, or NULL if the backend is absent (reason printed). */
+static int opencl_available(kd_context *c, const char *what)
+{
+    int ok = kd_backend_available(c, KD_BACKEND_OPENCL);
+    printf("\n  %s: %s: %s", what, ok ? "available" : "absent",
+           kd_backend_reason(c, KD_BACKEND_OPENCL));
+    return ok;
+}
+
+static void device_name(char *buf, size_t cap)
+{
+    const char *r = kd_backend_reason(ctx, KD_BACKEND_OPENCL); /* "<name> [<type>] on ..." */
+    const char *end = strstr(r, " [");
+    size_t n = end ? (size_t)(end - r) : strlen(r);
+    snprintf(buf, cap, "%.*s", (int)(n < cap ? n : cap - 1), r);
+}
+
+static void test_select_by_index_and_name(void)
+{
+    char name[256], upper[256], sub[64];
+    device_name(name, sizeof name);
+    size_t len = strlen(name);
+    for (size_t i = 0; i <= len; i++)
+        upper[i] = (char)(name[i] >= 'a' && name[i] <= 'z' ? name[i] - 32 : name[i]);
+    /* a substring from the middle of the name, in upper case: case-insensitive match */
+    snprintf(sub, sizeof sub, "%.*s", (int)(len > 6 ? 6 : len), upper + (len > 10 ? 2 : 0));
+
+    const char *values[] = {"0", sub};
+    for (int v = 0; v < 2; v++) {
+        env_save e = env_set("KD_OPENCL_DEVICE", values[v]);
+        kd_context *c = new_context();
+        CU_ASSERT_FATAL(c != NULL);
+        CU_ASSERT(opencl_available(c, values[v]));
+        CU_ASSERT(strstr(kd_backend_reason(c, KD_BACKEND_OPENCL), name) != NULL);
+        kd_context_destroy(c);
+        env_restore(&e);
+    }
+    env_save e = env_set("KD_OPENCL_PLATFORM", "0");
+    kd_context *c = new_context();
+    CU_ASSERT_FATAL(c != NULL);
+    CU_ASSERT(opencl_available(c, "platform 0"));
+    kd_context_destroy(c);
+    env_restore(&e);
+}
+
+static void test_select_no_match(void)
+{
+    char name[256];
+    device_name(name, sizeof name);
+    struct { const char *var, *value, *expect; } cases[] = {
+        {"KD_OPENCL_DEVICE", "no-such-device-xyz", "matches no OpenCL device"},
+        {"KD_OPENCL_DEVICE", "999", "matches no OpenCL device"},
+        {"KD_OPENCL_PLATFORM", "no-such-platform-xyz", "matches no OpenCL platform"},
+    };
+    for (int i = 0; i < N(cases); i++) {
+        env_save e = env_set(cases[i].var, cases[i].value);
+        kd_context *c = new_context(); /* an absent backend is not a context error */
+        CU_ASSERT_FATAL(c != NULL);
+        CU_ASSERT(!opencl_available(c, cases[i].value));
+        const char *why = kd_backend_reason(c, KD_BACKEND_OPENCL);
+        CU_ASSERT(strstr(why, cases[i].var) != NULL);
+        CU_ASSERT(strstr(why, cases[i].value) != NULL);
+        CU_ASSERT(strstr(why, cases[i].expect) != NULL);
+        if (strcmp(cases[i].var, "KD_OPENCL_DEVICE") == 0) /* it lists what exists */
+            CU_ASSERT(strstr(why, name) != NULL);
+        /* forcing the absent backend is a clear error, not a crash */
+        kd_problem p;
+        CU_ASSERT_FATAL(kd_problem_make(c, KD_OP_SWIGLU, 1, 10, 0, 3, &p) == 0);
+        CU_ASSERT_EQUAL(kd_run(c, &p.d, KD_BACKEND_OPENCL, 0), KD_ERR_UNAVAILABLE);
+        kd_problem_free(&p);
+        kd_context_destroy(c);
+        env_restore(&e);
+    }
+}
+
+/* ---- builds, cache, faults -------------------------------------------------------- */
+
+static void test_build_failure_has_log(void)
+{
+    const char *bad = "__kernel void kd_broken(__global float *y)\n"
+                      "{\n    y[0] = kd_undefined_name * 2.0f;\n}\n";
+    kd_status st = kd_opencl_build_source(ctx, bad, "");
+    const char *msg = kd_last_error(ctx);
+    printf("\n  build failure message: %.300s", msg);
+    CU_ASSERT_EQUAL(st, KD_ERR_BUILD);
+    CU_ASSERT(strstr(msg, "CL_BUILD_PROGRAM_FAILURE") != NULL);
+    CU_ASSERT(strstr(msg, "build log") != NULL);
+    CU_ASSERT(strstr(msg, "kd_undefined_name") != NULL); /* the compiler's own words */
+    const char *good = "__kernel void kd_fine(__global float *y) { y[0] = 1.0f; }\n";
+    CU_ASSERT_EQUAL(kd_opencl_build_source(ctx, good, ""), KD_OK);
+}
+
+static int file_exists(const char *path)
+{
+    struct stat sb;
+    return stat(path, &sb) == 0 && sb.st_size > 0;
+}
+
+static int info_of(kd_context *c, kd_opencl_build_info *info)
+{
+    kd_status st = kd_opencl_build_info_get(c, info);
+    if (st != KD_OK)
+        printf("\n  build: %s", kd_last_error(c));
+    return st == KD_OK;
+}
+
+/* A fresh cache directory: the first start compiles and writes the binary, the second
+ * loads it; a corrupt file is rebuilt, not trusted. */
+static void test_binary_cache(void)
+{
+    char dir[300];
+    snprintf(dir, sizeof dir, "%s/cache-test", cache_dir);
+    env_save e = env_set("KD_CACHE_DIR", dir);
+    kd_opencl_build_info first, second, third;
+
+    kd_context *c = new_context();
+    CU_ASSERT_FATAL(c && info_of(c, &first));
+    kd_context_destroy(c);
+    CU_ASSERT_EQUAL(first.from_cache, 0);
+    CU_ASSERT(strncmp(first.cache_file, dir, strlen(dir)) == 0);
+    CU_ASSERT(file_exists(first.cache_file));
+
+    c = new_context();
+    CU_ASSERT_FATAL(c && info_of(c, &second));
+    CU_ASSERT_EQUAL(second.from_cache, 1);
+    CU_ASSERT_STRING_EQUAL(second.cache_file, first.cache_file);
+    printf("\n  program: compiled in %.1f ms, loaded from the cache in %.1f ms (%s)",
+           first.build_ms, second.build_ms, second.cache_file);
+    kd_problem p; /* the cached program computes */
+    CU_ASSERT_FATAL(kd_problem_make(c, KD_OP_Q4K_GEMV, 2, 20, 512, 5, &p) == 0);
+    double *ref = kd_problem_oracle(&p);
+    kd_status st;
+    float *y = kd_problem_run(c, &p, KD_BACKEND_OPENCL, KD_RUN_NO_FALLBACK, &st);
+    CU_ASSERT_FATAL(ref && y);
+    kd_cmp cmp;
+    kd_compare_to_ref(y, ref, p.out_count, KD_TOLERANCE, &cmp);
+    CU_ASSERT(cmp.pass);
+    free(ref);
+    free(y);
+    kd_problem_free(&p);
+    kd_context_destroy(c);
+
+    FILE *f = fopen(first.cache_file, "r+b"); /* corrupt the length field's first digit */
+    CU_ASSERT_FATAL(f != NULL);
+    char head[4096];
+    size_t n = fread(head, 1, sizeof head - 1, f);
+    head[n] = '\0';
+    char *len = strstr(head, "binary=");
+    CU_ASSERT_FATAL(len != NULL);
+    fseek(f, (long)(len - head) + 7, SEEK_SET);
+    fputc(len[7] == '1' ? '2' : '1', f);
+    fclose(f);
+    c = new_context();
+    CU_ASSERT_FATAL(c && info_of(c, &third));
+    CU_ASSERT_EQUAL(third.from_cache, 0);
+    kd_context_destroy(c);
+    c = new_context(); /* the rebuilt file is good again */
+    CU_ASSERT_FATAL(c && info_of(c, &third));
+    CU_ASSERT_EQUAL(third.from_cache, 1);
+    kd_context_destroy(c);
+    unlink(first.cache_file);
+    rmdir(dir);
+    env_restore(&e);
+}
+
+/* KD_FAULT makes the n-th build / launch fail: the op falls back to cpu (counted) with the
+ * right answer, or with KD_RUN_NO_FALLBACK returns the error. */
+static void test_fault_injection(void)
+{
+    const char *specs[] = {"opencl:build:0:always", "opencl:launch:0:always",
+                           "opencl:alloc:0:always"};
+    const kd_status expect[] = {KD_ERR_BUILD, KD_ERR_LAUNCH, KD_ERR_NOMEM};
+    for (int i = 0; i < N(specs); i++) {
+        env_save e = env_set("KD_FAULT", specs[i]);
+        kd_context *c = new_context();
+        CU_ASSERT_FATAL(c != NULL);
+        kd_problem p;
+        CU_ASSERT_FATAL(kd_problem_make(c, KD_OP_Q6K_GEMV, 3, 10, 256, 8, &p) == 0);
+        double *ref = kd_problem_oracle(&p);
+        CU_ASSERT_EQUAL(kd_run(c, &p.d, KD_BACKEND_OPENCL, KD_RUN_NO_FALLBACK), expect[i]);
+        CU_ASSERT(strstr(kd_last_error(c), "injected") != NULL);
+        kd_status st;
+        float *y = kd_problem_run(c, &p, KD_BACKEND_OPENCL, 0, &st);
+        CU_ASSERT_FATAL(ref && y);
+        kd_metrics_snapshot m;
+        kd_metrics_get(c, &m);
+        CU_ASSERT(m.fallbacks >= 1);
+        CU_ASSERT_EQUAL(kd_tensor_residency(p.dst), KD_BACKEND_CPU);
+        kd_cmp cmp;
+        kd_compare_to_ref(y, ref, p.out_count, KD_TOLERANCE, &cmp);
+        CU_ASSERT(cmp.pass);
+        free(ref);
+        free(y);
+        kd_problem_free(&p);
+        kd_context_destroy(c);
+        env_restore(&e);
+    }
+}
+
+/* ---- listing and binary ----------------------------------------------------------- */
+
+static char *capture(int json)
+{
+    FILE *f = tmpfile();
+    if (!f)
+        return NULL;
+    kd_opencl_backend.list_devices(f, json);
+    long n = ftell(f);
+    char *s = calloc(1, (size_t)n + 1);
+    rewind(f);
+    if (s && fread(s, 1, (size_t)n, f) != (size_t)n) {
+        free(s);
+        s = NULL;
+    }
+    fclose(f);
+    return s;
+}
+
+static void test_list_devices(void)
+{
+    char name[256];
+    device_name(name, sizeof name);
+    char *text = capture(0), *json = capture(1);
+    CU_ASSERT_FATAL(text && json);
+    printf("\n%s", text);
+    CU_ASSERT(strstr(text, "opencl platform 0") != NULL);
+    CU_ASSERT(strstr(text, name) != NULL);
+    CU_ASSERT(strstr(text, "compute units") != NULL);
+    CU_ASSERT(strstr(text, "driver") != NULL);
+    CU_ASSERT(json[0] == '{' && json[strlen(json) - 1] == '}');
+    const char *keys[] = {"\"name\":", "\"type\":", "\"compute_units\":", "\"global_mem_bytes\":",
+                          "\"local_mem_bytes\":", "\"opencl_version\":", "\"driver_version\":"};
+    for (int i = 0; i < N(keys); i++)
+        CU_ASSERT(strstr(json, keys[i]) != NULL);
+    free(text);
+    free(json);
+}
+
+static void test_program_binary(void)
+{
+    unsigned char *bin = NULL;
+    size_t len = 0;
+    char dev[256] = "";
+    CU_ASSERT_EQUAL_FATAL(kd_opencl_program_binary(ctx, &bin, &len, dev, sizeof dev), KD_OK);
+    CU_ASSERT(bin != NULL && len > 0);
+    CU_ASSERT(dev[0] != '\0');
+    printf("\n  program binary: %zu bytes for '%s'", len, dev);
+    free(bin);
+}
+
+/* ---- main ------------------------------------------------------------------------- */
+
+static void remove_cache_dir(void)
+{
+    kd_opencl_build_info info;
+    if (ctx && kd_opencl_build_info_get(ctx, &info) == KD_OK && info.cache_file[0])
+        unlink(info.cache_file);
+    rmdir(cache_dir);
+}
+
+int main(void)
+{
+    /* a private cache directory: runs do not depend on (or fill) the user's cache */
+    snprintf(cache_dir, sizeof cache_dir, "%s/kd-opencl-test-XXXXXX",
+             getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    if (!mkdtemp(cache_dir)) {
+        perror("mkdtemp");
+        return 1;
+    }
+    setenv("KD_CACHE_DIR", cache_dir, 1);
+    unsetenv("KD_FAULT");
+    ctx = new_context();
+    if (!ctx)
+        return 1;
+    if (!kd_backend_available(ctx, KD_BACKEND_OPENCL)) {
+        char why[700];
+        snprintf(why, sizeof why, "OpenCL backend absent: %s",
+                 kd_backend_reason(ctx, KD_BACKEND_OPENCL));
+        kd_context_destroy(ctx);
+        rmdir(cache_dir);
+        return kd_test_skip(why);
+    }
+    printf("opencl backend: %s\n", kd_backend_reason(ctx, KD_BACKEND_OPENCL));
+    if (CU_initialize_registry() != CUE_SUCCESS)
+        return 1;
+    CU_pSuite s = CU_add_suite("opencl", NULL, NULL);
+    CU_add_test(s, "rmsnorm vs oracle and cpu", test_rmsnorm);
+    CU_add_test(s, "rope vs oracle and cpu", test_rope);
+    CU_add_test(s, "swiglu vs oracle and cpu", test_swiglu);
+    CU_add_test(s, "residual_add vs oracle and cpu", test_residual_add);
+    CU_add_test(s, "q4k_gemv vs oracle and cpu", test_q4k_gemv);
+    CU_add_test(s, "q6k_gemv vs oracle and cpu", test_q6k_gemv);
+    CU_add_test(s, "rope at long positions", test_rope_long_positions);
+    CU_add_test(s, "outputs stay resident", test_residency);
+    CU_add_test(s, "device by index and name", test_select_by_index_and_name);
+    CU_add_test(s, "device name that matches nothing", test_select_no_match);
+    CU_add_test(s, "build failure reports the log", test_build_failure_has_log);
+    CU_add_test(s, "binary cache", test_binary_cache);
+    CU_add_test(s, "fault injection", test_fault_injection);
+    CU_add_test(s, "device list", test_list_devices);
+    CU_add_test(s, "program binary", test_program_binary);
+    int rc = kd_test_main();
+    remove_cache_dir();
+    kd_context_destroy(ctx);
+    return rc;
+}
+#endif
