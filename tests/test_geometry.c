@@ -1,6 +1,6 @@
 /* ctest-labels: dispatch;cpu */
 /* Launch geometry (contract: kernel_dimensions), exhaustively over a bounded domain:
- * both dialects x six ops x batch sizes x row lengths x GEMV widths x device limits.
+ * all three dialects (OpenCL CPU, CUDA, OpenCL GPU) x six ops x batch sizes x row lengths x GEMV widths x device limits.
  * For every case: either the launch covers the problem (grid * block >= problem size, in
  * each op's work units, and not one block more than needed), fits every device limit
  * (threads per block, block and grid dimensions, shared memory), or the call refuses with
@@ -181,7 +181,7 @@ static void test_geometry_exhaustive(void)
     int64_t rows[200];
     int nrows = row_lengths(rows, 200);
     tally t = {0, 0, 0};
-    for (int d = 0; d < 2; d++)
+    for (int d = 0; d < 3; d++)
         for (int op = 0; op < KD_OP_COUNT; op++)
             for (size_t di = 0; di < sizeof devices / sizeof *devices; di++)
                 for (size_t mi = 0; mi < sizeof batch / sizeof *batch; mi++)
@@ -238,7 +238,7 @@ static void test_geometry_bad_shapes(void)
     kd_launch l;
     char why[256];
     const kd_device_limits *lim = &devices[0].lim;
-    for (int d = 0; d < 2; d++) {
+    for (int d = 0; d < 3; d++) {
         kd_dialect dd = (kd_dialect)d;
         CU_ASSERT_EQUAL(kd_launch_geometry(dd, KD_OP_SWIGLU, 0, 8, 0, lim, &l, why, sizeof why),
                         KD_ERR_ZERO_SIZE);
