@@ -20,6 +20,35 @@ typedef struct kd_gemv_job {
 
 typedef void (*kd_gemv_rows_fn)(const kd_gemv_job *j, int64_t r0, int64_t r1);
 
+/* KD_GEMV_ROWS_BY_M(NAME, ROW, TARGET) defines NAME(job, r0, r1): output rows r0..r1
+ * through ROW(job, r, m0, mc), an always-inline row kernel, specialized for each M of 1..8
+ * (mc a constant, so its accumulators stay in registers) and run in chunks of
+ * KD_CPU_GEMV_MC rows of x above 8. */
+#define KD_GEMV_ROWS_FOR_M(NAME, ROW, TARGET, MC)                                  \
+    static TARGET void NAME##_m##MC(const kd_gemv_job *j, int64_t r0, int64_t r1)  \
+    {                                                                              \
+        for (int64_t r = r0; r < r1; r++)                                          \
+            ROW(j, r, 0, MC);                                                      \
+    }
+#define KD_GEMV_ROWS_BY_M(NAME, ROW, TARGET)                                          \
+    KD_GEMV_ROWS_FOR_M(NAME, ROW, TARGET, 1) KD_GEMV_ROWS_FOR_M(NAME, ROW, TARGET, 2)   \
+    KD_GEMV_ROWS_FOR_M(NAME, ROW, TARGET, 3) KD_GEMV_ROWS_FOR_M(NAME, ROW, TARGET, 4)   \
+    KD_GEMV_ROWS_FOR_M(NAME, ROW, TARGET, 5) KD_GEMV_ROWS_FOR_M(NAME, ROW, TARGET, 6)   \
+    KD_GEMV_ROWS_FOR_M(NAME, ROW, TARGET, 7) KD_GEMV_ROWS_FOR_M(NAME, ROW, TARGET, 8)   \
+    static TARGET void NAME##_many(const kd_gemv_job *j, int64_t r0, int64_t r1)      \
+    {                                                                                 \
+        for (int64_t r = r0; r < r1; r++)                                             \
+            for (int64_t m0 = 0; m0 < j->m; m0 += KD_CPU_GEMV_MC)                     \
+                ROW(j, r, m0, (int)(j->m - m0 < KD_CPU_GEMV_MC ? j->m - m0 : KD_CPU_GEMV_MC)); \
+    }                                                                                 \
+    static void NAME(const kd_gemv_job *j, int64_t r0, int64_t r1)                    \
+    {                                                                                 \
+        static const kd_gemv_rows_fn by_m[9] = {NULL, NAME##_m1, NAME##_m2, NAME##_m3, \
+                                                NAME##_m4, NAME##_m5, NAME##_m6,      \
+                                                NAME##_m7, NAME##_m8};                \
+        (j->m <= 8 ? by_m[j->m] : NAME##_many)(j, r0, r1);                            \
+    }
+
 /* AVX-512 row kernels (gemv_avx512.c). */
 void kd_q4k_rows_avx512(const kd_gemv_job *j, int64_t r0, int64_t r1);
 void kd_q6k_rows_avx512(const kd_gemv_job *j, int64_t r0, int64_t r1);

@@ -122,38 +122,9 @@ q6k_row_512(const kd_gemv_job *j, int64_t r, int64_t m0, const int mc)
         j->y[(m0 + m) * j->n + r] = _mm512_reduce_add_ps(acc[m]);
 }
 
-#define ROWS_FOR(NAME, KERNEL, MC)                                                       \
-    static KD_AVX512 void NAME##_m##MC(const kd_gemv_job *j, int64_t r0, int64_t r1)     \
-    {                                                                                   \
-        for (int64_t r = r0; r < r1; r++)                                               \
-            KERNEL(j, r, 0, MC);                                                        \
-    }
-#define ROWS_ANY(NAME, KERNEL)                                                           \
-    static KD_AVX512 void NAME##_any(const kd_gemv_job *j, int64_t r0, int64_t r1)       \
-    {                                                                                   \
-        for (int64_t r = r0; r < r1; r++)                                               \
-            for (int64_t m0 = 0; m0 < j->m; m0 += KD_CPU_GEMV_MC)                       \
-                KERNEL(j, r, m0, (int)(j->m - m0 < KD_CPU_GEMV_MC ? j->m - m0 : KD_CPU_GEMV_MC)); \
-    }
-#define ROWS_ALL(NAME, KERNEL)                                                           \
-    ROWS_FOR(NAME, KERNEL, 1) ROWS_FOR(NAME, KERNEL, 2) ROWS_FOR(NAME, KERNEL, 3)          \
-    ROWS_FOR(NAME, KERNEL, 4) ROWS_FOR(NAME, KERNEL, 5) ROWS_FOR(NAME, KERNEL, 6)          \
-    ROWS_FOR(NAME, KERNEL, 7) ROWS_FOR(NAME, KERNEL, 8) ROWS_ANY(NAME, KERNEL)
+KD_GEMV_ROWS_BY_M(q4k512, q4k_row_512, KD_AVX512)
+KD_GEMV_ROWS_BY_M(q6k512, q6k_row_512, KD_AVX512)
 
-ROWS_ALL(q4k512, q4k_row_512)
-ROWS_ALL(q6k512, q6k_row_512)
-
-void kd_q4k_rows_avx512(const kd_gemv_job *j, int64_t r0, int64_t r1)
-{
-    static const kd_gemv_rows_fn by_m[9] = {NULL, q4k512_m1, q4k512_m2, q4k512_m3, q4k512_m4,
-                                            q4k512_m5, q4k512_m6, q4k512_m7, q4k512_m8};
-    (j->m <= 8 ? by_m[j->m] : q4k512_any)(j, r0, r1);
-}
-
-void kd_q6k_rows_avx512(const kd_gemv_job *j, int64_t r0, int64_t r1)
-{
-    static const kd_gemv_rows_fn by_m[9] = {NULL, q6k512_m1, q6k512_m2, q6k512_m3, q6k512_m4,
-                                            q6k512_m5, q6k512_m6, q6k512_m7, q6k512_m8};
-    (j->m <= 8 ? by_m[j->m] : q6k512_any)(j, r0, r1);
-}
+void kd_q4k_rows_avx512(const kd_gemv_job *j, int64_t r0, int64_t r1) { q4k512(j, r0, r1); }
+void kd_q6k_rows_avx512(const kd_gemv_job *j, int64_t r0, int64_t r1) { q6k512(j, r0, r1); }
 #endif

@@ -96,37 +96,7 @@ q6k_row_avx2(const kd_gemv_job *j, int64_t r, int64_t m0, const int mc)
         j->y[(m0 + m) * j->n + r] = kd_hsum256(acc[m]);
 }
 
-#define Q6K_ROWS_FOR(MC)                                                              \
-    static KD_AVX2 void q6k_rows_m##MC(const kd_gemv_job *j, int64_t r0, int64_t r1) \
-    {                                                                                \
-        for (int64_t r = r0; r < r1; r++)                                            \
-            q6k_row_avx2(j, r, 0, MC);                                               \
-    }
-Q6K_ROWS_FOR(1)
-Q6K_ROWS_FOR(2)
-Q6K_ROWS_FOR(3)
-Q6K_ROWS_FOR(4)
-Q6K_ROWS_FOR(5)
-Q6K_ROWS_FOR(6)
-Q6K_ROWS_FOR(7)
-Q6K_ROWS_FOR(8)
-
-static KD_AVX2 void q6k_rows_any(const kd_gemv_job *j, int64_t r0, int64_t r1)
-{
-    for (int64_t r = r0; r < r1; r++)
-        for (int64_t m0 = 0; m0 < j->m; m0 += KD_CPU_GEMV_MC) {
-            int64_t mc = j->m - m0 < KD_CPU_GEMV_MC ? j->m - m0 : KD_CPU_GEMV_MC;
-            q6k_row_avx2(j, r, m0, (int)mc);
-        }
-}
-
-static void q6k_rows_simd(const kd_gemv_job *j, int64_t r0, int64_t r1)
-{
-    static const kd_gemv_rows_fn by_m[9] = {NULL, q6k_rows_m1, q6k_rows_m2, q6k_rows_m3,
-                                            q6k_rows_m4, q6k_rows_m5, q6k_rows_m6,
-                                            q6k_rows_m7, q6k_rows_m8};
-    (j->m <= 8 ? by_m[j->m] : q6k_rows_any)(j, r0, r1);
-}
+KD_GEMV_ROWS_BY_M(q6k_rows_simd, q6k_row_avx2, KD_AVX2)
 #endif
 
 static void q6k_rows(const kd_gemv_job *j, int64_t r0, int64_t r1)
