@@ -5,11 +5,11 @@
  * Mapping: a block is KD_CU_GEMV_WARPS warps; warp w of block b owns the
  * KD_CU_GEMV_ROWS_PER_WARP (16) consecutive output rows from (b * WARPS + w) * 16. Grid y
  * walks the batch KD_CU_GEMV_MAX_M rows of x at a time.
- * The kernels on CUDA cores take those rows in passes of KD_R = KD_CU_GEMV_GROUP_ROWS
- * (4): the lanes split K, and each lane keeps KD_R * MT accumulators, KD_R rows (one x
- * load serves all of them) times MT rows of x (MT = 1 in the single-row kernels,
- * KD_CU_GEMV_MAX_M in the batched Q6_K one, which decodes each weight once for all of
- * them). The batched Q4_K kernel takes all 16 rows at once on the tensor cores.
+ * The single-row kernels (CUDA cores) take those rows in passes of KD_R =
+ * KD_CU_GEMV_GROUP_ROWS (4): the lanes split K, and each lane keeps KD_R accumulators
+ * (one x load serves all of the rows); kd_gemv_store also reduces KD_R * MT of them for
+ * a kernel with MT rows of x. The batched kernels (Q4_K and Q6_K) take all 16 rows at
+ * once on the tensor cores, each weight decoded once for all rows of x.
  */
 #ifndef KD_CUDA_GEMV_CUH
 #define KD_CUDA_GEMV_CUH
