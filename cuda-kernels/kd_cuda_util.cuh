@@ -81,32 +81,6 @@ KD_DEV void kd_mma_tf32(float *d, const unsigned int *a, const unsigned int *b)
                  : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
 }
-/* Asynchronous 16-byte copy from global to shared memory (sm_80 cp.async), for weights
- * that are read once: .cg keeps them out of L1, and no register holds the bytes in
- * flight. The shared address goes to the instruction as a 32-bit register (the PTX
- * checker's shared-u64 rule). kd_cp_async_commit closes a group of copies;
- * kd_cp_async_wait_prior1 waits for all groups but the newest; the copies are visible to
- * the other lanes after a __syncwarp that follows the wait. */
-KD_DEV void kd_cp_async_u4(unsigned char *dst, const void *src)
-{
-    const unsigned int d = (unsigned int)__cvta_generic_to_shared(dst);
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(d), "l"(src) : "memory");
-}
-
-KD_DEV void kd_cp_async_commit(void) { asm volatile("cp.async.commit_group;" ::: "memory"); }
-
-KD_DEV void kd_cp_async_wait_prior1(void) { asm volatile("cp.async.wait_group 1;" ::: "memory"); }
-#else
-/* The emulator copies at once, through its own checked load and store (alignment, and
- * the weight buffer's bounds); the group operations have nothing left to wait for. */
-KD_DEV void kd_cp_async_u4(unsigned char *dst, const void *src)
-{
-    kd_sts_u4(dst, kd_ld_stream_u4(src));
-}
-
-KD_DEV void kd_cp_async_commit(void) {}
-
-KD_DEV void kd_cp_async_wait_prior1(void) {}
 #endif /* KD_CUDA_EMU */
 
 /* Float 0.5 + q/256 for a byte q < 128, built from bits: 0x3F000000 | q << 16. This
