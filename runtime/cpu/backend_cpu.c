@@ -34,9 +34,11 @@ const char *kd_simd_name(kd_simd s)
     return s == KD_SIMD_AVX512 ? "avx512" : s == KD_SIMD_AVX2 ? "avx2" : "scalar";
 }
 
-/* Measured on the development machine (bench/, README): below this M the fused
- * decode-and-dot kernel wins; from it on, dequantize + cblas_sgemm wins. */
-#define KD_CPU_BLAS_MIN_M_DEFAULT 32
+/* Below this M the fused decode-and-dot kernel wins; from it on, dequantize + sgemm.
+ * Measured (README, "cpu GEMV crossover"): on 2 AVX2 cores with a 7281 x 4096 weight the
+ * fused kernel costs ~1.4 ms per row of x and the sgemm path ~60-100 ms for any M up to
+ * 128; they cross between M = 32 and 64 (Q4_K near 48, Q6_K between 48 and 64). */
+#define KD_CPU_BLAS_MIN_M_DEFAULT 48
 
 static kd_status cpu_init(kd_context *ctx, void **state, char *why, size_t cap)
 {

@@ -5,8 +5,8 @@
 
 #include "cpu_ops.h"
 
-/* Rows of x one decoded block serves at most (the fast kernels' accumulators); the BLAS
- * path takes over from KD_CPU_BLAS_MIN_M_DEFAULT = 32 anyway. */
+/* Rows of x one decoded block serves at most (the fast kernels' accumulators); with
+ * more rows (below the BLAS crossover, KD_CPU_BLAS_MIN_M) a block is decoded once per 32. */
 #define KD_CPU_GEMV_MC 32
 
 typedef struct kd_gemv_job {
