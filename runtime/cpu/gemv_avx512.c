@@ -1,7 +1,6 @@
 /* AVX-512 GEMV kernels (chosen at run time on CPUs with AVX-512F/BW). Same math as the
  * AVX2 kernels in gemv_q4k.c / gemv_q6k.c with 16 lanes: each decoded weight vector is
- * scaled once (w = dl * q) and FMA'd into every row of x it serves. The elementwise ops
- * stay on AVX2 there: they are bound by memory bandwidth, not by vector width. */
+ * scaled once (w = dl * q) and FMA'd into every row of x it serves. */
 #include <string.h>
 
 #include "gemv.h"
