@@ -16,13 +16,9 @@ static const command commands[] = {
     {"devices", kd_cmd_devices, "list backends and devices, and why any is missing"},
     {"compare", kd_cmd_compare, "run every op on every backend against the double-precision oracle"},
     {"bench", kd_cmd_bench, "throughput of every op and backend as a fraction of memory bandwidth"},
-#ifdef KD_HAVE_TUNE
     {"tune", kd_cmd_tune, "measure the cpu/offload crossover per op and write the dispatcher config"},
-#endif
     {"gguf", kd_cmd_gguf, "list a GGUF file's metadata and tensors"},
-#ifdef KD_HAVE_PTX_CHECK
     {"ptx-check", kd_cmd_ptx_check, "check the six batched/single kernel pairs' PTX parity"},
-#endif
 };
 
 int kd_cli_is_help(const char *arg)
