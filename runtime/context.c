@@ -161,6 +161,13 @@ kd_status kd_context_create(const kd_context_options *opts, kd_context **out)
     probe_backend(ctx, KD_BACKEND_OPENCL, opts && opts->disable_opencl);
     probe_backend(ctx, KD_BACKEND_CUDA, opts && opts->disable_cuda);
     ctx->best_offload = best_offload(ctx);
+    /* Default thresholds depend on the device kind (PoCL on this CPU vs a GPU); values
+     * from the config file or the environment are kept. */
+    for (int b = 1; b < KD_BACKEND_COUNT; b++) {
+        const struct kd_backend_slot *s = &ctx->backend[b];
+        if (s->available && s->ops->is_gpu)
+            kd_config_use_device_defaults(&ctx->config, (kd_backend_id)b, s->ops->is_gpu(s->state));
+    }
     ctx->error[0] = '\0';
     *out = ctx;
     return KD_OK;

@@ -40,6 +40,9 @@ typedef struct kd_backend_ops {
     void (*describe)(void *state, char *buf, size_t cap);
     /* optional: prints every platform/device it can see; text or JSON array items. */
     void (*list_devices)(FILE *out, int json);
+    /* optional: 1 if the device in use is a GPU, 0 if not (picks the dispatcher's default
+     * thresholds; NULL: the backend's defaults are fixed). */
+    int (*is_gpu)(void *state);
 
     /* Device memory: all four NULL for a backend that runs on host memory (cpu). */
     kd_status (*alloc)(kd_context *ctx, void *state, size_t bytes, void **buf);

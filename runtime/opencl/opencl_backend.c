@@ -413,6 +413,11 @@ static kd_status cl_run(kd_context *ctx, void *state, const kd_call *c)
     return st;
 }
 
+static int cl_is_gpu(void *state)
+{
+    return (((const kd_cl_state *)state)->type & CL_DEVICE_TYPE_GPU) != 0;
+}
+
 const kd_backend_ops kd_opencl_backend = {
     .name = "opencl",
     .id = KD_BACKEND_OPENCL,
@@ -421,6 +426,7 @@ const kd_backend_ops kd_opencl_backend = {
     .shutdown = cl_shutdown,
     .describe = cl_describe,
     .list_devices = kd_cl_list_devices,
+    .is_gpu = cl_is_gpu,
     .alloc = cl_alloc,
     .release = cl_release,
     .upload = cl_upload,
