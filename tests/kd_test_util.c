@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 
 
 int kd_test_main(void)
@@ -24,4 +26,44 @@ int kd_test_skip(const char *reason)
 {
     printf("SKIPPED: %s\n", reason);
     return 77;
+}
+
+int kd_test_system(const char *cmd)
+{
+    int rc = system(cmd);
+    if (rc == -1 || !WIFEXITED(rc))
+        return -1;
+    return WEXITSTATUS(rc);
+}
+
+char *kd_test_read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    char *buf = NULL;
+    long n = -1;
+    if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0 &&
+        (buf = malloc((size_t)n + 1)) && fread(buf, 1, (size_t)n, f) == (size_t)n) {
+        buf[n] = '\0';
+        if (len)
+            *len = (size_t)n;
+    } else {
+        free(buf);
+        buf = NULL;
+    }
+    fclose(f);
+    return buf;
+}
+
+const char *kd_test_kdispatch_exe(void)
+{
+    static char exe[1024];
+    struct stat st;
+    snprintf(exe, sizeof exe, "%s/cli/kdispatch", KD_BINARY_DIR);
+    if (stat(exe, &st) != 0) {
+        printf("\n  %s is not built: build the whole project before running the tests", exe);
+        return NULL;
+    }
+    return exe;
 }

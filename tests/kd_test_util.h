@@ -5,6 +5,7 @@
 
 #include <CUnit/Basic.h>
 #include <CUnit/CUnit.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "kd_oracle.h"
@@ -13,6 +14,14 @@
 /* Registers suites with CU_add_suite/CU_add_test before calling; runs them; returns
  * 0 if all passed, 1 if any failed. */
 int kd_test_main(void);
+/* Runs a shell command; its exit status, or -1 if it could not run or was killed. */
+int kd_test_system(const char *cmd);
+/* A whole file as a NUL-terminated string (caller frees), its length in *len if non-NULL;
+ * NULL if it cannot be read. */
+char *kd_test_read_file(const char *path, size_t *len);
+/* The built `kdispatch` command, or NULL (with a message) if it is not built. */
+const char *kd_test_kdispatch_exe(void);
+
 /* Exit code that ctest reports as skipped, with the reason printed. */
 int kd_test_skip(const char *reason);
 

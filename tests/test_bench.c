@@ -19,46 +19,6 @@
     "llc_bytes"
 enum { NCOLS = 23 };
 
-static int run_cmd(const char *cmd)
-{
-    int rc = system(cmd);
-    if (rc == -1 || !WIFEXITED(rc))
-        return -1;
-    return WEXITSTATUS(rc);
-}
-
-static char *read_text(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    char *buf = NULL;
-    long n = -1;
-    if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0 &&
-        (buf = malloc((size_t)n + 1)) && fread(buf, 1, (size_t)n, f) == (size_t)n) {
-        buf[n] = '\0';
-        if (len)
-            *len = (size_t)n;
-    } else {
-        free(buf);
-        buf = NULL;
-    }
-    fclose(f);
-    return buf;
-}
-
-static const char *kdispatch_exe(void)
-{
-    static char exe[1024];
-    struct stat st;
-    snprintf(exe, sizeof exe, "%s/cli/kdispatch", KD_BINARY_DIR);
-    if (stat(exe, &st) != 0) {
-        printf("\n  %s is not built: build the whole project before running the tests", exe);
-        return NULL;
-    }
-    return exe;
-}
-
 /* ---- sysfs cache sizes -------------------------------------------------------------------- */
 
 static void test_parse_cache_size(void)
@@ -98,7 +58,7 @@ static void put_cache(const char *dir, int index, const char *level, const char 
 
 static void test_caches_from_sysfs(void)
 {
-    int rc = run_cmd("rm -rf test_bench_sysfs3 test_bench_sysfs2 test_bench_sysfs0");
+    int rc = kd_test_system("rm -rf test_bench_sysfs3 test_bench_sysfs2 test_bench_sysfs0");
     CU_ASSERT_EQUAL(rc, 0);
     /* an L3 machine; the instruction cache is not a data cache */
     put_cache("test_bench_sysfs3", 0, "1\n", "Data\n", "48K\n");
@@ -133,7 +93,7 @@ static void test_caches_from_sysfs(void)
     printf("\n  this machine: L1d %lld, L2 %lld, LLC %lld (L%d), %s", c.l1d, c.l2, c.llc,
            c.llc_level, c.from_sysfs ? "from sysfs" : "assumed");
     CU_ASSERT(c.l2 > 0 && c.llc >= c.l2);
-    CU_ASSERT_EQUAL(run_cmd("rm -rf test_bench_sysfs3 test_bench_sysfs2 test_bench_sysfs0"), 0);
+    CU_ASSERT_EQUAL(kd_test_system("rm -rf test_bench_sysfs3 test_bench_sysfs2 test_bench_sysfs0"), 0);
 }
 
 /* ---- the CSV -------------------------------------------------------------------------------- */
@@ -218,7 +178,7 @@ static void check_row(const csv_row *r, csv_summary *s)
 static int check_csv(const char *path, csv_summary *s)
 {
     memset(s, 0, sizeof *s);
-    char *text = read_text(path, NULL);
+    char *text = kd_test_read_file(path, NULL);
     CU_ASSERT_PTR_NOT_NULL_FATAL(text);
     char *nl = strchr(text, '\n');
     CU_ASSERT_PTR_NOT_NULL_FATAL(nl);
@@ -248,15 +208,15 @@ static int check_csv(const char *path, csv_summary *s)
 
 static void test_quick_csv_json(void)
 {
-    const char *exe = kdispatch_exe();
+    const char *exe = kd_test_kdispatch_exe();
     CU_ASSERT_PTR_NOT_NULL_FATAL(exe);
     char cmd[4096];
     snprintf(cmd, sizeof cmd,
              "'%s' bench --quick --csv test_bench.csv --json test_bench.json > test_bench.txt "
              "2> test_bench.err",
              exe);
-    int rc = run_cmd(cmd);
-    char *out = read_text("test_bench.txt", NULL), *err = read_text("test_bench.err", NULL);
+    int rc = kd_test_system(cmd);
+    char *out = kd_test_read_file("test_bench.txt", NULL), *err = kd_test_read_file("test_bench.err", NULL);
     CU_ASSERT_PTR_NOT_NULL_FATAL(out);
     CU_ASSERT_PTR_NOT_NULL_FATAL(err);
     printf("\n%s%s", out, err);
@@ -306,13 +266,13 @@ static void test_quick_csv_json(void)
              "assert all(r['device'] in labels for r in d['rows']); "
              "sp=d['batched_speedup']; assert sp and all(x['speedup']>0 and x['m'] in (2,4,8) "
              "for x in sp)\"");
-    CU_ASSERT_EQUAL(run_cmd(cmd), 0);
+    CU_ASSERT_EQUAL(kd_test_system(cmd), 0);
 }
 
 /* A small sweep with a plot; every device label is cpu, cuda or opencl:<index>. */
 static void test_plot_and_devices(void)
 {
-    const char *exe = kdispatch_exe();
+    const char *exe = kd_test_kdispatch_exe();
     CU_ASSERT_PTR_NOT_NULL_FATAL(exe);
     char cmd[4096];
     remove("test_bench_plot.png");
@@ -321,9 +281,9 @@ static void test_plot_and_devices(void)
              "--max-size 512K --repeats 3 --csv test_bench_small.csv --plot test_bench_plot.png "
              "> test_bench_small.txt",
              exe);
-    CU_ASSERT_EQUAL(run_cmd(cmd), 0);
+    CU_ASSERT_EQUAL(kd_test_system(cmd), 0);
     size_t n = 0;
-    char *png = read_text("test_bench_plot.png", &n);
+    char *png = kd_test_read_file("test_bench_plot.png", &n);
     CU_ASSERT_PTR_NOT_NULL_FATAL(png);
     CU_ASSERT(n > 1000 && memcmp(png, "\x89PNG\r\n\x1a\n", 8) == 0);
     free(png);
@@ -339,7 +299,7 @@ static void test_plot_and_devices(void)
              " devs={r['device'] for r in rows}; print('  devices:', sorted(devs)); "
              "assert all(d in ('cpu','cuda') or re.fullmatch(r'opencl:[0-9]+', d) for d in devs); "
              "assert {int(r['m']) for r in rows}=={1,2}\"");
-    CU_ASSERT_EQUAL(run_cmd(cmd), 0);
+    CU_ASSERT_EQUAL(kd_test_system(cmd), 0);
 
     /* the plot script missing: a clear failure, exit 1 */
     snprintf(cmd, sizeof cmd,
@@ -347,8 +307,8 @@ static void test_plot_and_devices(void)
              "--backend cpu --m 1 --max-size 64K --repeats 1 --plot test_bench_never.png "
              ">/dev/null 2>test_bench_noplot.err",
              exe);
-    CU_ASSERT_EQUAL(run_cmd(cmd), 1);
-    char *err = read_text("test_bench_noplot.err", NULL);
+    CU_ASSERT_EQUAL(kd_test_system(cmd), 1);
+    char *err = kd_test_read_file("test_bench_noplot.err", NULL);
     CU_ASSERT_PTR_NOT_NULL_FATAL(err);
     CU_ASSERT_PTR_NOT_NULL(strstr(err, "/nonexistent/plot.py not found"));
     free(err);
@@ -356,18 +316,18 @@ static void test_plot_and_devices(void)
 
 static void test_usage(void)
 {
-    const char *exe = kdispatch_exe();
+    const char *exe = kd_test_kdispatch_exe();
     CU_ASSERT_PTR_NOT_NULL_FATAL(exe);
     char cmd[2048];
     snprintf(cmd, sizeof cmd, "'%s' bench --bogus 2>/dev/null", exe);
-    CU_ASSERT_EQUAL(run_cmd(cmd), 2);
+    CU_ASSERT_EQUAL(kd_test_system(cmd), 2);
     snprintf(cmd, sizeof cmd, "'%s' bench --repeats 0 2>/dev/null", exe);
-    CU_ASSERT_EQUAL(run_cmd(cmd), 2);
+    CU_ASSERT_EQUAL(kd_test_system(cmd), 2);
     snprintf(cmd, sizeof cmd, "'%s' bench --max-size 12Q 2>/dev/null", exe);
-    CU_ASSERT_EQUAL(run_cmd(cmd), 2);
+    CU_ASSERT_EQUAL(kd_test_system(cmd), 2);
     snprintf(cmd, sizeof cmd, "'%s' bench --help > test_bench_help.txt", exe);
-    CU_ASSERT_EQUAL(run_cmd(cmd), 0);
-    char *help = read_text("test_bench_help.txt", NULL);
+    CU_ASSERT_EQUAL(kd_test_system(cmd), 0);
+    char *help = kd_test_read_file("test_bench_help.txt", NULL);
     CU_ASSERT_PTR_NOT_NULL_FATAL(help);
     const char *want[] = {"--quick", "--all-devices", "--csv FILE", "--json FILE", "--plot",
                           "--repeats", "--m LIST", "--max-size", "Exit status"};

@@ -19,44 +19,6 @@
 static kd_context *ctx;
 static int have_file;
 
-static int run_cmd(const char *cmd)
-{
-    int rc = system(cmd);
-    if (rc == -1 || !WIFEXITED(rc))
-        return -1;
-    return WEXITSTATUS(rc);
-}
-
-static char *read_text(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    char *buf = NULL;
-    long n = -1;
-    if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0 &&
-        (buf = malloc((size_t)n + 1)) && fread(buf, 1, (size_t)n, f) == (size_t)n) {
-        buf[n] = '\0';
-    } else {
-        free(buf);
-        buf = NULL;
-    }
-    fclose(f);
-    return buf;
-}
-
-static const char *kdispatch_exe(void)
-{
-    static char exe[1024];
-    struct stat st;
-    snprintf(exe, sizeof exe, "%s/cli/kdispatch", KD_BINARY_DIR);
-    if (stat(exe, &st) != 0) {
-        printf("\n  %s is not built: build the whole project before running the tests", exe);
-        return NULL;
-    }
-    return exe;
-}
-
 /* Runs kd_compare_run into a file; returns its exit status and the text in *text. */
 static int compare_to_file(const kd_compare_opts *o, const char *path, char **text)
 {
@@ -64,7 +26,7 @@ static int compare_to_file(const kd_compare_opts *o, const char *path, char **te
     CU_ASSERT_PTR_NOT_NULL_FATAL(f);
     int rc = kd_compare_run(ctx, o, f);
     fclose(f);
-    *text = read_text(path);
+    *text = kd_test_read_file(path, NULL);
     CU_ASSERT_PTR_NOT_NULL_FATAL(*text);
     return rc;
 }
@@ -91,7 +53,7 @@ static void test_generate(void)
     char cmd[2048];
     snprintf(cmd, sizeof cmd, "python3 '%s/tests/gen_gguf.py' '%s' --seed 99", KD_SOURCE_DIR,
              GEN_FILE);
-    int rc = run_cmd(cmd);
+    int rc = kd_test_system(cmd);
     if (rc != 0)
         fprintf(stderr, "\nFAILED to write %s with tests/gen_gguf.py (exit status %d). This test "
                 "needs python3 with the 'gguf' and 'numpy' packages: run scripts/setup.sh.\n",
@@ -294,12 +256,12 @@ static void test_builtin_shape(void)
 static void test_cli_json(void)
 {
     NEED_FILE();
-    const char *exe = kdispatch_exe();
+    const char *exe = kd_test_kdispatch_exe();
     CU_ASSERT_PTR_NOT_NULL_FATAL(exe);
     char cmd[4096];
     snprintf(cmd, sizeof cmd, "'%s' compare --gguf %s --json --seed 11 > test_compare_cli.json",
              exe, GEN_FILE);
-    CU_ASSERT_EQUAL(run_cmd(cmd), 0);
+    CU_ASSERT_EQUAL(kd_test_system(cmd), 0);
     snprintf(cmd, sizeof cmd,
              "python3 -c \"import json; d=json.load(open('test_compare_cli.json')); "
              "keys={'op','kernel','m','n','k','tensor','backend','reference','status',"
@@ -318,7 +280,7 @@ static void test_cli_json(void)
              "('blk.0.ffn_up_exps.weight','Q4_K'),('output.weight','Q6_K')}, t; "
              "assert any(r['reference']!='oracle' for r in rs); "
              "assert d['checks']==len(rs) and d['failed']==0 and d['verdict']=='PASS'\"");
-    CU_ASSERT_EQUAL(run_cmd(cmd), 0);
+    CU_ASSERT_EQUAL(kd_test_system(cmd), 0);
 
     /* --tensor and --rows: the first 2 of output.weight's 3 rows */
     snprintf(cmd, sizeof cmd,
@@ -329,25 +291,25 @@ static void test_cli_json(void)
              "r['tensor_rows']==3 and r['n']==2 and r['count']==2*r['m'] for r in rs); "
              "assert {r['m'] for r in rs}=={1,4}\"",
              exe, GEN_FILE);
-    CU_ASSERT_EQUAL(run_cmd(cmd), 0);
+    CU_ASSERT_EQUAL(kd_test_system(cmd), 0);
 }
 
 static void test_cli_usage(void)
 {
     NEED_FILE();
-    const char *exe = kdispatch_exe();
+    const char *exe = kd_test_kdispatch_exe();
     CU_ASSERT_PTR_NOT_NULL_FATAL(exe);
     char cmd[4096];
     snprintf(cmd, sizeof cmd, "'%s' compare --gguf %s --tensor nope 2>/dev/null >/dev/null", exe,
              GEN_FILE);
-    CU_ASSERT_EQUAL(run_cmd(cmd), 2);
+    CU_ASSERT_EQUAL(kd_test_system(cmd), 2);
     snprintf(cmd, sizeof cmd, "'%s' compare --rows 4 2>/dev/null", exe);
-    CU_ASSERT_EQUAL(run_cmd(cmd), 2);
+    CU_ASSERT_EQUAL(kd_test_system(cmd), 2);
     snprintf(cmd, sizeof cmd, "'%s' compare --m 0 2>/dev/null", exe);
-    CU_ASSERT_EQUAL(run_cmd(cmd), 2);
+    CU_ASSERT_EQUAL(kd_test_system(cmd), 2);
     snprintf(cmd, sizeof cmd, "'%s' compare --help > test_compare_help.txt", exe);
-    CU_ASSERT_EQUAL(run_cmd(cmd), 0);
-    char *help = read_text("test_compare_help.txt");
+    CU_ASSERT_EQUAL(kd_test_system(cmd), 0);
+    char *help = kd_test_read_file("test_compare_help.txt", NULL);
     CU_ASSERT_PTR_NOT_NULL_FATAL(help);
     const char *want[] = {"--gguf FILE", "--tensor NAME", "--max-tensors N", "--rows N", "--m LIST",
                           "--backend LIST", "--op LIST", "--seed N", "--tol X", "--json",
@@ -361,7 +323,7 @@ static void test_cli_usage(void)
              " && '%s' compare --shape 0.5b --op rmsnorm,q6k_gemv --seed 5 --json > "
              "test_compare_s2.json && cmp -s test_compare_s1.json test_compare_s2.json",
              exe, exe);
-    CU_ASSERT_EQUAL(run_cmd(cmd), 0);
+    CU_ASSERT_EQUAL(kd_test_system(cmd), 0);
 }
 
 int main(void)

@@ -55,22 +55,13 @@ static int write_whole(const char *path, const void *data, size_t size)
     return (fclose(f) == 0 && ok) ? 0 : -1;
 }
 
-/* Runs a shell command; its exit status, or -1 if it could not run or was killed. */
-static int run_cmd(const char *cmd)
-{
-    int rc = system(cmd);
-    if (rc == -1 || !WIFEXITED(rc))
-        return -1;
-    return WEXITSTATUS(rc);
-}
-
 /* Writes a test file with tests/gen_gguf.py. The gguf package is part of the set-up, so
  * its absence fails the test with the fix in the message. */
 static int generate(const char *out, const char *extra)
 {
     char cmd[2048];
     snprintf(cmd, sizeof cmd, "python3 '%s/tests/gen_gguf.py' '%s' %s", KD_SOURCE_DIR, out, extra);
-    int rc = run_cmd(cmd);
+    int rc = kd_test_system(cmd);
     if (rc != 0)
         fprintf(stderr,
                 "\nFAILED to write %s with tests/gen_gguf.py (exit status %d%s).\n"
@@ -92,7 +83,6 @@ static void put_u64(uint8_t *p, uint64_t v)
     for (int i = 0; i < 8; i++)
         p[i] = (uint8_t)(v >> (8 * i));
 }
-
 
 static int str_eq(kd_gguf_str s, const char *z)
 {
@@ -826,7 +816,7 @@ static void test_cli_listing(void)
         return;
     }
     snprintf(cmd, sizeof cmd, "'%s' gguf '%s' > test_gguf_list.txt", exe, GEN_FILE);
-    CU_ASSERT_EQUAL(run_cmd(cmd), 0);
+    CU_ASSERT_EQUAL(kd_test_system(cmd), 0);
     size_t n = 0;
     char *text = (char *)read_whole("test_gguf_list.txt", &n);
     CU_ASSERT_FATAL(text != NULL);
@@ -849,15 +839,15 @@ static void test_cli_listing(void)
              "assert m['test.arr_u32']['count'] == 100 and m['test.arr_u32']['truncated']; "
              "assert m['test.string']['value'] == 'h\\u00e9llo \\\"w\\u00f6rld\\\"\\n\\ttab'\"",
              exe, GEN_FILE);
-    CU_ASSERT_EQUAL(run_cmd(cmd), 0);
+    CU_ASSERT_EQUAL(kd_test_system(cmd), 0);
 
     uint8_t *c = patched_u32(img, img_size, 4, 1);
     CU_ASSERT_FATAL(write_whole("test_gguf_v1.gguf", c, img_size) == 0);
     free(c);
     snprintf(cmd, sizeof cmd, "'%s' gguf test_gguf_v1.gguf 2>/dev/null", exe);
-    CU_ASSERT_EQUAL(run_cmd(cmd), 1);
+    CU_ASSERT_EQUAL(kd_test_system(cmd), 1);
     snprintf(cmd, sizeof cmd, "'%s' gguf --help >/dev/null", exe);
-    CU_ASSERT_EQUAL(run_cmd(cmd), 0);
+    CU_ASSERT_EQUAL(kd_test_system(cmd), 0);
     remove("test_gguf_v1.gguf");
     remove("test_gguf_list.txt");
 }

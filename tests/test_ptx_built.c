@@ -31,24 +31,6 @@ static int n_built;
 
 /* ---- helpers ---------------------------------------------------------------------------- */
 
-static char *read_text(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    char *buf = NULL;
-    long n = -1;
-    if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0 &&
-        (buf = malloc((size_t)n + 1)) && fread(buf, 1, (size_t)n, f) == (size_t)n) {
-        buf[n] = '\0';
-    } else {
-        free(buf);
-        buf = NULL;
-    }
-    fclose(f);
-    return buf;
-}
-
 static int write_bytes(const char *path, const void *p, size_t n)
 {
     FILE *f = fopen(path, "wb");
@@ -526,7 +508,7 @@ static void find_built_ptx(void)
     if (glob(BUILT_GLOB, 0, NULL, &g) != 0)
         return;
     for (size_t i = 0; i < g.gl_pathc && n_built < MAX_BUILT; i++) {
-        char *text = read_text(g.gl_pathv[i]);
+        char *text = kd_test_read_file(g.gl_pathv[i], NULL);
         if (!text)
             continue;
         built_text[n_built] = text;

@@ -15,25 +15,6 @@
 
 /* ---- helpers --------------------------------------------------------------------------- */
 
-static char *read_text(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    char *buf = NULL;
-    long n = -1;
-    if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0 &&
-        (buf = malloc((size_t)n + 1)) && fread(buf, 1, (size_t)n, f) == (size_t)n) {
-        buf[n] = '\0';
-        *len = (size_t)n;
-    } else {
-        free(buf);
-        buf = NULL;
-    }
-    fclose(f);
-    return buf;
-}
-
 static kd_ptx_module *parse_str(const char *text)
 {
     kd_ptx_module *m = NULL;
@@ -136,7 +117,7 @@ static int count_rule(const kd_ptx_comparison *c, int rule)
 static void test_parse_pair_fixture(void)
 {
     size_t len;
-    char *text = read_text(DATA_DIR "pair_ok.ptx", &len);
+    char *text = kd_test_read_file(DATA_DIR "pair_ok.ptx", &len);
     CU_ASSERT_PTR_NOT_NULL_FATAL(text);
     kd_ptx_module *m = parse_fixture("pair_ok.ptx");
     CU_ASSERT_PTR_NOT_NULL_FATAL(m);
@@ -213,7 +194,7 @@ static void test_parse_pair_fixture(void)
 static void test_parse_features_fixture(void)
 {
     size_t len;
-    char *text = read_text(DATA_DIR "parse_features.ptx", &len);
+    char *text = kd_test_read_file(DATA_DIR "parse_features.ptx", &len);
     CU_ASSERT_PTR_NOT_NULL_FATAL(text);
     kd_ptx_module *m = parse_fixture("parse_features.ptx");
     CU_ASSERT_PTR_NOT_NULL_FATAL(m);
@@ -985,7 +966,7 @@ static void test_from_opencl(void)
 int main(void)
 {
     size_t len;
-    pair_text = read_text(DATA_DIR "pair_ok.ptx", &len);
+    pair_text = kd_test_read_file(DATA_DIR "pair_ok.ptx", &len);
     if (!pair_text) {
         fprintf(stderr, "cannot read " DATA_DIR "pair_ok.ptx\n");
         return 1;
