@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "commands.h"
-#include "kd_gguf.h"
+#include "kdispatch.h"
 
 
 enum {

@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "kd_gguf.h"
+#include "kdispatch.h"
 #include "kd_quant.h"
 
 #define MAX_VARIANTS (KD_BACKEND_COUNT + 2)

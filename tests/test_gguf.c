@@ -10,7 +10,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
-#include "kd_gguf.h"
+#include "kdispatch.h"
 #include "kd_internal.h" /* struct kd_tensor: proves the weight borrows the mapping */
 #include "kd_quant.h"
 #include "kd_test_util.h"

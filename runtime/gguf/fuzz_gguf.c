@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "kd_gguf.h"
+#include "kdispatch.h"
 
 static volatile uint64_t sink; /* keeps the reads from being optimised away */
 

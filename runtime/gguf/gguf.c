@@ -1,5 +1,5 @@
 /*
- * GGUF reader (see kd_gguf.h). The file is parsed once, front to back, by one bounded
+ * GGUF reader (see kdispatch.h, "GGUF files"). The file is parsed once, front to back, by one bounded
  * cursor; every field is checked before it is used and every size computed with
  * overflow-checked arithmetic, so a corrupt file ends in KD_ERR_FORMAT with a message
  * that names the field and its byte offset, never in an out-of-bounds read.
@@ -7,7 +7,7 @@
  * Built with -DKD_GGUF_STANDALONE (the fuzz target) the file needs nothing but libc: the
  * part that makes kdispatch tensors is left out.
  */
-#include "kd_gguf.h"
+#include "kdispatch.h"
 
 #include <errno.h>
 #include <fcntl.h>
