@@ -43,7 +43,7 @@ static void usage(void)
         "  --seed N          input seed (default 42; printed, so a run can be repeated)\n"
         "  --tol X           tolerance (default 1e-3)\n"
         "  --json            print one JSON object instead of the table\n"
-        "  --metrics json|prom  print the dispatch metrics afterwards\n"
+        "  --metrics json|prom  print the dispatch metrics afterwards (to stderr with --json)\n"
         "  -h, --help        this text\n"
         "\n"
         "Backends and devices: KD_OPENCL_PLATFORM / KD_OPENCL_DEVICE pick the OpenCL device,\n"
@@ -150,13 +150,13 @@ static int parse_args(int argc, char **argv, kd_compare_opts *o, const char **me
     return 0;
 }
 
-static void print_metrics(const kd_context *ctx, const char *fmt)
+static void print_metrics(const kd_context *ctx, const char *fmt, FILE *out)
 {
     size_t need = kd_metrics_export(ctx, fmt, NULL, 0) + 1;
     char *buf = malloc(need);
     if (buf) {
         kd_metrics_export(ctx, fmt, buf, need);
-        fputs(buf, stdout);
+        fputs(buf, out);
         free(buf);
     }
 }
@@ -174,8 +174,9 @@ int kd_cmd_compare(int argc, char **argv)
         return 1;
     }
     int rc = kd_compare_run(ctx, &o, stdout);
+    /* With --json, stdout stays one JSON document: the metrics go to stderr. */
     if (metrics && rc != 2)
-        print_metrics(ctx, metrics);
+        print_metrics(ctx, metrics, o.json ? stderr : stdout);
     kd_context_destroy(ctx);
     return rc;
 }
