@@ -93,6 +93,13 @@ static kd_status validate(kd_context *ctx, const kd_op_desc *d, op_shape *s)
         return kd_error(ctx, KD_ERR_ARG, "kd_run: unknown op %d", (int)d->op);
     if (!d->dst)
         return kd_error(ctx, KD_ERR_NULL, "%s: output tensor is NULL", kd_op_name(d->op));
+    /* A tensor's device buffers belong to its own context's backends. */
+    for (int i = 0; i < 2; i++)
+        if (d->src[i] && d->src[i]->ctx != ctx)
+            return kd_error(ctx, KD_ERR_ARG, "%s: input %d belongs to another context",
+                            kd_op_name(d->op), i);
+    if (d->dst->ctx != ctx)
+        return kd_error(ctx, KD_ERR_ARG, "%s: output belongs to another context", kd_op_name(d->op));
     if (is_gemv(d->op))
         return validate_gemv(ctx, d, s);
     TRY(need_f32(ctx, d->src[0], kd_op_name(d->op)));

@@ -205,6 +205,8 @@ kd_status kd_tensor_read(kd_context *ctx, kd_tensor *t, float *dst, size_t count
 {
     if (!ctx || !t || !dst)
         return kd_error(ctx, KD_ERR_NULL, "kd_tensor_read: NULL argument");
+    if (t->ctx != ctx)
+        return kd_error(ctx, KD_ERR_ARG, "kd_tensor_read: tensor belongs to another context");
     if (t->type != KD_TYPE_F32)
         return kd_error(ctx, KD_ERR_TYPE, "kd_tensor_read: tensor is %s, not f32", kd_type_name(t->type));
     if (count != (size_t)(t->rows * t->cols))
@@ -221,6 +223,8 @@ kd_status kd_tensor_write(kd_context *ctx, kd_tensor *t, const float *src, size_
 {
     if (!ctx || !t || !src)
         return kd_error(ctx, KD_ERR_NULL, "kd_tensor_write: NULL argument");
+    if (t->ctx != ctx)
+        return kd_error(ctx, KD_ERR_ARG, "kd_tensor_write: tensor belongs to another context");
     if (t->type != KD_TYPE_F32)
         return kd_error(ctx, KD_ERR_TYPE, "kd_tensor_write: tensor is %s, not f32", kd_type_name(t->type));
     if (count != (size_t)(t->rows * t->cols))

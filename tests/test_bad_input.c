@@ -151,6 +151,22 @@ static void test_absent_backend(void)
     kd_tensor_free(y);
 }
 
+static void test_foreign_context(void)
+{
+    kd_context *other = NULL;
+    kd_context_options o = {.disable_opencl = 1, .disable_cuda = 1};
+    CU_ASSERT_FATAL(kd_context_create(&o, &other) == KD_OK);
+    kd_tensor *x = f32(1, 8), *y = NULL;
+    CU_ASSERT_FATAL(kd_tensor_f32(other, 1, 8, NULL, &y) == KD_OK);
+    kd_op_desc d = {.op = KD_OP_RESIDUAL_ADD, .src = {x, x}, .dst = y};
+    expect(&d, KD_ERR_ARG, "another context");
+    float v[8];
+    CU_ASSERT_EQUAL(kd_tensor_read(ctx, y, v, 8), KD_ERR_ARG);
+    kd_tensor_free(x);
+    kd_tensor_free(y);
+    kd_context_destroy(other);
+}
+
 static void test_bad_environment(void)
 {
     kd_context *c2 = NULL;
@@ -182,6 +198,7 @@ int main(void)
     CU_add_test(s, "quant checks (K % 256, bytes, types)", test_quant_checks);
     CU_add_test(s, "bad params leave output untouched", test_bad_params_leave_output_untouched);
     CU_add_test(s, "absent backend", test_absent_backend);
+    CU_add_test(s, "tensor from another context", test_foreign_context);
     CU_add_test(s, "bad environment and config", test_bad_environment);
     int rc = kd_test_main();
     kd_context_destroy(ctx);

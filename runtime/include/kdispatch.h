@@ -122,6 +122,8 @@ kd_status kd_tensor_read(kd_context *ctx, kd_tensor *t, float *dst, size_t count
 /* Overwrites an f32 tensor's values from host memory. */
 kd_status kd_tensor_write(kd_context *ctx, kd_tensor *t, const float *src, size_t count);
 
+/* Frees a tensor and its device buffers; free every tensor before its context. A tensor
+ * is used only with the context that made it (KD_ERR_ARG otherwise). */
 void kd_tensor_free(kd_tensor *t);
 int64_t kd_tensor_rows(const kd_tensor *t);
 int64_t kd_tensor_cols(const kd_tensor *t);
