@@ -67,3 +67,27 @@ const char *kd_test_kdispatch_exe(void)
     }
     return exe;
 }
+
+void kd_test_expect_match(const kd_problem *p, const char *name, const float *got,
+                          const double *ref, const float *other, const char *other_name)
+{
+    kd_cmp vs_ref, vs_other = {.pass = 1, .first_bad = -1};
+    kd_compare_to_ref(got, ref, p->out_count, KD_TOLERANCE, &vs_ref);
+    if (other)
+        kd_compare_f32(got, other, p->out_count, KD_TOLERANCE, &vs_other);
+    if (!vs_ref.pass || !vs_other.pass) {
+        printf("\n  %s on %s, M=%lld n=%lld k=%lld: vs oracle max %.3g nmse %.3g bad %lld",
+               kd_op_name(p->d.op), name, (long long)p->m, (long long)p->n, (long long)p->k,
+               vs_ref.max_abs, vs_ref.nmse, (long long)vs_ref.bad);
+        if (vs_ref.first_bad >= 0)
+            printf(" (first %lld: %g, want %g)", (long long)vs_ref.first_bad,
+                   got[vs_ref.first_bad], ref[vs_ref.first_bad]);
+        if (other)
+            printf("; vs %s max %.3g bad %lld", other_name, vs_other.max_abs,
+                   (long long)vs_other.bad);
+        printf("\n");
+    }
+    CU_ASSERT(vs_ref.pass);
+    if (other)
+        CU_ASSERT(vs_other.pass);
+}

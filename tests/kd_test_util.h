@@ -14,6 +14,12 @@
 /* Registers suites with CU_add_suite/CU_add_test before calling; runs them; returns
  * 0 if all passed, 1 if any failed. */
 int kd_test_main(void);
+/* Asserts that got (the output of backend `name` for p) matches the oracle ref and, when
+ * other is not NULL, the output of backend other_name (SPEC section 7); on a mismatch it
+ * prints the case, the errors and the first bad element. */
+void kd_test_expect_match(const kd_problem *p, const char *name, const float *got,
+                          const double *ref, const float *other, const char *other_name);
+
 /* Runs a shell command; its exit status, or -1 if it could not run or was killed. */
 int kd_test_system(const char *cmd);
 /* A whole file as a NUL-terminated string (caller frees), its length in *len if non-NULL;

@@ -49,20 +49,7 @@ static void check_op(kd_op op, const shape *shapes, int nshapes)
                 CU_ASSERT_EQUAL(kd_tensor_residency(p.dst), KD_BACKEND_CUDA);
                 float *cpu = kd_problem_run(ctx, &p, KD_BACKEND_CPU, 0, &st_cpu);
                 CU_ASSERT_FATAL(ref && gpu && cpu);
-                kd_cmp c_ref, c_cpu;
-                kd_compare_to_ref(gpu, ref, p.out_count, KD_TOLERANCE, &c_ref);
-                kd_compare_f32(gpu, cpu, p.out_count, KD_TOLERANCE, &c_cpu);
-                if (!c_ref.pass || !c_cpu.pass)
-                    printf("\n  %s M=%lld n=%lld k=%lld seed=%llu: vs oracle max %.3g nmse %.3g "
-                           "bad %lld (first %lld: %g, want %g); vs cpu bad %lld\n",
-                           kd_op_name(op), (long long)m, (long long)shapes[s].n,
-                           (long long)shapes[s].k, (unsigned long long)seed, c_ref.max_abs,
-                           c_ref.nmse, (long long)c_ref.bad, (long long)c_ref.first_bad,
-                           c_ref.first_bad >= 0 ? gpu[c_ref.first_bad] : 0.0,
-                           c_ref.first_bad >= 0 ? ref[c_ref.first_bad] : 0.0,
-                           (long long)c_cpu.bad);
-                CU_ASSERT(c_ref.pass);
-                CU_ASSERT(c_cpu.pass);
+                kd_test_expect_match(&p, "cuda", gpu, ref, cpu, "cpu");
                 free(ref);
                 free(gpu);
                 free(cpu);

@@ -94,17 +94,7 @@ static void check_op(kd_op op, const shape *shapes, int nshapes)
             CU_ASSERT_EQUAL(after.per_backend[KD_BACKEND_OPENCL],
                             before.per_backend[KD_BACKEND_OPENCL] + 1);
             CU_ASSERT_EQUAL(after.fallbacks, before.fallbacks);
-            kd_cmp c1, c2;
-            kd_compare_to_ref(cl, ref, p.out_count, KD_TOLERANCE, &c1);
-            kd_compare_f32(cl, cpu, p.out_count, KD_TOLERANCE, &c2);
-            if (!c1.pass || !c2.pass)
-                printf("\n  %s M=%lld n=%lld k=%lld: vs oracle max %.3g (bad %lld, first %lld), "
-                       "vs cpu max %.3g (bad %lld)\n", kd_op_name(op), (long long)m,
-                       (long long)shapes[s].n, (long long)shapes[s].k, c1.max_abs,
-                       (long long)c1.bad, (long long)c1.first_bad, c2.max_abs,
-                       (long long)c2.bad);
-            CU_ASSERT(c1.pass);
-            CU_ASSERT(c2.pass);
+            kd_test_expect_match(&p, "opencl", cl, ref, cpu, "cpu");
             free(ref);
             free(cl);
             free(cpu);
