@@ -8,7 +8,7 @@
 
 #include "kd_internal.h"
 
-const char *kd_version(void) { return "0.1.0"; }
+const char *kd_version(void) { return KD_VERSION_STRING; }
 
 const char *kd_status_name(kd_status s)
 {

@@ -18,11 +18,21 @@
 extern "C" {
 #endif
 
-#define KD_VERSION_MAJOR 0
-#define KD_VERSION_MINOR 1
-#define KD_VERSION_PATCH 0
+/* KD_VERSION_MAJOR, _MINOR, _PATCH and KD_VERSION_STRING, generated from the version in
+ * the top CMakeLists.txt (project(kdispatch VERSION ...)) and installed beside this file. */
+#include "kdispatch_version.h"
 
-const char *kd_version(void); /* "0.1.0" */
+/* Marks the public API: libkdispatch is compiled with -fvisibility=hidden, so a shared
+ * build exports only what this header declares with KD_API. */
+#ifndef KD_API
+#if defined(__GNUC__) && __GNUC__ >= 4
+#define KD_API __attribute__((visibility("default")))
+#else
+#define KD_API
+#endif
+#endif
+
+KD_API const char *kd_version(void); /* KD_VERSION_STRING of the library, e.g. "0.1.0" */
 
 typedef enum kd_status {
     KD_OK = 0,
@@ -43,7 +53,7 @@ typedef enum kd_status {
     KD_STATUS_COUNT
 } kd_status;
 
-const char *kd_status_name(kd_status s); /* "KD_ERR_SHAPE" */
+KD_API const char *kd_status_name(kd_status s); /* "KD_ERR_SHAPE" */
 
 typedef enum kd_backend_id {
     KD_BACKEND_AUTO = -1, /* let the dispatcher choose */
@@ -53,12 +63,12 @@ typedef enum kd_backend_id {
     KD_BACKEND_COUNT
 } kd_backend_id;
 
-const char *kd_backend_name(kd_backend_id b);           /* "cpu", "opencl", "cuda" */
-kd_backend_id kd_backend_from_name(const char *name);   /* KD_BACKEND_COUNT if unknown */
+KD_API const char *kd_backend_name(kd_backend_id b);           /* "cpu", "opencl", "cuda" */
+KD_API kd_backend_id kd_backend_from_name(const char *name);   /* KD_BACKEND_COUNT if unknown */
 
 typedef enum kd_type { KD_TYPE_F32 = 0, KD_TYPE_Q4_K, KD_TYPE_Q6_K, KD_TYPE_COUNT } kd_type;
 
-const char *kd_type_name(kd_type t);
+KD_API const char *kd_type_name(kd_type t);
 
 typedef enum kd_op {
     KD_OP_RMSNORM = 0,
@@ -70,8 +80,8 @@ typedef enum kd_op {
     KD_OP_COUNT
 } kd_op;
 
-const char *kd_op_name(kd_op op);      /* "rmsnorm", "rope", ..., "q4k_gemv" */
-kd_op kd_op_from_name(const char *s);  /* KD_OP_COUNT if unknown */
+KD_API const char *kd_op_name(kd_op op);      /* "rmsnorm", "rope", ..., "q4k_gemv" */
+KD_API kd_op kd_op_from_name(const char *s);  /* KD_OP_COUNT if unknown */
 
 typedef enum kd_rope_mode { KD_ROPE_NORMAL = 0, KD_ROPE_NEOX = 1 } kd_rope_mode;
 
@@ -89,47 +99,47 @@ typedef struct kd_context_options {
 
 /* Creates a context: probes every backend built in. A backend that is absent is not an
  * error; kd_backend_available() says so and kd_backend_reason() says why. */
-kd_status kd_context_create(const kd_context_options *opts, kd_context **out);
-void kd_context_destroy(kd_context *ctx);
+KD_API kd_status kd_context_create(const kd_context_options *opts, kd_context **out);
+KD_API void kd_context_destroy(kd_context *ctx);
 
 /* The message of the last failed call on this context ("" if none). With ctx = NULL: the
  * message of this thread's last failed kd_context_create. */
-const char *kd_last_error(const kd_context *ctx);
+KD_API const char *kd_last_error(const kd_context *ctx);
 
-int kd_backend_available(const kd_context *ctx, kd_backend_id b);
+KD_API int kd_backend_available(const kd_context *ctx, kd_backend_id b);
 /* Why the backend is absent, or a one-line description of its device when present. */
-const char *kd_backend_reason(const kd_context *ctx, kd_backend_id b);
+KD_API const char *kd_backend_reason(const kd_context *ctx, kd_backend_id b);
 
 /* ---- tensors ---------------------------------------------------------------------- */
 
 /* An f32 matrix of rows x cols, row-major. data may be NULL (zero-filled). */
-kd_status kd_tensor_f32(kd_context *ctx, int64_t rows, int64_t cols, const float *data,
+KD_API kd_status kd_tensor_f32(kd_context *ctx, int64_t rows, int64_t cols, const float *data,
                         kd_tensor **out);
 
 /* A quantized weight of rows x cols (cols a multiple of 256) from raw GGUF block bytes,
  * rows * cols/256 blocks, row-major. The bytes are copied. */
-kd_status kd_tensor_quant(kd_context *ctx, kd_type type, int64_t rows, int64_t cols,
+KD_API kd_status kd_tensor_quant(kd_context *ctx, kd_type type, int64_t rows, int64_t cols,
                           const void *blocks, size_t nbytes, kd_tensor **out);
 
 /* As kd_tensor_quant but borrows the bytes (e.g. a memory-mapped GGUF file): they must
  * outlive the tensor and stay unchanged. */
-kd_status kd_tensor_quant_borrow(kd_context *ctx, kd_type type, int64_t rows, int64_t cols,
+KD_API kd_status kd_tensor_quant_borrow(kd_context *ctx, kd_type type, int64_t rows, int64_t cols,
                                  const void *blocks, size_t nbytes, kd_tensor **out);
 
 /* Copies an f32 tensor's values to host memory (count = rows*cols floats), transferring
  * from the backend that holds the newest data if needed (counted in the metrics). */
-kd_status kd_tensor_read(kd_context *ctx, kd_tensor *t, float *dst, size_t count);
+KD_API kd_status kd_tensor_read(kd_context *ctx, kd_tensor *t, float *dst, size_t count);
 /* Overwrites an f32 tensor's values from host memory. */
-kd_status kd_tensor_write(kd_context *ctx, kd_tensor *t, const float *src, size_t count);
+KD_API kd_status kd_tensor_write(kd_context *ctx, kd_tensor *t, const float *src, size_t count);
 
 /* Frees a tensor and its device buffers; free every tensor before its context. A tensor
  * is used only with the context that made it (KD_ERR_ARG otherwise). */
-void kd_tensor_free(kd_tensor *t);
-int64_t kd_tensor_rows(const kd_tensor *t);
-int64_t kd_tensor_cols(const kd_tensor *t);
-kd_type kd_tensor_type(const kd_tensor *t);
+KD_API void kd_tensor_free(kd_tensor *t);
+KD_API int64_t kd_tensor_rows(const kd_tensor *t);
+KD_API int64_t kd_tensor_cols(const kd_tensor *t);
+KD_API kd_type kd_tensor_type(const kd_tensor *t);
 /* Backend that holds the newest copy of the tensor's data. */
-kd_backend_id kd_tensor_residency(const kd_tensor *t);
+KD_API kd_backend_id kd_tensor_residency(const kd_tensor *t);
 
 /* ---- ops -------------------------------------------------------------------------- */
 
@@ -160,20 +170,20 @@ enum {
 /* Validates and runs one op. backend = KD_BACKEND_AUTO lets the dispatcher choose by
  * size; another value forces that backend. A failed offload falls back to cpu (counted)
  * unless KD_RUN_NO_FALLBACK is set. */
-kd_status kd_run(kd_context *ctx, const kd_op_desc *d, kd_backend_id backend, unsigned flags);
+KD_API kd_status kd_run(kd_context *ctx, const kd_op_desc *d, kd_backend_id backend, unsigned flags);
 
 /* Which backend the dispatcher would choose for this op (pure: same input, same answer). */
-kd_backend_id kd_dispatch_decide(const kd_context *ctx, const kd_op_desc *d);
+KD_API kd_backend_id kd_dispatch_decide(const kd_context *ctx, const kd_op_desc *d);
 
 /* Convenience wrappers through the dispatcher. */
-kd_status kd_rmsnorm(kd_context *ctx, const kd_tensor *x, const kd_tensor *w, float eps,
+KD_API kd_status kd_rmsnorm(kd_context *ctx, const kd_tensor *x, const kd_tensor *w, float eps,
                      kd_tensor *y);
-kd_status kd_rope(kd_context *ctx, const kd_tensor *x, const uint32_t *pos, int n_heads,
+KD_API kd_status kd_rope(kd_context *ctx, const kd_tensor *x, const uint32_t *pos, int n_heads,
                   int head_dim, float base, kd_rope_mode mode, kd_tensor *y);
-kd_status kd_swiglu(kd_context *ctx, const kd_tensor *gate, const kd_tensor *up, kd_tensor *y);
-kd_status kd_residual_add(kd_context *ctx, const kd_tensor *x, const kd_tensor *r,
+KD_API kd_status kd_swiglu(kd_context *ctx, const kd_tensor *gate, const kd_tensor *up, kd_tensor *y);
+KD_API kd_status kd_residual_add(kd_context *ctx, const kd_tensor *x, const kd_tensor *r,
                           kd_tensor *y);
-kd_status kd_gemv(kd_context *ctx, const kd_tensor *w, const kd_tensor *x, kd_tensor *y);
+KD_API kd_status kd_gemv(kd_context *ctx, const kd_tensor *w, const kd_tensor *x, kd_tensor *y);
 
 /* ---- metrics ---------------------------------------------------------------------- */
 
@@ -188,11 +198,11 @@ typedef struct kd_metrics_snapshot {
     uint64_t per_backend[KD_BACKEND_COUNT];
 } kd_metrics_snapshot;
 
-void kd_metrics_get(const kd_context *ctx, kd_metrics_snapshot *out);
-void kd_metrics_reset(kd_context *ctx);
+KD_API void kd_metrics_get(const kd_context *ctx, kd_metrics_snapshot *out);
+KD_API void kd_metrics_reset(kd_context *ctx);
 /* Writes the metrics as JSON ("json") or Prometheus text ("prom") into buf; returns the
  * length it needed (like snprintf). */
-size_t kd_metrics_export(const kd_context *ctx, const char *format, char *buf, size_t cap);
+KD_API size_t kd_metrics_export(const kd_context *ctx, const char *format, char *buf, size_t cap);
 
 /* ---- GGUF files ------------------------------------------------------------------ */
 
@@ -238,7 +248,7 @@ typedef enum kd_gguf_vtype {
 } kd_gguf_vtype;
 
 /* "uint8", ..., "float64"; "?" when out of range. */
-const char *kd_gguf_vtype_name(kd_gguf_vtype t);
+KD_API const char *kd_gguf_vtype_name(kd_gguf_vtype t);
 
 /* A string inside the mapping: len bytes, not NUL-terminated (use "%.*s"). */
 typedef struct kd_gguf_str {
@@ -286,55 +296,55 @@ typedef struct kd_gguf kd_gguf;
 /* ---- ggml types -------------------------------------------------------------------- */
 
 /* Name of a ggml type id ("F32", "Q4_K", ...); NULL if not a known type. */
-const char *kd_ggml_type_name(uint32_t ggml_type);
+KD_API const char *kd_ggml_type_name(uint32_t ggml_type);
 /* Elements per block and bytes per block of a known type; 0 if unknown. */
-int kd_ggml_type_size(uint32_t ggml_type, uint32_t *block_elems, uint32_t *block_bytes);
+KD_API int kd_ggml_type_size(uint32_t ggml_type, uint32_t *block_elems, uint32_t *block_bytes);
 
 enum { KD_GGML_TYPE_F32 = 0, KD_GGML_TYPE_F16 = 1, KD_GGML_TYPE_Q4_K = 12, KD_GGML_TYPE_Q6_K = 14 };
 
 /* The kdispatch type of a ggml type; KD_TYPE_COUNT for a type kdispatch does not run. */
-kd_type kd_gguf_kd_type(uint32_t ggml_type);
+KD_API kd_type kd_gguf_kd_type(uint32_t ggml_type);
 
 /* ---- opening ----------------------------------------------------------------------- */
 
 /* Memory-maps and validates a file. Errors: KD_ERR_NULL, KD_ERR_IO (cannot open/map),
  * KD_ERR_FORMAT (truncated or corrupt), KD_ERR_NOMEM; the message goes to err (may be
  * NULL). Needs no context, so a listing does not probe the backends. */
-kd_status kd_gguf_open_file(const char *path, kd_gguf **out, char *err, size_t err_cap);
+KD_API kd_status kd_gguf_open_file(const char *path, kd_gguf **out, char *err, size_t err_cap);
 
 /* As kd_gguf_open_file with the message recorded on ctx (kd_last_error). */
-kd_status kd_gguf_open(kd_context *ctx, const char *path, kd_gguf **out);
+KD_API kd_status kd_gguf_open(kd_context *ctx, const char *path, kd_gguf **out);
 
 /* Validates a GGUF image already in memory (not copied: it must outlive the handle).
  * The fuzz target and the tests use it. */
-kd_status kd_gguf_from_memory(const void *data, size_t size, kd_gguf **out, char *err,
+KD_API kd_status kd_gguf_from_memory(const void *data, size_t size, kd_gguf **out, char *err,
                               size_t err_cap);
 
 /* Unmaps the file (if this handle mapped it) and frees the handle. NULL is fine. */
-void kd_gguf_close(kd_gguf *g);
+KD_API void kd_gguf_close(kd_gguf *g);
 
 /* ---- reading ----------------------------------------------------------------------- */
 
-uint32_t kd_gguf_version(const kd_gguf *g);
-uint32_t kd_gguf_alignment(const kd_gguf *g);
-uint64_t kd_gguf_data_offset(const kd_gguf *g); /* file offset of the data section */
-uint64_t kd_gguf_size(const kd_gguf *g);        /* file size in bytes */
-const void *kd_gguf_base(const kd_gguf *g);     /* start of the mapping */
+KD_API uint32_t kd_gguf_version(const kd_gguf *g);
+KD_API uint32_t kd_gguf_alignment(const kd_gguf *g);
+KD_API uint64_t kd_gguf_data_offset(const kd_gguf *g); /* file offset of the data section */
+KD_API uint64_t kd_gguf_size(const kd_gguf *g);        /* file size in bytes */
+KD_API const void *kd_gguf_base(const kd_gguf *g);     /* start of the mapping */
 
-uint64_t kd_gguf_n_kv(const kd_gguf *g);
-const kd_gguf_kv *kd_gguf_kv_at(const kd_gguf *g, uint64_t i);  /* NULL if out of range */
-const kd_gguf_kv *kd_gguf_find(const kd_gguf *g, const char *key); /* NULL if absent */
+KD_API uint64_t kd_gguf_n_kv(const kd_gguf *g);
+KD_API const kd_gguf_kv *kd_gguf_kv_at(const kd_gguf *g, uint64_t i);  /* NULL if out of range */
+KD_API const kd_gguf_kv *kd_gguf_find(const kd_gguf *g, const char *key); /* NULL if absent */
 
-uint64_t kd_gguf_n_tensors(const kd_gguf *g);
-const kd_gguf_tensor_info *kd_gguf_tensor_at(const kd_gguf *g, uint64_t i);
-const kd_gguf_tensor_info *kd_gguf_find_tensor(const kd_gguf *g, const char *name);
+KD_API uint64_t kd_gguf_n_tensors(const kd_gguf *g);
+KD_API const kd_gguf_tensor_info *kd_gguf_tensor_at(const kd_gguf *g, uint64_t i);
+KD_API const kd_gguf_tensor_info *kd_gguf_find_tensor(const kd_gguf *g, const char *name);
 
 /* Typed look-ups: 1 and the value when the key exists with a compatible type, else 0.
  * get_int takes any integer type whose value fits int64; get_float any float or integer
  * type; get_string a STRING (the pointer is into the mapping, not NUL-terminated). */
-int kd_gguf_get_int(const kd_gguf *g, const char *key, int64_t *out);
-int kd_gguf_get_float(const kd_gguf *g, const char *key, double *out);
-int kd_gguf_get_string(const kd_gguf *g, const char *key, kd_gguf_str *out);
+KD_API int kd_gguf_get_int(const kd_gguf *g, const char *key, int64_t *out);
+KD_API int kd_gguf_get_float(const kd_gguf *g, const char *key, double *out);
+KD_API int kd_gguf_get_string(const kd_gguf *g, const char *key, kd_gguf_str *out);
 
 /* Arrays: elements are decoded in order from the validated bytes. */
 typedef struct kd_gguf_array_iter {
@@ -343,12 +353,12 @@ typedef struct kd_gguf_array_iter {
     kd_gguf_vtype type;
 } kd_gguf_array_iter;
 
-void kd_gguf_array_begin(const kd_gguf_value *array, kd_gguf_array_iter *it);
+KD_API void kd_gguf_array_begin(const kd_gguf_value *array, kd_gguf_array_iter *it);
 /* 1 and the next element in *out; 0 at the end. */
-int kd_gguf_array_next(kd_gguf_array_iter *it, kd_gguf_value *out);
+KD_API int kd_gguf_array_next(kd_gguf_array_iter *it, kd_gguf_value *out);
 /* Element i (O(1) for fixed-size elements, O(i) for strings and arrays); 0 if out of
  * range or not an array. */
-int kd_gguf_array_get(const kd_gguf_value *array, uint64_t i, kd_gguf_value *out);
+KD_API int kd_gguf_array_get(const kd_gguf_value *array, uint64_t i, kd_gguf_value *out);
 
 /* ---- tensors for kdispatch ------------------------------------------------------------ */
 
@@ -358,10 +368,10 @@ int kd_gguf_array_get(const kd_gguf_value *array, uint64_t i, kd_gguf_value *out
  *               they are not 4-byte aligned in memory (general.alignment below 4).
  *   F32:        an activation / norm weight, copied (kd_tensor_f32).
  * Other types: KD_ERR_TYPE. */
-kd_status kd_gguf_tensor(kd_context *ctx, const kd_gguf *g, const kd_gguf_tensor_info *ti,
+KD_API kd_status kd_gguf_tensor(kd_context *ctx, const kd_gguf *g, const kd_gguf_tensor_info *ti,
                          kd_tensor **out);
 /* The same by tensor name; KD_ERR_ARG if there is no such tensor. */
-kd_status kd_gguf_tensor_by_name(kd_context *ctx, const kd_gguf *g, const char *name,
+KD_API kd_status kd_gguf_tensor_by_name(kd_context *ctx, const kd_gguf *g, const char *name,
                                  kd_tensor **out);
 
 #ifdef __cplusplus

@@ -1,0 +1,44 @@
+/*
+ * The environment, read strictly (SPEC §11). Every KD_* variable the library reads goes
+ * through these helpers: an unset or empty variable means "not given"; a malformed one is
+ * an error whose message names the variable and its value, never silently ignored or
+ * replaced by a default.
+ *
+ * Variables read at context creation (context.c): KD_CPU_THREADS, KD_CPU_SIMD,
+ * KD_OPENCL_PLATFORM, KD_OPENCL_DEVICE, KD_CUDA_DEVICE, KD_CONFIG (KD_BACKEND and
+ * KD_THRESHOLD_* in config.c, KD_FAULT in fault.c).
+ */
+#ifndef KD_ENV_H
+#define KD_ENV_H
+
+#include <stddef.h>
+#include "kdispatch.h"
+
+/* The value of name, or NULL when it is unset or empty. */
+const char *kd_env_get(const char *name);
+
+/* Parses value as a whole decimal number in [lo, hi]: optional sign, digits, nothing else
+ * (no spaces, no "12abc", no overflow). KD_ERR_ARG with "NAME='value' is not a whole
+ * number in [lo, hi]" in why otherwise. name only labels the message. */
+kd_status kd_env_parse_int(const char *name, const char *value, long long lo, long long hi,
+                           long long *out, char *why, size_t cap);
+
+/* kd_env_parse_int on $name. Unset or empty: KD_OK, *found = 0 and *out untouched. */
+kd_status kd_env_int(const char *name, long long lo, long long hi, long long *out, int *found,
+                     char *why, size_t cap);
+
+/* value must be one of the n choices (any case): *index is its position. KD_ERR_ARG with
+ * "NAME='value' is not one of a, b, c" in why otherwise. */
+kd_status kd_env_parse_choice(const char *name, const char *value, const char *const *choices,
+                              int n, int *index, char *why, size_t cap);
+
+/* kd_env_parse_choice on $name. Unset or empty: KD_OK, *found = 0, *index untouched. */
+kd_status kd_env_choice(const char *name, const char *const *choices, int n, int *index,
+                        int *found, char *why, size_t cap);
+
+/* The per-user config file: $XDG_CONFIG_HOME/kdispatch/kdispatch.conf, else
+ * $HOME/.config/kdispatch/kdispatch.conf (the XDG default). 0 when neither variable is
+ * set or the path does not fit; it is not checked that the file exists. */
+int kd_env_user_config_path(char *buf, size_t cap);
+
+#endif /* KD_ENV_H */
