@@ -77,8 +77,8 @@ static void usage(void)
         "  --backend LIST    cpu,opencl,cuda (default: all present)\n"
         "  --op LIST         ops (default: all six)\n"
         "  --m LIST          sweep batch sizes (default 1,2,4,8; --quick 1,8)\n"
-        "  --all-devices     every OpenCL device in turn (KD_OPENCL_DEVICE = 0, 1, ...,\n"
-        "                    one context each), labelled opencl:<index>\n"
+        "  --all-devices     every OpenCL device `kdispatch devices` lists, in turn (one\n"
+        "                    context each), labelled opencl:<index>\n"
         "  --repeats N       timed samples per case (default 10; --quick 5); a case whose\n"
         "                    calls are slow gets fewer (at least 3), so that its samples\n"
         "                    take about --budget-ms\n"
@@ -246,43 +246,39 @@ static void add_target(bench_target *t, int *n, kd_context *ctx, int owns, kd_ba
     snprintf(x->device, sizeof x->device, "%s", kd_backend_reason(ctx, b));
 }
 
-/* --all-devices: a context per OpenCL device index, KD_OPENCL_DEVICE = 0, 1, ... (within
- * KD_OPENCL_PLATFORM when that is set), until an index names no device. A device that
+/* --all-devices: a context per OpenCL device, every device kd_device_info_get lists
+ * (across all platforms, chosen by index through the context options, so the
+ * environment's KD_OPENCL_PLATFORM / KD_OPENCL_DEVICE do not narrow it). A device that
  * exists but cannot be used is reported and skipped. */
 static void add_opencl_devices(bench_target *t, int *n)
 {
-    const char *old = getenv("KD_OPENCL_DEVICE");
-    char *saved = old ? strdup(old) : NULL;
-    kd_context_options co = {.disable_cuda = 1};
-    for (int i = 0; *n < BENCH_MAX_TARGETS && i < 64; i++) {
+    int count = kd_device_count(KD_BACKEND_OPENCL);
+    if (count == 0)
+        fprintf(stderr, "kdispatch bench: --all-devices: no OpenCL device\n");
+    for (int i = 0; *n < BENCH_MAX_TARGETS && i < count; i++) {
+        kd_device_info d;
         char idx[16], label[32];
+        if (kd_device_info_get(KD_BACKEND_OPENCL, i, &d) != KD_OK || !d.usable) {
+            fprintf(stderr, "kdispatch bench: OpenCL device %d (%s) skipped: not usable\n", i,
+                    d.name);
+            continue;
+        }
         snprintf(idx, sizeof idx, "%d", i);
-        setenv("KD_OPENCL_DEVICE", idx, 1);
+        kd_context_options co = {.disable_cuda = 1, .opencl_platform = "", .opencl_device = idx};
         kd_context *ctx = NULL;
         if (kd_context_create(&co, &ctx) != KD_OK) {
             fprintf(stderr, "kdispatch bench: OpenCL device %d: %s\n", i, kd_last_error(NULL));
-            break;
-        }
-        if (kd_backend_available(ctx, KD_BACKEND_OPENCL)) {
-            snprintf(label, sizeof label, "opencl:%d", i);
-            add_target(t, n, ctx, 1, KD_BACKEND_OPENCL, label);
             continue;
         }
-        const char *why = kd_backend_reason(ctx, KD_BACKEND_OPENCL);
-        int device_only = strstr(why, "KD_OPENCL_DEVICE") && !strstr(why, "matches no");
-        if (device_only)
-            fprintf(stderr, "kdispatch bench: OpenCL device %d skipped: %s\n", i, why);
-        else if (i == 0)
-            fprintf(stderr, "kdispatch bench: --all-devices: no OpenCL device: %s\n", why);
-        kd_context_destroy(ctx);
-        if (!device_only)
-            break;
+        if (!kd_backend_available(ctx, KD_BACKEND_OPENCL)) {
+            fprintf(stderr, "kdispatch bench: OpenCL device %d skipped: %s\n", i,
+                    kd_backend_reason(ctx, KD_BACKEND_OPENCL));
+            kd_context_destroy(ctx);
+            continue;
+        }
+        snprintf(label, sizeof label, "opencl:%d", i);
+        add_target(t, n, ctx, 1, KD_BACKEND_OPENCL, label);
     }
-    if (saved)
-        setenv("KD_OPENCL_DEVICE", saved, 1);
-    else
-        unsetenv("KD_OPENCL_DEVICE");
-    free(saved);
 }
 
 static int pick_targets(const bench_opts *o, kd_context *ctx, bench_target *t)

@@ -3,7 +3,7 @@
 #include <string.h>
 
 #include "commands.h"
-#include "kd_backend.h"
+#include "kdispatch.h"
 
 static void json_string(FILE *f, const char *s)
 {
@@ -19,32 +19,67 @@ static void json_string(FILE *f, const char *s)
     fputc('"', f);
 }
 
+/* Every device of every backend, from kd_device_count / kd_device_info_get. */
+static void print_device_table(void)
+{
+    printf("\n%-7s %3s %-5s %-6s %5s %9s  %-40s %s\n", "backend", "#", "kind", "usable",
+           "units", "memory", "name", "vendor / platform / driver");
+    for (int b = 0; b < KD_BACKEND_COUNT; b++) {
+        int n = kd_device_count((kd_backend_id)b);
+        for (int i = 0; i < n; i++) {
+            kd_device_info d;
+            if (kd_device_info_get((kd_backend_id)b, i, &d) != KD_OK)
+                continue;
+            printf("%-7s %3d %-5s %-6s %5d %7.1f G  %-40.40s %s%s%s / %s\n",
+                   kd_backend_name(d.backend), d.index, d.is_gpu ? "gpu" : "cpu",
+                   d.usable ? "yes" : "no", d.compute_units,
+                   (double)d.global_mem_bytes / (1024.0 * 1024.0 * 1024.0), d.name, d.vendor,
+                   d.platform[0] ? " / " : "", d.platform, d.driver_version);
+        }
+    }
+}
+
 static void print_text(const kd_context *ctx)
 {
     printf("kdispatch %s\n\n%-8s %-10s %s\n", kd_version(), "backend", "status", "device / reason");
     for (int b = 0; b < KD_BACKEND_COUNT; b++)
         printf("%-8s %-10s %s\n", kd_backend_name(b),
                kd_backend_available(ctx, b) ? "present" : "absent", kd_backend_reason(ctx, b));
-    for (int b = 0; b < KD_BACKEND_COUNT; b++) {
-        const kd_backend_ops *ops = kd_backend_table[b];
-        if (ops && ops->list_devices) {
-            printf("\n%s devices:\n", ops->name);
-            ops->list_devices(stdout, 0);
-        }
-    }
+    print_device_table();
+}
+
+static void print_device_json(const kd_device_info *d, int first)
+{
+    printf("%s{\"backend\":\"%s\",\"index\":%d,\"name\":", first ? "" : ",",
+           kd_backend_name(d->backend), d->index);
+    json_string(stdout, d->name);
+    printf(",\"vendor\":");
+    json_string(stdout, d->vendor);
+    printf(",\"platform\":");
+    json_string(stdout, d->platform);
+    printf(",\"driver_version\":");
+    json_string(stdout, d->driver_version);
+    printf(",\"is_gpu\":%s,\"usable\":%s,\"global_mem_bytes\":%llu,\"compute_units\":%d}",
+           d->is_gpu ? "true" : "false", d->usable ? "true" : "false",
+           (unsigned long long)d->global_mem_bytes, d->compute_units);
 }
 
 static void print_json(const kd_context *ctx)
 {
     printf("{\"version\":\"%s\",\"backends\":[", kd_version());
     for (int b = 0; b < KD_BACKEND_COUNT; b++) {
-        const kd_backend_ops *ops = kd_backend_table[b];
         printf("%s{\"name\":\"%s\",\"present\":%s,\"detail\":", b ? "," : "", kd_backend_name(b),
                kd_backend_available(ctx, b) ? "true" : "false");
         json_string(stdout, kd_backend_reason(ctx, b));
         printf(",\"devices\":[");
-        if (ops && ops->list_devices)
-            ops->list_devices(stdout, 1);
+        int n = kd_device_count((kd_backend_id)b);
+        for (int i = 0, first = 1; i < n; i++) {
+            kd_device_info d;
+            if (kd_device_info_get((kd_backend_id)b, i, &d) == KD_OK) {
+                print_device_json(&d, first);
+                first = 0;
+            }
+        }
         printf("]}");
     }
     printf("]}\n");
@@ -57,8 +92,10 @@ int kd_cmd_devices(int argc, char **argv)
         if (kd_cli_is_help(argv[i])) {
             printf("usage: kdispatch devices [--json]\n\n"
                    "Lists the cpu, opencl and cuda backends: present with the device in use, or\n"
-                   "absent with the reason; then every OpenCL platform/device and CUDA device.\n"
-                   "Environment: KD_OPENCL_PLATFORM, KD_OPENCL_DEVICE (index or name substring).\n");
+                   "absent with the reason; then a table of every device each backend sees\n"
+                   "(kd_device_info_get); its '#' is the index KD_OPENCL_DEVICE / KD_CUDA_DEVICE\n"
+                   "take. Environment: KD_OPENCL_PLATFORM, KD_OPENCL_DEVICE (index or name\n"
+                   "substring), KD_CUDA_DEVICE.\n");
             return 0;
         }
         if (strcmp(argv[i], "--json") == 0)

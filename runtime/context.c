@@ -4,7 +4,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <unistd.h>
 
 #include "kd_internal.h"
 
@@ -82,7 +81,8 @@ int kd_fault_hit(kd_context *ctx, kd_backend_id b, kd_fault_kind kind)
     return ctx && kd_fault_plan_hit(&ctx->fault, b, kind);
 }
 
-int kd_context_cpu_threads(const kd_context *ctx) { return ctx->cpu_threads; }
+int kd_context_cpu_threads(const kd_context *ctx) { return ctx->settings.cpu_threads; }
+const kd_settings *kd_context_settings(const kd_context *ctx) { return &ctx->settings; }
 
 static void probe_backend(kd_context *ctx, kd_backend_id b, int disabled)
 {
@@ -117,15 +117,12 @@ static kd_backend_id best_offload(const kd_context *ctx)
     return KD_BACKEND_AUTO;
 }
 
-static kd_status load_config(kd_context *ctx, const kd_context_options *o)
+static kd_status load_config(kd_context *ctx)
 {
     char why[512] = "";
+    const kd_settings *set = &ctx->settings;
     kd_config_defaults(&ctx->config);
-    const char *file = o && o->config ? o->config : getenv("KD_CONFIG");
-    /* What `kdispatch tune` writes by default, when nothing else names a file. */
-    if ((!file || !file[0]) && access(KD_CONFIG_DEFAULT_FILE, R_OK) == 0)
-        file = KD_CONFIG_DEFAULT_FILE;
-    if (file && file[0] && kd_config_load_file(&ctx->config, file, why, sizeof why) != KD_OK)
+    if (set->config[0] && kd_config_load_file(&ctx->config, set->config, why, sizeof why) != KD_OK)
         return kd_error(ctx, KD_ERR_FORMAT, "config: %s", why);
     if (kd_config_apply_env(&ctx->config, why, sizeof why) != KD_OK)
         return kd_error(ctx, KD_ERR_ARG, "environment: %s", why);
@@ -145,12 +142,12 @@ kd_status kd_context_create(const kd_context_options *opts, kd_context **out)
         return KD_ERR_NOMEM;
     pthread_mutex_init(&ctx->error_lock, NULL);
     kd_metrics_init(&ctx->metrics);
-    long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    const char *env_threads = getenv("KD_CPU_THREADS");
-    if (env_threads && atoi(env_threads) > 0)
-        cores = atoi(env_threads);
-    ctx->cpu_threads = opts && opts->cpu_threads > 0 ? opts->cpu_threads : (int)(cores > 0 ? cores : 1);
-    kd_status st = load_config(ctx, opts);
+    char why[512] = "";
+    if (kd_settings_resolve(opts, &ctx->settings, why, sizeof why) != KD_OK) {
+        kd_error(ctx, KD_ERR_ARG, "%s", why);
+        return fail_create(ctx, KD_ERR_ARG, "");
+    }
+    kd_status st = load_config(ctx);
     if (st != KD_OK)
         return fail_create(ctx, st, "");
     probe_backend(ctx, KD_BACKEND_CPU, 0);
@@ -211,4 +208,41 @@ void kd_metrics_reset(kd_context *ctx)
 size_t kd_metrics_export(const kd_context *ctx, const char *format, char *buf, size_t cap)
 {
     return ctx ? kd_metrics_export_to(&ctx->metrics, format, buf, cap) : 0;
+}
+
+/* ---- devices as data -------------------------------------------------------------- */
+
+static const kd_backend_ops *device_backend(kd_backend_id b)
+{
+    return (unsigned)b < KD_BACKEND_COUNT && kd_backend_table[b] ? kd_backend_table[b] : NULL;
+}
+
+int kd_device_count(kd_backend_id b)
+{
+    const kd_backend_ops *ops = device_backend(b);
+    char why[256];
+    int count = 0;
+    if (!ops || !ops->device_info || ops->device_info(-1, NULL, &count, why, sizeof why) != KD_OK)
+        return 0;
+    return count;
+}
+
+kd_status kd_device_info_get(kd_backend_id b, int index, kd_device_info *out)
+{
+    const kd_backend_ops *ops = device_backend(b);
+    char why[256];
+    int count = 0;
+    if (!out)
+        return KD_ERR_NULL;
+    memset(out, 0, sizeof *out);
+    if (!ops || !ops->device_info)
+        return KD_ERR_UNAVAILABLE;
+    kd_status st = ops->device_info(index, out, &count, why, sizeof why);
+    if (st != KD_OK)
+        return st;
+    if (index < 0 || index >= count)
+        return KD_ERR_ARG;
+    out->backend = b;
+    out->index = index;
+    return KD_OK;
 }

@@ -2,10 +2,12 @@
 #include "env.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 const char *kd_env_get(const char *name)
 {
@@ -76,4 +78,135 @@ int kd_env_user_config_path(char *buf, size_t cap)
     else
         return 0;
     return len > 0 && (size_t)len < cap;
+}
+
+/* ---- a context's settings ------------------------------------------------------------- */
+
+const char *const kd_simd_level_names[3] = {"scalar", "avx2", "avx512"};
+
+/* An index or a name substring. A value of digits only is an index and must fit an int;
+ * anything else is matched against names when the device is chosen. */
+static kd_status device_choice(const char *label, const char *value, char *dst, size_t dst_cap,
+                               char *why, size_t cap)
+{
+    dst[0] = '\0';
+    if (!value || !value[0])
+        return KD_OK;
+    if (strlen(value) >= dst_cap) {
+        snprintf(why, cap, "%s is longer than %zu characters", label, dst_cap - 1);
+        return KD_ERR_ARG;
+    }
+    if (strspn(value, "0123456789") == strlen(value)) {
+        long long index;
+        kd_status st = kd_env_parse_int(label, value, 0, INT32_MAX, &index, why, cap);
+        if (st != KD_OK)
+            return st;
+    }
+    snprintf(dst, dst_cap, "%s", value);
+    return KD_OK;
+}
+
+static kd_status resolve_threads(const kd_context_options *o, kd_settings *s, char *why,
+                                 size_t cap)
+{
+    long long n = 0;
+    int found = 0;
+    if (o && o->cpu_threads != 0) {
+        if (o->cpu_threads < 1 || o->cpu_threads > KD_MAX_CPU_THREADS) {
+            snprintf(why, cap, "kd_context_options.cpu_threads=%d is not in [1, %d]",
+                     o->cpu_threads, KD_MAX_CPU_THREADS);
+            return KD_ERR_ARG;
+        }
+        s->cpu_threads = o->cpu_threads;
+        return KD_OK;
+    }
+    kd_status st = kd_env_int("KD_CPU_THREADS", 1, KD_MAX_CPU_THREADS, &n, &found, why, cap);
+    if (st != KD_OK)
+        return st;
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    cores = cores < 1 ? 1 : cores > KD_MAX_CPU_THREADS ? KD_MAX_CPU_THREADS : cores;
+    s->cpu_threads = found ? (int)n : (int)cores;
+    return KD_OK;
+}
+
+static kd_status resolve_simd(const kd_context_options *o, kd_settings *s, char *why, size_t cap)
+{
+    int found = 0, level = -1;
+    kd_status st = o && o->cpu_simd
+                       ? kd_env_parse_choice("kd_context_options.cpu_simd", o->cpu_simd,
+                                             kd_simd_level_names, 3, &level, why, cap)
+                       : kd_env_choice("KD_CPU_SIMD", kd_simd_level_names, 3, &level, &found,
+                                       why, cap);
+    s->cpu_simd_cap = level;
+    return st;
+}
+
+static kd_status resolve_devices(const kd_context_options *o, kd_settings *s, char *why,
+                                 size_t cap)
+{
+    const char *plat = o && o->opencl_platform ? o->opencl_platform : kd_env_get("KD_OPENCL_PLATFORM");
+    const char *dev = o && o->opencl_device ? o->opencl_device : kd_env_get("KD_OPENCL_DEVICE");
+    const char *plat_label = o && o->opencl_platform ? "kd_context_options.opencl_platform"
+                                                     : "KD_OPENCL_PLATFORM";
+    const char *dev_label = o && o->opencl_device ? "kd_context_options.opencl_device"
+                                                  : "KD_OPENCL_DEVICE";
+    s->opencl_platform_from = plat_label;
+    s->opencl_device_from = dev_label;
+    kd_status st = device_choice(plat_label, plat, s->opencl_platform, sizeof s->opencl_platform,
+                                 why, cap);
+    if (st == KD_OK)
+        st = device_choice(dev_label, dev, s->opencl_device, sizeof s->opencl_device, why, cap);
+    if (st != KD_OK)
+        return st;
+    s->cuda_device = -1;
+    if (o && o->cuda_device) {
+        long long d;
+        st = kd_env_parse_int("kd_context_options.cuda_device", o->cuda_device, 0, INT32_MAX,
+                              &d, why, cap);
+        s->cuda_device = (int)d;
+        return st;
+    }
+    long long d = -1;
+    int found = 0;
+    st = kd_env_int("KD_CUDA_DEVICE", 0, INT32_MAX, &d, &found, why, cap);
+    s->cuda_device = found ? (int)d : -1;
+    return st;
+}
+
+/* The option (a path; "" for none), else KD_CONFIG, else the per-user file if it exists.
+ * Never a file in the working directory: what a library reads must not depend on where
+ * its program happens to run. */
+static kd_status resolve_config(const kd_context_options *o, kd_settings *s, char *why,
+                                size_t cap)
+{
+    const char *file = o && o->config ? o->config : kd_env_get("KD_CONFIG");
+    s->config[0] = '\0';
+    s->config_explicit = file != NULL;
+    if (!file) {
+        char user[sizeof s->config];
+        if (kd_env_user_config_path(user, sizeof user) && access(user, R_OK) == 0)
+            snprintf(s->config, sizeof s->config, "%s", user);
+        return KD_OK;
+    }
+    if (strlen(file) >= sizeof s->config) {
+        snprintf(why, cap, "%s is longer than %zu characters",
+                 o && o->config ? "kd_context_options.config" : "KD_CONFIG", sizeof s->config - 1);
+        return KD_ERR_ARG;
+    }
+    snprintf(s->config, sizeof s->config, "%s", file);
+    return KD_OK;
+}
+
+kd_status kd_settings_resolve(const kd_context_options *o, kd_settings *s, char *why,
+                              size_t cap)
+{
+    memset(s, 0, sizeof *s);
+    kd_status st = resolve_threads(o, s, why, cap);
+    if (st == KD_OK)
+        st = resolve_simd(o, s, why, cap);
+    if (st == KD_OK)
+        st = resolve_devices(o, s, why, cap);
+    if (st == KD_OK)
+        st = resolve_config(o, s, why, cap);
+    return st;
 }

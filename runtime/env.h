@@ -41,4 +41,29 @@ kd_status kd_env_choice(const char *name, const char *const *choices, int n, int
  * set or the path does not fit; it is not checked that the file exists. */
 int kd_env_user_config_path(char *buf, size_t cap);
 
+/* What a context was asked for: each field from its kd_context_options, or else from the
+ * environment, read once and validated at kd_context_create (kd_settings_resolve). */
+typedef struct kd_settings {
+    int cpu_threads;           /* 1..KD_MAX_CPU_THREADS */
+    int cpu_simd_cap;          /* -1: no cap; else a kd_simd level (0 scalar, 1 avx2, 2 avx512) */
+    char opencl_platform[256]; /* index or name substring; "": not named */
+    char opencl_device[256];   /* index or name substring; "": not named */
+    /* Where each came from, for messages: "KD_OPENCL_DEVICE" or
+     * "kd_context_options.opencl_device". */
+    const char *opencl_platform_from, *opencl_device_from;
+    int cuda_device;           /* -1: not named */
+    char config[1024];         /* the config file to read; "": none */
+    int config_explicit;       /* 1: named by the option or KD_CONFIG (must be readable) */
+} kd_settings;
+
+/* The names KD_CPU_SIMD and kd_context_options.cpu_simd take, in kd_simd order. */
+extern const char *const kd_simd_level_names[3];
+
+/* Fills s from the options (NULL: none) and the environment: KD_CPU_THREADS,
+ * KD_CPU_SIMD, KD_OPENCL_PLATFORM, KD_OPENCL_DEVICE, KD_CUDA_DEVICE, KD_CONFIG, and the
+ * per-user config file when it exists. KD_ERR_ARG with a message naming the option or
+ * variable when a value is malformed. */
+kd_status kd_settings_resolve(const kd_context_options *o, kd_settings *s, char *why,
+                              size_t cap);
+
 #endif /* KD_ENV_H */

@@ -38,8 +38,12 @@ typedef struct kd_backend_ops {
     void (*shutdown)(void *state);
     /* One line naming the device in use. */
     void (*describe)(void *state, char *buf, size_t cap);
-    /* optional: prints every platform/device it can see; text or JSON array items. */
-    void (*list_devices)(FILE *out, int json);
+    /* optional: devices as data, without a context. Sets *count to the number of devices
+     * the backend sees (0 when its driver is missing) and, when 0 <= index < *count, fills
+     * *out (backend and index included). KD_ERR_UNAVAILABLE with why filled when the
+     * driver fails; a missing driver is KD_OK with *count = 0. */
+    kd_status (*device_info)(int index, kd_device_info *out, int *count, char *why,
+                             size_t why_cap);
     /* optional: 1 if the device in use is a GPU, 0 if not (picks the dispatcher's default
      * thresholds; NULL: the backend's defaults are fixed). */
     int (*is_gpu)(void *state);
@@ -81,5 +85,9 @@ typedef enum kd_fault_kind { KD_FAULT_ALLOC = 0, KD_FAULT_BUILD, KD_FAULT_LAUNCH
 int kd_fault_hit(kd_context *ctx, kd_backend_id b, kd_fault_kind kind);
 
 int kd_context_cpu_threads(const kd_context *ctx);
+/* What the context was asked for: kd_context_options, else the environment, validated
+ * once at kd_context_create (env.h). */
+struct kd_settings;
+const struct kd_settings *kd_context_settings(const kd_context *ctx);
 
 #endif /* KD_BACKEND_H */

@@ -5,6 +5,7 @@
 #include <pthread.h>
 
 #include "config.h"
+#include "env.h"
 #include "fault.h"
 #include "kd_backend.h"
 #include "metrics.h"
@@ -22,7 +23,7 @@ struct kd_context {
     kd_config config;
     kd_metrics metrics;
     kd_fault_plan fault;
-    int cpu_threads;
+    kd_settings settings;       /* options and environment, resolved once (env.c) */
     pthread_mutex_t error_lock;
     char error[2048];
 };

@@ -360,43 +360,48 @@ static void test_fault_injection(void)
     }
 }
 
-/* ---- listing and binary ----------------------------------------------------------- */
+/* ---- devices and binary ----------------------------------------------------------- */
 
-static char *capture(int json)
-{
-    FILE *f = tmpfile();
-    if (!f)
-        return NULL;
-    kd_opencl_backend.list_devices(f, json);
-    long n = ftell(f);
-    char *s = calloc(1, (size_t)n + 1);
-    rewind(f);
-    if (s && fread(s, 1, (size_t)n, f) != (size_t)n) {
-        free(s);
-        s = NULL;
-    }
-    fclose(f);
-    return s;
-}
-
-static void test_list_devices(void)
+/* Devices as data: the device in use is in the list, with its properties filled, and
+ * choosing it by its list index through the context options gives the same device. */
+static void test_device_info(void)
 {
     char name[256];
     device_name(name, sizeof name);
-    char *text = capture(0), *json = capture(1);
-    CU_ASSERT_FATAL(text && json);
-    printf("\n%s", text);
-    CU_ASSERT(strstr(text, "opencl platform 0") != NULL);
-    CU_ASSERT(strstr(text, name) != NULL);
-    CU_ASSERT(strstr(text, "compute units") != NULL);
-    CU_ASSERT(strstr(text, "driver") != NULL);
-    CU_ASSERT(json[0] == '{' && json[strlen(json) - 1] == '}');
-    const char *keys[] = {"\"name\":", "\"type\":", "\"compute_units\":", "\"global_mem_bytes\":",
-                          "\"local_mem_bytes\":", "\"opencl_version\":", "\"driver_version\":"};
-    for (int i = 0; i < N(keys); i++)
-        CU_ASSERT(strstr(json, keys[i]) != NULL);
-    free(text);
-    free(json);
+    int count = kd_device_count(KD_BACKEND_OPENCL), found = -1;
+    CU_ASSERT_FATAL(count >= 1);
+    for (int i = 0; i < count; i++) {
+        kd_device_info d;
+        CU_ASSERT_EQUAL_FATAL(kd_device_info_get(KD_BACKEND_OPENCL, i, &d), KD_OK);
+        CU_ASSERT_EQUAL(d.backend, KD_BACKEND_OPENCL);
+        CU_ASSERT_EQUAL(d.index, i);
+        CU_ASSERT(d.name[0] && d.platform[0] && d.driver_version[0]);
+        CU_ASSERT(d.compute_units > 0 && d.global_mem_bytes > 0);
+        printf("\n  opencl %d: %s (%s, %s), %d units, %llu bytes%s", i, d.name, d.vendor,
+               d.platform, d.compute_units, (unsigned long long)d.global_mem_bytes,
+               d.is_gpu ? ", GPU" : "");
+        if (found < 0 && strcmp(d.name, name) == 0)
+            found = i;
+    }
+    CU_ASSERT_FATAL(found >= 0);
+    kd_device_info d;
+    CU_ASSERT_EQUAL(kd_device_info_get(KD_BACKEND_OPENCL, count, &d), KD_ERR_ARG);
+    CU_ASSERT_EQUAL(kd_device_info_get(KD_BACKEND_OPENCL, -1, &d), KD_ERR_ARG);
+
+    char idx[16];
+    snprintf(idx, sizeof idx, "%d", found);
+    kd_context_options o = {.disable_cuda = 1, .opencl_platform = "", .opencl_device = idx};
+    kd_context *c = NULL;
+    CU_ASSERT_EQUAL_FATAL(kd_context_create(&o, &c), KD_OK);
+    CU_ASSERT(opencl_available(c, idx));
+    CU_ASSERT(strstr(kd_backend_reason(c, KD_BACKEND_OPENCL), name) != NULL);
+    kd_context_destroy(c);
+    /* a device the option names that does not exist: the message names the option */
+    o.opencl_device = "no-such-device-xyz";
+    CU_ASSERT_EQUAL_FATAL(kd_context_create(&o, &c), KD_OK);
+    CU_ASSERT(!kd_backend_available(c, KD_BACKEND_OPENCL));
+    CU_ASSERT(strstr(kd_backend_reason(c, KD_BACKEND_OPENCL), "kd_context_options.opencl_device") != NULL);
+    kd_context_destroy(c);
 }
 
 static void test_program_binary(void)
@@ -460,7 +465,7 @@ int main(void)
     CU_add_test(s, "build failure reports the log", test_build_failure_has_log);
     CU_add_test(s, "binary cache", test_binary_cache);
     CU_add_test(s, "fault injection", test_fault_injection);
-    CU_add_test(s, "device list", test_list_devices);
+    CU_add_test(s, "devices as data", test_device_info);
     CU_add_test(s, "program binary", test_program_binary);
     int rc = kd_test_main();
     remove_cache_dir();

@@ -20,6 +20,8 @@ void kd_pool_for(kd_pool *p, int64_t n, int64_t grain, kd_range_fn fn, void *arg
 typedef enum kd_simd { KD_SIMD_SCALAR = 0, KD_SIMD_AVX2 = 1, KD_SIMD_AVX512 = 2 } kd_simd;
 kd_simd kd_cpu_simd(void);        /* best the CPU supports, capped by KD_CPU_SIMD env */
 const char *kd_simd_name(kd_simd s);
+/* The backend's device_info entry: one device, the host CPU (cpu_device.c). */
+kd_status kd_cpu_device_info(int index, kd_device_info *out, int *count, char *why, size_t cap);
 
 typedef struct kd_cpu_env {
     kd_pool *pool;

@@ -26,6 +26,7 @@
 #include "../../cuda-kernels/kd_cuda_geometry.h"
 #include "geometry.h"
 #include "kd_backend.h"
+#include "env.h"
 #include "kd_cuda_internal.h"
 
 const char *const kd_cuda_kernel_names[KD_OP_COUNT][2] = {
@@ -104,20 +105,16 @@ static kd_status device_attribute(cuda_state *s, CUdevice_attribute a, const cha
     return r == CUDA_SUCCESS ? KD_OK : why_driver(s, r, name, why, cap);
 }
 
-/* Which device: $KD_CUDA_DEVICE (an index), else 0. */
-static kd_status pick_device(int count, int *ordinal, char *why, size_t cap)
+/* Which device: the one the context was asked for (kd_context_options.cuda_device, else
+ * $KD_CUDA_DEVICE, validated as an index in env.c), else 0. */
+static kd_status pick_device(int want, int count, int *ordinal, char *why, size_t cap)
 {
-    const char *env = getenv("KD_CUDA_DEVICE");
-    *ordinal = 0;
-    if (env && env[0]) {
-        char *end;
-        long v = strtol(env, &end, 10);
-        if (*end || v < 0 || v >= count) {
-            snprintf(why, cap, "KD_CUDA_DEVICE='%s' is not a device index (0..%d)", env,
-                     count - 1);
-            return KD_ERR_UNAVAILABLE;
-        }
-        *ordinal = (int)v;
+    *ordinal = want < 0 ? 0 : want;
+    if (want >= count) {
+        snprintf(why, cap, "CUDA device %d was asked for (KD_CUDA_DEVICE or "
+                 "kd_context_options.cuda_device) but the driver sees %d (0..%d)", want, count,
+                 count - 1);
+        return KD_ERR_UNAVAILABLE;
     }
     return KD_OK;
 }
@@ -149,7 +146,7 @@ static kd_status read_limits(cuda_state *s, char *why, size_t cap)
     return KD_OK;
 }
 
-static kd_status open_device(cuda_state *s, char *why, size_t cap)
+static kd_status open_device(cuda_state *s, int want, char *why, size_t cap)
 {
     CUresult r = s->drv.cuInit(0);
     if (r != CUDA_SUCCESS)
@@ -161,7 +158,7 @@ static kd_status open_device(cuda_state *s, char *why, size_t cap)
         snprintf(why, cap, "no CUDA device (the driver sees none)");
         return KD_ERR_UNAVAILABLE;
     }
-    kd_status st = pick_device(count, &s->ordinal, why, cap);
+    kd_status st = pick_device(want, count, &s->ordinal, why, cap);
     if (st != KD_OK)
         return st;
     if ((r = s->drv.cuDeviceGet(&s->dev, s->ordinal)) != CUDA_SUCCESS)
@@ -202,7 +199,7 @@ static kd_status cuda_init(kd_context *ctx, void **state, char *why, size_t cap)
     }
     kd_status st = kd_cuda_driver_open(&s->drv, why, cap);
     if (st == KD_OK)
-        st = open_device(s, why, cap); /* on failure the driver stays loaded: cuInit ran */
+        st = open_device(s, kd_context_settings(ctx)->cuda_device, why, cap); /* on failure the driver stays loaded: cuInit ran */
     if (st != KD_OK) {
         free(s);
         return st;
@@ -239,60 +236,56 @@ static void cuda_describe(void *state, char *buf, size_t cap)
              s->driver_version % 1000 / 10, s->ptx_name);
 }
 
-/* ---- kdispatch devices ------------------------------------------------------------ */
+/* ---- devices as data -------------------------------------------------------------- */
 
-static void print_device(FILE *out, int json, kd_cuda_driver *drv, int i, int first)
+static void fill_info(kd_cuda_driver *drv, int i, int version, kd_device_info *out)
 {
     CUdevice dev;
-    char name[256] = "?";
-    int major = 0, minor = 0, sms = 0, l2 = 0;
+    int major = 0, minor = 0, sms = 0;
     size_t mem = 0;
     if (drv->cuDeviceGet(&dev, i) != CUDA_SUCCESS)
         return;
-    drv->cuDeviceGetName(name, (int)sizeof name, dev);
+    drv->cuDeviceGetName(out->name, (int)sizeof out->name, dev);
     drv->cuDeviceTotalMem(&mem, dev);
     drv->cuDeviceGetAttribute(&major, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, dev);
     drv->cuDeviceGetAttribute(&minor, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, dev);
     drv->cuDeviceGetAttribute(&sms, CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT, dev);
-    drv->cuDeviceGetAttribute(&l2, CU_DEVICE_ATTRIBUTE_L2_CACHE_SIZE, dev);
-    for (char *p = name; *p; p++) /* JSON- and column-safe */
-        if (*p == '"' || *p == '\\' || (unsigned char)*p < 0x20)
-            *p = '_';
-    if (json)
-        fprintf(out, "%s{\"index\":%d,\"name\":\"%s\",\"compute_capability\":\"%d.%d\","
-                     "\"sms\":%d,\"memory_bytes\":%zu,\"l2_bytes\":%d,\"usable\":%s}",
-                first ? "" : ",", i, name, major, minor, sms, mem, l2, major >= 8 ? "true" : "false");
-    else
-        fprintf(out, "cuda device %d: %s, sm_%d%d, %d SMs, %.1f GiB, L2 %d MiB%s\n", i, name,
-                major, minor, sms, (double)mem / (1024.0 * 1024.0 * 1024.0), l2 >> 20,
-                major >= 8 ? "" : " (below sm_80: not usable)");
+    snprintf(out->vendor, sizeof out->vendor, "NVIDIA");
+    snprintf(out->driver_version, sizeof out->driver_version, "CUDA %d.%d (sm_%d%d)",
+             version / 1000, version % 1000 / 10, major, minor);
+    out->is_gpu = 1;
+    out->usable = major >= 8; /* the embedded PTX targets sm_80 and newer */
+    out->global_mem_bytes = mem;
+    out->compute_units = sms;
 }
 
-static void cuda_list_devices(FILE *out, int json)
+/* The driver's devices; no driver library or no device: none, not an error. */
+static kd_status cuda_device_info(int index, kd_device_info *out, int *count, char *why,
+                                  size_t cap)
 {
     kd_cuda_driver drv;
-    char why[512];
-    if (kd_cuda_driver_open(&drv, why, sizeof why) != KD_OK) {
-        if (!json)
-            fprintf(out, "cuda: %s\n", why);
-        return;
-    }
+    int version = 0;
+    *count = 0;
+    if (kd_cuda_driver_open(&drv, why, cap) != KD_OK)
+        return KD_OK;
     CUresult r = drv.cuInit(0);
-    int count = 0, version = 0;
     if (r == CUDA_SUCCESS)
-        r = drv.cuDeviceGetCount(&count);
+        r = drv.cuDeviceGetCount(count);
+    if (r == CUDA_ERROR_NO_DEVICE) {
+        *count = 0;
+        return KD_OK;
+    }
     if (r != CUDA_SUCCESS) {
-        kd_cuda_error_text(&drv, r, why, sizeof why);
-        if (!json)
-            fprintf(out, "cuda: %s%s\n", r == CUDA_ERROR_NO_DEVICE ? "no CUDA device: " : "", why);
-        return;
+        *count = 0;
+        char text[256];
+        kd_cuda_error_text(&drv, r, text, sizeof text);
+        snprintf(why, cap, "cuda: %s", text);
+        return KD_ERR_UNAVAILABLE;
     }
     drv.cuDriverGetVersion(&version);
-    if (!json)
-        fprintf(out, "cuda driver %d.%d, %d device(s)\n", version / 1000, version % 1000 / 10,
-                count);
-    for (int i = 0; i < count; i++)
-        print_device(out, json, &drv, i, i == 0);
+    if (out && index >= 0 && index < *count)
+        fill_info(&drv, index, version, out);
+    return KD_OK;
 }
 
 /* ---- memory ----------------------------------------------------------------------- */
@@ -603,7 +596,7 @@ const kd_backend_ops kd_cuda_backend = {
     .init = cuda_init,
     .shutdown = cuda_shutdown,
     .describe = cuda_describe,
-    .list_devices = cuda_list_devices,
+    .device_info = cuda_device_info,
     .alloc = cuda_alloc,
     .release = cuda_release,
     .upload = cuda_upload,

@@ -90,11 +90,29 @@ typedef struct kd_tensor kd_tensor;
 
 /* ---- context ---------------------------------------------------------------------- */
 
+/* The most cpu threads a context takes (option or KD_CPU_THREADS); more is an error. */
+#define KD_MAX_CPU_THREADS 1024
+
+/* Context options. Zero-initialise the struct (kd_context_options o = {0};) and set what
+ * you need: a zero or NULL field means "as the environment says, else the default", and
+ * fields added in later versions keep that meaning. A malformed value, here or in the
+ * environment variable it stands for, makes kd_context_create fail with KD_ERR_ARG and a
+ * message naming the field or variable. */
 typedef struct kd_context_options {
-    int cpu_threads;       /* 0: $KD_CPU_THREADS, else one per online core */
+    int cpu_threads;       /* 1..KD_MAX_CPU_THREADS; 0: $KD_CPU_THREADS, else one per online core */
     int disable_opencl;    /* 1: do not probe OpenCL */
     int disable_cuda;      /* 1: do not probe CUDA */
-    const char *config;    /* dispatcher config file; NULL: $KD_CONFIG, else built-in */
+    /* Dispatcher config file. NULL: $KD_CONFIG, else the per-user file
+     * $XDG_CONFIG_HOME/kdispatch/kdispatch.conf (~/.config/kdispatch/kdispatch.conf) if it
+     * exists, else the built-in defaults. "": the built-in defaults, no file. */
+    const char *config;
+    /* Device choice and cpu tuning (see kd_device_info_get for the indices): */
+    const char *cpu_simd;        /* "scalar", "avx2" or "avx512" caps the cpu backend's SIMD
+                                  * level; NULL: $KD_CPU_SIMD, else the best the CPU has */
+    const char *opencl_platform; /* index or name substring; NULL: $KD_OPENCL_PLATFORM */
+    const char *opencl_device;   /* index or name substring; NULL: $KD_OPENCL_DEVICE. Without
+                                  * a platform, index i is kd_device_info(OPENCL, i) */
+    const char *cuda_device;     /* a device index; NULL: $KD_CUDA_DEVICE, else 0 */
 } kd_context_options;
 
 /* Creates a context: probes every backend built in. A backend that is absent is not an
@@ -109,6 +127,32 @@ KD_API const char *kd_last_error(const kd_context *ctx);
 KD_API int kd_backend_available(const kd_context *ctx, kd_backend_id b);
 /* Why the backend is absent, or a one-line description of its device when present. */
 KD_API const char *kd_backend_reason(const kd_context *ctx, kd_backend_id b);
+
+/* ---- devices ---------------------------------------------------------------------- */
+
+/* Devices as data: what each backend can see, without creating a context. Indices run
+ * 0..kd_device_count(b)-1 in the order the backend enumerates (OpenCL: platform by
+ * platform), the order kd_context_options.opencl_device / cuda_device take. */
+typedef struct kd_device_info {
+    kd_backend_id backend;
+    int index;
+    char name[128];          /* "NVIDIA H100 80GB HBM3", "cpu-znver4-AMD EPYC ..." */
+    char vendor[64];         /* "NVIDIA Corporation", "AuthenticAMD", ... */
+    char platform[64];       /* OpenCL platform name; "" for other backends */
+    char driver_version[64]; /* driver (OpenCL, CUDA) or kernel SIMD level (cpu) */
+    int is_gpu;              /* 1: a GPU; 0: a CPU or another device */
+    int usable;              /* 1: kdispatch can run on it (OpenCL: available, has a
+                              * compiler; CUDA: sm_80 or newer) */
+    uint64_t global_mem_bytes; /* device memory; host memory for the cpu */
+    int compute_units;       /* OpenCL compute units, CUDA SMs, cpu online cores */
+} kd_device_info;
+
+/* Devices of backend b: 0 when the backend is not built in or finds no device (a missing
+ * driver is not an error here). The cpu backend has one device, the host CPU. */
+KD_API int kd_device_count(kd_backend_id b);
+/* Device index of backend b into *out. KD_ERR_ARG for an index out of range,
+ * KD_ERR_UNAVAILABLE when the backend is not built in or its driver fails. */
+KD_API kd_status kd_device_info_get(kd_backend_id b, int index, kd_device_info *out);
 
 /* ---- tensors ---------------------------------------------------------------------- */
 

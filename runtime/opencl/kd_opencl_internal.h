@@ -61,11 +61,12 @@ typedef struct kd_cl_state {
 /* "CL_OUT_OF_RESOURCES" etc.; "CL_UNKNOWN_ERROR(<n>)" for codes it does not know. */
 const char *kd_cl_error_name(cl_int err);
 
-/* Chooses the device (KD_OPENCL_PLATFORM / KD_OPENCL_DEVICE, else the best one) and fills
- * the device fields of s. On failure why says what exists. */
-kd_status kd_cl_choose_device(kd_cl_state *s, char *why, size_t cap);
-/* Prints every platform and device (text lines, or JSON objects separated by commas). */
-void kd_cl_list_devices(FILE *out, int json);
+/* Chooses the device (the platform and device the context was asked for, else the best
+ * one) and fills the device fields of s. On failure why says what exists. */
+kd_status kd_cl_choose_device(kd_cl_state *s, const struct kd_settings *want, char *why,
+                              size_t cap);
+/* The backend's device_info entry (kd_backend.h). */
+kd_status kd_cl_device_info(int index, kd_device_info *out, int *count, char *why, size_t cap);
 
 /* Builds the kernels once per context (disk cache first); called with s->lock held. */
 kd_status kd_cl_ensure_program(kd_context *ctx, kd_cl_state *s);

@@ -50,7 +50,7 @@ static kd_status cl_init(kd_context *ctx, void **state, char *why, size_t cap)
         snprintf(why, cap, "out of host memory");
         return KD_ERR_NOMEM;
     }
-    kd_status st = kd_cl_choose_device(s, why, cap);
+    kd_status st = kd_cl_choose_device(s, kd_context_settings(ctx), why, cap);
     if (st != KD_OK) {
         free(s);
         return st;
@@ -425,7 +425,7 @@ const kd_backend_ops kd_opencl_backend = {
     .init = cl_init,
     .shutdown = cl_shutdown,
     .describe = cl_describe,
-    .list_devices = kd_cl_list_devices,
+    .device_info = kd_cl_device_info,
     .is_gpu = cl_is_gpu,
     .alloc = cl_alloc,
     .release = cl_release,

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "env.h"
 #include "kd_opencl_internal.h"
 
 #define KD_CL_MAX_PLATFORMS 16
@@ -233,9 +234,10 @@ static void list_devices_of(const cl_list *l, const int *keep, char *why, size_t
                    l->e[i].usable ? "" : " not usable");
 }
 
-/* keep[i] = 1 for the devices of the platform KD_OPENCL_PLATFORM names (all if unset). */
-static kd_status filter_platform(const cl_list *l, const char *env, int *keep, char *why,
-                                 size_t cap)
+/* keep[i] = 1 for the devices of the platform env names (all if NULL); from labels the
+ * messages (KD_OPENCL_PLATFORM or the context option). */
+static kd_status filter_platform(const cl_list *l, const char *env, const char *from, int *keep,
+                                 char *why, size_t cap)
 {
     int any = 0;
     for (int i = 0; i < l->count; i++) {
@@ -246,7 +248,7 @@ static kd_status filter_platform(const cl_list *l, const char *env, int *keep, c
     }
     if (any)
         return KD_OK;
-    snprintf(why, cap, "KD_OPENCL_PLATFORM='%s' matches no OpenCL platform with a device", env);
+    snprintf(why, cap, "%s='%s' matches no OpenCL platform with a device", from, env);
     list_platforms(l, why, cap);
     return KD_ERR_ARG;
 }
@@ -254,8 +256,8 @@ static kd_status filter_platform(const cl_list *l, const char *env, int *keep, c
 /* The index in l of the device KD_OPENCL_DEVICE names among the kept ones, or the best
  * usable one when it is unset; -1 with why filled if none. An index counts devices
  * within the chosen platform, or across all platforms when none is chosen. */
-static int pick_device(const cl_list *l, const int *keep, const char *env, int by_platform,
-                       char *why, size_t cap)
+static int pick_device(const cl_list *l, const int *keep, const char *env, const char *from,
+                       int by_platform, char *why, size_t cap)
 {
     if (env && *env) {
         int want = all_digits(env) ? atoi(env) : -1, seen = 0;
@@ -267,12 +269,12 @@ static int pick_device(const cl_list *l, const int *keep, const char *env, int b
             if (want >= 0 ? index == want : contains_nocase(l->e[i].dname, env)) {
                 if (l->e[i].usable)
                     return i;
-                snprintf(why, cap, "KD_OPENCL_DEVICE='%s': device '%s' is not available or "
-                         "has no compiler", env, l->e[i].dname);
+                snprintf(why, cap, "%s='%s': device '%s' is not available or has no compiler",
+                         from, env, l->e[i].dname);
                 return -1;
             }
         }
-        snprintf(why, cap, "KD_OPENCL_DEVICE='%s' matches no OpenCL device", env);
+        snprintf(why, cap, "%s='%s' matches no OpenCL device", from, env);
         list_devices_of(l, keep, why, cap);
         return -1;
     }
@@ -346,7 +348,7 @@ static kd_status read_device(kd_cl_state *s, const cl_entry *e, char *why, size_
     return KD_ERR_UNAVAILABLE;
 }
 
-kd_status kd_cl_choose_device(kd_cl_state *s, char *why, size_t cap)
+kd_status kd_cl_choose_device(kd_cl_state *s, const kd_settings *want, char *why, size_t cap)
 {
     cl_list *l = calloc(1, sizeof *l);
     int *keep = calloc(KD_CL_MAX_PLATFORMS * KD_CL_MAX_DEVICES, sizeof *keep);
@@ -368,12 +370,14 @@ kd_status kd_cl_choose_device(kd_cl_state *s, char *why, size_t cap)
         snprintf(why, cap, "%s failed: %s", call, kd_cl_error_name(err));
         st = KD_ERR_UNAVAILABLE;
     } else {
-        const char *penv = getenv("KD_OPENCL_PLATFORM"), *denv = getenv("KD_OPENCL_DEVICE");
-        st = filter_platform(l, penv, keep, why, cap);
+        /* Read and validated once, at context creation (env.c): an index there fits an int. */
+        const char *penv = want->opencl_platform[0] ? want->opencl_platform : NULL;
+        const char *denv = want->opencl_device[0] ? want->opencl_device : NULL;
+        st = filter_platform(l, penv, want->opencl_platform_from, keep, why, cap);
         if (st == KD_OK) {
-            int i = pick_device(l, keep, denv, penv && *penv, why, cap);
+            int i = pick_device(l, keep, denv, want->opencl_device_from, penv != NULL, why, cap);
             if (i < 0)
-                st = denv && *denv ? KD_ERR_ARG : KD_ERR_UNAVAILABLE;
+                st = denv ? KD_ERR_ARG : KD_ERR_UNAVAILABLE;
             else
                 st = read_device(s, &l->e[i], why, cap);
         }
@@ -383,84 +387,46 @@ kd_status kd_cl_choose_device(kd_cl_state *s, char *why, size_t cap)
     return st;
 }
 
-/* ---- listing ---------------------------------------------------------------------- */
+/* ---- devices as data -------------------------------------------------------------- */
 
-static void json_str(FILE *out, const char *key, const char *v, int comma)
+static void fill_info(const cl_entry *e, kd_device_info *out)
 {
-    fprintf(out, "\"%s\":\"", key);
-    for (const unsigned char *p = (const unsigned char *)v; *p; p++) {
-        if (*p == '"' || *p == '\\')
-            fprintf(out, "\\%c", *p);
-        else if (*p < 0x20)
-            fprintf(out, "\\u%04x", *p);
-        else
-            fputc(*p, out);
-    }
-    fprintf(out, "\"%s", comma ? "," : "");
-}
-
-static void print_device(FILE *out, int json, const cl_entry *e, int first)
-{
-    char vendor[128], version[256], driver[128], cver[128];
     cl_uint cus = 0;
-    cl_ulong gmem = 0, lmem = 0;
-    size_t wg = 0;
-    dev_str(e->device, CL_DEVICE_VENDOR, vendor, sizeof vendor);
-    dev_str(e->device, CL_DEVICE_VERSION, version, sizeof version);
-    dev_str(e->device, CL_DRIVER_VERSION, driver, sizeof driver);
-    dev_str(e->device, CL_DEVICE_OPENCL_C_VERSION, cver, sizeof cver);
+    cl_ulong gmem = 0;
+    snprintf(out->name, sizeof out->name, "%s", e->dname);
+    snprintf(out->platform, sizeof out->platform, "%s", e->pname);
+    dev_str(e->device, CL_DEVICE_VENDOR, out->vendor, sizeof out->vendor);
+    dev_str(e->device, CL_DRIVER_VERSION, out->driver_version, sizeof out->driver_version);
     dev_val(e->device, CL_DEVICE_MAX_COMPUTE_UNITS, &cus, sizeof cus);
     dev_val(e->device, CL_DEVICE_GLOBAL_MEM_SIZE, &gmem, sizeof gmem);
-    dev_val(e->device, CL_DEVICE_LOCAL_MEM_SIZE, &lmem, sizeof lmem);
-    dev_val(e->device, CL_DEVICE_MAX_WORK_GROUP_SIZE, &wg, sizeof wg);
-    if (!json) {
-        fprintf(out, "  device %d: %s [%s] %u compute units, global memory %.1f GiB, "
-                "local memory %llu KiB, max work-group %zu, %s, %s, driver %s%s\n",
-                e->di, e->dname, type_name(e->type), cus, (double)gmem / (1 << 30),
-                (unsigned long long)(lmem / 1024), wg, version, cver, driver,
-                e->usable ? "" : " (not usable: unavailable or no compiler)");
-        return;
-    }
-    fprintf(out, "%s{\"backend\":\"opencl\",\"platform\":%d,", first ? "" : ",", e->pi);
-    json_str(out, "platform_name", e->pname, 1);
-    fprintf(out, "\"device\":%d,", e->di);
-    json_str(out, "name", e->dname, 1);
-    json_str(out, "vendor", vendor, 1);
-    json_str(out, "type", type_name(e->type), 1);
-    fprintf(out, "\"compute_units\":%u,\"global_mem_bytes\":%llu,\"local_mem_bytes\":%llu,"
-            "\"max_work_group_size\":%zu,", cus, (unsigned long long)gmem,
-            (unsigned long long)lmem, wg);
-    json_str(out, "opencl_version", version, 1);
-    json_str(out, "opencl_c_version", cver, 1);
-    json_str(out, "driver_version", driver, 1);
-    fprintf(out, "\"usable\":%s}", e->usable ? "true" : "false");
+    out->is_gpu = (e->type & CL_DEVICE_TYPE_GPU) != 0;
+    out->usable = e->usable;
+    out->global_mem_bytes = gmem;
+    out->compute_units = (int)cus;
 }
 
-void kd_cl_list_devices(FILE *out, int json)
+/* Devices in enumeration order (platform by platform): the indices KD_OPENCL_DEVICE takes
+ * when no platform is named. No ICD driver installed: no device, not an error. */
+kd_status kd_cl_device_info(int index, kd_device_info *out, int *count, char *why, size_t cap)
 {
     cl_list *l = calloc(1, sizeof *l);
-    if (!l)
-        return;
+    *count = 0;
+    if (!l) {
+        snprintf(why, cap, "out of host memory listing OpenCL devices");
+        return KD_ERR_NOMEM;
+    }
     cl_int err;
     const char *call;
+    kd_status st = KD_OK;
     enumerate(l, &err, &call);
-    if (err != CL_SUCCESS && !json)
-        fprintf(out, "opencl: %s failed: %s%s\n", call, kd_cl_error_name(err),
-                err == KD_CL_PLATFORM_NOT_FOUND ? " (no OpenCL driver installed)" : "");
-    int printed_platform = -1, first = 1;
-    for (int i = 0; i < l->count; i++) {
-        const cl_entry *e = &l->e[i];
-        if (!json && e->pi != printed_platform) {
-            char vendor[128], version[256];
-            plat_str(e->platform, CL_PLATFORM_VENDOR, vendor, sizeof vendor);
-            plat_str(e->platform, CL_PLATFORM_VERSION, version, sizeof version);
-            fprintf(out, "opencl platform %d: %s (%s), %s\n", e->pi, e->pname, vendor, version);
-            printed_platform = e->pi;
-        }
-        print_device(out, json, e, first);
-        first = 0;
+    if (err == CL_SUCCESS) {
+        *count = l->count;
+        if (out && index >= 0 && index < l->count)
+            fill_info(&l->e[index], out);
+    } else if (err != KD_CL_PLATFORM_NOT_FOUND) {
+        snprintf(why, cap, "%s failed: %s", call, kd_cl_error_name(err));
+        st = KD_ERR_UNAVAILABLE;
     }
-    if (err == CL_SUCCESS && l->count == 0 && !json)
-        fprintf(out, "opencl: %d platform(s), no device\n", l->platforms);
     free(l);
+    return st;
 }

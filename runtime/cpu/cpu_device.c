@@ -1,0 +1,47 @@
+/* The cpu backend's one device, the host CPU, as data (kd_device_info_get). */
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cpu_ops.h"
+
+/* The value of the first "key : value" line of /proc/cpuinfo (Linux); 0 if absent. */
+static int cpuinfo_field(const char *key, char *buf, size_t cap)
+{
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    char line[512];
+    size_t klen = strlen(key);
+    int found = 0;
+    while (f && !found && fgets(line, sizeof line, f)) {
+        const char *colon = strchr(line, ':');
+        if (strncmp(line, key, klen) != 0 || !colon || strspn(line + klen, " \t") != (size_t)(colon - line) - klen)
+            continue;
+        const char *v = colon + 1 + strspn(colon + 1, " \t");
+        snprintf(buf, cap, "%.*s", (int)strcspn(v, "\n"), v);
+        found = 1;
+    }
+    if (f)
+        fclose(f);
+    return found;
+}
+
+kd_status kd_cpu_device_info(int index, kd_device_info *out, int *count, char *why, size_t cap)
+{
+    *count = 1;
+    if (!out || index != 0)
+        return KD_OK;
+    if (!cpuinfo_field("model name", out->name, sizeof out->name))
+        snprintf(out->name, sizeof out->name, "host CPU");
+    if (!cpuinfo_field("vendor_id", out->vendor, sizeof out->vendor))
+        out->vendor[0] = '\0';
+    /* No driver: the SIMD level the kernels use stands in its place. */
+    snprintf(out->driver_version, sizeof out->driver_version, "simd %s",
+             kd_simd_name(kd_cpu_simd()));
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
+    out->compute_units = cores > 0 ? (int)cores : 1;
+    out->global_mem_bytes = pages > 0 && page > 0 ? (uint64_t)pages * (uint64_t)page : 0;
+    out->is_gpu = 0;
+    out->usable = 1;
+    return KD_OK;
+}
