@@ -167,10 +167,15 @@ static void test_cpu_simd(void)
     kd_context *c = NULL;
     CU_ASSERT_EQUAL(kd_context_create(&o, &c), KD_ERR_ARG);
     CU_ASSERT(strstr(kd_last_error(NULL), "kd_context_options.cpu_simd='neon'") != NULL);
+    /* the option caps the level the cpu backend uses, over the environment */
+    env_save e = env_set("KD_CPU_SIMD", "avx512");
     o.cpu_simd = "scalar";
     CU_ASSERT_EQUAL_FATAL(kd_context_create(&o, &c), KD_OK);
     CU_ASSERT_EQUAL(kd_context_settings(c)->cpu_simd_cap, 0);
+    printf("\n  cpu_simd='scalar': %s", kd_backend_reason(c, KD_BACKEND_CPU));
+    CU_ASSERT(strstr(kd_backend_reason(c, KD_BACKEND_CPU), "SIMD scalar") != NULL);
     kd_context_destroy(c);
+    env_restore(&e);
 }
 
 static void test_device_variables(void)

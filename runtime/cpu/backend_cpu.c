@@ -5,6 +5,7 @@
 #include <strings.h>
 
 #include "cpu_ops.h"
+#include "env.h"
 
 kd_simd kd_cpu_simd(void)
 {
@@ -49,6 +50,10 @@ static kd_status cpu_init(kd_context *ctx, void **state, char *why, size_t cap)
         return KD_ERR_NOMEM;
     }
     e->simd = kd_cpu_simd();
+    /* The context's cap: kd_context_options.cpu_simd, else KD_CPU_SIMD (validated in env.c). */
+    int simd_cap = kd_context_settings(ctx)->cpu_simd_cap;
+    if (simd_cap >= 0 && (kd_simd)simd_cap < e->simd)
+        e->simd = (kd_simd)simd_cap;
     const char *m = getenv("KD_CPU_BLAS_MIN_M");
     e->blas_min_m = m && atoll(m) > 0 ? atoll(m) : KD_CPU_BLAS_MIN_M_DEFAULT;
     *state = e;
