@@ -393,8 +393,10 @@ static void fill_info(const cl_entry *e, kd_device_info *out)
 {
     cl_uint cus = 0;
     cl_ulong gmem = 0;
-    snprintf(out->name, sizeof out->name, "%s", e->dname);
-    snprintf(out->platform, sizeof out->platform, "%s", e->pname);
+    /* cut to the public struct's fields */
+    snprintf(out->name, sizeof out->name, "%.*s", (int)sizeof out->name - 1, e->dname);
+    snprintf(out->platform, sizeof out->platform, "%.*s", (int)sizeof out->platform - 1,
+             e->pname);
     dev_str(e->device, CL_DEVICE_VENDOR, out->vendor, sizeof out->vendor);
     dev_str(e->device, CL_DRIVER_VERSION, out->driver_version, sizeof out->driver_version);
     dev_val(e->device, CL_DEVICE_MAX_COMPUTE_UNITS, &cus, sizeof cus);
