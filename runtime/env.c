@@ -129,7 +129,8 @@ static kd_status resolve_threads(const kd_context_options *o, kd_settings *s, ch
     return KD_OK;
 }
 
-static kd_status resolve_simd(const kd_context_options *o, kd_settings *s, char *why, size_t cap)
+/* The cpu backend's SIMD cap (option, else KD_CPU_SIMD) and KD_CPU_BLAS_MIN_M. */
+static kd_status resolve_cpu(const kd_context_options *o, kd_settings *s, char *why, size_t cap)
 {
     int found = 0, level = -1;
     kd_status st = o && o->cpu_simd
@@ -138,7 +139,10 @@ static kd_status resolve_simd(const kd_context_options *o, kd_settings *s, char 
                        : kd_env_choice("KD_CPU_SIMD", kd_simd_level_names, 3, &level, &found,
                                        why, cap);
     s->cpu_simd_cap = level;
-    return st;
+    if (st != KD_OK)
+        return st;
+    /* The batch size from which the cpu GEMV uses dequantize + sgemm (cpu backend). */
+    return kd_env_int("KD_CPU_BLAS_MIN_M", 1, 1LL << 30, &s->cpu_blas_min_m, &found, why, cap);
 }
 
 static kd_status resolve_devices(const kd_context_options *o, kd_settings *s, char *why,
@@ -203,7 +207,7 @@ kd_status kd_settings_resolve(const kd_context_options *o, kd_settings *s, char 
     memset(s, 0, sizeof *s);
     kd_status st = resolve_threads(o, s, why, cap);
     if (st == KD_OK)
-        st = resolve_simd(o, s, why, cap);
+        st = resolve_cpu(o, s, why, cap);
     if (st == KD_OK)
         st = resolve_devices(o, s, why, cap);
     if (st == KD_OK)

@@ -5,7 +5,7 @@
  * replaced by a default.
  *
  * Variables read at context creation (context.c): KD_CPU_THREADS, KD_CPU_SIMD,
- * KD_OPENCL_PLATFORM, KD_OPENCL_DEVICE, KD_CUDA_DEVICE, KD_CONFIG (KD_BACKEND and
+ * KD_CPU_BLAS_MIN_M, KD_OPENCL_PLATFORM, KD_OPENCL_DEVICE, KD_CUDA_DEVICE, KD_CONFIG (KD_BACKEND and
  * KD_THRESHOLD_* in config.c, KD_FAULT in fault.c).
  */
 #ifndef KD_ENV_H
@@ -46,6 +46,7 @@ int kd_env_user_config_path(char *buf, size_t cap);
 typedef struct kd_settings {
     int cpu_threads;           /* 1..KD_MAX_CPU_THREADS */
     int cpu_simd_cap;          /* -1: no cap; else a kd_simd level (0 scalar, 1 avx2, 2 avx512) */
+    long long cpu_blas_min_m;  /* KD_CPU_BLAS_MIN_M, 1..2^30; 0: not named (backend default) */
     char opencl_platform[256]; /* index or name substring; "": not named */
     char opencl_device[256];   /* index or name substring; "": not named */
     /* Where each came from, for messages: "KD_OPENCL_DEVICE" or
@@ -60,7 +61,7 @@ typedef struct kd_settings {
 extern const char *const kd_simd_level_names[3];
 
 /* Fills s from the options (NULL: none) and the environment: KD_CPU_THREADS,
- * KD_CPU_SIMD, KD_OPENCL_PLATFORM, KD_OPENCL_DEVICE, KD_CUDA_DEVICE, KD_CONFIG, and the
+ * KD_CPU_SIMD, KD_CPU_BLAS_MIN_M, KD_OPENCL_PLATFORM, KD_OPENCL_DEVICE, KD_CUDA_DEVICE, KD_CONFIG, and the
  * per-user config file when it exists. KD_ERR_ARG with a message naming the option or
  * variable when a value is malformed. */
 kd_status kd_settings_resolve(const kd_context_options *o, kd_settings *s, char *why,

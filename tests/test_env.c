@@ -162,6 +162,10 @@ static void test_cpu_simd(void)
     expect_refused("KD_CPU_SIMD", "sse4");
     expect_accepted("KD_CPU_SIMD", "scalar");
     expect_accepted("KD_CPU_SIMD", "AVX2");
+    expect_refused("KD_CPU_BLAS_MIN_M", "abc");
+    expect_refused("KD_CPU_BLAS_MIN_M", "0");
+    expect_refused("KD_CPU_BLAS_MIN_M", "64k");
+    expect_accepted("KD_CPU_BLAS_MIN_M", "64");
     kd_context_options o = {.disable_opencl = 1, .disable_cuda = 1, .config = "",
                             .cpu_simd = "neon"};
     kd_context *c = NULL;
