@@ -3,12 +3,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <errno.h>
 
 #include "cpu_ops.h"
+#include "gemv_q8.h"
 
-kd_simd kd_cpu_simd(void)
+kd_simd kd_cpu_simd_supported(int *vnni)
 {
     kd_simd best = KD_SIMD_SCALAR;
+    *vnni = 0;
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_cpu_init();
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
@@ -16,17 +19,23 @@ kd_simd kd_cpu_simd(void)
     if (best == KD_SIMD_AVX2 && __builtin_cpu_supports("avx512f") &&
         __builtin_cpu_supports("avx512bw"))
         best = KD_SIMD_AVX512;
+    *vnni = best == KD_SIMD_AVX512 && __builtin_cpu_supports("avx512vl") &&
+            __builtin_cpu_supports("avx512vnni");
 #endif
-    /* KD_CPU_SIMD=scalar|avx2|avx512 caps the level (to test each path on one machine). */
-    const char *cap = getenv("KD_CPU_SIMD");
-    if (cap) {
-        kd_simd want = strcasecmp(cap, "scalar") == 0 ? KD_SIMD_SCALAR
-                       : strcasecmp(cap, "avx2") == 0 ? KD_SIMD_AVX2
-                                                       : KD_SIMD_AVX512;
-        if (want < best)
-            best = want;
-    }
     return best;
+}
+
+/* KD_CPU_SIMD=scalar|avx2|avx512 caps the level (to test each path on one machine); any
+ * other value is refused rather than read as "no cap". */
+static int parse_simd_cap(const char *v, kd_simd *out)
+{
+    static const char *const names[] = {"scalar", "avx2", "avx512"};
+    for (int i = 0; i < 3; i++)
+        if (strcasecmp(v, names[i]) == 0) {
+            *out = (kd_simd)i;
+            return 0;
+        }
+    return -1;
 }
 
 const char *kd_simd_name(kd_simd s)
@@ -40,17 +49,59 @@ const char *kd_simd_name(kd_simd s)
  * 128; they cross between M = 32 and 64 (Q4_K near 48, Q6_K between 48 and 64). */
 #define KD_CPU_BLAS_MIN_M_DEFAULT 48
 
+/* Reads the cpu settings from the environment; a malformed value is an error naming the
+ * variable (a typo must not silently select another path). */
+static kd_status read_cpu_env(kd_cpu_env *e, char *why, size_t cap)
+{
+    int vnni;
+    kd_simd best = kd_cpu_simd_supported(&vnni);
+    const char *v = getenv("KD_CPU_SIMD");
+    kd_simd want = best;
+    if (v && parse_simd_cap(v, &want)) {
+        snprintf(why, cap, "KD_CPU_SIMD=%.64s: expected scalar, avx2 or avx512", v);
+        return KD_ERR_ARG;
+    }
+    e->simd = want < best ? want : best;
+    e->vnni = vnni && e->simd == KD_SIMD_AVX512;
+    e->blas_min_m = KD_CPU_BLAS_MIN_M_DEFAULT;
+    if ((v = getenv("KD_CPU_BLAS_MIN_M"))) {
+        char *end;
+        errno = 0;
+        long long m = strtoll(v, &end, 10);
+        if (errno || end == v || *end || m < 1) {
+            snprintf(why, cap, "KD_CPU_BLAS_MIN_M=%.64s: expected a whole number >= 1", v);
+            return KD_ERR_ARG;
+        }
+        e->blas_min_m = m;
+    }
+    e->gemv_exact = 0; /* the q8 path is the default (SPEC section 2) */
+    if ((v = getenv("KD_CPU_GEMV"))) {
+        if (strcasecmp(v, "exact") != 0 && strcasecmp(v, "q8") != 0) {
+            snprintf(why, cap, "KD_CPU_GEMV=%.64s: expected exact or q8", v);
+            return KD_ERR_ARG;
+        }
+        e->gemv_exact = strcasecmp(v, "exact") == 0;
+    }
+    return KD_OK;
+}
+
 static kd_status cpu_init(kd_context *ctx, void **state, char *why, size_t cap)
 {
     kd_cpu_env *e = calloc(1, sizeof *e);
-    if (!e || !(e->pool = kd_pool_create(kd_context_cpu_threads(ctx)))) {
+    if (!e) {
+        snprintf(why, cap, "out of memory creating the cpu backend");
+        return KD_ERR_NOMEM;
+    }
+    kd_status st = read_cpu_env(e, why, cap);
+    if (st != KD_OK) {
+        free(e);
+        return st;
+    }
+    if (!(e->pool = kd_pool_create(kd_context_cpu_threads(ctx)))) {
         free(e);
         snprintf(why, cap, "out of memory creating the thread pool");
         return KD_ERR_NOMEM;
     }
-    e->simd = kd_cpu_simd();
-    const char *m = getenv("KD_CPU_BLAS_MIN_M");
-    e->blas_min_m = m && atoll(m) > 0 ? atoll(m) : KD_CPU_BLAS_MIN_M_DEFAULT;
     *state = e;
     return KD_OK;
 }
@@ -70,8 +121,23 @@ static void cpu_describe(void *state, char *buf, size_t cap)
 #else
     const char *blas = "no BLAS";
 #endif
-    snprintf(buf, cap, "host cpu, %d threads, SIMD %s, %s (sgemm from M >= %lld)",
-             kd_pool_threads(e->pool), kd_simd_name(e->simd), blas, (long long)e->blas_min_m);
+    snprintf(buf, cap, "host cpu, %d threads, SIMD %s, GEMV %s (%s kernels), %s (sgemm from M >= %lld)",
+             kd_pool_threads(e->pool), kd_simd_name(e->simd), kd_cpu_gemv_path_name(e->gemv_exact),
+             e->gemv_exact ? kd_simd_name(e->simd) : kd_q8_kernels_name(e, e->simd), blas,
+             (long long)e->blas_min_m);
+}
+
+const char *kd_cpu_gemv_path_name(int exact) { return exact ? "exact" : "q8"; }
+
+/* KD_RUN_CPU_SCALAR: the scalar exact reference as before; KD_RUN_CPU_EXACT /
+ * KD_RUN_CPU_Q8 pick a path for one call; otherwise KD_CPU_GEMV (default q8). */
+static int gemv_runs_exact(const kd_cpu_env *e, unsigned flags)
+{
+    if (flags & (KD_RUN_CPU_SCALAR | KD_RUN_CPU_EXACT))
+        return 1;
+    if (flags & KD_RUN_CPU_Q8)
+        return 0;
+    return e->gemv_exact;
 }
 
 static kd_status cpu_run(kd_context *ctx, void *state, const kd_call *c)
@@ -85,8 +151,13 @@ static kd_status cpu_run(kd_context *ctx, void *state, const kd_call *c)
     case KD_OP_RESIDUAL_ADD: kd_cpu_residual_add(e, c, scalar); return KD_OK;
     case KD_OP_Q4K_GEMV:
     case KD_OP_Q6K_GEMV: {
-        kd_status st = c->op == KD_OP_Q4K_GEMV ? kd_cpu_gemv_q4k(e, c, scalar)
-                                               : kd_cpu_gemv_q6k(e, c, scalar);
+        kd_status st;
+        kd_type type = c->op == KD_OP_Q4K_GEMV ? KD_TYPE_Q4_K : KD_TYPE_Q6_K;
+        int exact = gemv_runs_exact(e, c->flags);
+        if (exact)
+            st = c->op == KD_OP_Q4K_GEMV ? kd_cpu_gemv_q4k(e, c, scalar) : kd_cpu_gemv_q6k(e, c, scalar);
+        else
+            st = kd_cpu_gemv_q8(e, c, type, e->simd);
         return st == KD_OK ? st : kd_error(ctx, st, "cpu %s: out of host memory", kd_op_name(c->op));
     }
     default: return kd_error(ctx, KD_ERR_ARG, "cpu: unknown op %d", (int)c->op);
