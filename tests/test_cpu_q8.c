@@ -139,8 +139,9 @@ static void test_nmse_check_detects_error(void)
     kd_problem_free(&p);
 }
 
-/* The level's kernels against the scalar q8 kernels on the same quantized x: the integer
- * parts are exact, so the outputs differ only by the order of the float sums. */
+/* The scalar q8 kernels against a double dot with the quantized x, and the level's kernels
+ * against the scalar ones on the same quantized x: the integer parts are exact, so the
+ * outputs differ only by the order of the float sums. */
 static void check_kernels_vs_scalar(kd_type type, int64_t m, int64_t n, int64_t k, uint64_t seed)
 {
     const int64_t nb = k / 256;
@@ -169,10 +170,18 @@ static void check_kernels_vs_scalar(kd_type type, int64_t m, int64_t n, int64_t 
     for (int64_t row = 0; row < n; row++) {
         kd_dequant_row(type, (const char *)w + kd_quant_row_bytes(type, k) * (size_t)row, k, wf);
         for (int64_t mi = 0; mi < m; mi++) {
-            double scale = 0.0; /* sum of |terms|: float rounding is relative to it */
-            for (int64_t i = 0; i < k; i++)
-                scale += fabs((double)wf[i] * xq[mi * nb + i / 256].d * xq[mi * nb + i / 256].qs[i % 256]);
+            /* the dot with the quantized x in double; the sum of |terms|, to which float
+             * rounding is relative */
+            double scale = 0.0, exact = 0.0;
+            for (int64_t i = 0; i < k; i++) {
+                const kd_q8_block *xb = &xq[mi * nb + i / 256];
+                double t = (double)wf[i] * xb->d * xb->qs[i % 256];
+                exact += t;
+                scale += fabs(t);
+            }
             float a = yl[mi * n + row], b = ys[mi * n + row];
+            /* the scalar q8 reference is the exact dot with the quantized x */
+            CU_ASSERT(fabs((double)b - exact) <= 1e-5 * scale + 1e-30);
             if (!(fabs((double)a - b) <= 1e-5 * scale + 1e-30)) {
                 if (bad++ < 3)
                     printf("\n  %s M=%lld row %lld x-row %lld: %s %.9g vs scalar %.9g (scale %.3g)\n",
@@ -229,10 +238,22 @@ static void test_path_selection(void)
         CU_ASSERT_FATAL(kd_problem_make(c, KD_OP_Q6K_GEMV, 3, 29, 512, 77, &p) == 0);
         double *ref = kd_problem_oracle(&p);
         kd_status st;
+        kd_metrics_snapshot before, after;
+        kd_metrics_get(c, &before);
         float *def = kd_problem_run(c, &p, KD_BACKEND_CPU, 0, &st);
         float *q8 = kd_problem_run(c, &p, KD_BACKEND_CPU, KD_RUN_CPU_Q8, &st);
         float *ex = kd_problem_run(c, &p, KD_BACKEND_CPU, KD_RUN_CPU_EXACT, &st);
         CU_ASSERT_FATAL(ref && def && q8 && ex);
+        /* the metrics count the calls per path */
+        kd_metrics_get(c, &after);
+        CU_ASSERT_EQUAL(after.cpu_gemv_q8 - before.cpu_gemv_q8, env == 2 ? 1u : 2u);
+        CU_ASSERT_EQUAL(after.cpu_gemv_exact - before.cpu_gemv_exact, env == 2 ? 2u : 1u);
+        char json[4096];
+        kd_metrics_export(c, "json", json, sizeof json);
+        char want[64];
+        snprintf(want, sizeof want, "\"cpu_gemv\": {\"exact\": %llu, \"q8\": %llu}",
+                 (unsigned long long)after.cpu_gemv_exact, (unsigned long long)after.cpu_gemv_q8);
+        CU_ASSERT_PTR_NOT_NULL(strstr(json, want));
         size_t bytes = sizeof(float) * (size_t)p.out_count;
         CU_ASSERT(memcmp(def, env == 2 ? ex : q8, bytes) == 0);
         CU_ASSERT(memcmp(q8, ex, bytes) != 0); /* two different paths */
@@ -307,7 +328,7 @@ int main(void)
     CU_add_test(s, "q4k q8 gemv vs oracle (nmse)", test_q4k_q8_vs_oracle);
     CU_add_test(s, "q6k q8 gemv vs oracle (nmse)", test_q6k_q8_vs_oracle);
     CU_add_test(s, "nmse check detects errors", test_nmse_check_detects_error);
-    CU_add_test(s, "level kernels vs scalar q8", test_kernels_vs_scalar);
+    CU_add_test(s, "scalar q8 exact on quantized x; level kernels vs scalar", test_kernels_vs_scalar);
     CU_add_test(s, "path flags and KD_CPU_GEMV", test_path_selection);
     CU_add_test(s, "bad cpu env values refused", test_bad_env_refused);
     int rc = kd_test_main();

@@ -7,6 +7,7 @@
 
 #include "cpu_ops.h"
 #include "gemv_q8.h"
+#include "kd_internal.h"
 
 kd_simd kd_cpu_simd_supported(int *vnni)
 {
@@ -158,6 +159,8 @@ static kd_status cpu_run(kd_context *ctx, void *state, const kd_call *c)
             st = c->op == KD_OP_Q4K_GEMV ? kd_cpu_gemv_q4k(e, c, scalar) : kd_cpu_gemv_q6k(e, c, scalar);
         else
             st = kd_cpu_gemv_q8(e, c, type, e->simd);
+        if (st == KD_OK)
+            kd_metrics_add_cpu_gemv(&ctx->metrics, exact);
         return st == KD_OK ? st : kd_error(ctx, st, "cpu %s: out of host memory", kd_op_name(c->op));
     }
     default: return kd_error(ctx, KD_ERR_ARG, "cpu: unknown op %d", (int)c->op);

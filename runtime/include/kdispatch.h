@@ -191,6 +191,8 @@ typedef struct kd_metrics_snapshot {
     uint64_t bytes_to_device;
     uint64_t bytes_from_device;
     uint64_t per_backend[KD_BACKEND_COUNT];
+    uint64_t cpu_gemv_exact;  /* cpu GEMV calls on the exact path (f32 x) */
+    uint64_t cpu_gemv_q8;     /* cpu GEMV calls on the q8 path (x quantized to int8) */
 } kd_metrics_snapshot;
 
 void kd_metrics_get(const kd_context *ctx, kd_metrics_snapshot *out);
