@@ -80,6 +80,7 @@ typedef struct run_state {
     const kd_gguf_tensor_info *last_weight_shown;
     int header_done;
     char notes[4096]; /* notes found before the header is printed */
+    char cpu_exact_detail[700]; /* the cpu's description, naming the exact GEMV path */
 } run_state;
 
 void kd_compare_opts_init(kd_compare_opts *o)
@@ -408,7 +409,7 @@ static int pick_variants(run_state *s)
     return 0;
 }
 
-static const char *variant_detail(const run_state *s, const variant *v)
+static const char *variant_detail(run_state *s, const variant *v)
 {
     if (v->extra)
         return "extra variant (test hook)";
@@ -417,8 +418,11 @@ static const char *variant_detail(const run_state *s, const variant *v)
     if (v->q8)
         return "cpu backend, q8 GEMV path (x quantized to int8 blocks), GEMV only: NMSE <= 5e-4 "
                "against the oracle (from 64 outputs) and each value within x's rounding bound";
-    if (v->flags & KD_RUN_CPU_EXACT)
-        return "cpu backend, exact GEMV path (f32 x); GEMV default and kernels: see kdispatch devices";
+    if (v->flags & KD_RUN_CPU_EXACT) {
+        snprintf(s->cpu_exact_detail, sizeof s->cpu_exact_detail, "%s; checked here: the exact "
+                 "GEMV path (f32 x)", kd_backend_reason(s->ctx, v->backend));
+        return s->cpu_exact_detail;
+    }
     return kd_backend_reason(s->ctx, v->backend);
 }
 
