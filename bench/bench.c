@@ -281,6 +281,20 @@ static void add_opencl_devices(bench_target *t, int *n)
     }
 }
 
+/* The cpu's GEMV path that "cpu" does not run (its device line names the default, q8
+ * unless KD_CPU_GEMV=exact), timed on the headline GEMV shapes so that both paths are
+ * measured in one run. */
+static void add_other_gemv_path(bench_target *t, int *n, kd_context *ctx)
+{
+    int default_exact = strstr(kd_backend_reason(ctx, KD_BACKEND_CPU), "GEMV exact") != NULL;
+    bench_target *x = &t[*n];
+    add_target(t, n, ctx, 0, KD_BACKEND_CPU, default_exact ? "cpu-q8" : "cpu-exact");
+    x->run_flags = default_exact ? KD_RUN_CPU_Q8 : KD_RUN_CPU_EXACT;
+    x->gemv_only = 1;
+    snprintf(x->device, sizeof x->device, "the same cpu, GEMV %s path (%s), headline GEMV only",
+             default_exact ? "q8" : "exact", default_exact ? "KD_RUN_CPU_Q8" : "KD_RUN_CPU_EXACT");
+}
+
 static int pick_targets(const bench_opts *o, kd_context *ctx, bench_target *t)
 {
     int n = 0;
@@ -290,6 +304,8 @@ static int pick_targets(const bench_opts *o, kd_context *ctx, bench_target *t)
         if (b == KD_BACKEND_OPENCL && o->all_devices)
             continue;
         add_target(t, &n, ctx, 0, (kd_backend_id)b, kd_backend_name((kd_backend_id)b));
+        if (b == KD_BACKEND_CPU)
+            add_other_gemv_path(t, &n, ctx);
     }
     if (o->all_devices && o->use_backend[KD_BACKEND_OPENCL])
         add_opencl_devices(t, &n);
@@ -367,7 +383,7 @@ static int sweep_sizes(const bench_opts *o, const kd_host_caches *c, long long *
     return n;
 }
 
-static int plan_headline(const bench_opts *o, int t, plan *p)
+static int plan_headline(const bench_opts *o, int t, int gemv_only, plan *p)
 {
     static const long long ms[] = {1, 2, 4, 8};
     const int64_t n = o->quick ? 2048 : 4096, k = o->quick ? 7168 : 14336;
@@ -376,7 +392,7 @@ static int plan_headline(const bench_opts *o, int t, plan *p)
         for (int i = 0; i < 4 && o->use_op[op]; i++)
             if (plan_add(p, make_case(BENCH_HEADLINE, (kd_op)op, ms[i], n, k, t)))
                 return -1;
-    for (int op = KD_OP_RMSNORM; op <= KD_OP_RESIDUAL_ADD; op++)
+    for (int op = KD_OP_RMSNORM; op <= KD_OP_RESIDUAL_ADD && !gemv_only; op++)
         if (o->use_op[op] && plan_add(p, make_case(BENCH_HEADLINE, (kd_op)op, rows, cols, 0, t)))
             return -1;
     return 0;
@@ -400,13 +416,14 @@ static int plan_sweep(const bench_opts *o, const bench_report *rep, int t, plan 
 static int make_plan(const bench_opts *o, const bench_report *rep, plan *p)
 {
     for (int t = 0; t < rep->ntargets && !o->no_headline; t++)
-        if (plan_headline(o, t, p))
+        if (plan_headline(o, t, rep->targets[t].gemv_only, p))
             return -1;
     for (int t = 0; t < rep->ntargets && !o->no_headline; t++)
-        if (plan_add(p, make_case(BENCH_LAUNCH, KD_OP_RESIDUAL_ADD, 1, 1, 0, t)))
+        if (!rep->targets[t].gemv_only &&
+            plan_add(p, make_case(BENCH_LAUNCH, KD_OP_RESIDUAL_ADD, 1, 1, 0, t)))
             return -1;
     for (int t = 0; t < rep->ntargets && !o->no_sweep; t++)
-        if (plan_sweep(o, rep, t, p))
+        if (!rep->targets[t].gemv_only && plan_sweep(o, rep, t, p))
             return -1;
     return 0;
 }
@@ -521,7 +538,7 @@ static double quantile(const double *s, int n, double p)
 static kd_status run_n(const bench_target *t, const kd_op_desc *d, int n)
 {
     for (int i = 0; i < n; i++) {
-        kd_status st = kd_run(t->ctx, d, t->backend, KD_RUN_NO_FALLBACK);
+        kd_status st = kd_run(t->ctx, d, t->backend, KD_RUN_NO_FALLBACK | t->run_flags);
         if (st != KD_OK)
             return st;
     }

@@ -18,10 +18,12 @@ typedef struct bench_target {
     kd_context *ctx;
     int owns_ctx;       /* a per-device context (--all-devices) */
     kd_backend_id backend;
-    char label[32];     /* "cpu", "opencl", "opencl:1", "cuda" */
+    char label[32];     /* "cpu", "cpu-exact" (or "cpu-q8"), "opencl", "opencl:1", "cuda" */
     char device[512];   /* the backend's one-line device description */
     double device_bw;   /* bytes/s: the host read bandwidth for cpu; for an offload device
                            a large residual add on it; 0 if it could not be measured */
+    unsigned run_flags; /* kd_run flags of its calls: the cpu GEMV path it times */
+    int gemv_only;      /* the cpu's other GEMV path: headline GEMV rows only */
 } bench_target;
 
 typedef enum bench_section {

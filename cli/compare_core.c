@@ -17,13 +17,18 @@
 #include "kdispatch.h"
 #include "kd_quant.h"
 
-#define MAX_VARIANTS (KD_BACKEND_COUNT + 2)
+#define MAX_VARIANTS (KD_BACKEND_COUNT + 3)
+/* The cpu q8 GEMV path is held to this NMSE against the oracle (SPEC section 7). */
+#define Q8_NMSE_BUDGET 5e-4
+/* The float slack of the q8 rounding bound: the exact path's tolerance. */
+static const double s_tight_tol = KD_TOLERANCE;
 
 typedef struct variant {
     const char *name;
     kd_backend_id backend;
     unsigned flags;
     const kd_compare_extra_variant *extra; /* non-NULL: the test's variant */
+    int q8; /* the cpu's q8 GEMV path: GEMV jobs only, held to Q8_NMSE_BUDGET */
 } variant;
 
 /* The model the problems are shaped after: a built-in shape or a GGUF file's. */
@@ -56,6 +61,7 @@ typedef struct result {
     kd_status status;  /* of the variant's run */
     int no_input;      /* the problem's inputs could not be built */
     kd_cmp cmp;
+    double max_rel;    /* q8 rows: max |a - ref| / max(1, |ref|) */
     int64_t count;
     int pass;
 } result;
@@ -74,6 +80,7 @@ typedef struct run_state {
     const kd_gguf_tensor_info *last_weight_shown;
     int header_done;
     char notes[4096]; /* notes found before the header is printed */
+    char cpu_exact_detail[700]; /* the cpu's description, naming the exact GEMV path */
 } run_state;
 
 void kd_compare_opts_init(kd_compare_opts *o)
@@ -378,7 +385,7 @@ static int pick_variants(run_state *s)
     const kd_compare_opts *o = s->o;
     int all = !any_set(o->use_backend, KD_BACKEND_COUNT);
     s->nv = 0;
-    s->v[s->nv++] = (variant){"cpu-scalar", KD_BACKEND_CPU, KD_RUN_CPU_SCALAR, NULL};
+    s->v[s->nv++] = (variant){"cpu-scalar", KD_BACKEND_CPU, KD_RUN_CPU_SCALAR, NULL, 0};
     for (int b = 0; b < KD_BACKEND_COUNT; b++) {
         if (!all && !o->use_backend[b])
             continue;
@@ -389,20 +396,33 @@ static int pick_variants(run_state *s)
                     kd_backend_name((kd_backend_id)b), kd_backend_reason(s->ctx, (kd_backend_id)b));
             return -1;
         }
+        /* cpu: the exact GEMV path against the tolerance, and the q8 path on its own */
+        unsigned exact = b == KD_BACKEND_CPU ? KD_RUN_CPU_EXACT : 0;
         s->v[s->nv++] = (variant){kd_backend_name((kd_backend_id)b), (kd_backend_id)b,
-                                  KD_RUN_NO_FALLBACK, NULL};
+                                  KD_RUN_NO_FALLBACK | exact, NULL, 0};
+        if (b == KD_BACKEND_CPU)
+            s->v[s->nv++] = (variant){"cpu-q8", KD_BACKEND_CPU,
+                                      KD_RUN_NO_FALLBACK | KD_RUN_CPU_Q8, NULL, 1};
     }
     if (o->extra)
-        s->v[s->nv++] = (variant){o->extra->name, KD_BACKEND_CPU, 0, o->extra};
+        s->v[s->nv++] = (variant){o->extra->name, KD_BACKEND_CPU, 0, o->extra, 0};
     return 0;
 }
 
-static const char *variant_detail(const run_state *s, const variant *v)
+static const char *variant_detail(run_state *s, const variant *v)
 {
     if (v->extra)
         return "extra variant (test hook)";
     if (v->flags & KD_RUN_CPU_SCALAR)
         return "cpu backend, plain scalar path (reference)";
+    if (v->q8)
+        return "cpu backend, q8 GEMV path (x quantized to int8 blocks), GEMV only: NMSE <= 5e-4 "
+               "against the oracle (from 64 outputs) and each value within x's rounding bound";
+    if (v->flags & KD_RUN_CPU_EXACT) {
+        snprintf(s->cpu_exact_detail, sizeof s->cpu_exact_detail, "%s; checked here: the exact "
+                 "GEMV path (f32 x)", kd_backend_reason(s->ctx, v->backend));
+        return s->cpu_exact_detail;
+    }
     return kd_backend_reason(s->ctx, v->backend);
 }
 
@@ -581,12 +601,85 @@ static float *run_variant(run_state *s, const variant *v, kd_problem *p, const f
 
 static void print_row(run_state *s, const result *r);
 
+static int variant_applies(const variant *v, kd_op op) { return !v->q8 || is_gemv(op); }
+
+/* Below this many outputs the NMSE is too noisy to hold to the budget (three outputs that
+ * happen to be near 0 make any error large): it is reported, and the bound below holds. */
+#define Q8_NMSE_MIN_OUTPUTS 64
+
+/* Every element within what quantizing x can explain: x is rounded to the nearest step of
+ * d_b = amax_b / 127 in each block b of 256, so |y_q8 - y| <= sum_b d_b / 2 * sum_{k in b}
+ * |w_k| (the integer dot products are exact), plus the tight tolerance for the floats. */
+static int q8_within_rounding_bound(const kd_problem *p, const float *y, const double *ref,
+                                    kd_cmp *cmp)
+{
+    kd_type t = p->d.op == KD_OP_Q4K_GEMV ? KD_TYPE_Q4_K : KD_TYPE_Q6_K;
+    const size_t row_bytes = kd_quant_row_bytes(t, p->k);
+    const int64_t nb = p->k / 256;
+    float *w = malloc(sizeof(float) * (size_t)p->k);
+    double *half_step = malloc(sizeof(double) * (size_t)(p->m * nb));
+    int ok = w && half_step;
+    cmp->bad = 0;
+    cmp->first_bad = -1;
+    for (int64_t i = 0; ok && i < p->m * nb; i++) {
+        double amax = 0.0;
+        for (int l = 0; l < 256; l++)
+            amax = fmax(amax, fabs(p->h_src[1][256 * i + l]));
+        half_step[i] = amax / 127.0 / 2.0;
+    }
+    for (int64_t j = 0; ok && j < p->n; j++) {
+        kd_dequant_row(t, (const char *)p->h_blocks + (size_t)j * row_bytes, p->k, w);
+        for (int64_t m = 0; m < p->m; m++) {
+            double bound = 0.0;
+            for (int64_t b = 0; b < nb; b++) {
+                double wsum = 0.0;
+                for (int l = 0; l < 256; l++)
+                    wsum += fabs(w[256 * b + l]);
+                bound += half_step[m * nb + b] * wsum;
+            }
+            int64_t i = m * p->n + j;
+            if (!(fabs((double)y[i] - ref[i]) <= bound + s_tight_tol * fmax(1.0, fabs(ref[i])))) {
+                cmp->bad++;
+                if (cmp->first_bad < 0 || i < cmp->first_bad)
+                    cmp->first_bad = i;
+            }
+        }
+    }
+    free(w);
+    free(half_step);
+    return ok && cmp->bad == 0;
+}
+
+/* The q8 path's check (cmp->bad and first_bad then count the elements past the bound; a
+ * NaN is past it): every value finite and within the rounding bound, and the NMSE
+ * within the budget where there are enough outputs to measure it; also measures the max
+ * error relative to max(1, |ref|), which is printed. */
+static int q8_within_budget(const kd_problem *p, const float *y, const double *ref,
+                            double *max_rel, kd_cmp *cmp)
+{
+    double num = 0.0, den = 0.0;
+    int finite = 1;
+    *max_rel = 0.0;
+    for (int64_t i = 0; i < p->out_count; i++) {
+        double e = (double)y[i] - ref[i];
+        finite &= isfinite(y[i]);
+        num += e * e;
+        den += ref[i] * ref[i];
+        *max_rel = fmax(*max_rel, fabs(e) / fmax(1.0, fabs(ref[i])));
+    }
+    int nmse_ok = p->out_count < Q8_NMSE_MIN_OUTPUTS || (den > 0 ? num / den : num) <= Q8_NMSE_BUDGET;
+    int bound_ok = q8_within_rounding_bound(p, y, ref, cmp); /* cmp->bad: elements past it */
+    return finite && nmse_ok && bound_ok;
+}
+
 /* Adds and prints the checks of one problem: each variant against the oracle, then each
  * pair of variants that ran. */
 static int check_outputs(run_state *s, int ji, const kd_problem *p, const double *ref,
                          float *const *y, const kd_status *st)
 {
     for (int i = 0; i < s->nv; i++) {
+        if (!variant_applies(&s->v[i], s->jobs[ji].op))
+            continue;
         result *r = new_result(s);
         if (!r)
             return -1;
@@ -595,12 +688,14 @@ static int check_outputs(run_state *s, int ji, const kd_problem *p, const double
         if (y[i])
             kd_compare_to_ref(y[i], ref, p->out_count, s->o->tol, &r->cmp);
         r->pass = y[i] && r->cmp.pass;
+        if (y[i] && s->v[i].q8)
+            r->pass = q8_within_budget(p, y[i], ref, &r->max_rel, &r->cmp);
         print_row(s, r);
     }
     for (int i = 0; i < s->nv; i++)
         for (int k = i + 1; k < s->nv; k++) {
-            if (!y[i] || !y[k])
-                continue; /* the failed run is already a failed check */
+            if (!y[i] || !y[k] || s->v[i].q8 || s->v[k].q8)
+                continue; /* the failed run is already a failed check; q8: oracle only */
             result *r = new_result(s);
             if (!r)
                 return -1;
@@ -618,6 +713,8 @@ static int record_no_input(run_state *s, int ji)
     fprintf(stderr, "kdispatch compare: cannot build the %s inputs (M=%lld): %s\n",
             kd_op_name(s->jobs[ji].op), s->jobs[ji].m, kd_last_error(s->ctx));
     for (int i = 0; i < s->nv; i++) {
+        if (!variant_applies(&s->v[i], s->jobs[ji].op))
+            continue;
         result *r = new_result(s);
         if (!r)
             return -1;
@@ -647,6 +744,9 @@ static int run_job(run_state *s, int ji)
         for (int64_t i = 0; i < p.out_count; i++)
             poison[i] = NAN;
         for (int i = 0; i < s->nv; i++) {
+            st[i] = KD_OK;
+            if (!variant_applies(&s->v[i], j->op))
+                continue;
             y[i] = run_variant(s, &s->v[i], &p, poison, &st[i]);
             if (!y[i])
                 fprintf(stderr, "  %s M=%lld on %s: %s: %s\n", kd_op_name(j->op), j->m,
@@ -694,7 +794,10 @@ static void print_row(run_state *s, const result *r)
     fprintf(s->out, "%-12s %-7s %3lld  %-12s %-10s %-10s ", kd_op_name(j->op), kernel_of(j),
             j->m, size, s->v[r->variant].name,
             r->reference < 0 ? "oracle" : s->v[r->reference].name);
-    if (ran)
+    if (ran && s->v[r->variant].q8 && r->reference < 0)
+        fprintf(s->out, "%11.3e %11.3e  %s (q8: nmse budget %g, max rel err %.3e)\n",
+                r->cmp.max_abs, r->cmp.nmse, result_word(r), Q8_NMSE_BUDGET, r->max_rel);
+    else if (ran)
         fprintf(s->out, "%11.3e %11.3e  %s\n", r->cmp.max_abs, r->cmp.nmse, result_word(r));
     else
         fprintf(s->out, "%11s %11s  %s\n", "-", "-", result_word(r));
@@ -754,6 +857,10 @@ static void print_failure(run_state *s, const result *r)
         fprintf(s->out, "inputs could not be built\n");
     else if (r->reference < 0 && r->status != KD_OK)
         fprintf(s->out, "did not run (%s)\n", kd_status_name(r->status));
+    else if (s->v[r->variant].q8)
+        fprintf(s->out, "nmse %.3e (budget %g from %d outputs), or an error beyond what "
+                "quantizing x explains, or a non-finite value; max rel err %.3e\n",
+                r->cmp.nmse, Q8_NMSE_BUDGET, Q8_NMSE_MIN_OUTPUTS, r->max_rel);
     else
         fprintf(s->out, "%" PRId64 " of %" PRId64 " values out of tolerance, first at row %" PRId64
                 ", column %" PRId64 "; max abs err %.3e\n",
@@ -828,6 +935,10 @@ static void print_json_result(run_state *s, const result *r, int first)
     json_num(f, r->cmp.max_abs);
     fputs(",\"nmse\":", f);
     json_num(f, r->cmp.nmse);
+    if (s->v[r->variant].q8) {
+        fprintf(f, ",\"gemv_path\":\"q8\",\"nmse_budget\":%g,\"max_rel_err\":", Q8_NMSE_BUDGET);
+        json_num(f, r->max_rel);
+    }
     fprintf(f, ",\"bad\":%" PRId64 ",\"count\":%" PRId64 ",\"pass\":%s}", r->cmp.bad, r->count,
             r->pass ? "true" : "false");
 }

@@ -84,26 +84,29 @@ int kd_fault_hit(kd_context *ctx, kd_backend_id b, kd_fault_kind kind)
 int kd_context_cpu_threads(const kd_context *ctx) { return ctx->settings.cpu_threads; }
 const kd_settings *kd_context_settings(const kd_context *ctx) { return &ctx->settings; }
 
-static void probe_backend(kd_context *ctx, kd_backend_id b, int disabled)
+/* Returns the init status (KD_ERR_UNAVAILABLE when not built in or disabled). */
+static kd_status probe_backend(kd_context *ctx, kd_backend_id b, int disabled)
 {
     struct kd_backend_slot *s = &ctx->backend[b];
     s->ops = kd_backend_table[b];
     if (!s->ops) {
         snprintf(s->reason, sizeof s->reason, "%s", kd_backend_not_built_reason(b));
-        return;
+        return KD_ERR_UNAVAILABLE;
     }
     if (disabled) {
         snprintf(s->reason, sizeof s->reason, "disabled by the context options");
-        return;
+        return KD_ERR_UNAVAILABLE;
     }
     char why[512] = "";
-    if (s->ops->init(ctx, &s->state, why, sizeof why) != KD_OK) {
+    kd_status st = s->ops->init(ctx, &s->state, why, sizeof why);
+    if (st != KD_OK) {
         snprintf(s->reason, sizeof s->reason, "%.2000s", why[0] ? why : kd_last_error(ctx));
         s->state = NULL;
-        return;
+        return st;
     }
     s->available = 1;
     s->ops->describe(s->state, s->reason, sizeof s->reason);
+    return KD_OK;
 }
 
 /* The best offload backend present: cuda, else an OpenCL device (the OpenCL backend
@@ -150,10 +153,11 @@ kd_status kd_context_create(const kd_context_options *opts, kd_context **out)
     kd_status st = load_config(ctx);
     if (st != KD_OK)
         return fail_create(ctx, st, "");
-    probe_backend(ctx, KD_BACKEND_CPU, 0);
-    if (!ctx->backend[KD_BACKEND_CPU].available) {
-        kd_error(ctx, KD_ERR_NOMEM, "%s", ctx->backend[KD_BACKEND_CPU].reason);
-        return fail_create(ctx, KD_ERR_NOMEM, "cpu backend: ");
+    /* the cpu backend is always built: its failure is a bad setting or no memory */
+    st = probe_backend(ctx, KD_BACKEND_CPU, 0);
+    if (st != KD_OK) {
+        kd_error(ctx, st, "%s", ctx->backend[KD_BACKEND_CPU].reason);
+        return fail_create(ctx, st, "cpu backend: ");
     }
     probe_backend(ctx, KD_BACKEND_OPENCL, opts && opts->disable_opencl);
     probe_backend(ctx, KD_BACKEND_CUDA, opts && opts->disable_cuda);

@@ -33,6 +33,8 @@ void kd_metrics_init(kd_metrics *m)
     for (int b = 0; b < KD_BACKEND_COUNT; b++)
         hist_clear(&m->latency[b]);
     atomic_store_explicit(&m->fallbacks, 0, memory_order_relaxed);
+    atomic_store_explicit(&m->cpu_gemv[0], 0, memory_order_relaxed);
+    atomic_store_explicit(&m->cpu_gemv[1], 0, memory_order_relaxed);
     atomic_store_explicit(&m->bytes_to_device, 0, memory_order_relaxed);
     atomic_store_explicit(&m->bytes_from_device, 0, memory_order_relaxed);
 }
@@ -83,6 +85,12 @@ void kd_metrics_add_fallback(kd_metrics *m)
 {
     if (m)
         atomic_fetch_add_explicit(&m->fallbacks, 1, memory_order_relaxed);
+}
+
+void kd_metrics_add_cpu_gemv(kd_metrics *m, int exact)
+{
+    if (m)
+        atomic_fetch_add_explicit(&m->cpu_gemv[exact ? 0 : 1], 1, memory_order_relaxed);
 }
 
 void kd_metrics_add_transfer(kd_metrics *m, int to_device, uint64_t bytes)
@@ -141,6 +149,8 @@ void kd_metrics_snapshot_of(const kd_metrics *m, kd_metrics_snapshot *out)
     out->fallbacks = load_u64(&m->fallbacks);
     out->bytes_to_device = load_u64(&m->bytes_to_device);
     out->bytes_from_device = load_u64(&m->bytes_from_device);
+    out->cpu_gemv_exact = load_u64(&m->cpu_gemv[0]);
+    out->cpu_gemv_q8 = load_u64(&m->cpu_gemv[1]);
 }
 
 static void stats_from_hist(const kd_core_hist *h, kd_latency_stats *out)
@@ -233,6 +243,8 @@ static void view_of(const kd_metrics *m, metrics_view *v)
     v->snap.fallbacks = load_u64(&m->fallbacks);
     v->snap.bytes_to_device = load_u64(&m->bytes_to_device);
     v->snap.bytes_from_device = load_u64(&m->bytes_from_device);
+    v->snap.cpu_gemv_exact = load_u64(&m->cpu_gemv[0]);
+    v->snap.cpu_gemv_q8 = load_u64(&m->cpu_gemv[1]);
 }
 
 static void json_latency(text_out *o, const kd_latency_stats *l)
@@ -256,6 +268,8 @@ static void export_json(text_out *o, const metrics_view *v)
     put(o, "  \"fallbacks\": %llu,\n  \"bytes_to_device\": %llu,\n  \"bytes_from_device\": %llu,\n",
         (unsigned long long)s->fallbacks, (unsigned long long)s->bytes_to_device,
         (unsigned long long)s->bytes_from_device);
+    put(o, "  \"cpu_gemv\": {\"exact\": %llu, \"q8\": %llu},\n",
+        (unsigned long long)s->cpu_gemv_exact, (unsigned long long)s->cpu_gemv_q8);
     put(o, "  \"latency_bucket_bounds_us\": [");
     for (int i = 0; i < KD_LAT_BUCKETS - 1; i++)
         put(o, "%s%g", i ? ", " : "", kd_latency_bounds_us[i]);

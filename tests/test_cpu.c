@@ -1,9 +1,12 @@
 /* ctest-labels: cpu */
 /* The cpu backend: every op, single-row (M = 1) and batched kernels, scalar and fast
- * paths, against the double-precision oracle and against each other. */
+ * paths, against the double-precision oracle and against each other. The GEMVs here are
+ * the exact path (KD_RUN_CPU_EXACT); the default q8 path is test_cpu_q8's. Run once per
+ * SIMD level (KD_CPU_SIMD, see tests/CMakeLists.txt). */
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "cpu_level.h"
 #include "kd_test_util.h"
 
 static kd_context *ctx;
@@ -27,7 +30,7 @@ static void check_op(kd_op op, const shape *shapes, int nshapes)
             double *ref = kd_problem_oracle(&p);
             kd_status st1, st2;
             float *scalar = kd_problem_run(ctx, &p, KD_BACKEND_CPU, KD_RUN_CPU_SCALAR, &st1);
-            float *fast = kd_problem_run(ctx, &p, KD_BACKEND_CPU, 0, &st2);
+            float *fast = kd_problem_run(ctx, &p, KD_BACKEND_CPU, KD_RUN_CPU_EXACT, &st2);
             CU_ASSERT_FATAL(ref && scalar && fast);
             kd_test_expect_match(&p, "cpu-scalar", scalar, ref, NULL, NULL);
             kd_test_expect_match(&p, "cpu", fast, ref, scalar, "cpu-scalar");
@@ -53,7 +56,7 @@ static void test_comparison_detects_error(void)
     CU_ASSERT_FATAL(kd_problem_make(ctx, KD_OP_Q4K_GEMV, 2, 5, 256, 7, &p) == 0);
     double *ref = kd_problem_oracle(&p);
     kd_status st;
-    float *y = kd_problem_run(ctx, &p, KD_BACKEND_CPU, 0, &st);
+    float *y = kd_problem_run(ctx, &p, KD_BACKEND_CPU, KD_RUN_CPU_EXACT, &st);
     CU_ASSERT_FATAL(ref && y);
     y[3] += 0.01f * (1.0f + (float)(ref[3] < 0 ? -ref[3] : ref[3]));
     kd_cmp c;
@@ -89,6 +92,9 @@ static void test_gemv_blas_crossover(void)
 
 int main(void)
 {
+    char why[256];
+    if (kd_test_cpu_level_untestable(why, sizeof why))
+        return kd_test_skip(why);
     kd_context_options o = {.disable_opencl = 1, .disable_cuda = 1};
     if (kd_context_create(&o, &ctx) != KD_OK) {
         fprintf(stderr, "context: %s\n", kd_last_error(NULL));

@@ -47,7 +47,7 @@ static void check_op(kd_op op, const shape *shapes, int nshapes)
                            (long long)m, (long long)shapes[s].n, kd_status_name(st_gpu),
                            kd_last_error(ctx));
                 CU_ASSERT_EQUAL(kd_tensor_residency(p.dst), KD_BACKEND_CUDA);
-                float *cpu = kd_problem_run(ctx, &p, KD_BACKEND_CPU, 0, &st_cpu);
+                float *cpu = kd_problem_run(ctx, &p, KD_BACKEND_CPU, KD_RUN_CPU_EXACT, &st_cpu);
                 CU_ASSERT_FATAL(ref && gpu && cpu);
                 kd_test_expect_match(&p, "cuda", gpu, ref, cpu, "cpu");
                 free(ref);

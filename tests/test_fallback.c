@@ -68,12 +68,12 @@ static void check_fallback(kd_context *ctx, kd_backend_id b, int kind, const op_
     CU_ASSERT_FATAL(kd_problem_make(ctx, c->op, c->m, c->n, c->k, seed, &p) == 0);
     double *ref = kd_problem_oracle(&p);
     kd_status st;
-    float *cpu = kd_problem_run(ctx, &p, KD_BACKEND_CPU, 0, &st);
+    float *cpu = kd_problem_run(ctx, &p, KD_BACKEND_CPU, KD_RUN_CPU_EXACT, &st);
     CU_ASSERT_FATAL(ref && cpu);
 
     kd_metrics_snapshot before, after;
     kd_metrics_get(ctx, &before);
-    float *y = kd_problem_run(ctx, &p, b, 0, &st);
+    float *y = kd_problem_run(ctx, &p, b, KD_RUN_CPU_EXACT, &st);
     kd_metrics_get(ctx, &after);
     if (!y) {
         printf("\n  %s %s fault, %s: %s: %s\n", kd_backend_name(b), kind_names[kind],

@@ -86,7 +86,7 @@ static void check_op(kd_op op, const shape *shapes, int nshapes)
             /* no fallback: a failing OpenCL launch must fail the test, not hide on cpu */
             float *cl = kd_problem_run(ctx, &p, KD_BACKEND_OPENCL, KD_RUN_NO_FALLBACK, &st_cl);
             kd_metrics_get(ctx, &after);
-            float *cpu = kd_problem_run(ctx, &p, KD_BACKEND_CPU, 0, &st_cpu);
+            float *cpu = kd_problem_run(ctx, &p, KD_BACKEND_CPU, KD_RUN_CPU_EXACT, &st_cpu);
             if (!cl)
                 printf("\n  %s M=%lld n=%lld: %s\n", kd_op_name(op), (long long)m,
                        (long long)shapes[s].n, kd_last_error(ctx));

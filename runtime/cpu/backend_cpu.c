@@ -6,10 +6,13 @@
 
 #include "cpu_ops.h"
 #include "env.h"
+#include "gemv_q8.h"
+#include "kd_internal.h"
 
-kd_simd kd_cpu_simd(void)
+kd_simd kd_cpu_simd_supported(int *vnni)
 {
     kd_simd best = KD_SIMD_SCALAR;
+    *vnni = 0;
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_cpu_init();
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
@@ -17,16 +20,9 @@ kd_simd kd_cpu_simd(void)
     if (best == KD_SIMD_AVX2 && __builtin_cpu_supports("avx512f") &&
         __builtin_cpu_supports("avx512bw"))
         best = KD_SIMD_AVX512;
+    *vnni = best == KD_SIMD_AVX512 && __builtin_cpu_supports("avx512vl") &&
+            __builtin_cpu_supports("avx512vnni");
 #endif
-    /* KD_CPU_SIMD=scalar|avx2|avx512 caps the level (to test each path on one machine). */
-    const char *cap = getenv("KD_CPU_SIMD");
-    if (cap) {
-        kd_simd want = strcasecmp(cap, "scalar") == 0 ? KD_SIMD_SCALAR
-                       : strcasecmp(cap, "avx2") == 0 ? KD_SIMD_AVX2
-                                                       : KD_SIMD_AVX512;
-        if (want < best)
-            best = want;
-    }
     return best;
 }
 
@@ -41,21 +37,41 @@ const char *kd_simd_name(kd_simd s)
  * 128; they cross between M = 32 and 64 (Q4_K near 48, Q6_K between 48 and 64). */
 #define KD_CPU_BLAS_MIN_M_DEFAULT 48
 
+/* The cpu settings: the SIMD cap and BLAS crossover as the context resolved them (options
+ * or environment, validated in env.c), and KD_CPU_GEMV, where a typo is an error rather
+ * than silently another path. */
+static kd_status read_cpu_settings(const kd_context *ctx, kd_cpu_env *e, char *why, size_t cap)
+{
+    static const char *const gemv_paths[] = {"q8", "exact"};
+    int vnni, path = 0, found;
+    kd_simd best = kd_cpu_simd_supported(&vnni);
+    const kd_settings *st = kd_context_settings(ctx);
+    e->simd = st->cpu_simd_cap >= 0 && (kd_simd)st->cpu_simd_cap < best
+                  ? (kd_simd)st->cpu_simd_cap : best;
+    e->vnni = vnni && e->simd == KD_SIMD_AVX512;
+    e->blas_min_m = st->cpu_blas_min_m > 0 ? st->cpu_blas_min_m : KD_CPU_BLAS_MIN_M_DEFAULT;
+    kd_status s = kd_env_choice("KD_CPU_GEMV", gemv_paths, 2, &path, &found, why, cap);
+    e->gemv_exact = path == 1; /* the q8 path is the default (SPEC section 2) */
+    return s;
+}
+
 static kd_status cpu_init(kd_context *ctx, void **state, char *why, size_t cap)
 {
     kd_cpu_env *e = calloc(1, sizeof *e);
-    if (!e || !(e->pool = kd_pool_create(kd_context_cpu_threads(ctx)))) {
+    if (!e) {
+        snprintf(why, cap, "out of memory creating the cpu backend");
+        return KD_ERR_NOMEM;
+    }
+    kd_status st = read_cpu_settings(ctx, e, why, cap);
+    if (st != KD_OK) {
+        free(e);
+        return st;
+    }
+    if (!(e->pool = kd_pool_create(kd_context_cpu_threads(ctx)))) {
         free(e);
         snprintf(why, cap, "out of memory creating the thread pool");
         return KD_ERR_NOMEM;
     }
-    e->simd = kd_cpu_simd();
-    /* The context's cap: kd_context_options.cpu_simd, else KD_CPU_SIMD (validated in env.c). */
-    int simd_cap = kd_context_settings(ctx)->cpu_simd_cap;
-    if (simd_cap >= 0 && (kd_simd)simd_cap < e->simd)
-        e->simd = (kd_simd)simd_cap;
-    const char *m = getenv("KD_CPU_BLAS_MIN_M");
-    e->blas_min_m = m && atoll(m) > 0 ? atoll(m) : KD_CPU_BLAS_MIN_M_DEFAULT;
     *state = e;
     return KD_OK;
 }
@@ -75,8 +91,23 @@ static void cpu_describe(void *state, char *buf, size_t cap)
 #else
     const char *blas = "no BLAS";
 #endif
-    snprintf(buf, cap, "host cpu, %d threads, SIMD %s, %s (sgemm from M >= %lld)",
-             kd_pool_threads(e->pool), kd_simd_name(e->simd), blas, (long long)e->blas_min_m);
+    snprintf(buf, cap, "host cpu, %d threads, SIMD %s, GEMV %s (%s kernels), %s (sgemm from M >= %lld)",
+             kd_pool_threads(e->pool), kd_simd_name(e->simd), kd_cpu_gemv_path_name(e->gemv_exact),
+             e->gemv_exact ? kd_simd_name(e->simd) : kd_q8_kernels_name(e, e->simd), blas,
+             (long long)e->blas_min_m);
+}
+
+const char *kd_cpu_gemv_path_name(int exact) { return exact ? "exact" : "q8"; }
+
+/* KD_RUN_CPU_SCALAR: the scalar exact reference as before; KD_RUN_CPU_EXACT /
+ * KD_RUN_CPU_Q8 pick a path for one call; otherwise KD_CPU_GEMV (default q8). */
+static int gemv_runs_exact(const kd_cpu_env *e, unsigned flags)
+{
+    if (flags & (KD_RUN_CPU_SCALAR | KD_RUN_CPU_EXACT))
+        return 1;
+    if (flags & KD_RUN_CPU_Q8)
+        return 0;
+    return e->gemv_exact;
 }
 
 static kd_status cpu_run(kd_context *ctx, void *state, const kd_call *c)
@@ -90,8 +121,15 @@ static kd_status cpu_run(kd_context *ctx, void *state, const kd_call *c)
     case KD_OP_RESIDUAL_ADD: kd_cpu_residual_add(e, c, scalar); return KD_OK;
     case KD_OP_Q4K_GEMV:
     case KD_OP_Q6K_GEMV: {
-        kd_status st = c->op == KD_OP_Q4K_GEMV ? kd_cpu_gemv_q4k(e, c, scalar)
-                                               : kd_cpu_gemv_q6k(e, c, scalar);
+        kd_status st;
+        kd_type type = c->op == KD_OP_Q4K_GEMV ? KD_TYPE_Q4_K : KD_TYPE_Q6_K;
+        int exact = gemv_runs_exact(e, c->flags);
+        if (exact)
+            st = c->op == KD_OP_Q4K_GEMV ? kd_cpu_gemv_q4k(e, c, scalar) : kd_cpu_gemv_q6k(e, c, scalar);
+        else
+            st = kd_cpu_gemv_q8(e, c, type, e->simd);
+        if (st == KD_OK)
+            kd_metrics_add_cpu_gemv(&ctx->metrics, exact);
         return st == KD_OK ? st : kd_error(ctx, st, "cpu %s: out of host memory", kd_op_name(c->op));
     }
     default: return kd_error(ctx, KD_ERR_ARG, "cpu: unknown op %d", (int)c->op);

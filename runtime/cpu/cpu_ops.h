@@ -18,7 +18,8 @@ void kd_pool_for(kd_pool *p, int64_t n, int64_t grain, kd_range_fn fn, void *arg
 
 /* ---- SIMD level, chosen once at run time ---- */
 typedef enum kd_simd { KD_SIMD_SCALAR = 0, KD_SIMD_AVX2 = 1, KD_SIMD_AVX512 = 2 } kd_simd;
-kd_simd kd_cpu_simd(void);        /* best the CPU supports, capped by KD_CPU_SIMD env */
+/* Best level the CPU supports; *vnni: it also has AVX-512 VNNI (the q8 GEMV's kernels). */
+kd_simd kd_cpu_simd_supported(int *vnni);
 const char *kd_simd_name(kd_simd s);
 /* The backend's device_info entry: one device, the host CPU (cpu_device.c). */
 kd_status kd_cpu_device_info(int index, kd_device_info *out, int *count, char *why, size_t cap);
@@ -27,7 +28,12 @@ typedef struct kd_cpu_env {
     kd_pool *pool;
     kd_simd simd;
     int64_t blas_min_m; /* batched GEMV: from this M on, dequantize + cblas_sgemm */
+    int vnni;           /* simd is AVX-512 and the CPU has VNNI */
+    int gemv_exact;     /* default GEMV path: 1 exact (f32 x), 0 q8 (KD_CPU_GEMV) */
 } kd_cpu_env;
+
+/* "exact" or "q8": the GEMV path's name in devices, compare, bench and the metrics. */
+const char *kd_cpu_gemv_path_name(int exact);
 
 /* Each entry runs one op; scalar = 1 selects the plain scalar path. */
 void kd_cpu_rmsnorm(const kd_cpu_env *e, const kd_call *c, int scalar);

@@ -208,7 +208,12 @@ typedef struct kd_op_desc {
 
 enum {
     KD_RUN_CPU_SCALAR = 1u << 0, /* cpu backend: the plain scalar path (reference) */
-    KD_RUN_NO_FALLBACK = 1u << 1 /* do not fall back to cpu when an offload fails */
+    KD_RUN_NO_FALLBACK = 1u << 1, /* do not fall back to cpu when an offload fails */
+    /* cpu GEMV path for this call, overriding KD_CPU_GEMV (default q8, SPEC section 2):
+     * EXACT = f32 activations (held to the tight tolerance), Q8 = x quantized to int8
+     * blocks (NMSE <= 5e-4). KD_RUN_CPU_SCALAR implies the exact scalar reference. */
+    KD_RUN_CPU_EXACT = 1u << 2,
+    KD_RUN_CPU_Q8 = 1u << 3
 };
 
 /* Validates and runs one op. backend = KD_BACKEND_AUTO lets the dispatcher choose by
@@ -240,6 +245,8 @@ typedef struct kd_metrics_snapshot {
     uint64_t bytes_to_device;
     uint64_t bytes_from_device;
     uint64_t per_backend[KD_BACKEND_COUNT];
+    uint64_t cpu_gemv_exact;  /* cpu GEMV calls on the exact path (f32 x) */
+    uint64_t cpu_gemv_q8;     /* cpu GEMV calls on the q8 path (x quantized to int8) */
 } kd_metrics_snapshot;
 
 KD_API void kd_metrics_get(const kd_context *ctx, kd_metrics_snapshot *out);

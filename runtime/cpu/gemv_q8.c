@@ -1,0 +1,116 @@
+/* The q8 GEMV path's scalar reference kernels and its driver (quantize x on the pool,
+ * then output rows on the pool, M in tiles of KD_Q8_MAX_MC rows). */
+#include <stdlib.h>
+
+#include "gemv_q8.h"
+#include "kd_quant.h"
+#include "simd.h"
+
+/* Scalar reference: integer dot per sub-block straight from the block helpers. */
+static void q4k_row_scalar(const kd_q8_job *j, int64_t r, int64_t m0, int mc)
+{
+    const kd_block_q4_K *row = (const kd_block_q4_K *)j->w + r * j->nb;
+    for (int m = 0; m < mc; m++) {
+        const kd_q8_block *xq = j->xq + (m0 + m) * j->nb;
+        float acc = 0.0f;
+        for (int64_t b = 0; b < j->nb; b++) {
+            const kd_block_q4_K *blk = row + b;
+            int32_t sumi = 0, summ = 0;
+            for (int s = 0; s < 8; s++) {
+                int sc, mn;
+                kd_q4k_scale_min(s, blk->scales, &sc, &mn);
+                int32_t dot = 0;
+                for (int l = 0; l < 32; l++)
+                    dot += kd_q4k_quant(blk, 32 * s + l) * xq[b].qs[32 * s + l];
+                sumi += sc * dot;
+                summ += mn * (xq[b].bsums[2 * s] + xq[b].bsums[2 * s + 1]);
+            }
+            acc += xq[b].d * (kd_f16_to_f32(blk->d) * (float)sumi -
+                              kd_f16_to_f32(blk->dmin) * (float)summ);
+        }
+        j->y[(m0 + m) * j->n + r] = acc;
+    }
+}
+
+static void q6k_row_scalar(const kd_q8_job *j, int64_t r, int64_t m0, int mc)
+{
+    const kd_block_q6_K *row = (const kd_block_q6_K *)j->w + r * j->nb;
+    for (int m = 0; m < mc; m++) {
+        const kd_q8_block *xq = j->xq + (m0 + m) * j->nb;
+        float acc = 0.0f;
+        for (int64_t b = 0; b < j->nb; b++) {
+            const kd_block_q6_K *blk = row + b;
+            int32_t sumi = 0;
+            for (int g = 0; g < 16; g++) {
+                /* unsigned q6 (q + 32) times q8, the offset taken out through bsums */
+                int32_t dot = 0;
+                for (int l = 0; l < 16; l++)
+                    dot += (kd_q6k_quant(blk, 16 * g + l) + 32) * xq[b].qs[16 * g + l];
+                sumi += blk->scales[g] * (dot - 32 * xq[b].bsums[g]);
+            }
+            acc += xq[b].d * kd_f16_to_f32(blk->d) * (float)sumi;
+        }
+        j->y[(m0 + m) * j->n + r] = acc;
+    }
+}
+
+const kd_q8_kernels kd_q8_scalar_kernels = {q4k_row_scalar, q6k_row_scalar};
+
+const kd_q8_kernels *kd_q8_kernels_for(const kd_cpu_env *e, kd_simd simd)
+{
+#ifdef KD_HAVE_X86
+    if (simd == KD_SIMD_AVX512 && e->vnni)
+        return &kd_q8_vnni512_kernels;
+    if (simd >= KD_SIMD_AVX2)
+        return &kd_q8_avx2_kernels;
+#endif
+    return &kd_q8_scalar_kernels;
+}
+
+const char *kd_q8_kernels_name(const kd_cpu_env *e, kd_simd simd)
+{
+    const kd_q8_kernels *k = kd_q8_kernels_for(e, simd);
+    return k == &kd_q8_scalar_kernels ? "scalar" : k == &kd_q8_avx2_kernels ? "avx2" : "avx512-vnni";
+}
+
+typedef struct q8_rows_job {
+    kd_q8_job j;
+    kd_q8_row_fn row;
+} q8_rows_job;
+
+/* Output rows [r0, r1): each weight row serves all M rows of x, eight at a time, while it
+ * is in L1 (so M > 8 never decodes a weight row from memory more than once). */
+static void q8_rows(void *arg, int64_t r0, int64_t r1)
+{
+    const q8_rows_job *q = arg;
+    for (int64_t r = r0; r < r1; r++)
+        for (int64_t m0 = 0; m0 < q->j.m; m0 += KD_Q8_MAX_MC) {
+            int64_t mc = q->j.m - m0 < KD_Q8_MAX_MC ? q->j.m - m0 : KD_Q8_MAX_MC;
+            q->row(&q->j, r, m0, (int)mc);
+        }
+}
+
+kd_status kd_cpu_gemv_q8(const kd_cpu_env *e, const kd_call *c, kd_type type, kd_simd simd)
+{
+    if (c->m >= e->blas_min_m) {
+        kd_status st = kd_cpu_gemv_blas(e, c, type);
+        if (st != KD_ERR_UNAVAILABLE)
+            return st;
+    }
+    const int64_t nb = c->k / KD_QK_K;
+    kd_q8_block *xq = malloc(sizeof *xq * (size_t)(c->m * nb));
+    if (!xq)
+        return KD_ERR_NOMEM;
+    /* the scalar reference runs on one thread, like the exact path's */
+    kd_pool *pool = simd == KD_SIMD_SCALAR ? NULL : e->pool;
+    kd_q8_quantize_rows(pool, simd, c->src[1], c->m, c->k, xq);
+    const kd_q8_kernels *k = kd_q8_kernels_for(e, simd);
+    q8_rows_job q = {{c->src[0], xq, c->dst, c->n, nb, c->m},
+                     type == KD_TYPE_Q4_K ? k->q4k : k->q6k};
+    if (pool)
+        kd_pool_for(pool, c->n, 4, q8_rows, &q);
+    else
+        q8_rows(&q, 0, c->n);
+    free(xq);
+    return KD_OK;
+}

@@ -1,0 +1,121 @@
+/* Quantization of the activations for the q8 GEMV path: blocks of 256 floats -> int8
+ * with one f32 scale and int16 sums per 16 values. The scalar version is the reference;
+ * the SIMD versions do the same float operations (max of |x|, one multiply, clamp, round
+ * to nearest even), so all levels give identical blocks. */
+#include <math.h>
+#include <string.h>
+
+#include "gemv_q8.h"
+#include "simd.h"
+
+/* 127 / amax, or 0 for an all-zero block (then every q is 0). */
+static float inverse_scale(float amax) { return amax > 0.0f ? 127.0f / amax : 0.0f; }
+
+void kd_q8_quantize_block_scalar(const float *x, kd_q8_block *out)
+{
+    float amax = 0.0f;
+    for (int i = 0; i < KD_Q8_BLOCK; i++) {
+        float a = fabsf(x[i]);
+        if (a > amax) /* NaN is skipped, as the SIMD max with |x| first skips it */
+            amax = a;
+    }
+    const float id = inverse_scale(amax);
+    out->d = amax / 127.0f;
+    for (int g = 0; g < KD_Q8_BLOCK / 16; g++) {
+        int sum = 0;
+        for (int l = 0; l < 16; l++) {
+            /* clamp before the conversion: NaN maps to -127 like maxps(v, -127) */
+            float v = fminf(fmaxf(x[16 * g + l] * id, -127.0f), 127.0f);
+            int q = (int)nearbyintf(v);
+            out->qs[16 * g + l] = (int8_t)q;
+            sum += q;
+        }
+        out->bsums[g] = (int16_t)sum;
+    }
+}
+
+#ifdef KD_HAVE_X86
+void KD_AVX2 kd_q8_quantize_block_avx2(const float *x, kd_q8_block *out)
+{
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    __m256 vmax = _mm256_setzero_ps();
+    for (int i = 0; i < KD_Q8_BLOCK; i += 8) /* |x| first: a NaN lane keeps the old max */
+        vmax = _mm256_max_ps(_mm256_andnot_ps(sign, _mm256_loadu_ps(x + i)), vmax);
+    __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(vmax), _mm256_extractf128_ps(vmax, 1));
+    m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+    m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+    const float amax = _mm_cvtss_f32(m4);
+    const __m256 id = _mm256_set1_ps(inverse_scale(amax));
+    const __m256 lo = _mm256_set1_ps(-127.0f), hi = _mm256_set1_ps(127.0f);
+    out->d = amax / 127.0f;
+    for (int c = 0; c < KD_Q8_BLOCK; c += 32) {
+        __m256i q[4];
+        for (int t = 0; t < 4; t++) {
+            __m256 v = _mm256_mul_ps(_mm256_loadu_ps(x + c + 8 * t), id);
+            v = _mm256_min_ps(_mm256_max_ps(v, lo), hi);
+            q[t] = _mm256_cvtps_epi32(v); /* MXCSR default: round to nearest even */
+        }
+        for (int g = 0; g < 2; g++) {
+            __m256i s = _mm256_add_epi32(q[2 * g], q[2 * g + 1]);
+            __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+            s4 = _mm_hadd_epi32(s4, s4);
+            s4 = _mm_hadd_epi32(s4, s4);
+            out->bsums[c / 16 + g] = (int16_t)_mm_cvtsi128_si32(s4);
+        }
+        /* packs work per 128-bit lane; the permute puts the 32 bytes back in order */
+        __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
+        p = _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+        _mm256_storeu_si256((__m256i *)(out->qs + c), p);
+    }
+}
+
+void KD_AVX512 kd_q8_quantize_block_avx512(const float *x, kd_q8_block *out)
+{
+    __m512 vmax = _mm512_setzero_ps();
+    for (int i = 0; i < KD_Q8_BLOCK; i += 16)
+        vmax = _mm512_max_ps(_mm512_abs_ps(_mm512_loadu_ps(x + i)), vmax);
+    const float amax = _mm512_reduce_max_ps(vmax);
+    const __m512 id = _mm512_set1_ps(inverse_scale(amax));
+    const __m512 lo = _mm512_set1_ps(-127.0f), hi = _mm512_set1_ps(127.0f);
+    out->d = amax / 127.0f;
+    for (int g = 0; g < KD_Q8_BLOCK / 16; g++) {
+        __m512 v = _mm512_mul_ps(_mm512_loadu_ps(x + 16 * g), id);
+        v = _mm512_min_ps(_mm512_max_ps(v, lo), hi);
+        __m512i q = _mm512_cvtps_epi32(v);
+        out->bsums[g] = (int16_t)_mm512_reduce_add_epi32(q);
+        _mm_storeu_si128((__m128i *)(out->qs + 16 * g), _mm512_cvtepi32_epi8(q));
+    }
+}
+#else
+void kd_q8_quantize_block_avx2(const float *x, kd_q8_block *out) { kd_q8_quantize_block_scalar(x, out); }
+void kd_q8_quantize_block_avx512(const float *x, kd_q8_block *out) { kd_q8_quantize_block_scalar(x, out); }
+#endif
+
+typedef struct quant_job {
+    const float *x;
+    kd_q8_block *out;
+    void (*block_fn)(const float *, kd_q8_block *);
+} quant_job;
+
+static void quantize_range(void *arg, int64_t b0, int64_t b1)
+{
+    const quant_job *q = arg;
+    for (int64_t b = b0; b < b1; b++)
+        q->block_fn(q->x + b * KD_Q8_BLOCK, q->out + b);
+}
+
+void kd_q8_quantize_rows(kd_pool *pool, kd_simd simd, const float *x, int64_t m, int64_t k,
+                         kd_q8_block *out)
+{
+    quant_job q = {x, out,
+                   simd == KD_SIMD_AVX512 ? kd_q8_quantize_block_avx512
+                   : simd == KD_SIMD_AVX2 ? kd_q8_quantize_block_avx2
+                                          : kd_q8_quantize_block_scalar};
+    const int64_t blocks = m * (k / KD_Q8_BLOCK);
+    /* rows are contiguous, so blocks of all rows form one range; 32 blocks (32 KiB of x)
+     * per piece keeps the hand-off cost small next to the work */
+    if (pool)
+        kd_pool_for(pool, blocks, 32, quantize_range, &q);
+    else
+        quantize_range(&q, 0, blocks);
+}

@@ -1,0 +1,335 @@
+/* ctest-labels: cpu */
+/* The cpu's activation-quantized (q8) GEMV path at the SIMD level KD_CPU_SIMD selects:
+ * the quantization of x against a double reference, the GEMV against the oracle (NMSE
+ * budget, SPEC section 7), the level's kernels against the scalar q8 reference, the path
+ * flags and KD_CPU_GEMV, and the refusal of malformed cpu environment values. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cpu/gemv_q8.h"
+#include "cpu_level.h"
+#include "kd_quant.h"
+#include "kd_test_util.h"
+
+#define Q8_NMSE_BUDGET 5e-4
+
+static kd_context *ctx;
+static kd_simd level;
+static int level_vnni;
+
+/* Rows of x with the cases that matter: an all-zero block, tiny and huge magnitudes,
+ * exact ties at .5 after scaling, one dominant value. */
+static void fill_x(float *x, int64_t n, uint64_t seed)
+{
+    kd_rng r;
+    kd_rng_seed(&r, seed);
+    kd_fill_uniform(&r, x, n, -2.0f, 2.0f);
+    for (int64_t i = 0; i < 256 && i < n; i++)
+        x[i] = 0.0f;
+    for (int64_t i = 256; i < 512 && i < n; i++)
+        x[i] *= 1e-30f;
+    for (int64_t i = 512; i < 768 && i < n; i++) /* amax 63.5, id 2: k + 0.25 -> ties */
+        x[i] = i == 512 ? 63.5f : (float)((i % 120) - 60) + 0.25f;
+    if (n >= 1024)
+        x[800] = 3.0e4f;
+}
+
+/* Each block against a double reference: d = amax / 127, |q - x/d| <= 1/2 (plus float
+ * slack), |q| <= 127, bsums the exact sums; the level's SIMD quantizer gives the same bytes. */
+static void test_quantize_vs_reference(void)
+{
+    const int64_t k = 256 * 6;
+    float x[256 * 6];
+    fill_x(x, k, 17);
+    kd_q8_block q[6], qs[6];
+    kd_q8_quantize_rows(NULL, level, x, 1, k, q);
+    kd_q8_quantize_rows(NULL, KD_SIMD_SCALAR, x, 1, k, qs);
+    CU_ASSERT(memcmp(q, qs, sizeof q) == 0);
+    for (int b = 0; b < 6; b++) {
+        double amax = 0.0;
+        for (int i = 0; i < 256; i++)
+            amax = fmax(amax, fabs((double)x[256 * b + i]));
+        CU_ASSERT(fabs(q[b].d - amax / 127.0) <= 1e-6 * amax / 127.0);
+        for (int g = 0; g < 16; g++) {
+            int sum = 0;
+            for (int l = 0; l < 16; l++) {
+                int i = 16 * g + l, v = q[b].qs[i];
+                double want = amax > 0 ? (double)x[256 * b + i] * 127.0 / amax : 0.0;
+                CU_ASSERT(v >= -127 && v <= 127);
+                CU_ASSERT(fabs(v - want) <= 0.5 + 1e-4);
+                sum += v;
+            }
+            CU_ASSERT_EQUAL(q[b].bsums[g], sum);
+        }
+    }
+    /* the check can fail: a changed byte breaks the bsums or the rounding */
+    q[3].qs[5] += 2;
+    int sum = 0;
+    for (int l = 0; l < 16; l++)
+        sum += q[3].qs[l];
+    CU_ASSERT_NOT_EQUAL(q[3].bsums[0], sum);
+}
+
+/* NMSE of got against the oracle, and the max error relative to max(1, |ref|). */
+static double nmse_of(const float *got, const double *ref, int64_t n, double *max_rel)
+{
+    double num = 0.0, den = 0.0;
+    *max_rel = 0.0;
+    for (int64_t i = 0; i < n; i++) {
+        double e = (double)got[i] - ref[i];
+        num += e * e;
+        den += ref[i] * ref[i];
+        *max_rel = fmax(*max_rel, fabs(e) / fmax(1.0, fabs(ref[i])));
+    }
+    return den > 0 ? num / den : num;
+}
+
+static void check_q8_vs_oracle(kd_op op, int64_t m, int64_t n, int64_t k, uint64_t seed)
+{
+    kd_problem p;
+    CU_ASSERT_FATAL(kd_problem_make(ctx, op, m, n, k, seed, &p) == 0);
+    double *ref = kd_problem_oracle(&p);
+    kd_status st;
+    float *y = kd_problem_run(ctx, &p, KD_BACKEND_CPU, KD_RUN_CPU_Q8, &st);
+    CU_ASSERT_FATAL(ref && y);
+    double max_rel, nmse = nmse_of(y, ref, p.out_count, &max_rel);
+    int finite = 1;
+    for (int64_t i = 0; i < p.out_count; i++)
+        finite &= isfinite(y[i]);
+    if (!(nmse <= Q8_NMSE_BUDGET) || !finite)
+        printf("\n  %s q8 M=%lld N=%lld K=%lld: nmse %.3g max rel %.3g\n", kd_op_name(op),
+               (long long)m, (long long)n, (long long)k, nmse, max_rel);
+    CU_ASSERT(nmse <= Q8_NMSE_BUDGET && finite);
+    free(ref);
+    free(y);
+    kd_problem_free(&p);
+}
+
+static const int64_t q8_batches[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 17};
+
+static void check_op_vs_oracle(kd_op op)
+{
+    for (size_t i = 0; i < sizeof q8_batches / sizeof *q8_batches; i++) {
+        check_q8_vs_oracle(op, q8_batches[i], 37, 256, 100 + i);
+        check_q8_vs_oracle(op, q8_batches[i], 13, 4096, 200 + i);
+    }
+}
+
+static void test_q4k_q8_vs_oracle(void) { check_op_vs_oracle(KD_OP_Q4K_GEMV); }
+static void test_q6k_q8_vs_oracle(void) { check_op_vs_oracle(KD_OP_Q6K_GEMV); }
+
+/* The NMSE check can fail: 5% too large everywhere is an NMSE of 2.5e-3. */
+static void test_nmse_check_detects_error(void)
+{
+    kd_problem p;
+    CU_ASSERT_FATAL(kd_problem_make(ctx, KD_OP_Q4K_GEMV, 2, 37, 512, 5, &p) == 0);
+    double *ref = kd_problem_oracle(&p);
+    kd_status st;
+    float *y = kd_problem_run(ctx, &p, KD_BACKEND_CPU, KD_RUN_CPU_Q8, &st);
+    CU_ASSERT_FATAL(ref && y);
+    double max_rel;
+    CU_ASSERT(nmse_of(y, ref, p.out_count, &max_rel) <= Q8_NMSE_BUDGET);
+    for (int64_t i = 0; i < p.out_count; i++)
+        y[i] *= 1.05f;
+    CU_ASSERT(nmse_of(y, ref, p.out_count, &max_rel) > Q8_NMSE_BUDGET);
+    free(ref);
+    free(y);
+    kd_problem_free(&p);
+}
+
+/* The scalar q8 kernels against a double dot with the quantized x, and the level's kernels
+ * against the scalar ones on the same quantized x: the integer parts are exact, so the
+ * outputs differ only by the order of the float sums. */
+static void check_kernels_vs_scalar(kd_type type, int64_t m, int64_t n, int64_t k, uint64_t seed)
+{
+    const int64_t nb = k / 256;
+    void *w = malloc(kd_quant_row_bytes(type, k) * (size_t)n);
+    float *x = malloc(sizeof(float) * (size_t)(m * k)), *wf = malloc(sizeof(float) * (size_t)k);
+    float *ys = malloc(sizeof(float) * (size_t)(m * n)), *yl = malloc(sizeof(float) * (size_t)(m * n));
+    kd_q8_block *xq = malloc(sizeof *xq * (size_t)(m * nb));
+    CU_ASSERT_FATAL(w && x && wf && ys && yl && xq);
+    kd_quant_random_blocks(type, n * nb, seed, w);
+    kd_rng r;
+    kd_rng_seed(&r, seed + 1);
+    kd_fill_uniform(&r, x, m * k, -3.0f, 3.0f);
+    kd_q8_quantize_rows(NULL, KD_SIMD_SCALAR, x, m, k, xq);
+    kd_cpu_env e = {.simd = level, .vnni = level_vnni};
+    const kd_q8_kernels *lk = kd_q8_kernels_for(&e, level), *sk = &kd_q8_scalar_kernels;
+    kd_q8_job j = {w, xq, NULL, n, nb, m};
+    for (int pass = 0; pass < 2; pass++) {
+        const kd_q8_kernels *kk = pass ? lk : sk;
+        j.y = pass ? yl : ys;
+        for (int64_t row = 0; row < n; row++)
+            for (int64_t m0 = 0; m0 < m; m0 += KD_Q8_MAX_MC)
+                (type == KD_TYPE_Q4_K ? kk->q4k : kk->q6k)(&j, row, m0,
+                                                           (int)(m - m0 < 8 ? m - m0 : 8));
+    }
+    int64_t bad = 0;
+    for (int64_t row = 0; row < n; row++) {
+        kd_dequant_row(type, (const char *)w + kd_quant_row_bytes(type, k) * (size_t)row, k, wf);
+        for (int64_t mi = 0; mi < m; mi++) {
+            /* the dot with the quantized x in double; the sum of |terms|, to which float
+             * rounding is relative */
+            double scale = 0.0, exact = 0.0;
+            for (int64_t i = 0; i < k; i++) {
+                const kd_q8_block *xb = &xq[mi * nb + i / 256];
+                double t = (double)wf[i] * xb->d * xb->qs[i % 256];
+                exact += t;
+                scale += fabs(t);
+            }
+            float a = yl[mi * n + row], b = ys[mi * n + row];
+            /* the scalar q8 reference is the exact dot with the quantized x */
+            CU_ASSERT(fabs((double)b - exact) <= 1e-5 * scale + 1e-30);
+            if (!(fabs((double)a - b) <= 1e-5 * scale + 1e-30)) {
+                if (bad++ < 3)
+                    printf("\n  %s M=%lld row %lld x-row %lld: %s %.9g vs scalar %.9g (scale %.3g)\n",
+                           type == KD_TYPE_Q4_K ? "Q4_K" : "Q6_K", (long long)m, (long long)row,
+                           (long long)mi, kd_q8_kernels_name(&e, level), a, b, scale);
+            }
+        }
+    }
+    CU_ASSERT_EQUAL(bad, 0);
+    free(w), free(x), free(wf), free(ys), free(yl), free(xq);
+}
+
+static void test_kernels_vs_scalar(void)
+{
+    for (int t = 0; t < 2; t++) {
+        kd_type type = t ? KD_TYPE_Q6_K : KD_TYPE_Q4_K;
+        for (size_t i = 0; i < sizeof q8_batches / sizeof *q8_batches; i++) {
+            check_kernels_vs_scalar(type, q8_batches[i], 11, 256, 300 + i);
+            check_kernels_vs_scalar(type, q8_batches[i], 5, 4096, 400 + i);
+        }
+    }
+}
+
+/* The flags pick the path for one call; without one, KD_CPU_GEMV does (default q8);
+ * the exact path still meets the tight tolerance. */
+static kd_context *context_with_gemv_env(const char *value)
+{
+    const char *old = getenv("KD_CPU_GEMV");
+    char *saved = old ? strdup(old) : NULL;
+    if (value)
+        setenv("KD_CPU_GEMV", value, 1);
+    else
+        unsetenv("KD_CPU_GEMV");
+    kd_context_options o = {.disable_opencl = 1, .disable_cuda = 1};
+    kd_context *c = NULL;
+    kd_context_create(&o, &c);
+    if (saved)
+        setenv("KD_CPU_GEMV", saved, 1);
+    else
+        unsetenv("KD_CPU_GEMV");
+    free(saved);
+    return c;
+}
+
+static void test_path_selection(void)
+{
+    for (int env = 0; env < 3; env++) {
+        const char *value = env == 0 ? NULL : env == 1 ? "q8" : "exact";
+        kd_context *c = context_with_gemv_env(value);
+        CU_ASSERT_FATAL(c != NULL);
+        CU_ASSERT_PTR_NOT_NULL(strstr(kd_backend_reason(c, KD_BACKEND_CPU),
+                                      env == 2 ? "GEMV exact" : "GEMV q8"));
+        kd_problem p;
+        CU_ASSERT_FATAL(kd_problem_make(c, KD_OP_Q6K_GEMV, 3, 29, 512, 77, &p) == 0);
+        double *ref = kd_problem_oracle(&p);
+        kd_status st;
+        kd_metrics_snapshot before, after;
+        kd_metrics_get(c, &before);
+        float *def = kd_problem_run(c, &p, KD_BACKEND_CPU, 0, &st);
+        float *q8 = kd_problem_run(c, &p, KD_BACKEND_CPU, KD_RUN_CPU_Q8, &st);
+        float *ex = kd_problem_run(c, &p, KD_BACKEND_CPU, KD_RUN_CPU_EXACT, &st);
+        CU_ASSERT_FATAL(ref && def && q8 && ex);
+        /* the metrics count the calls per path */
+        kd_metrics_get(c, &after);
+        CU_ASSERT_EQUAL(after.cpu_gemv_q8 - before.cpu_gemv_q8, env == 2 ? 1u : 2u);
+        CU_ASSERT_EQUAL(after.cpu_gemv_exact - before.cpu_gemv_exact, env == 2 ? 2u : 1u);
+        char json[4096];
+        kd_metrics_export(c, "json", json, sizeof json);
+        char want[64];
+        snprintf(want, sizeof want, "\"cpu_gemv\": {\"exact\": %llu, \"q8\": %llu}",
+                 (unsigned long long)after.cpu_gemv_exact, (unsigned long long)after.cpu_gemv_q8);
+        CU_ASSERT_PTR_NOT_NULL(strstr(json, want));
+        size_t bytes = sizeof(float) * (size_t)p.out_count;
+        CU_ASSERT(memcmp(def, env == 2 ? ex : q8, bytes) == 0);
+        CU_ASSERT(memcmp(q8, ex, bytes) != 0); /* two different paths */
+        kd_cmp cmp;
+        kd_compare_to_ref(ex, ref, p.out_count, KD_TOLERANCE, &cmp);
+        CU_ASSERT(cmp.pass);
+        free(ref), free(def), free(q8), free(ex);
+        kd_problem_free(&p);
+        kd_context_destroy(c);
+    }
+}
+
+/* A malformed cpu variable makes context creation fail with a message naming it. */
+static void expect_refused(const char *var, const char *value)
+{
+    const char *old = getenv(var);
+    char *saved = old ? strdup(old) : NULL;
+    setenv(var, value, 1);
+    kd_context_options o = {.disable_opencl = 1, .disable_cuda = 1};
+    kd_context *c = NULL;
+    kd_status st = kd_context_create(&o, &c);
+    CU_ASSERT_NOT_EQUAL(st, KD_OK);
+    CU_ASSERT_PTR_NULL(c);
+    const char *msg = kd_last_error(NULL);
+    CU_ASSERT_PTR_NOT_NULL(msg && strstr(msg, var));
+    if (st == KD_OK || !msg || !strstr(msg, var))
+        printf("\n  %s=%s: status %s, message '%s'\n", var, value, kd_status_name(st), msg ? msg : "");
+    kd_context_destroy(c);
+    if (saved)
+        setenv(var, saved, 1);
+    else
+        unsetenv(var);
+    free(saved);
+}
+
+static void test_bad_env_refused(void)
+{
+    expect_refused("KD_CPU_GEMV", "fast");
+    expect_refused("KD_CPU_SIMD", "avx3");
+    expect_refused("KD_CPU_BLAS_MIN_M", "12x");
+    expect_refused("KD_CPU_BLAS_MIN_M", "0");
+    /* an empty value means "not given" for every KD_* variable (runtime/env.h) */
+    /* and the good values are accepted (the refusals above are not blanket failures) */
+    kd_context *c = context_with_gemv_env("EXACT");
+    CU_ASSERT_PTR_NOT_NULL(c);
+    kd_context_destroy(c);
+}
+
+int main(void)
+{
+    char why[256];
+    if (kd_test_cpu_level_untestable(why, sizeof why))
+        return kd_test_skip(why);
+    kd_simd best = kd_cpu_simd_supported(&level_vnni);
+    level = best;
+    const char *want = getenv("KD_CPU_SIMD");
+    if (want && strcasecmp(want, "avx512") != 0)
+        level = strcasecmp(want, "scalar") == 0 ? KD_SIMD_SCALAR : KD_SIMD_AVX2;
+    level_vnni = level_vnni && level == KD_SIMD_AVX512;
+    kd_context_options o = {.disable_opencl = 1, .disable_cuda = 1};
+    if (kd_context_create(&o, &ctx) != KD_OK) {
+        fprintf(stderr, "context: %s\n", kd_last_error(NULL));
+        return 1;
+    }
+    printf("cpu backend: %s\n", kd_backend_reason(ctx, KD_BACKEND_CPU));
+    if (CU_initialize_registry() != CUE_SUCCESS)
+        return 1;
+    CU_pSuite s = CU_add_suite("cpu_q8", NULL, NULL);
+    CU_add_test(s, "quantize x vs double reference", test_quantize_vs_reference);
+    CU_add_test(s, "q4k q8 gemv vs oracle (nmse)", test_q4k_q8_vs_oracle);
+    CU_add_test(s, "q6k q8 gemv vs oracle (nmse)", test_q6k_q8_vs_oracle);
+    CU_add_test(s, "nmse check detects errors", test_nmse_check_detects_error);
+    CU_add_test(s, "scalar q8 exact on quantized x; level kernels vs scalar", test_kernels_vs_scalar);
+    CU_add_test(s, "path flags and KD_CPU_GEMV", test_path_selection);
+    CU_add_test(s, "bad cpu env values refused", test_bad_env_refused);
+    int rc = kd_test_main();
+    kd_context_destroy(ctx);
+    return rc;
+}
