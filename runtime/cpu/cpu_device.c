@@ -34,9 +34,11 @@ kd_status kd_cpu_device_info(int index, kd_device_info *out, int *count, char *w
         snprintf(out->name, sizeof out->name, "host CPU");
     if (!cpuinfo_field("vendor_id", out->vendor, sizeof out->vendor))
         out->vendor[0] = '\0';
-    /* No driver: the SIMD level the kernels use stands in its place. */
-    snprintf(out->driver_version, sizeof out->driver_version, "simd %s",
-             kd_simd_name(kd_cpu_simd()));
+    /* No driver: the best SIMD level the CPU offers stands in its place. */
+    int vnni;
+    kd_simd best = kd_cpu_simd_supported(&vnni);
+    snprintf(out->driver_version, sizeof out->driver_version, "simd %s%s",
+             kd_simd_name(best), vnni ? "-vnni" : "");
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
     out->compute_units = cores > 0 ? (int)cores : 1;
