@@ -3,7 +3,8 @@
  * oracle and the scalar reference: rmsnorm's one-pass row pipeline (rows of very different
  * size, lengths around the vector widths, M through the thread pool) and rope's table-free
  * cos/sin at positions up to 2^20 (near 2^20 and random in [0, 2^20]), both modes, head
- * dims 64 and 128, odd head counts. Each check is shown to reject a wrong result. */
+ * dims 64 and 128, odd head counts; and both with outputs large enough for streaming
+ * stores. Each check is shown to reject a wrong result. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -92,6 +93,19 @@ static void test_rmsnorm_rows(void)
         }
 }
 
+/* An output large enough for streaming stores (kd_cpu_stream_output). */
+static void test_rmsnorm_streaming(void)
+{
+    const int64_t n = 4096, m = KD_CPU_STREAM_MIN_BYTES / (4 * n);
+    kd_problem p;
+    CU_ASSERT_FATAL(make_rmsnorm(m, n, 31, &p) == 0);
+    double *ref = kd_problem_oracle(&p);
+    CU_ASSERT_FATAL(ref != NULL);
+    expect_both_paths_match(&p, ref);
+    free(ref);
+    kd_problem_free(&p);
+}
+
 /* The check rejects the pipeline's likely bug: row r scaled by row r+1's 1/rms. */
 static void test_rmsnorm_check_rejects_neighbour_scale(void)
 {
@@ -167,6 +181,23 @@ static void test_rope_large_positions(void)
                 }
 }
 
+/* Streaming stores, both modes (head_dim 128: aligned heads). */
+static void test_rope_streaming(void)
+{
+    const int heads = 32, dim = 128;
+    const int64_t m = KD_CPU_STREAM_MIN_BYTES / (4 * heads * dim);
+    for (int mode = KD_ROPE_NORMAL; mode <= KD_ROPE_NEOX; mode++) {
+        kd_problem p;
+        CU_ASSERT_FATAL(make_rope(m, heads, dim, (kd_rope_mode)mode, 10000.0f, 900 + (uint64_t)mode,
+                                  &p) == 0);
+        double *ref = kd_problem_oracle(&p);
+        CU_ASSERT_FATAL(ref != NULL);
+        expect_both_paths_match(&p, ref);
+        free(ref);
+        kd_problem_free(&p);
+    }
+}
+
 /* The positions near 2^20 are a real test of the angle's precision: cos/sin of the angle
  * formed in float (error ~0.06 rad there) is rejected. */
 static void test_rope_check_rejects_float_angle(void)
@@ -211,6 +242,8 @@ int main(void)
         CU_pSuite s = CU_add_suite(suite_names[l], init[l], NULL);
         CU_add_test(s, "rmsnorm one-pass rows vs oracle", test_rmsnorm_rows);
         CU_add_test(s, "rope positions to 2^20 vs oracle", test_rope_large_positions);
+        CU_add_test(s, "rmsnorm streaming stores", test_rmsnorm_streaming);
+        CU_add_test(s, "rope streaming stores", test_rope_streaming);
         if (!negatives_added++) {
             CU_add_test(s, "rmsnorm check rejects a neighbour's scale",
                         test_rmsnorm_check_rejects_neighbour_scale);

@@ -8,7 +8,8 @@
  * two parts, so k*pi/2 loses nothing for any k an int32 holds), then r is rounded to float
  * and sin/cos come from float minimax polynomials (Cephes sinf/cosf, error ~1e-7) with the
  * quadrant k mod 4 choosing swap and signs. Double is needed only for the reduction: a
- * float angle near 2^20 would carry an error of ~0.06 rad. */
+ * float angle near 2^20 would carry an error of ~0.06 rad. An output larger than a
+ * last-level cache is written around the cache (kd_cpu_stream_output). */
 #include <math.h>
 
 #include "cpu_ops.h"
@@ -17,7 +18,12 @@
 #define KD_ROPE_MAX_HALF 2048 /* head_dim <= 4096, checked by the dispatcher */
 #define KD_ROPE_PAD 16        /* the SIMD sincos runs in whole vectors past half */
 
-typedef struct rope_job { const kd_call *c; kd_simd simd; const double *freq; } rope_job;
+typedef struct rope_job {
+    const kd_call *c;
+    kd_simd simd;
+    const double *freq;
+    int nt; /* streaming stores of y (kd_cpu_stream_output) */
+} rope_job;
 
 /* ---- applying the rotation to one head ---------------------------------------------- */
 
@@ -54,7 +60,7 @@ static void rope_head_scalar(const kd_call *c, const float *x, float *y, const f
 /* normal mode: pairs (2i, 2i+1) are adjacent; cs2/sn2 hold cos, and -sin/+sin, per value,
  * so y = x * cs2 + swap_pairs(x) * sn2. neox: the halves are rotated against each other. */
 static KD_AVX2 void rope_head_avx2(const kd_call *c, const float *x, float *y, const float *cs,
-                                   const float *sn, const float *cs2, const float *sn2)
+                                   const float *sn, const float *cs2, const float *sn2, int nt)
 {
     const int d = c->head_dim, half = d / 2;
     int i = 0;
@@ -62,23 +68,23 @@ static KD_AVX2 void rope_head_avx2(const kd_call *c, const float *x, float *y, c
         for (; i + 8 <= half; i += 8) {
             __m256 u = _mm256_loadu_ps(x + i), v = _mm256_loadu_ps(x + i + half);
             __m256 co = _mm256_loadu_ps(cs + i), si = _mm256_loadu_ps(sn + i);
-            _mm256_storeu_ps(y + i, _mm256_fmsub_ps(u, co, _mm256_mul_ps(v, si)));
-            _mm256_storeu_ps(y + i + half, _mm256_fmadd_ps(u, si, _mm256_mul_ps(v, co)));
+            kd_store256(y + i, _mm256_fmsub_ps(u, co, _mm256_mul_ps(v, si)), nt);
+            kd_store256(y + i + half, _mm256_fmadd_ps(u, si, _mm256_mul_ps(v, co)), nt);
         }
         return rope_neox_tail(x, y, cs, sn, half, i);
     }
     for (; i + 8 <= d; i += 8) {
         __m256 v = _mm256_loadu_ps(x + i);
         __m256 swapped = _mm256_permute_ps(v, 0xB1); /* (x1, x0, x3, x2, ...) */
-        _mm256_storeu_ps(y + i, _mm256_fmadd_ps(v, _mm256_loadu_ps(cs2 + i),
-                                                _mm256_mul_ps(swapped, _mm256_loadu_ps(sn2 + i))));
+        kd_store256(y + i, _mm256_fmadd_ps(v, _mm256_loadu_ps(cs2 + i),
+                                           _mm256_mul_ps(swapped, _mm256_loadu_ps(sn2 + i))), nt);
     }
     rope_normal_tail(x, y, cs, sn, d, i);
 }
 
 static KD_AVX512 void rope_head_avx512(const kd_call *c, const float *x, float *y,
                                        const float *cs, const float *sn, const float *cs2,
-                                       const float *sn2)
+                                       const float *sn2, int nt)
 {
     const int d = c->head_dim, half = d / 2;
     int i = 0;
@@ -86,16 +92,16 @@ static KD_AVX512 void rope_head_avx512(const kd_call *c, const float *x, float *
         for (; i + 16 <= half; i += 16) {
             __m512 u = _mm512_loadu_ps(x + i), v = _mm512_loadu_ps(x + i + half);
             __m512 co = _mm512_loadu_ps(cs + i), si = _mm512_loadu_ps(sn + i);
-            _mm512_storeu_ps(y + i, _mm512_fmsub_ps(u, co, _mm512_mul_ps(v, si)));
-            _mm512_storeu_ps(y + i + half, _mm512_fmadd_ps(u, si, _mm512_mul_ps(v, co)));
+            kd_store512(y + i, _mm512_fmsub_ps(u, co, _mm512_mul_ps(v, si)), nt);
+            kd_store512(y + i + half, _mm512_fmadd_ps(u, si, _mm512_mul_ps(v, co)), nt);
         }
         return rope_neox_tail(x, y, cs, sn, half, i);
     }
     for (; i + 16 <= d; i += 16) {
         __m512 v = _mm512_loadu_ps(x + i);
         __m512 swapped = _mm512_permute_ps(v, 0xB1);
-        _mm512_storeu_ps(y + i, _mm512_fmadd_ps(v, _mm512_loadu_ps(cs2 + i),
-                                                _mm512_mul_ps(swapped, _mm512_loadu_ps(sn2 + i))));
+        kd_store512(y + i, _mm512_fmadd_ps(v, _mm512_loadu_ps(cs2 + i),
+                                           _mm512_mul_ps(swapped, _mm512_loadu_ps(sn2 + i))), nt);
     }
     rope_normal_tail(x, y, cs, sn, d, i);
 }
@@ -245,17 +251,21 @@ static void rope_rows(void *arg, int64_t b, int64_t e)
             const int64_t o = (int64_t)h * c->head_dim;
 #ifdef KD_HAVE_X86
             if (j->simd == KD_SIMD_AVX512) {
-                rope_head_avx512(c, x + o, y + o, cs, sn, cs2, sn2);
+                rope_head_avx512(c, x + o, y + o, cs, sn, cs2, sn2, j->nt);
                 continue;
             }
             if (j->simd == KD_SIMD_AVX2) {
-                rope_head_avx2(c, x + o, y + o, cs, sn, cs2, sn2);
+                rope_head_avx2(c, x + o, y + o, cs, sn, cs2, sn2, j->nt);
                 continue;
             }
 #endif
             rope_head_scalar(c, x + o, y + o, cs, sn);
         }
     }
+#ifdef KD_HAVE_X86
+    if (j->nt)
+        _mm_sfence(); /* streaming stores are weakly ordered: make them visible first */
+#endif
 }
 
 /* Single-row kernel for M = 1 (and the scalar reference); the batched kernel spreads rows
@@ -268,7 +278,10 @@ void kd_cpu_rope(const kd_cpu_env *e, const kd_call *c, int scalar)
         freq[i] = pow((double)c->rope_base, -2.0 * i / c->head_dim);
     for (int i = half; i < half + KD_ROPE_PAD; i++)
         freq[i] = 0.0; /* the SIMD sincos computes whole vectors; these lanes go unused */
-    rope_job j = {c, scalar ? KD_SIMD_SCALAR : e->simd, freq};
+    /* streaming stores need 64-byte aligned heads: rows aligned (n % 16) and whole heads
+     * of a multiple of 16 values, so no tail loop meets them unaligned */
+    rope_job j = {c, scalar ? KD_SIMD_SCALAR : e->simd, freq,
+                  !scalar && c->head_dim % 32 == 0 && kd_cpu_stream_output(c->dst, c->m, c->n)};
     if (c->m == 1 || scalar)
         rope_rows(&j, 0, c->m);
     else
