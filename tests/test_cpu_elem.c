@@ -136,11 +136,12 @@ static void test_rmsnorm_check_rejects_neighbour_scale(void)
 
 /* ---- rope ---------------------------------------------------------------------------- */
 
-/* Positions: the first rows at 2^20 and just below it, the rest uniform in [0, 2^20]. */
+/* Positions: the first rows at 2^20 and just below it (and one at 2^32 - 1, past an int32
+ * count of quarter turns), the rest uniform in [0, 2^20]. */
 static void large_positions(kd_problem *p, uint64_t seed)
 {
     static const uint32_t near[] = {ROPE_MAX_POS, ROPE_MAX_POS - 1, ROPE_MAX_POS - 3,
-                                    ROPE_MAX_POS - 1000, 1000003};
+                                    ROPE_MAX_POS - 1000, 1000003, 4294967295u};
     kd_rng rng;
     kd_rng_seed(&rng, seed);
     for (int64_t r = 0; r < p->m; r++)

@@ -5,7 +5,7 @@
  * The scalar reference takes cos/sin from libm in double. The SIMD paths take no libm call
  * per row: the angle a = pos * freq (up to 2^20 rad and more) is formed and reduced to
  * r = a - k*pi/2, |r| <= pi/4, in double, eight or sixteen lanes at a time (pi/2 split in
- * two parts, so k*pi/2 loses nothing for any k an int32 holds), then r is rounded to float
+ * two parts, and the fused multiply-add makes k*pi/2 exact), then r is rounded to float
  * and sin/cos come from float minimax polynomials (Cephes sinf/cosf, error ~1e-7) with the
  * quadrant k mod 4 choosing swap and signs. Double is needed only for the reduction: a
  * float angle near 2^20 would carry an error of ~0.06 rad. An output larger than a
@@ -132,7 +132,7 @@ static KD_AVX2 void sincos_poly_avx2(__m256 r, __m256i q, float *c, float *s)
     _mm256_storeu_ps(c, _mm256_xor_ps(cv, _mm256_castsi256_ps(cneg)));
 }
 
-/* Four angles pos * freq reduced: the remainder in float, the quadrant count in *k. */
+/* Four angles pos * freq reduced: the remainder in float, the quadrant (k mod 4) in *k. */
 static KD_AVX2 __m128 reduce4_avx2(__m256d pos, const double *freq, __m128i *k)
 {
     __m256d a = _mm256_mul_pd(pos, _mm256_loadu_pd(freq));
@@ -140,7 +140,10 @@ static KD_AVX2 __m128 reduce4_avx2(__m256d pos, const double *freq, __m128i *k)
                                  _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     __m256d r = _mm256_fnmadd_pd(kd, _mm256_set1_pd(KD_PIO2_HI), a);
     r = _mm256_fnmadd_pd(kd, _mm256_set1_pd(KD_PIO2_LO), r);
-    *k = _mm256_cvtpd_epi32(kd);
+    /* k mod 4 in double (exact), so that k beyond int32 (positions past ~3e9) still works */
+    __m256d q = _mm256_fnmadd_pd(_mm256_floor_pd(_mm256_mul_pd(kd, _mm256_set1_pd(0.25))),
+                                 _mm256_set1_pd(4.0), kd);
+    *k = _mm256_cvtpd_epi32(q);
     return _mm256_cvtpd_ps(r);
 }
 
@@ -179,7 +182,10 @@ static KD_AVX512 __m256 reduce8_avx512(__m512d pos, const double *freq, __m256i 
                                       _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     __m512d r = _mm512_fnmadd_pd(kd, _mm512_set1_pd(KD_PIO2_HI), a);
     r = _mm512_fnmadd_pd(kd, _mm512_set1_pd(KD_PIO2_LO), r);
-    *k = _mm512_cvtpd_epi32(kd);
+    __m512d q = _mm512_fnmadd_pd(_mm512_roundscale_pd(_mm512_mul_pd(kd, _mm512_set1_pd(0.25)),
+                                                      _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC),
+                                 _mm512_set1_pd(4.0), kd);
+    *k = _mm512_cvtpd_epi32(q);
     return _mm512_cvtpd_ps(r);
 }
 
