@@ -134,6 +134,9 @@ median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ v[NR] = $1 } END {
     if (NR == 0) print "n/a"; else if (NR % 2) print v[(NR + 1) / 2];
     else printf "%.2f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
+json_num() { if [ "$1" = n/a ]; then echo null; else echo "$1"; fi; }
+json_list() { echo "$1" | xargs | tr ' ' ','; } # the timings of the rounds that ran
+
 # ---- the run ------------------------------------------------------------------------------
 mul_mat_op=$(find_mul_mat_op)
 [ -n "$mul_mat_op" ] || { echo "vs-ggml.sh: $ggml did not run a MUL_MAT case from a test file" >&2; exit 1; }
@@ -141,6 +144,8 @@ mul_mat_op=$(find_mul_mat_op)
 cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo 2>/dev/null | head -n 1)
 echo "vs-ggml: ${cpu:-unknown cpu}, $(getconf _NPROCESSORS_ONLN) cpus; kdispatch KD_CPU_THREADS=$threads;" \
     "ggml: its hardware_concurrency; $rounds rounds, interleaved per shape"
+[ "$threads" = "$(getconf _NPROCESSORS_ONLN)" ] ||
+    echo "note: kdispatch runs $threads threads, ggml its own count: not a like-for-like run" >&2
 declare -A g k
 status=0
 for ((r = 1; r <= rounds; r++)); do
@@ -166,7 +171,9 @@ for s in "${shapes[@]}"; do
     ratio=n/a
     [ "$gm" != n/a ] && [ "$km" != n/a ] && ratio=$(awk -v a="$km" -v b="$gm" 'BEGIN { printf "%.2f", a / b }')
     printf '%-6s %-13s %3s %16s %16s %16s\n' "$q" "${nk/x/ x }" "$m" "$gm" "$km" "$ratio"
-    rows+=("{\"type\":\"$q\",\"n\":${nk%x*},\"k\":${nk#*x},\"m\":$m,\"ggml_median_us\":$([ "$gm" = n/a ] && echo null || echo "$gm"),\"kdispatch_median_us\":$([ "$km" = n/a ] && echo null || echo "$km"),\"ratio\":$([ "$ratio" = n/a ] && echo null || echo "$ratio"),\"ggml_us\":[$(echo ${g[$s]} | tr ' ' ',')],\"kdispatch_us\":[$(echo ${k[$s]} | tr ' ' ',')]}")
+    rows+=("$(printf '{"type":"%s","n":%s,"k":%s,"m":%s,"ggml_median_us":%s,"kdispatch_median_us":%s,"ratio":%s,"ggml_us":[%s],"kdispatch_us":[%s]}' \
+        "$q" "${nk%x*}" "${nk#*x}" "$m" "$(json_num "$gm")" "$(json_num "$km")" "$(json_num "$ratio")" \
+        "$(json_list "${g[$s]}")" "$(json_list "${k[$s]}")")")
 done
 
 if [ -n "$json" ]; then
