@@ -77,6 +77,8 @@ static void usage(void)
         "  --backend LIST    cpu,opencl,cuda (default: all present)\n"
         "  --op LIST         ops (default: all six)\n"
         "  --m LIST          sweep batch sizes (default 1,2,4,8; --quick 1,8)\n"
+        "  --n N, --k K      headline GEMV of N x K (K a multiple of 256) instead of\n"
+        "                    4096 x 14336, at the --m batch sizes (bench/vs-ggml.sh)\n"
         "  --all-devices     every OpenCL device `kdispatch devices` lists, in turn (one\n"
         "                    context each), labelled opencl:<index>\n"
         "  --repeats N       timed samples per case (default 10; --quick 5); a case whose\n"
@@ -138,6 +140,11 @@ static int parse_value(bench_opts *o, const char *a, const char *v)
         return parse_names(v, o->use_op, KD_OP_COUNT, 1);
     if (strcmp(a, "--m") == 0)
         return (o->nm = kd_cli_parse_list(v, o->m, BENCH_MAX_M)) > 0 ? 0 : -1;
+    if (strcmp(a, "--n") == 0)
+        return (o->gemv_n = atoll(v)) >= 1 && o->gemv_n <= (1ll << 24) ? 0 : -1;
+    if (strcmp(a, "--k") == 0)
+        return (o->gemv_k = atoll(v)) >= 256 && o->gemv_k % 256 == 0 && o->gemv_k <= (1ll << 24)
+                   ? 0 : -1;
     if (strcmp(a, "--repeats") == 0)
         return (o->repeats = atoi(v)) >= 1 && o->repeats <= BENCH_MAX_REPEATS ? 0 : -1;
     if (strcmp(a, "--warmup-ms") == 0)
@@ -386,11 +393,16 @@ static int sweep_sizes(const bench_opts *o, const kd_host_caches *c, long long *
 static int plan_headline(const bench_opts *o, int t, int gemv_only, plan *p)
 {
     static const long long ms[] = {1, 2, 4, 8};
-    const int64_t n = o->quick ? 2048 : 4096, k = o->quick ? 7168 : 14336;
+    /* --n/--k: that one GEMV shape at the --m sizes (the side-by-side runs of vs-ggml.sh) */
+    const int shaped = o->gemv_n || o->gemv_k;
+    const int64_t n = o->gemv_n ? o->gemv_n : o->quick ? 2048 : 4096;
+    const int64_t k = o->gemv_k ? o->gemv_k : o->quick ? 7168 : 14336;
+    const long long *msel = shaped ? o->m : ms;
+    const int nms = shaped ? o->nm : 4;
     const int64_t rows = o->quick ? 1024 : 4096, cols = 4096;
     for (int op = KD_OP_Q4K_GEMV; op <= KD_OP_Q6K_GEMV; op++)
-        for (int i = 0; i < 4 && o->use_op[op]; i++)
-            if (plan_add(p, make_case(BENCH_HEADLINE, (kd_op)op, ms[i], n, k, t)))
+        for (int i = 0; i < nms && o->use_op[op]; i++)
+            if (plan_add(p, make_case(BENCH_HEADLINE, (kd_op)op, msel[i], n, k, t)))
                 return -1;
     for (int op = KD_OP_RMSNORM; op <= KD_OP_RESIDUAL_ADD && !gemv_only; op++)
         if (o->use_op[op] && plan_add(p, make_case(BENCH_HEADLINE, (kd_op)op, rows, cols, 0, t)))

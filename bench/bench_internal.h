@@ -58,6 +58,7 @@ typedef struct bench_opts {
     double warmup_s, sample_s;    /* warm-up time per case, least time of one sample */
     double budget_s;              /* time for the samples of a slow case */
     const char *csv, *json, *plot, *metrics;
+    long long gemv_n, gemv_k;     /* --n/--k: headline GEMV shape at the --m sizes; 0: default */
 } bench_opts;
 
 typedef struct bench_host {

@@ -336,6 +336,27 @@ static void test_usage(void)
     free(help);
 }
 
+/* --n/--k: the headline GEMV is that one shape at the --m sizes (bench/vs-ggml.sh). */
+static void test_gemv_shape(void)
+{
+    const char *exe = kd_test_kdispatch_exe();
+    CU_ASSERT_PTR_NOT_NULL_FATAL(exe);
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd,
+             "'%s' bench --quick --backend cpu --op q6k_gemv --no-sweep --n 300 --k 512 "
+             "--m 1,3 --no-progress --csv test_bench_shape.csv > /dev/null", exe);
+    CU_ASSERT_EQUAL_FATAL(kd_test_system(cmd), 0);
+    CU_ASSERT_EQUAL(kd_test_system(
+        "python3 -c \"import csv; r=[x for x in csv.DictReader(open('test_bench_shape.csv')) "
+        "if x['section']=='headline' and x['device']=='cpu']; "
+        "assert sorted((x['op'],x['n'],x['k'],x['m']) for x in r)=="
+        "[('q6k_gemv','300','512','1'),('q6k_gemv','300','512','3')], r\""), 0);
+    snprintf(cmd, sizeof cmd, "'%s' bench --k 100 2>/dev/null", exe);
+    CU_ASSERT_EQUAL(kd_test_system(cmd), 2);
+    snprintf(cmd, sizeof cmd, "'%s' bench --n 0 2>/dev/null", exe);
+    CU_ASSERT_EQUAL(kd_test_system(cmd), 2);
+}
+
 int main(void)
 {
     if (CU_initialize_registry() != CUE_SUCCESS)
@@ -346,5 +367,6 @@ int main(void)
     CU_add_test(s, "bench --quick: CSV and JSON", test_quick_csv_json);
     CU_add_test(s, "bench --plot, --all-devices, small sweep", test_plot_and_devices);
     CU_add_test(s, "bench usage", test_usage);
+    CU_add_test(s, "bench --n/--k GEMV shape", test_gemv_shape);
     return kd_test_main();
 }

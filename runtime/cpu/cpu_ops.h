@@ -45,4 +45,15 @@ kd_status kd_cpu_gemv_q6k(const kd_cpu_env *e, const kd_call *c, int scalar);
 /* Dequantize-then-sgemm for large M (gemv_blas.c); KD_ERR_UNAVAILABLE without OpenBLAS. */
 kd_status kd_cpu_gemv_blas(const kd_cpu_env *e, const kd_call *c, kd_type type);
 
+/* Whether an elementwise op's f32 output of m rows of n values is written with streaming
+ * (non-temporal) stores: when it is far larger than a last-level cache, so that the
+ * consumer would find it in memory anyway, writing around the cache saves the read of
+ * each line before it is written (a third of a read+write stream's traffic); and only
+ * when every row starts 64-byte aligned, as the stores need. */
+#define KD_CPU_STREAM_MIN_BYTES (32ll << 20)
+static inline int kd_cpu_stream_output(const void *y, int64_t m, int64_t n)
+{
+    return 4 * m * n >= KD_CPU_STREAM_MIN_BYTES && (uintptr_t)y % 64 == 0 && n % 16 == 0;
+}
+
 #endif

@@ -55,6 +55,23 @@ static inline KD_AVX512 __m512 kd_exp512(__m512 x)
     __m512i e = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23);
     return _mm512_mul_ps(p, _mm512_castsi512_ps(e));
 }
+/* A store of 8 / 16 floats; nt: streaming (non-temporal, y 32/64-byte aligned), for an
+ * output too large to stay in cache (kd_cpu_stream_output). */
+static inline KD_AVX2 void kd_store256(float *y, __m256 v, int nt)
+{
+    if (nt)
+        _mm256_stream_ps(y, v);
+    else
+        _mm256_storeu_ps(y, v);
+}
+
+static inline KD_AVX512 void kd_store512(float *y, __m512 v, int nt)
+{
+    if (nt)
+        _mm512_stream_ps(y, v);
+    else
+        _mm512_storeu_ps(y, v);
+}
 #endif
 
 #endif
