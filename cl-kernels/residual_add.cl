@@ -17,8 +17,8 @@ void kd_residual_add_f32_batched(__global const float *x, __global const float *
 {
     int row = (int)get_group_id(1);
     int i = (int)get_global_id(0);
-    if (row >= m_dim || i >= n)
-        return;
-    size_t o = (size_t)row * (size_t)n + (size_t)i;
-    y[o] = x[o] + r[o];
+    if (row < m_dim && i < n) { /* guarded work, no early return */
+        size_t o = (size_t)row * (size_t)n + (size_t)i;
+        y[o] = x[o] + r[o];
+    }
 }

@@ -80,8 +80,8 @@ void kd_rope_f32_batched(__global const float *x, __global float *y, __global co
 {
     int row = (int)get_group_id(1);
     int p = (int)get_global_id(0);
-    if (row >= m_dim || p >= n / 2)
-        return;
-    size_t o = (size_t)row * (size_t)n;
-    kd_rope_pair(x + o, y + o, tab, tab[head_dim + row], p, head_dim, mode);
+    if (row < m_dim && p < n / 2) { /* guarded work, no early return (no barrier here) */
+        size_t o = (size_t)row * (size_t)n;
+        kd_rope_pair(x + o, y + o, tab, tab[head_dim + row], p, head_dim, mode);
+    }
 }

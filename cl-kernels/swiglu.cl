@@ -22,8 +22,8 @@ void kd_swiglu_f32_batched(__global const float *gate, __global const float *up,
 {
     int row = (int)get_group_id(1);
     int i = (int)get_global_id(0);
-    if (row >= m_dim || i >= n)
-        return;
-    size_t o = (size_t)row * (size_t)n + (size_t)i;
-    y[o] = kd_swiglu_one(gate[o], up[o]);
+    if (row < m_dim && i < n) { /* guarded work, no early return */
+        size_t o = (size_t)row * (size_t)n + (size_t)i;
+        y[o] = kd_swiglu_one(gate[o], up[o]);
+    }
 }
