@@ -25,12 +25,15 @@ static void kernel_shape(kd_dialect d, kd_op op, kd_launch *l)
     l->rows_per_block = 0;
     l->m_per_pass = 0;
     switch (op) {
-    case KD_OP_RMSNORM:
-        l->block[0] = cuda ? KD_CU_NORM_BLOCK : KD_CL_NORM_LOCAL;
+    case KD_OP_RMSNORM: {
+        /* OpenCL CPU devices: fewer items per row, each a contiguous slice in float16s */
+        uint32_t cl_local = d == KD_DIALECT_OPENCL ? KD_CL_NORM_CPU_LOCAL : KD_CL_NORM_LOCAL;
+        l->block[0] = cuda ? KD_CU_NORM_BLOCK : cl_local;
         /* CUDA: one partial sum per warp; OpenCL 1.2 (no sub-groups): one per item. */
         l->shared_bytes = cuda ? (KD_CU_NORM_BLOCK / KD_CU_WARP) * sizeof(float)
-                               : KD_CL_NORM_LOCAL * sizeof(float);
+                               : cl_local * sizeof(float);
         break;
+    }
     case KD_OP_Q4K_GEMV:
     case KD_OP_Q6K_GEMV:
         if (cuda) {
@@ -76,10 +79,15 @@ kd_status kd_launch_geometry(kd_dialect dialect, kd_op op, int64_t m, int64_t n,
 
     kernel_shape(dialect, op, out);
     uint64_t units = (uint64_t)n; /* work units along x */
+    int ew = op == KD_OP_SWIGLU || op == KD_OP_RESIDUAL_ADD;
     if (op == KD_OP_ROPE)
         units = (uint64_t)n / 2;
-    else if (dialect == KD_DIALECT_CUDA && (op == KD_OP_SWIGLU || op == KD_OP_RESIDUAL_ADD))
+    if (op == KD_OP_ROPE && dialect == KD_DIALECT_OPENCL)
+        units = ceil_div(units, KD_CL_ROPE_VEC); /* CPU devices: 8 pairs per item */
+    else if (dialect == KD_DIALECT_CUDA && ew)
         units = ceil_div((uint64_t)n, KD_CU_EW_VEC); /* one float4 per thread */
+    else if (dialect == KD_DIALECT_OPENCL && ew)
+        units = ceil_div((uint64_t)n, KD_CL_EW_VEC); /* CPU devices: one float16 per item */
     if (op == KD_OP_RMSNORM)
         out->grid[0] = 1; /* one block per row; the block strides over the row */
     else if (gemv)

@@ -148,6 +148,7 @@ static int run_planted(void)
 
 int main(int argc, char **argv)
 {
+    setvbuf(stdout, NULL, _IOLBF, 0); /* a crash under oclgrind still shows the last case */
     const char *mode = argc > 1 ? argv[1] : "";
     if (!strcmp(mode, "--planted"))
         return run_planted();

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "geometry.h"
+#include "../cl-kernels/kd_cl_geometry.h"
 #include "../cuda-kernels/kd_cuda_geometry.h"
 #include "kd_test_util.h"
 
@@ -60,10 +61,15 @@ static int row_lengths(int64_t *out, int cap)
 /* CUDA's swiglu and residual_add threads take KD_CU_EW_VEC elements (one float4) each. */
 static uint64_t units_x(kd_dialect d, kd_op op, int64_t n)
 {
+    if (op == KD_OP_ROPE && d == KD_DIALECT_OPENCL) /* CPU devices: 8 pairs per item */
+        return ((uint64_t)n / 2 + KD_CL_ROPE_VEC - 1) / KD_CL_ROPE_VEC;
     if (op == KD_OP_ROPE)
         return (uint64_t)n / 2;
     if (d == KD_DIALECT_CUDA && (op == KD_OP_SWIGLU || op == KD_OP_RESIDUAL_ADD))
         return ((uint64_t)n + KD_CU_EW_VEC - 1) / KD_CU_EW_VEC;
+    /* OpenCL CPU devices: one float16 per work-item */
+    if (d == KD_DIALECT_OPENCL && (op == KD_OP_SWIGLU || op == KD_OP_RESIDUAL_ADD))
+        return ((uint64_t)n + KD_CL_EW_VEC - 1) / KD_CL_EW_VEC;
     return (uint64_t)n;
 }
 
