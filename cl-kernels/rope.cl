@@ -1,9 +1,10 @@
 /* Rope: per head of head_dim values, pair i of head_dim/2 turns by a = pos * base^(-2i/D);
  * mode 0 (normal) rotates (x[2i], x[2i+1]), mode 1 (neox) rotates (x[i], x[i+D/2]):
  * (u, v) -> (u cos a - v sin a, u sin a + v cos a).
- * GPU devices (KD_CL_GPU_SHAPES): one work-item per pair. CPU devices: one work-item per
- * KD_CL_ROPE_VEC (8) consecutive pairs, in float8 vectors when head_dim / 2 is a multiple
- * of 8 (the 8 pairs then lie in one head, at consecutive frequencies), else pair by pair (PoCL vectorizes only innermost loops over work-items: the per-pair kernel
+ * GPU devices (KD_CL_GPU_SHAPES): one work-item per pair. CPU devices: when head_dim / 2
+ * is a multiple of KD_CL_ROPE_VEC (8), one work-item per 8 consecutive frequencies of
+ * KD_CL_ROPE_HEADS heads, in float8 vectors, the sines and cosines formed once for all
+ * those heads; otherwise one work-item per 8 consecutive pairs, pair by pair (PoCL vectorizes only innermost loops over work-items: the per-pair kernel
  * ran scalar, at 0.05 of the streaming bandwidth).
  *
  * Accuracy: a reaches thousands of radians at long positions, where a float product
@@ -111,7 +112,27 @@ static inline float8 kd_rope_sincos8(uint pos, float8 hi, float8 lo, float8 *c)
     return kd_sincos_reduced8(r, c);
 }
 
-/* Work unit `unit` of a row (see above); no barrier. */
+/* CPU devices: 8 pairs of one head starting at pair i0 of head h, rotated by c, s. */
+static inline void kd_rope_rotate8(__global const float *x, __global float *y, int h, int i0,
+                                   int head_dim, int mode, float8 c, float8 s)
+{
+    int npair = head_dim / 2;
+    if (mode) {
+        int iu = h * head_dim + i0;
+        float8 u = vload8(0, x + iu), v = vload8(0, x + iu + npair);
+        vstore8(u * c - v * s, 0, y + iu);
+        vstore8(u * s + v * c, 0, y + iu + npair);
+    } else {
+        int iu = h * head_dim + 2 * i0;
+        float16 uv = vload16(0, x + iu), out;
+        out.even = uv.even * c - uv.odd * s;
+        out.odd = uv.even * s + uv.odd * c;
+        vstore16(out, 0, y + iu);
+    }
+}
+
+/* Work unit `unit` of a row (see above and runtime/geometry.c, which sizes the grid by the
+ * same rule); no barrier. */
 static inline void kd_rope_unit(__global const float *x, __global float *y,
                                 __global const uint *tab, uint pos, int unit, int n,
                                 int head_dim, int mode)
@@ -121,26 +142,28 @@ static inline void kd_rope_unit(__global const float *x, __global float *y,
         kd_rope_pair(x, y, tab, pos, unit, head_dim, mode);
 #else
     int npair = head_dim / 2;
-    int p0 = unit * KD_CL_ROPE_VEC;
-    /* the vector path's rounding (kd_round8) holds for positions below 2^24 */
-    if (p0 + KD_CL_ROPE_VEC <= n / 2 && npair % KD_CL_ROPE_VEC == 0 && pos < (1u << 24)) {
-        int h = p0 / npair;
-        int i0 = p0 - h * npair;
-        float8 c;
-        float8 s = kd_rope_sincos8(pos, as_float8(vload8(0, tab + i0)),
-                                   as_float8(vload8(0, tab + npair + i0)), &c);
-        if (mode) {
-            int iu = h * head_dim + i0;
-            float8 u = vload8(0, x + iu), v = vload8(0, x + iu + npair);
-            vstore8(u * c - v * s, 0, y + iu);
-            vstore8(u * s + v * c, 0, y + iu + npair);
+    if (npair % KD_CL_ROPE_VEC == 0) {
+        /* frequency block b (pairs 8b .. 8b + 7) of KD_CL_ROPE_HEADS heads: the sines and
+         * cosines, the costly part, are the same for every head of the row */
+        int nblk = npair / KD_CL_ROPE_VEC, n_heads = n / head_dim;
+        int i0 = (unit % nblk) * KD_CL_ROPE_VEC;
+        int h0 = (unit / nblk) * KD_CL_ROPE_HEADS;
+        int h1 = min(h0 + KD_CL_ROPE_HEADS, n_heads);
+        if (pos < (1u << 24)) { /* kd_round8 holds for positions below 2^24 */
+            float8 c;
+            float8 s = kd_rope_sincos8(pos, as_float8(vload8(0, tab + i0)),
+                                       as_float8(vload8(0, tab + npair + i0)), &c);
+            /* a loop (not unrolled): with none, PoCL's work-item loop vectorizer widens
+             * this vector code across items, 2.5x slower */
+            for (int h = h0; h < h1; h++)
+                kd_rope_rotate8(x, y, h, i0, head_dim, mode, c, s);
         } else {
-            float16 uv = vload16(0, x + 2 * p0), out;
-            out.even = uv.even * c - uv.odd * s;
-            out.odd = uv.even * s + uv.odd * c;
-            vstore16(out, 0, y + 2 * p0);
+            for (int h = h0; h < h1; h++)
+                for (int i = i0; i < i0 + KD_CL_ROPE_VEC; i++)
+                    kd_rope_pair(x, y, tab, pos, h * npair + i, head_dim, mode);
         }
     } else {
+        int p0 = unit * KD_CL_ROPE_VEC;
         for (int p = p0; p < min(p0 + KD_CL_ROPE_VEC, n / 2); p++)
             kd_rope_pair(x, y, tab, pos, p, head_dim, mode);
     }

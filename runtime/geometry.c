@@ -16,6 +16,17 @@ static kd_status refuse(char *why, size_t cap, kd_status s, const char *msg)
     return s;
 }
 
+/* Rope work-items on OpenCL CPU devices (cl-kernels/rope.cl, the same rule): with k =
+ * head_dim and head_dim / 2 a multiple of KD_CL_ROPE_VEC, one item per 8 frequencies of
+ * KD_CL_ROPE_HEADS heads; otherwise (or k = 0: head_dim not given) one per 8 pairs. */
+static uint64_t rope_cpu_units(int64_t n, int64_t head_dim)
+{
+    if (head_dim > 0 && (head_dim / 2) % KD_CL_ROPE_VEC == 0 && n % head_dim == 0)
+        return (uint64_t)(head_dim / 2 / KD_CL_ROPE_VEC) *
+               ceil_div((uint64_t)(n / head_dim), KD_CL_ROPE_HEADS);
+    return ceil_div((uint64_t)n / 2, KD_CL_ROPE_VEC);
+}
+
 /* Block shape and static shared memory of one kernel in one dialect. */
 static void kernel_shape(kd_dialect d, kd_op op, kd_launch *l)
 {
@@ -83,7 +94,7 @@ kd_status kd_launch_geometry(kd_dialect dialect, kd_op op, int64_t m, int64_t n,
     if (op == KD_OP_ROPE)
         units = (uint64_t)n / 2;
     if (op == KD_OP_ROPE && dialect == KD_DIALECT_OPENCL)
-        units = ceil_div(units, KD_CL_ROPE_VEC); /* CPU devices: 8 pairs per item */
+        units = rope_cpu_units(n, k);
     else if (dialect == KD_DIALECT_CUDA && ew)
         units = ceil_div((uint64_t)n, KD_CU_EW_VEC); /* one float4 per thread */
     else if (dialect == KD_DIALECT_OPENCL && ew)

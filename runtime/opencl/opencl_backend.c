@@ -425,7 +425,9 @@ static kd_status run_locked(kd_context *ctx, kd_cl_state *s, const kd_call *c)
     char name[64];
     snprintf(name, sizeof name, "%s%s", kd_op_name(c->op), batched ? " batched" : "");
     kd_launch L;
-    if ((st = geometry(ctx, s, c->op, c->m, c->n, c->k, s->kernel_wg_max[c->op][batched],
+    /* rope's CPU shape depends on head_dim, which it gets in k (geometry.c) */
+    int64_t geom_k = c->op == KD_OP_ROPE ? c->head_dim : c->k;
+    if ((st = geometry(ctx, s, c->op, c->m, c->n, geom_k, s->kernel_wg_max[c->op][batched],
                        name, &L)) != KD_OK)
         return st;
     if (kd_fault_hit(ctx, KD_BACKEND_OPENCL, KD_FAULT_LAUNCH))
