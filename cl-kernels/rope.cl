@@ -1,6 +1,11 @@
 /* Rope: per head of head_dim values, pair i of head_dim/2 turns by a = pos * base^(-2i/D);
  * mode 0 (normal) rotates (x[2i], x[2i+1]), mode 1 (neox) rotates (x[i], x[i+D/2]):
- * (u, v) -> (u cos a - v sin a, u sin a + v cos a). One work-item per pair.
+ * (u, v) -> (u cos a - v sin a, u sin a + v cos a).
+ * GPU devices (KD_CL_GPU_SHAPES): one work-item per pair. CPU devices: when head_dim / 2
+ * is a multiple of KD_CL_ROPE_VEC (8), one work-item per 8 consecutive frequencies of
+ * KD_CL_ROPE_HEADS heads, in float8 vectors, the sines and cosines formed once for all
+ * those heads; otherwise one work-item per 8 consecutive pairs, pair by pair (PoCL vectorizes only innermost loops over work-items: the per-pair kernel
+ * ran scalar, at 0.05 of the streaming bandwidth).
  *
  * Accuracy: a reaches thousands of radians at long positions, where a float product
  * pos * freq is off by up to half an ulp of a (1e-4 rad at pos 4096). The host computes
@@ -65,13 +70,111 @@ static inline void kd_rope_pair(__global const float *x, __global float *y,
     y[iv] = u * s + v * c;
 }
 
+/* kd_sincos_reduced and kd_rope_sincos on float8. Rounding to an integer adds and
+ * subtracts 1.5 * 2^23 (exact for |x| < 2^22; here |x| < 2^22 for positions < 2^24), and
+ * the quadrant is the low bits of the sum's mantissa: PoCL's vector rint and integer
+ * conversions ran as scalar code with branches (rope at 0.2 of the bandwidth). */
+#define KD_ROUND_MAGIC 12582912.0f /* 1.5 * 2^23 */
+
+static inline float8 kd_round8(float8 x, int8 *low_bits)
+{
+    float8 t = x + KD_ROUND_MAGIC;
+    *low_bits = as_int8(t);
+    return t - KD_ROUND_MAGIC;
+}
+
+static inline float8 kd_sincos_reduced8(float8 r, float8 *c)
+{
+    int8 quad;
+    float8 q = kd_round8(r * KD_TWO_OVER_PI, &quad);
+    float8 y = fma(-q, (float8)(KD_HALF_PI_LO), fma(-q, (float8)(KD_HALF_PI_HI), r));
+    float8 z = y * y;
+    float8 sy = fma(y * z, fma(z, fma(z, (float8)(-1.9515295891e-4f), (float8)(8.3321608736e-3f)),
+                               (float8)(-1.6666654611e-1f)), y);
+    float8 cy = fma(z * z, fma(z, fma(z, (float8)(2.443315711809948e-5f),
+                                      (float8)(-1.388731625493765e-3f)),
+                               (float8)(4.166664568298827e-2f)), fma((float8)(-0.5f), z, (float8)(1.0f)));
+    int8 odd = (quad & 1) != 0; /* -1 where true: select() takes the second value */
+    float8 s = select(sy, cy, odd), co = select(cy, sy, odd);
+    *c = select(co, -co, ((quad + 1) & 2) != 0);
+    return select(s, -s, (quad & 2) != 0);
+}
+
+static inline float8 kd_rope_sincos8(uint pos, float8 hi, float8 lo, float8 *c)
+{
+    float p = (float)pos;
+    float8 ah = p * hi;
+    float8 al = fma((float8)(p), hi, -ah) + p * lo;
+    int8 unused;
+    float8 k = kd_round8(ah * KD_INV_TWO_PI, &unused);
+    float8 r = fma(-k, (float8)(KD_TWO_PI_HI), ah);
+    r = fma(-k, (float8)(KD_TWO_PI_LO), r) + al;
+    return kd_sincos_reduced8(r, c);
+}
+
+/* CPU devices: 8 pairs of one head starting at pair i0 of head h, rotated by c, s. */
+static inline void kd_rope_rotate8(__global const float *x, __global float *y, int h, int i0,
+                                   int head_dim, int mode, float8 c, float8 s)
+{
+    int npair = head_dim / 2;
+    if (mode) {
+        int iu = h * head_dim + i0;
+        float8 u = vload8(0, x + iu), v = vload8(0, x + iu + npair);
+        vstore8(u * c - v * s, 0, y + iu);
+        vstore8(u * s + v * c, 0, y + iu + npair);
+    } else {
+        int iu = h * head_dim + 2 * i0;
+        float16 uv = vload16(0, x + iu), out;
+        out.even = uv.even * c - uv.odd * s;
+        out.odd = uv.even * s + uv.odd * c;
+        vstore16(out, 0, y + iu);
+    }
+}
+
+/* Work unit `unit` of a row (see above and runtime/geometry.c, which sizes the grid by the
+ * same rule); no barrier. */
+static inline void kd_rope_unit(__global const float *x, __global float *y,
+                                __global const uint *tab, uint pos, int unit, int n,
+                                int head_dim, int mode)
+{
+#ifdef KD_CL_GPU_SHAPES
+    if (unit < n / 2)
+        kd_rope_pair(x, y, tab, pos, unit, head_dim, mode);
+#else
+    int npair = head_dim / 2;
+    if (npair % KD_CL_ROPE_VEC == 0) {
+        /* frequency block b (pairs 8b .. 8b + 7) of KD_CL_ROPE_HEADS heads: the sines and
+         * cosines, the costly part, are the same for every head of the row */
+        int nblk = npair / KD_CL_ROPE_VEC, n_heads = n / head_dim;
+        int i0 = (unit % nblk) * KD_CL_ROPE_VEC;
+        int h0 = (unit / nblk) * KD_CL_ROPE_HEADS;
+        int h1 = min(h0 + KD_CL_ROPE_HEADS, n_heads);
+        if (pos < (1u << 24)) { /* kd_round8 holds for positions below 2^24 */
+            float8 c;
+            float8 s = kd_rope_sincos8(pos, as_float8(vload8(0, tab + i0)),
+                                       as_float8(vload8(0, tab + npair + i0)), &c);
+            /* a loop (not unrolled): with none, PoCL's work-item loop vectorizer widens
+             * this vector code across items, 2.5x slower */
+            for (int h = h0; h < h1; h++)
+                kd_rope_rotate8(x, y, h, i0, head_dim, mode, c, s);
+        } else {
+            for (int h = h0; h < h1; h++)
+                for (int i = i0; i < i0 + KD_CL_ROPE_VEC; i++)
+                    kd_rope_pair(x, y, tab, pos, h * npair + i, head_dim, mode);
+        }
+    } else {
+        int p0 = unit * KD_CL_ROPE_VEC;
+        for (int p = p0; p < min(p0 + KD_CL_ROPE_VEC, n / 2); p++)
+            kd_rope_pair(x, y, tab, pos, p, head_dim, mode);
+    }
+#endif
+}
+
 __kernel __attribute__((reqd_work_group_size(KD_CL_EW_LOCAL, 1, 1)))
 void kd_rope_f32(__global const float *x, __global float *y, __global const uint *tab, int n,
                  int head_dim, int mode)
 {
-    int p = (int)get_global_id(0);
-    if (p < n / 2)
-        kd_rope_pair(x, y, tab, tab[head_dim], p, head_dim, mode);
+    kd_rope_unit(x, y, tab, tab[head_dim], (int)get_global_id(0), n, head_dim, mode);
 }
 
 __kernel __attribute__((reqd_work_group_size(KD_CL_EW_LOCAL, 1, 1)))
@@ -79,9 +182,9 @@ void kd_rope_f32_batched(__global const float *x, __global float *y, __global co
                          int n, int head_dim, int mode, int m_dim)
 {
     int row = (int)get_group_id(1);
-    int p = (int)get_global_id(0);
-    if (row >= m_dim || p >= n / 2)
-        return;
-    size_t o = (size_t)row * (size_t)n;
-    kd_rope_pair(x + o, y + o, tab, tab[head_dim + row], p, head_dim, mode);
+    if (row < m_dim) { /* guarded work, no early return */
+        size_t o = (size_t)row * (size_t)n;
+        kd_rope_unit(x + o, y + o, tab, tab[head_dim + row], (int)get_global_id(0), n,
+                     head_dim, mode);
+    }
 }

@@ -38,7 +38,7 @@ KD_DEV void kd_rmsnorm_row(const float *x, const float *w, float *y, int n, floa
             partial[0] = t; /* every lane has read partial[] before the shuffles */
     }
     __syncthreads();
-    const float scale = 1.0f / sqrtf(partial[0] / (float)n + eps);
+    const float scale = 1.0f / sqrtf(partial[0] / (float)(n > 0 ? n : 1) + eps);
 
     if (vec) {
         for (int i = 4 * tid; i < n; i += 4 * blockDim.x) {
@@ -67,11 +67,11 @@ __global__ void __launch_bounds__(KD_CU_NORM_BLOCK)
 kd_rmsnorm_f32_batched(const float *x, const float *w, float *y, int n, int m_dim, float eps)
 {
     __shared__ float partial[KD_NORM_WARPS];
-    int row = blockIdx.y;
-    if (row >= m_dim)
-        return;
-    size_t off = (size_t)row * n;
-    kd_rmsnorm_row(x + off, w, y + off, n, eps, partial);
+    /* no return before the barriers in kd_rmsnorm_row: a block past m_dim runs the
+     * same code over zero elements, so every thread reaches every __syncthreads */
+    const int live = (int)blockIdx.y < m_dim;
+    size_t off = (size_t)(live ? blockIdx.y : 0) * n;
+    kd_rmsnorm_row(x + off, w, y + off, live ? n : 0, eps, partial);
 }
 
 #ifdef __cplusplus

@@ -16,6 +16,17 @@ static kd_status refuse(char *why, size_t cap, kd_status s, const char *msg)
     return s;
 }
 
+/* Rope work-items on OpenCL CPU devices (cl-kernels/rope.cl, the same rule): with k =
+ * head_dim and head_dim / 2 a multiple of KD_CL_ROPE_VEC, one item per 8 frequencies of
+ * KD_CL_ROPE_HEADS heads; otherwise (or k = 0: head_dim not given) one per 8 pairs. */
+static uint64_t rope_cpu_units(int64_t n, int64_t head_dim)
+{
+    if (head_dim > 0 && (head_dim / 2) % KD_CL_ROPE_VEC == 0 && n % head_dim == 0)
+        return (uint64_t)(head_dim / 2 / KD_CL_ROPE_VEC) *
+               ceil_div((uint64_t)(n / head_dim), KD_CL_ROPE_HEADS);
+    return ceil_div((uint64_t)n / 2, KD_CL_ROPE_VEC);
+}
+
 /* Block shape and static shared memory of one kernel in one dialect. */
 static void kernel_shape(kd_dialect d, kd_op op, kd_launch *l)
 {
@@ -25,12 +36,15 @@ static void kernel_shape(kd_dialect d, kd_op op, kd_launch *l)
     l->rows_per_block = 0;
     l->m_per_pass = 0;
     switch (op) {
-    case KD_OP_RMSNORM:
-        l->block[0] = cuda ? KD_CU_NORM_BLOCK : KD_CL_NORM_LOCAL;
+    case KD_OP_RMSNORM: {
+        /* OpenCL CPU devices: fewer items per row, each a contiguous slice in float16s */
+        uint32_t cl_local = d == KD_DIALECT_OPENCL ? KD_CL_NORM_CPU_LOCAL : KD_CL_NORM_LOCAL;
+        l->block[0] = cuda ? KD_CU_NORM_BLOCK : cl_local;
         /* CUDA: one partial sum per warp; OpenCL 1.2 (no sub-groups): one per item. */
         l->shared_bytes = cuda ? (KD_CU_NORM_BLOCK / KD_CU_WARP) * sizeof(float)
-                               : KD_CL_NORM_LOCAL * sizeof(float);
+                               : cl_local * sizeof(float);
         break;
+    }
     case KD_OP_Q4K_GEMV:
     case KD_OP_Q6K_GEMV:
         if (cuda) {
@@ -76,10 +90,15 @@ kd_status kd_launch_geometry(kd_dialect dialect, kd_op op, int64_t m, int64_t n,
 
     kernel_shape(dialect, op, out);
     uint64_t units = (uint64_t)n; /* work units along x */
+    int ew = op == KD_OP_SWIGLU || op == KD_OP_RESIDUAL_ADD;
     if (op == KD_OP_ROPE)
         units = (uint64_t)n / 2;
-    else if (dialect == KD_DIALECT_CUDA && (op == KD_OP_SWIGLU || op == KD_OP_RESIDUAL_ADD))
+    if (op == KD_OP_ROPE && dialect == KD_DIALECT_OPENCL)
+        units = rope_cpu_units(n, k);
+    else if (dialect == KD_DIALECT_CUDA && ew)
         units = ceil_div((uint64_t)n, KD_CU_EW_VEC); /* one float4 per thread */
+    else if (dialect == KD_DIALECT_OPENCL && ew)
+        units = ceil_div((uint64_t)n, KD_CL_EW_VEC); /* CPU devices: one float16 per item */
     if (op == KD_OP_RMSNORM)
         out->grid[0] = 1; /* one block per row; the block strides over the row */
     else if (gemv)

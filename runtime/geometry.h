@@ -33,7 +33,8 @@ typedef struct kd_launch {
     uint32_t m_per_pass;     /* batched GEMV: x rows per block (grid y covers M) */
 } kd_launch;
 
-/* Shape: m = batch rows, n = row length (GEMV: output rows N), k = GEMV K (else 0).
+/* Shape: m = batch rows, n = row length (GEMV: output rows N), k = GEMV K (rope: head_dim,
+ * which the OpenCL CPU shape uses, or 0; else 0).
  * Rope: n is the row length H*D; one thread per rotated pair. */
 kd_status kd_launch_geometry(kd_dialect dialect, kd_op op, int64_t m, int64_t n, int64_t k,
                              const kd_device_limits *lim, kd_launch *out, char *why,

@@ -6,6 +6,8 @@
 #   2. runs `kdispatch devices`, the PTX checker on the built PTX, `kdispatch compare
 #      --backend cuda`, the cuda ctests and bench/gpu_gemv_bench (Q4_K and Q6_K GEMV on
 #      weights of about 1.2 GB, M = 1 and 8, against the device's measured bandwidth),
+#      and, where the driver's libnvidia-opencl.so.1 is found, `compare --backend opencl`
+#      on NVIDIA's OpenCL and ptx-check on its program binary (PTX) (skipped otherwise),
 #   3. prints a short table last and writes it, with the bench's table, to
 #      bench/results/gpu-<gpu name>.txt and, when $OUT is set, to $OUT.
 # Every step has a time limit; the whole check stays under 6 minutes.
@@ -23,7 +25,7 @@ while [ $# -gt 0 ]; do
   case $1 in
     --build-dir) build=$(realpath -m "$2"); shift 2 ;;
     --jobs) jobs=$2; shift 2 ;;
-    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
     *) echo "gpu-check: unknown option '$1'" >&2; exit 2 ;;
   esac
 done
@@ -126,11 +128,73 @@ elif [ -z "$no_gpu_reason" ]; then
   no_gpu_reason="the build failed, so the cuda backend could not be asked"
 fi
 
+# ---- NVIDIA's OpenCL (issue 11) ---------------------------------------------------------
+# The driver's libnvidia-opencl.so.1, or "" when this machine has none.
+find_nvidia_opencl() {
+  local f
+  f=$(ldconfig -p 2>/dev/null | awk '/libnvidia-opencl\.so\.1 /{print $NF; exit}')
+  if [ -z "$f" ]; then
+    for d in /usr/lib/x86_64-linux-gnu /usr/lib64 /usr/lib /usr/local/nvidia/lib64 \
+             /usr/lib/x86_64-linux-gnu/nvidia/current; do
+      [ -e "$d/libnvidia-opencl.so.1" ] && { f=$d/libnvidia-opencl.so.1; break; }
+    done
+  fi
+  echo "$f"
+}
+
+# compare --backend opencl on the GPU through NVIDIA's OpenCL, its program binary (PTX)
+# dumped (KD_OPENCL_DUMP_BINARY) and checked by ptx-check, directly and --from-opencl.
+# When no ICD file registers the driver, a temporary vendors directory with nvidia.icd is
+# used for these steps only (OCL_ICD_VENDORS; nothing on the system changes).
+nvidia_opencl_steps() {
+  local lib icd_dir="" vendors dump
+  lib=$(find_nvidia_opencl)
+  if [ -z "$lib" ]; then
+    say "NVIDIA OpenCL: libnvidia-opencl.so.1 not found: its steps are skipped"
+    for s in "compare --backend opencl" "ptx-check opencl binary" "ptx-check --from-opencl"; do
+      record "$s" "not run: no NVIDIA OpenCL" 0
+    done
+    return 0
+  fi
+  if [ -z "$gpu_name" ]; then
+    say "NVIDIA OpenCL: $lib found, but no GPU: its steps are skipped"
+    for s in "compare --backend opencl" "ptx-check opencl binary" "ptx-check --from-opencl"; do
+      record "$s" "not run: no GPU" 0
+    done
+    return 0
+  fi
+  vendors=${OCL_ICD_VENDORS:-/etc/OpenCL/vendors}
+  if ! grep -qs libnvidia-opencl "$vendors"/*.icd "$vendors" 2>/dev/null; then
+    icd_dir=$(mktemp -d "${TMPDIR:-/tmp}/kd-nvidia-icd-XXXXXX")
+    echo "$lib" > "$icd_dir/nvidia.icd"
+    vendors=$icd_dir
+    say "NVIDIA OpenCL: $lib has no ICD file; using OCL_ICD_VENDORS=$icd_dir for these steps"
+  fi
+  dump=$build/opencl-nvidia
+  rm -rf "$dump" && mkdir -p "$dump/cache"
+  local envs=(env OCL_ICD_VENDORS="$vendors" KD_OPENCL_PLATFORM=NVIDIA
+              KD_CACHE_DIR="$dump/cache" KD_OPENCL_DUMP_BINARY="$dump")
+  run_step "compare --backend opencl" 120 "${envs[@]}" "$kd" compare --backend opencl
+  local ptx
+  ptx=$(ls "$dump"/kdispatch-opencl-*.ptx 2>/dev/null | head -1)
+  if [ -n "$ptx" ]; then
+    run_step "ptx-check opencl binary" 60 "${ptxcheck[@]}" "$ptx"
+  else
+    record "ptx-check opencl binary" "FAILED (no PTX dumped in $dump)" 0
+    any_failed=1
+  fi
+  run_step "ptx-check --from-opencl" 60 "${envs[@]}" "${ptxcheck[@]}" --from-opencl
+  [ -n "$icd_dir" ] && rm -rf "$icd_dir"
+  return 0
+}
+
 # ---- checks ---------------------------------------------------------------------------
 bench_out=$build/gpu_gemv_bench.txt
 : > "$bench_out"
 if [ "$built" = 1 ]; then
   run_step devices 30 "$kd" devices
+  ptxcheck=("$kd" ptx-check)
+  "$kd" --help 2>&1 | grep -q ptx-check || ptxcheck=("$build/ptx-check/kd-ptx-check-dev")
   for arch in 90 80; do
     ptx=$build/ptx/kdispatch_sm_$arch.ptx
     if "$kd" --help 2>&1 | grep -q ptx-check; then
@@ -162,6 +226,7 @@ if [ "$built" = 1 ]; then
       record "$s" "not run: no GPU" 0
     done
   fi
+  nvidia_opencl_steps
 fi
 
 # ---- the table, last ------------------------------------------------------------------

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "geometry.h"
+#include "../cl-kernels/kd_cl_geometry.h"
 #include "../cuda-kernels/kd_cuda_geometry.h"
 #include "kd_test_util.h"
 
@@ -58,12 +59,22 @@ static int row_lengths(int64_t *out, int cap)
 
 /* Work units along x and how many of them one block covers. */
 /* CUDA's swiglu and residual_add threads take KD_CU_EW_VEC elements (one float4) each. */
-static uint64_t units_x(kd_dialect d, kd_op op, int64_t n)
+static uint64_t units_x(kd_dialect d, kd_op op, int64_t n, int64_t k)
 {
+    /* OpenCL CPU devices: 8 frequencies of KD_CL_ROPE_HEADS heads per item when k =
+     * head_dim allows it (head_dim / 2 % 8 == 0), else 8 pairs per item */
+    if (op == KD_OP_ROPE && d == KD_DIALECT_OPENCL && k > 0 && (k / 2) % KD_CL_ROPE_VEC == 0)
+        return (uint64_t)(k / 2 / KD_CL_ROPE_VEC) *
+               (((uint64_t)(n / k) + KD_CL_ROPE_HEADS - 1) / KD_CL_ROPE_HEADS);
+    if (op == KD_OP_ROPE && d == KD_DIALECT_OPENCL)
+        return ((uint64_t)n / 2 + KD_CL_ROPE_VEC - 1) / KD_CL_ROPE_VEC;
     if (op == KD_OP_ROPE)
         return (uint64_t)n / 2;
     if (d == KD_DIALECT_CUDA && (op == KD_OP_SWIGLU || op == KD_OP_RESIDUAL_ADD))
         return ((uint64_t)n + KD_CU_EW_VEC - 1) / KD_CU_EW_VEC;
+    /* OpenCL CPU devices: one float16 per work-item */
+    if (d == KD_DIALECT_OPENCL && (op == KD_OP_SWIGLU || op == KD_OP_RESIDUAL_ADD))
+        return ((uint64_t)n + KD_CL_EW_VEC - 1) / KD_CL_EW_VEC;
     return (uint64_t)n;
 }
 
@@ -146,7 +157,7 @@ static void check_case(kd_dialect d, kd_op op, int64_t m, int64_t n, int64_t k,
     if (!same_launch(&l, &natural))
         fail(t, "launch depends on limits it fits", d, op, m, n, k, dev->name);
     /* grid * block covers the problem: along x (elements, pairs or GEMV rows)... */
-    uint64_t ux = units_x(d, op, n), px = per_block_x(op, &l), py = per_block_y(op, &l);
+    uint64_t ux = units_x(d, op, n, k), px = per_block_x(op, &l), py = per_block_y(op, &l);
     if (op != KD_OP_RMSNORM) {
         if (l.grid[0] * px < ux)
             fail(t, "grid x does not cover the row", d, op, m, n, k, dev->name);
@@ -189,6 +200,14 @@ static void test_geometry_exhaustive(void)
                         int64_t n = rows[ni];
                         if (op == KD_OP_ROPE && n % 2)
                             continue; /* checked in test_geometry_bad_shapes */
+                        if (op == KD_OP_ROPE) { /* k = head_dim: 0 (not given) or one that divides n */
+                            const int64_t head_dims[] = {0, 6, 16, 64, 128};
+                            for (size_t hi = 0; hi < sizeof head_dims / sizeof *head_dims; hi++)
+                                if (head_dims[hi] == 0 || n % head_dims[hi] == 0)
+                                    check_case((kd_dialect)d, (kd_op)op, batch[mi], n,
+                                               head_dims[hi], &devices[di], &t);
+                            continue;
+                        }
                         if (!is_gemv((kd_op)op)) {
                             check_case((kd_dialect)d, (kd_op)op, batch[mi], n, 0,
                                        &devices[di], &t);

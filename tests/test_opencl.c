@@ -71,11 +71,11 @@ static kd_context *new_context(void)
 
 /* ---- kernels against the oracle and the cpu backend ------------------------------- */
 
-static void check_op(kd_op op, const shape *shapes, int nshapes)
+static void check_op_at(kd_op op, const shape *shapes, int nshapes, const int64_t *ms, int nms)
 {
     for (int s = 0; s < nshapes; s++)
-        for (size_t mi = 0; mi < sizeof batch_sizes / sizeof *batch_sizes; mi++) {
-            int64_t m = batch_sizes[mi];
+        for (int mi = 0; mi < nms; mi++) {
+            int64_t m = ms[mi];
             kd_problem p;
             uint64_t seed = 5000 + 1000 * (uint64_t)op + 10 * (uint64_t)s + mi;
             CU_ASSERT_FATAL(kd_problem_make(ctx, op, m, shapes[s].n, shapes[s].k, seed, &p) == 0);
@@ -103,12 +103,36 @@ static void check_op(kd_op op, const shape *shapes, int nshapes)
 }
 
 #define N(a) ((int)(sizeof(a) / sizeof *(a)))
+static void check_op(kd_op op, const shape *shapes, int nshapes)
+{
+    check_op_at(op, shapes, nshapes, batch_sizes, N(batch_sizes));
+}
 static void test_rmsnorm(void) { check_op(KD_OP_RMSNORM, ew_shapes, N(ew_shapes)); }
 static void test_rope(void) { check_op(KD_OP_ROPE, rope_shapes, N(rope_shapes)); }
 static void test_swiglu(void) { check_op(KD_OP_SWIGLU, ew_shapes, N(ew_shapes)); }
 static void test_residual_add(void) { check_op(KD_OP_RESIDUAL_ADD, ew_shapes, N(ew_shapes)); }
 static void test_q4k_gemv(void) { check_op(KD_OP_Q4K_GEMV, gemv_shapes, N(gemv_shapes)); }
 static void test_q6k_gemv(void) { check_op(KD_OP_Q6K_GEMV, gemv_shapes, N(gemv_shapes)); }
+
+/* The shapes the old kernels crashed on under PoCL's default work-group method (loopvec,
+ * AVX-512 targets): an early return before a barrier in batched rmsnorm. Every M of 1..9
+ * (no multiple of a rows-per-group count) on row lengths around the local sizes. */
+static const int64_t odd_ms[] = {1, 2, 3, 4, 5, 6, 7, 8, 9};
+static const shape odd_rows[] = {{1, 0}, {7, 0}, {31, 0}, {64, 0}, {255, 0}, {257, 0}, {4099, 0}};
+static const shape odd_rope[] = {{2, 2}, {32, 8}, {254, 254}, {258, 6}, {4098, 6}};
+static const shape odd_gemv[] = {{1, 256}, {17, 512}, {33, 256}};
+static void test_odd_shapes_rmsnorm(void)
+{
+    check_op_at(KD_OP_RMSNORM, odd_rows, N(odd_rows), odd_ms, N(odd_ms));
+}
+static void test_odd_shapes_others(void)
+{
+    check_op_at(KD_OP_ROPE, odd_rope, N(odd_rope), odd_ms, N(odd_ms));
+    check_op_at(KD_OP_SWIGLU, odd_rows, N(odd_rows), odd_ms, N(odd_ms));
+    check_op_at(KD_OP_RESIDUAL_ADD, odd_rows, N(odd_rows), odd_ms, N(odd_ms));
+    check_op_at(KD_OP_Q4K_GEMV, odd_gemv, N(odd_gemv), odd_ms, N(odd_ms));
+    check_op_at(KD_OP_Q6K_GEMV, odd_gemv, N(odd_gemv), odd_ms, N(odd_ms));
+}
 
 /* Rope at positions far beyond the test problems' (up to 2^20): the angle stays accurate. */
 static void test_rope_long_positions(void)
@@ -458,6 +482,9 @@ int main(void)
     CU_add_test(s, "residual_add vs oracle and cpu", test_residual_add);
     CU_add_test(s, "q4k_gemv vs oracle and cpu", test_q4k_gemv);
     CU_add_test(s, "q6k_gemv vs oracle and cpu", test_q6k_gemv);
+    CU_add_test(s, "batched rmsnorm, M 1..9, odd rows (old loopvec crash)",
+                test_odd_shapes_rmsnorm);
+    CU_add_test(s, "other kernels, M 1..9, odd rows", test_odd_shapes_others);
     CU_add_test(s, "rope at long positions", test_rope_long_positions);
     CU_add_test(s, "outputs stay resident", test_residency);
     CU_add_test(s, "device by index and name", test_select_by_index_and_name);

@@ -366,11 +366,52 @@ static kd_status xsum_prepass(kd_context *ctx, kd_cl_state *s, const kd_call *c)
     return enqueue(ctx, s, s->xsum_kernel, "kd_gemv_xsum", 2, &L);
 }
 
+/* Debug aid (scripts/gpu-check.sh): with KD_OPENCL_DUMP_BINARY=DIR, the first op after a
+ * program is built or loaded writes the device's program binary (PTX text on NVIDIA's
+ * OpenCL) to DIR/kdispatch-opencl-<device>.<ptx|bin>, once per program. Best effort: a
+ * dump that fails never fails the op. */
+static void dump_binary_once(kd_cl_state *s)
+{
+    static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+    static cl_program dumped; /* the last program written */
+    const char *dir = getenv("KD_OPENCL_DUMP_BINARY");
+    if (!dir || !*dir || !s->program)
+        return;
+    pthread_mutex_lock(&lock);
+    size_t len = 0;
+    unsigned char *bin = NULL;
+    if (dumped != s->program &&
+        clGetProgramInfo(s->program, CL_PROGRAM_BINARY_SIZES, sizeof len, &len, NULL) ==
+            CL_SUCCESS && len > 0 && (bin = calloc(1, len + 1))) { /* + NUL for strstr */
+        if (clGetProgramInfo(s->program, CL_PROGRAM_BINARIES, sizeof bin, &bin, NULL) ==
+            CL_SUCCESS) {
+            char name[256], path[1024];
+            snprintf(name, sizeof name, "%s", s->device_name);
+            for (char *p = name; *p; p++)
+                if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+                      (*p >= '0' && *p <= '9') || *p == '.' || *p == '-'))
+                    *p = '_';
+            int ptx = len > 8 && (strstr((const char *)bin, ".version") != NULL ||
+                                  !strncmp((const char *)bin, "//", 2));
+            snprintf(path, sizeof path, "%s/kdispatch-opencl-%s.%s", dir, name, ptx ? "ptx" : "bin");
+            FILE *f = fopen(path, "wb");
+            if (f) {
+                if (fwrite(bin, 1, len, f) == len)
+                    dumped = s->program;
+                fclose(f);
+            }
+        }
+    }
+    free(bin);
+    pthread_mutex_unlock(&lock);
+}
+
 static kd_status run_locked(kd_context *ctx, kd_cl_state *s, const kd_call *c)
 {
     kd_status st = kd_cl_ensure_program(ctx, s);
     if (st != KD_OK)
         return st;
+    dump_binary_once(s);
     if ((unsigned)c->op >= KD_OP_COUNT)
         return kd_error(ctx, KD_ERR_ARG, "opencl: unknown op %d", (int)c->op);
     /* the kernels take int sizes and index with int work-item ids */
@@ -384,7 +425,9 @@ static kd_status run_locked(kd_context *ctx, kd_cl_state *s, const kd_call *c)
     char name[64];
     snprintf(name, sizeof name, "%s%s", kd_op_name(c->op), batched ? " batched" : "");
     kd_launch L;
-    if ((st = geometry(ctx, s, c->op, c->m, c->n, c->k, s->kernel_wg_max[c->op][batched],
+    /* rope's CPU shape depends on head_dim, which it gets in k (geometry.c) */
+    int64_t geom_k = c->op == KD_OP_ROPE ? c->head_dim : c->k;
+    if ((st = geometry(ctx, s, c->op, c->m, c->n, geom_k, s->kernel_wg_max[c->op][batched],
                        name, &L)) != KD_OK)
         return st;
     if (kd_fault_hit(ctx, KD_BACKEND_OPENCL, KD_FAULT_LAUNCH))
