@@ -12,6 +12,9 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -131,11 +134,27 @@ typedef struct tok {
     size_t len;
 } tok;
 
+/* Tokens live in fixed-size chunks so a pointer to one stays valid while more are
+ * lexed; the store is reset (not freed) when the parser has consumed every token, so it
+ * holds about one statement's tokens at a time, never the whole file's. */
+#define TOK_SHIFT 10
+#define TOK_CHUNK ((size_t)1 << TOK_SHIFT)
+#define TOK_MASK (TOK_CHUNK - 1)
+
+typedef struct tok_store {
+    tok **chunks;
+    size_t n_chunks, n; /* chunks allocated, tokens held */
+} tok_store;
+
+#define TOKAT(st, k) (&(st)->chunks[(k) >> TOK_SHIFT][(k) & TOK_MASK])
+
 typedef struct lexer {
     const char *s;
     size_t n, i;
     int line;
-    vec toks;
+    int depth;         /* ( and [ open in the current batch */
+    int at_eof;        /* the EOF token has been produced */
+    tok_store *toks;
     kd_ptx_error *err;
 } lexer;
 
@@ -172,11 +191,24 @@ static int push_tok(lexer *lx, tk_kind kind, size_t start, size_t end)
         set_error(lx->err, lx->line, "token longer than %d characters", MAX_TOKEN_LEN);
         return -1;
     }
-    tok *t = vec_push(&lx->toks);
-    if (!t) {
-        set_error(lx->err, lx->line, "out of memory");
-        return -1;
+    tok_store *st = lx->toks;
+    if ((st->n >> TOK_SHIFT) == st->n_chunks) {
+        tok **nc = realloc(st->chunks, (st->n_chunks + 1) * sizeof *nc);
+        tok *c = nc ? malloc(TOK_CHUNK * sizeof *c) : NULL;
+        if (nc)
+            st->chunks = nc;
+        if (!c) {
+            set_error(lx->err, lx->line, "out of memory");
+            return -1;
+        }
+        st->chunks[st->n_chunks++] = c;
     }
+    tok *t = TOKAT(st, st->n);
+    st->n++;
+    if (kind == TK_PUNCT && (start < lx->n) && (lx->s[start] == '(' || lx->s[start] == '['))
+        lx->depth++;
+    else if (kind == TK_PUNCT && lx->depth > 0 && (lx->s[start] == ')' || lx->s[start] == ']'))
+        lx->depth--;
     t->kind = kind;
     t->line = lx->line;
     t->p = lx->s + start;
@@ -305,30 +337,48 @@ static int check_no_nul(const char *s, size_t n, kd_ptx_error *err)
     return -1;
 }
 
-static int lex(const char *s, size_t n, vec *toks, kd_ptx_error *err)
+/* A batch ends at a line end after a statement-ending token (';', '{', '}', a label's
+ * ':') outside ( ) and [ ]: the parser then has whole statements, except in the rare
+ * forms that cross such a line end (an initializer or .section opened with '{'), which
+ * it reads token by token. */
+static int batch_complete(const lexer *lx)
 {
-    lexer lx = {.s = s, .n = n, .i = 0, .line = 1, .err = err};
-    vec_init(&lx.toks, sizeof(tok));
-    if (check_no_nul(s, n, err) != 0)
-        return -1;
-    while (lx.i < lx.n) {
-        if (lex_one(&lx) != 0) {
-            vec_free(&lx.toks);
-            return -1;
+    if (lx->toks->n == 0 || lx->depth != 0)
+        return 0;
+    const tok *t = TOKAT(lx->toks, lx->toks->n - 1);
+    return t->kind == TK_PUNCT && strchr(";{}:", t->p[0]) != NULL;
+}
+
+/* Lexes the next batch (appending to the store); at the end of the input, the EOF
+ * token. Returns 0, or -1 with err set. */
+static int lex_batch(lexer *lx)
+{
+    size_t before = lx->toks->n;
+    lx->depth = 0;
+    while (lx->i < lx->n) {
+        if (lx->s[lx->i] == '\n' && lx->toks->n > before && batch_complete(lx)) {
+            lx->line++;
+            lx->i++;
+            return 0;
         }
+        if (lex_one(lx) != 0)
+            return -1;
     }
-    tok *eof = vec_push(&lx.toks);
-    if (!eof) {
-        vec_free(&lx.toks);
-        set_error(err, lx.line, "out of memory");
+    if (lx->toks->n > before)
+        return 0;
+    if (push_tok(lx, TK_EOF, lx->n, lx->n) != 0)
         return -1;
-    }
-    eof->kind = TK_EOF;
-    eof->line = lx.line;
-    eof->p = s + n;
-    eof->len = 0;
-    *toks = lx.toks;
+    lx->at_eof = 1;
     return 0;
+}
+
+static void tok_store_free(tok_store *st)
+{
+    for (size_t i = 0; i < st->n_chunks; i++)
+        free(st->chunks[i]);
+    free(st->chunks);
+    st->chunks = NULL;
+    st->n_chunks = st->n = 0;
 }
 
 /* ---- types, opcodes, special registers ---------------------------------------------- */
@@ -416,8 +466,10 @@ int kd_ptx_is_special_reg(const char *reg)
 
 typedef struct parser {
     kd_ptx_module *m;
-    tok *t;
-    size_t nt, i;
+    tok_store toks;
+    lexer lx;
+    size_t i;   /* next token in toks */
+    int lex_failed;
     kd_ptx_error *err;
     int failed;
     vec funcs;  /* kd_ptx_func */
@@ -428,19 +480,52 @@ typedef struct parser {
 typedef struct func_builder {
     kd_ptx_func f;
     vec params, rets, regs, shared, insns, labels;
+    vec scopes; /* int: parent of each { } block */
+    int cur_scope;
 } func_builder;
 
-static const tok *peek(const parser *p) { return &p->t[p->i]; }
-static const tok *peek_at(const parser *p, size_t k)
+/* Token k of the store (valid for k < p->toks.n). */
+#define PT(p, k) TOKAT(&(p)->toks, (k))
+
+/* The EOF token stands in when lexing failed, so callers need no check: the failure
+ * is already in err and p->failed. */
+static const tok eof_tok = {TK_EOF, 0, "", 0};
+
+static const tok *peek(parser *p)
 {
-    return p->i + k < p->nt ? &p->t[p->i + k] : &p->t[p->nt - 1];
+    while (p->i >= p->toks.n) {
+        if (p->lex_failed || p->lx.at_eof) {
+            return p->toks.n ? PT(p, p->toks.n - 1) : &eof_tok;
+        }
+        if (lex_batch(&p->lx) != 0) {
+            p->lex_failed = 1;
+            p->failed = 1;
+            return &eof_tok;
+        }
+    }
+    return PT(p, p->i);
+}
+static const tok *peek_at(parser *p, size_t k)
+{
+    peek(p);
+    return p->i + k < p->toks.n ? PT(p, p->i + k) : peek(p);
 }
 static const tok *next(parser *p)
 {
-    const tok *t = &p->t[p->i];
+    const tok *t = peek(p);
     if (t->kind != TK_EOF)
         p->i++;
     return t;
+}
+
+/* At a statement boundary: when every token lexed so far is consumed, the store is
+ * emptied, so it never holds more than the statements being parsed. */
+static void statement_begin(parser *p)
+{
+    if (p->i == p->toks.n && !p->lx.at_eof) {
+        p->toks.n = 0;
+        p->i = 0;
+    }
 }
 
 static int tok_is(const tok *t, tk_kind kind, const char *s)
@@ -858,6 +943,8 @@ static void fb_init(func_builder *b)
     vec_init(&b->shared, sizeof(kd_ptx_var));
     vec_init(&b->insns, sizeof(kd_ptx_insn));
     vec_init(&b->labels, sizeof(kd_ptx_label));
+    vec_init(&b->scopes, sizeof(int));
+    b->cur_scope = -1;
 }
 
 static void fb_free(func_builder *b)
@@ -868,6 +955,7 @@ static void fb_free(func_builder *b)
     vec_free(&b->shared);
     vec_free(&b->insns);
     vec_free(&b->labels);
+    vec_free(&b->scopes);
 }
 
 /* One parameter: .param [.align N] [.ptr ...] .type name[N] (or .reg .type name). */
@@ -976,6 +1064,7 @@ static int parse_reg_decl(parser *p, func_builder *b)
         r->bits = bits;
         r->vec = a.vec;
         r->line = name->line;
+        r->scope = b->cur_scope < 0 ? 0 : b->cur_scope;
         if (is_punct(peek(p), ';')) {
             next(p);
             return 0;
@@ -992,14 +1081,14 @@ static const char *join_tokens(parser *p, size_t a, size_t b)
 {
     size_t n = 0;
     for (size_t k = a; k < b; k++)
-        n += p->t[k].len + 1;
+        n += PT(p, k)->len + 1;
     char *s = arena_alloc(p->m, n + 1);
     if (!s)
         return NULL;
     size_t o = 0;
     for (size_t k = a; k < b; k++) {
-        const tok *t = &p->t[k];
-        if (k > a && t->kind != TK_PUNCT && p->t[k - 1].kind != TK_PUNCT)
+        const tok *t = PT(p, k);
+        if (k > a && t->kind != TK_PUNCT && PT(p, k - 1)->kind != TK_PUNCT)
             s[o++] = ' ';
         memcpy(s + o, t->p, t->len);
         o += t->len;
@@ -1015,13 +1104,13 @@ static int const_offset(parser *p, size_t a, size_t b, int64_t *off)
     size_t k = a;
     while (k < b) {
         int neg = 0, signs = 0;
-        while (k < b && (is_punct(&p->t[k], '+') || is_punct(&p->t[k], '-'))) {
-            neg ^= is_punct(&p->t[k], '-');
+        while (k < b && (is_punct(PT(p, k), '+') || is_punct(PT(p, k), '-'))) {
+            neg ^= is_punct(PT(p, k), '-');
             signs++;
             k++;
         }
         uint64_t v;
-        if (!signs || k >= b || tok_uint(&p->t[k], &v) != 0 || v > ((uint64_t)1 << 62))
+        if (!signs || k >= b || tok_uint(PT(p, k), &v) != 0 || v > ((uint64_t)1 << 62))
             return -1;
         *off += neg ? -(int64_t)v : (int64_t)v;
         if (*off > ((int64_t)1 << 62) || *off < -((int64_t)1 << 62))
@@ -1036,7 +1125,7 @@ static int group_items(parser *p, kd_ptx_operand *o, size_t a, size_t b)
 {
     int n = 0;
     for (size_t k = a; k < b; k++)
-        n += is_punct(&p->t[k], ',');
+        n += is_punct(PT(p, k), ',');
     n += (b > a);
     o->n_items = n;
     if (!n)
@@ -1047,10 +1136,10 @@ static int group_items(parser *p, kd_ptx_operand *o, size_t a, size_t b)
     int it = 0;
     o->items[0] = NULL;
     for (size_t k = a; k < b; k++) {
-        if (is_punct(&p->t[k], ',')) {
+        if (is_punct(PT(p, k), ',')) {
             o->items[++it] = NULL;
-        } else if (!o->items[it] && is_name(&p->t[k])) {
-            if (!(o->items[it] = intern(p, &p->t[k])))
+        } else if (!o->items[it] && is_name(PT(p, k))) {
+            if (!(o->items[it] = intern(p, PT(p, k))))
                 return fail_nomem(p);
         }
     }
@@ -1062,8 +1151,8 @@ static int operand_addr(parser *p, kd_ptx_operand *o, size_t a, size_t b)
     o->kind = KD_PTX_OPND_ADDR;
     size_t in = a + 1, end = b - 1; /* inside the brackets */
     if (in >= end)
-        return fail(p, p->t[a].line, "empty address []");
-    const tok *first = &p->t[in];
+        return fail(p, PT(p, a)->line, "empty address []");
+    const tok *first = PT(p, in);
     uint64_t v;
     if (is_name(first)) {
         if (!(o->base = intern(p, first)))
@@ -1082,32 +1171,32 @@ static int operand_addr(parser *p, kd_ptx_operand *o, size_t a, size_t b)
 static void operand_first_name(parser *p, kd_ptx_operand *o, size_t a, size_t b)
 {
     for (size_t k = a; k < b && !o->base; k++)
-        if (is_name(&p->t[k]))
-            o->base = intern(p, &p->t[k]);
+        if (is_name(PT(p, k)))
+            o->base = intern(p, PT(p, k));
 }
 
 static int build_operand(parser *p, kd_ptx_operand *o, size_t a, size_t b)
 {
     if (a >= b)
-        return fail(p, p->t[a].line, "empty operand");
+        return fail(p, PT(p, a)->line, "empty operand");
     if (!(o->text = join_tokens(p, a, b)))
         return fail_nomem(p);
-    const tok *t = &p->t[a];
+    const tok *t = PT(p, a);
     uint64_t v;
     if (is_punct(t, '['))
-        return is_punct(&p->t[b - 1], ']') ? operand_addr(p, o, a, b)
+        return is_punct(PT(p, b - 1), ']') ? operand_addr(p, o, a, b)
                                            : fail(p, t->line, "malformed address %s", o->text);
     if (is_punct(t, '{') || is_punct(t, '(')) {
         o->kind = is_punct(t, '{') ? KD_PTX_OPND_VEC : KD_PTX_OPND_LIST;
         return group_items(p, o, a + 1, b - 1);
     }
-    if (is_punct(t, '!') && b - a == 2 && is_name(&p->t[a + 1])) {
+    if (is_punct(t, '!') && b - a == 2 && is_name(PT(p, a + 1))) {
         o->kind = KD_PTX_OPND_REG;
         o->negated = 1;
-        o->base = intern(p, &p->t[a + 1]);
+        o->base = intern(p, PT(p, a + 1));
         return o->base ? 0 : fail_nomem(p);
     }
-    if (t->kind == TK_WORD && t->p[0] == '%' && (b - a == 1 || is_punct(&p->t[a + 1], '|'))) {
+    if (t->kind == TK_WORD && t->p[0] == '%' && (b - a == 1 || is_punct(PT(p, a + 1), '|'))) {
         o->kind = KD_PTX_OPND_REG; /* %r1 or the pair %r1|%p2 of setp */
         o->base = intern(p, t);
         return o->base ? 0 : fail_nomem(p);
@@ -1117,9 +1206,9 @@ static int build_operand(parser *p, kd_ptx_operand *o, size_t a, size_t b)
         o->base = intern(p, t);
         return o->base ? 0 : fail_nomem(p);
     }
-    if (t->kind == TK_NUM || (is_punct(t, '-') && b - a == 2 && p->t[a + 1].kind == TK_NUM)) {
+    if (t->kind == TK_NUM || (is_punct(t, '-') && b - a == 2 && PT(p, a + 1)->kind == TK_NUM)) {
         o->kind = KD_PTX_OPND_IMM;
-        const tok *num = t->kind == TK_NUM ? t : &p->t[a + 1];
+        const tok *num = t->kind == TK_NUM ? t : PT(p, a + 1);
         if (b - a <= 2 && tok_uint(num, &v) == 0 && v <= ((uint64_t)1 << 62))
             o->offset = t->kind == TK_NUM ? (int64_t)v : -(int64_t)v;
         if (b - a == 1 || t->kind != TK_NUM)
@@ -1178,6 +1267,7 @@ static int parse_insn(parser *p, func_builder *b)
     kd_ptx_insn in;
     memset(&in, 0, sizeof in);
     in.line = peek(p)->line;
+    in.scope = b->cur_scope < 0 ? 0 : b->cur_scope;
     if (is_punct(peek(p), '@')) {
         next(p);
         if (is_punct(peek(p), '!')) {
@@ -1234,6 +1324,7 @@ static int parse_label(parser *p, func_builder *b)
 /* One statement inside a function body. */
 static int parse_statement(parser *p, func_builder *b)
 {
+    statement_begin(p);
     const tok *t = peek(p);
     if (is_punct(t, ';')) {
         next(p);
@@ -1270,9 +1361,15 @@ static int parse_body(parser *p, func_builder *b)
         if (is_punct(t, '{')) {
             if (++depth > MAX_NESTING)
                 return fail(p, t->line, "blocks nested deeper than %d", MAX_NESTING);
+            int *parent = vec_push(&b->scopes);
+            if (!parent)
+                return fail_nomem(p);
+            *parent = b->cur_scope;
+            b->cur_scope = (int)b->scopes.n - 1;
             next(p);
         } else if (is_punct(t, '}')) {
             depth--;
+            b->cur_scope = ((int *)b->scopes.data)[b->cur_scope];
             b->f.end_line = t->line;
             next(p);
         } else if (parse_statement(p, b) != 0) {
@@ -1324,7 +1421,8 @@ static int finish_func(parser *p, func_builder *b)
         vec_finish(p->m, &b->regs, (void **)&f->regs, &f->n_regs) != 0 ||
         vec_finish(p->m, &b->shared, (void **)&f->shared, &f->n_shared) != 0 ||
         vec_finish(p->m, &b->insns, (void **)&f->insns, &f->n_insns) != 0 ||
-        vec_finish(p->m, &b->labels, (void **)&f->labels, &f->n_labels) != 0)
+        vec_finish(p->m, &b->labels, (void **)&f->labels, &f->n_labels) != 0 ||
+        vec_finish(p->m, &b->scopes, (void **)&f->scope_parent, &f->n_scopes) != 0)
         return fail_nomem(p);
     kd_ptx_func *slot = vec_push(&p->funcs);
     if (!slot)
@@ -1353,6 +1451,7 @@ static int parse_function(parser *p, int is_extern)
 static int parse_top_statement(parser *p)
 {
     int is_extern = 0;
+    statement_begin(p);
     /* linkage qualifiers */
     while (is_word(peek(p), ".visible") || is_word(peek(p), ".extern") ||
            is_word(peek(p), ".weak") || is_word(peek(p), ".common")) {
@@ -1424,25 +1523,75 @@ static int index_lines(kd_ptx_module *m)
     return 0;
 }
 
-static kd_ptx_module *module_new(const char *name, const char *text, size_t len)
+/* A module around text, which it takes over (a malloc'ed buffer of len + 1 bytes). */
+static kd_ptx_module *module_new(const char *name, char *text, size_t len)
 {
     kd_ptx_module *m = calloc(1, sizeof *m);
-    if (!m)
-        return NULL;
-    m->address_size = 64;
-    m->text = malloc(len + 1);
-    if (!m->text || !(m->name = arena_strndup(m, name, strlen(name)))) {
-        kd_ptx_module_free(m);
+    if (!m) {
+        free(text);
         return NULL;
     }
-    memcpy(m->text, text, len);
+    m->address_size = 64;
+    m->text = text;
     m->text[len] = '\0';
     m->text_len = len;
-    if (index_lines(m) != 0) {
+    if (!(m->name = arena_strndup(m, name, strlen(name))) || index_lines(m) != 0) {
         kd_ptx_module_free(m);
         return NULL;
     }
     return m;
+}
+
+static int build_indexes(kd_ptx_module *m);
+
+/* Parses text (malloc'ed, len + 1 bytes), which the module takes over in every case. */
+static kd_status parse_owned(const char *name, char *text, size_t len, kd_ptx_module **out,
+                             kd_ptx_error *err)
+{
+    while (len > 0 && text[len - 1] == '\0') /* OpenCL program binaries end in NUL */
+        len--;
+    if (len == 0) {
+        free(text);
+        set_error(err, 0, "empty input: no PTX");
+        return KD_ERR_FORMAT;
+    }
+    kd_ptx_module *m = module_new(name ? name : "<ptx>", text, len);
+    if (!m) {
+        set_error(err, 0, "out of memory");
+        return KD_ERR_NOMEM;
+    }
+    parser p;
+    memset(&p, 0, sizeof p);
+    p.m = m;
+    p.err = err;
+    vec_init(&p.funcs, sizeof(kd_ptx_func));
+    vec_init(&p.shared, sizeof(kd_ptx_var));
+    if (check_no_nul(m->text, len, err) != 0) {
+        kd_ptx_module_free(m);
+        return KD_ERR_FORMAT;
+    }
+    p.lx.s = m->text;
+    p.lx.n = len;
+    p.lx.line = 1;
+    p.lx.err = err;
+    p.lx.toks = &p.toks;
+    int rc = parse_module(&p);
+    if (rc == 0 && p.lex_failed)
+        rc = -1;
+    tok_store_free(&p.toks);
+    vec_free(&p.funcs);
+    vec_free(&p.shared);
+    if (rc == 0 && build_indexes(m) != 0) {
+        set_error(err, 0, "out of memory");
+        rc = -1;
+    }
+    if (rc != 0) {
+        int nomem = err && strcmp(err->msg, "out of memory") == 0;
+        kd_ptx_module_free(m);
+        return nomem ? KD_ERR_NOMEM : KD_ERR_FORMAT;
+    }
+    *out = m;
+    return KD_OK;
 }
 
 kd_status kd_ptx_parse(const char *name, const char *text, size_t len, kd_ptx_module **out,
@@ -1462,43 +1611,34 @@ kd_status kd_ptx_parse(const char *name, const char *text, size_t len, kd_ptx_mo
                   MAX_INPUT_BYTES);
         return KD_ERR_TOO_LARGE;
     }
-    while (len > 0 && text[len - 1] == '\0') /* OpenCL program binaries end in NUL */
-        len--;
-    if (len == 0) {
-        set_error(err, 0, "empty input: no PTX");
-        return KD_ERR_FORMAT;
-    }
-    kd_ptx_module *m = module_new(name ? name : "<ptx>", text, len);
-    if (!m) {
+    char *copy = malloc(len + 1);
+    if (!copy) {
         set_error(err, 0, "out of memory");
         return KD_ERR_NOMEM;
     }
-    parser p;
-    memset(&p, 0, sizeof p);
-    p.m = m;
-    p.err = err;
-    vec_init(&p.funcs, sizeof(kd_ptx_func));
-    vec_init(&p.shared, sizeof(kd_ptx_var));
-    vec toks;
-    if (lex(m->text, len, &toks, err) != 0) {
-        kd_ptx_module_free(m);
-        return KD_ERR_FORMAT;
-    }
-    p.t = toks.data;
-    p.nt = toks.n;
-    int rc = parse_module(&p);
-    vec_free(&toks);
-    vec_free(&p.funcs);
-    vec_free(&p.shared);
-    if (rc != 0) {
-        int nomem = err && strcmp(err->msg, "out of memory") == 0;
-        kd_ptx_module_free(m);
-        return nomem ? KD_ERR_NOMEM : KD_ERR_FORMAT;
-    }
-    *out = m;
-    return KD_OK;
+    if (len)
+        memcpy(copy, text, len);
+    return parse_owned(name, copy, len, out, err);
 }
 
+/* Reads exactly size bytes (a file that changes size while read is refused). */
+static kd_status read_all(int fd, char *buf, size_t size)
+{
+    size_t got = 0;
+    while (got < size) {
+        ssize_t r = read(fd, buf + got, size - got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return KD_ERR_IO;
+        got += (size_t)r;
+    }
+    char extra;
+    return read(fd, &extra, 1) == 0 ? KD_OK : KD_ERR_IO;
+}
+
+/* A FIFO, a device (/dev/zero), a directory or a file over the input cap is refused from
+ * fstat, before any byte is read: O_NONBLOCK keeps open() from waiting on a FIFO. */
 kd_status kd_ptx_parse_file(const char *path, kd_ptx_module **out, kd_ptx_error *err)
 {
     if (err) {
@@ -1510,44 +1650,41 @@ kd_status kd_ptx_parse_file(const char *path, kd_ptx_module **out, kd_ptx_error 
         return KD_ERR_NULL;
     }
     *out = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f) {
+    int fd = open(path, O_RDONLY | O_NONBLOCK);
+    if (fd < 0) {
         set_error(err, 0, "cannot open %s: %s", path, strerror(errno));
         return KD_ERR_IO;
     }
-    size_t cap = 1 << 16, len = 0;
-    char *buf = malloc(cap);
-    kd_status st = buf ? KD_OK : KD_ERR_NOMEM;
-    while (st == KD_OK) {
-        if (len == cap) {
-            char *nb = cap > MAX_INPUT_BYTES ? NULL : realloc(buf, cap * 2);
-            if (!nb) {
-                st = cap > MAX_INPUT_BYTES ? KD_ERR_TOO_LARGE : KD_ERR_NOMEM;
-                break;
-            }
-            buf = nb;
-            cap *= 2;
-        }
-        size_t got = fread(buf + len, 1, cap - len, f);
-        len += got;
-        if (got == 0) {
-            if (ferror(f))
-                st = KD_ERR_IO;
-            break;
-        }
-    }
-    fclose(f);
-    if (st != KD_OK) {
+    struct stat sb;
+    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
         set_error(err, 0, "cannot read %s: %s", path,
-                  st == KD_ERR_IO        ? strerror(errno)
-                  : st == KD_ERR_NOMEM   ? "out of memory"
-                                         : "file larger than the input limit");
+                  S_ISDIR(sb.st_mode) ? "a directory, not a PTX file"
+                                      : "not a regular file (FIFO, device or socket)");
+        close(fd);
+        return KD_ERR_IO;
+    }
+    if ((uint64_t)sb.st_size > MAX_INPUT_BYTES) {
+        set_error(err, 0, "cannot read %s: file of %lld bytes is larger than the %zu-byte limit",
+                  path, (long long)sb.st_size, MAX_INPUT_BYTES);
+        close(fd);
+        return KD_ERR_TOO_LARGE;
+    }
+    size_t size = (size_t)sb.st_size;
+    char *buf = malloc(size + 1);
+    if (!buf) {
+        close(fd);
+        set_error(err, 0, "cannot read %s: out of memory", path);
+        return KD_ERR_NOMEM;
+    }
+    kd_status st = read_all(fd, buf, size);
+    close(fd);
+    if (st != KD_OK) {
         free(buf);
+        set_error(err, 0, "cannot read %s: read failed or the file changed size while read",
+                  path);
         return st;
     }
-    st = kd_ptx_parse(path, buf, len, out, err);
-    free(buf);
-    return st;
+    return parse_owned(path, buf, size, out, err);
 }
 
 void kd_ptx_module_free(kd_ptx_module *m)
@@ -1568,19 +1705,96 @@ void kd_ptx_module_free(kd_ptx_module *m)
 
 /* ---- queries ------------------------------------------------------------------------------ */
 
-const kd_ptx_func *kd_ptx_find_func(const kd_ptx_module *m, const char *name)
+static size_t name_hash(const char *s)
 {
-    const kd_ptx_func *decl = NULL;
+    uint64_t h = 1469598103934665603ull;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return (size_t)(h ^ (h >> 29));
+}
+
+/* An open-addressing table of n names (get(i) is name i), at most half full; each slot
+ * holds the index of the first name of its spelling, -1 when empty. */
+static int *index_names(kd_ptx_module *m, int n, const char *(*get)(const kd_ptx_module *, int),
+                        int *cap_out, int *next)
+{
+    int cap = 16;
+    while (cap < 2 * n)
+        cap *= 2;
+    int *slot = arena_alloc(m, (size_t)cap * sizeof *slot);
+    if (!slot)
+        return NULL;
+    for (int i = 0; i < cap; i++)
+        slot[i] = -1;
+    int *last = next ? malloc((size_t)cap * sizeof *last) : NULL;
+    if (next && !last)
+        return NULL;
+    for (int i = 0; i < n; i++) {
+        const char *name = get(m, i);
+        size_t h = name_hash(name) & (size_t)(cap - 1);
+        while (slot[h] >= 0 && strcmp(get(m, slot[h]), name) != 0)
+            h = (h + 1) & (size_t)(cap - 1);
+        if (next)
+            next[i] = -1;
+        if (slot[h] < 0) {
+            slot[h] = i;
+        } else if (next) {
+            next[last[h]] = i;
+        }
+        if (next)
+            last[h] = i;
+    }
+    free(last);
+    *cap_out = cap;
+    return slot;
+}
+
+static const char *func_name_at(const kd_ptx_module *m, int i) { return m->funcs[i].name; }
+static const char *shared_name_at(const kd_ptx_module *m, int i) { return m->shared[i].name; }
+
+static int build_indexes(kd_ptx_module *m)
+{
+    m->func_next = arena_alloc(m, (size_t)(m->n_funcs + 1) * sizeof *m->func_next);
+    if (!m->func_next)
+        return -1;
+    m->func_slot = index_names(m, m->n_funcs, func_name_at, &m->func_slot_cap, m->func_next);
+    m->shared_slot = index_names(m, m->n_shared, shared_name_at, &m->shared_slot_cap, NULL);
+    return m->func_slot && m->shared_slot ? 0 : -1;
+}
+
+static int lookup(const int *slot, int cap, const kd_ptx_module *m, const char *name,
+                  const char *(*get)(const kd_ptx_module *, int))
+{
+    if (!slot || cap <= 0)
+        return -1;
+    size_t h = name_hash(name) & (size_t)(cap - 1);
+    while (slot[h] >= 0 && strcmp(get(m, slot[h]), name) != 0)
+        h = (h + 1) & (size_t)(cap - 1);
+    return slot[h];
+}
+
+const kd_ptx_func *kd_ptx_first_func(const kd_ptx_module *m, const char *name)
+{
     if (!m || !name)
         return NULL;
-    for (int i = 0; i < m->n_funcs; i++) {
-        if (strcmp(m->funcs[i].name, name) != 0)
-            continue;
-        if (m->funcs[i].has_body)
-            return &m->funcs[i];
-        if (!decl)
-            decl = &m->funcs[i];
-    }
+    int i = lookup(m->func_slot, m->func_slot_cap, m, name, func_name_at);
+    return i >= 0 ? &m->funcs[i] : NULL;
+}
+
+const kd_ptx_func *kd_ptx_next_func(const kd_ptx_module *m, const kd_ptx_func *f)
+{
+    if (!m || !f || f < m->funcs || f >= m->funcs + m->n_funcs || !m->func_next)
+        return NULL;
+    int nx = m->func_next[f - m->funcs];
+    return nx >= 0 ? &m->funcs[nx] : NULL;
+}
+
+const kd_ptx_func *kd_ptx_find_func(const kd_ptx_module *m, const char *name)
+{
+    const kd_ptx_func *decl = kd_ptx_first_func(m, name);
+    for (const kd_ptx_func *f = decl; f; f = kd_ptx_next_func(m, f))
+        if (f->has_body)
+            return f;
     return decl;
 }
 
@@ -1588,10 +1802,8 @@ const kd_ptx_var *kd_ptx_find_module_shared(const kd_ptx_module *m, const char *
 {
     if (!m || !name)
         return NULL;
-    for (int i = 0; i < m->n_shared; i++)
-        if (strcmp(m->shared[i].name, name) == 0)
-            return &m->shared[i];
-    return NULL;
+    int i = lookup(m->shared_slot, m->shared_slot_cap, m, name, shared_name_at);
+    return i >= 0 ? &m->shared[i] : NULL;
 }
 
 const kd_ptx_var *kd_ptx_find_func_shared(const kd_ptx_func *f, const char *name)
@@ -1623,14 +1835,31 @@ static int in_range(const char *reg, const kd_ptx_reg_decl *d)
     return v < d->count;
 }
 
+static int covers(const kd_ptx_reg_decl *d, const char *reg)
+{
+    return d->count < 0 ? strcmp(reg, d->name) == 0 : in_range(reg, d);
+}
+
 const kd_ptx_reg_decl *kd_ptx_find_reg(const kd_ptx_func *f, const char *reg)
 {
     if (!f || !reg)
         return NULL;
-    for (int i = 0; i < f->n_regs; i++) {
-        const kd_ptx_reg_decl *d = &f->regs[i];
-        if (d->count < 0 ? strcmp(reg, d->name) == 0 : in_range(reg, d))
-            return d;
+    for (int i = 0; i < f->n_regs; i++)
+        if (covers(&f->regs[i], reg))
+            return &f->regs[i];
+    return NULL;
+}
+
+const kd_ptx_reg_decl *kd_ptx_find_reg_in_scope(const kd_ptx_func *f, const char *reg, int scope)
+{
+    if (!f || !reg)
+        return NULL;
+    for (int s = scope; s >= 0 && s < f->n_scopes + 1; s = s < f->n_scopes ? f->scope_parent[s] : -1) {
+        for (int i = 0; i < f->n_regs; i++)
+            if (f->regs[i].scope == s && covers(&f->regs[i], reg))
+                return &f->regs[i];
+        if (s >= f->n_scopes)
+            break;
     }
     return NULL;
 }
