@@ -27,10 +27,14 @@ typedef enum kd_ptx_rule {
     KD_PTX_RULE_SHARED_U64 = 2,
     KD_PTX_RULE_SHARED_SIZE = 3,
     KD_PTX_RULE_MISSING = 4,
-    KD_PTX_RULE_PTXAS = 5
+    KD_PTX_RULE_PTXAS = 5,
+    KD_PTX_RULE_DUPLICATE = 6,     /* a pair member defined twice in one module */
+    KD_PTX_RULE_NOT_KERNEL = 7,    /* a pair member that is a .func, not an .entry */
+    KD_PTX_RULE_SPECIAL_WRITE = 8  /* a write to a special register (%ctaid.y, ...) */
 } kd_ptx_rule;
 
-/* "batch-dispatch", "shared-u64", "shared-size", "kernel-missing", "ptxas" */
+/* "batch-dispatch", "shared-u64", "shared-size", "kernel-missing", "ptxas",
+ * "duplicate-definition", "not-a-kernel", "special-register-write" */
 const char *kd_ptx_rule_name(int rule);
 
 /* A pair of kernel names. label names the op ("rmsnorm"). */
@@ -69,8 +73,9 @@ typedef struct kd_ptx_kernel_facts {
     char target[32];
     int found;                        /* defined (with a body) in file */
     int line;                         /* line of .entry */
-    char mechanism[KD_PTX_NAME_MAX];  /* "ctaid.y", "ctaid.z", "param NAME", "" if none */
-    int mechanism_line;
+    char mechanism[KD_PTX_NAME_MAX];  /* "ctaid.y", "ctaid.z", "param m_dim", "" if none */
+    int mechanism_line;               /* the global access the batch index reaches */
+    char mechanism_path[KD_PTX_TEXT_MAX]; /* instruction lines, batch index to that access */
     unsigned long long static_shared_bytes;
     int dynamic_shared;               /* uses an extern (unsized) .shared array */
     int shared_accesses;              /* instructions that access shared memory */

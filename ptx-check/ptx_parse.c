@@ -1854,14 +1854,13 @@ const kd_ptx_reg_decl *kd_ptx_find_reg_in_scope(const kd_ptx_func *f, const char
 {
     if (!f || !reg)
         return NULL;
-    for (int s = scope; s >= 0 && s < f->n_scopes + 1; s = s < f->n_scopes ? f->scope_parent[s] : -1) {
+    /* innermost block first; a bad scope index falls back to the whole function */
+    for (int s = scope, guard = 0; s >= 0 && s < f->n_scopes && guard <= f->n_scopes;
+         s = f->scope_parent[s], guard++)
         for (int i = 0; i < f->n_regs; i++)
             if (f->regs[i].scope == s && covers(&f->regs[i], reg))
                 return &f->regs[i];
-        if (s >= f->n_scopes)
-            break;
-    }
-    return NULL;
+    return f->n_scopes == 0 ? kd_ptx_find_reg(f, reg) : NULL;
 }
 
 int kd_ptx_line_text(const kd_ptx_module *m, int line, char *buf, size_t cap)
