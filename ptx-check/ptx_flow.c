@@ -273,6 +273,13 @@ static int param_index(const kd_ptx_param *ps, int n, const char *name)
     return -1;
 }
 
+/* A .reg parameter (a register), not a .param symbol. */
+static int reg_param_index(const kd_ptx_param *ps, int n, const char *name)
+{
+    int k = param_index(ps, n, name);
+    return k >= 0 && ps[k].is_reg ? k : -1;
+}
+
 /* The variable a register name denotes at block scope, or -1 if it is not a register
  * (a symbol, a label). Names without '%' are registers when a .reg declares them. */
 static int reg_var(fn_ctx *c, const char *name, int scope)
@@ -289,12 +296,12 @@ static int reg_var(fn_ctx *c, const char *name, int scope)
         snprintf(key, sizeof key, "R%d:%s", (int)(d - c->g->regs), name);
         return new_var(c, key, d->bits, 0);
     }
-    int k = param_index(c->g->params, c->g->n_params, name);
+    int k = reg_param_index(c->g->params, c->g->n_params, name);
     if (k >= 0) { /* a .reg parameter */
         snprintf(key, sizeof key, "A:%d", k);
         return new_var(c, key, (int)c->g->params[k].bytes * 8, 0);
     }
-    k = param_index(c->g->rets, c->g->n_rets, name);
+    k = reg_param_index(c->g->rets, c->g->n_rets, name);
     if (k >= 0) {
         snprintf(key, sizeof key, "RV:%d", k);
         return new_var(c, key, (int)c->g->rets[k].bytes * 8, 0);

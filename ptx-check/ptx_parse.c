@@ -963,6 +963,7 @@ static int parse_param(parser *p, vec *dst)
 {
     if (!is_word(peek(p), ".param") && !is_word(peek(p), ".reg"))
         return fail_expected(p, "'.param' or '.reg' in a parameter list");
+    int is_reg = is_word(peek(p), ".reg");
     decl_attrs a;
     if (parse_decl_attrs(p, &a) != 0)
         return -1;
@@ -980,6 +981,7 @@ static int parse_param(parser *p, vec *dst)
     prm->type = a.type;
     prm->bytes = (uint64_t)kd_ptx_type_bytes(a.type) * (uint64_t)a.vec * (unsized ? 0 : count);
     prm->line = name->line;
+    prm->is_reg = is_reg;
     return 0;
 }
 

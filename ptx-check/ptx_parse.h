@@ -85,6 +85,7 @@ typedef struct kd_ptx_param {
     const char *type;  /* ".u64", ".b8", ... */
     uint64_t bytes;    /* element size times array size */
     int line;
+    int is_reg;        /* declared .reg (a register parameter), not .param */
 } kd_ptx_param;
 
 typedef struct kd_ptx_label {
