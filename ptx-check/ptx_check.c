@@ -345,7 +345,12 @@ static int shared_size(const kd_ptx_module *m, const unsigned char *reach,
     for (int i = 0; i < m->n_funcs; i++) {
         if (!reach[i])
             continue;
-        const kd_ptx_func *g = &m->funcs[i];
+        const kd_ptx_func *g = NULL;
+        kd_ptx_body *body = NULL;
+        if (kd_ptx_func_load(m, &m->funcs[i], &g, &body) != KD_OK) {
+            free(used);
+            return -1;
+        }
         for (int j = 0; j < g->n_shared; j++)
             off = add_var_bytes(off, &g->shared[j], &facts->dynamic_shared);
         for (int j = 0; j < g->n_insns; j++)
@@ -355,6 +360,7 @@ static int shared_size(const kd_ptx_module *m, const unsigned char *reach,
                 for (int t = 0; t < o->n_items; t++)
                     mark_module_shared(m, o->items[t], used);
             }
+        kd_ptx_body_free(body);
     }
     for (int s = 0; s < m->n_shared; s++)
         if (used[s])

@@ -1411,7 +1411,10 @@ static kd_status analyze_fn(flow_module *fm, int fi, int kernel, int depth, flow
     memset(&c, 0, sizeof c);
     c.fm = fm;
     c.m = fm->m;
-    c.g = &fm->m->funcs[fi];
+    kd_ptx_body *body = NULL;
+    kd_status lst = kd_ptx_func_load(fm->m, &fm->m->funcs[fi], &c.g, &body);
+    if (lst != KD_OK)
+        return lst;
     c.kernel = kernel;
     c.depth = depth;
     c.sum = s;
@@ -1447,6 +1450,7 @@ static kd_status analyze_fn(flow_module *fm, int fi, int kernel, int depth, flow
         c.issues.d = NULL;
     }
     ctx_free(&c);
+    kd_ptx_body_free(body);
     return rc == 0 ? KD_OK : KD_ERR_NOMEM;
 }
 

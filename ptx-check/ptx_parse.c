@@ -470,6 +470,8 @@ typedef struct parser {
     lexer lx;
     size_t i;   /* next token in toks */
     int lex_failed;
+    int lazy;   /* check bodies but keep no instructions, labels or registers */
+    int hold;   /* > 0 while a statement keeps token indexes or pointers: no reset */
     kd_ptx_error *err;
     int failed;
     vec funcs;  /* kd_ptx_func */
@@ -497,6 +499,10 @@ static const tok *peek(parser *p)
         if (p->lex_failed || p->lx.at_eof) {
             return p->toks.n ? PT(p, p->toks.n - 1) : &eof_tok;
         }
+        if (!p->hold) { /* every token consumed and none held: start the store over */
+            p->toks.n = 0;
+            p->i = 0;
+        }
         if (lex_batch(&p->lx) != 0) {
             p->lex_failed = 1;
             p->failed = 1;
@@ -522,6 +528,7 @@ static const tok *next(parser *p)
  * emptied, so it never holds more than the statements being parsed. */
 static void statement_begin(parser *p)
 {
+
     if (p->i == p->toks.n && !p->lx.at_eof) {
         p->toks.n = 0;
         p->i = 0;
@@ -904,7 +911,18 @@ static int add_var(parser *p, vec *dst, const tok *name, const decl_attrs *a, ui
 
 /* A state-space declaration: .shared .align 4 .b8 name[128]; Kept when it is .shared
  * (into shared_out); other spaces are checked for form and dropped. */
+static int parse_var_decl_held(parser *p, vec *shared_out, int is_extern);
+
+/* An initializer may span batches while the name's token is still needed. */
 static int parse_var_decl(parser *p, vec *shared_out, int is_extern)
+{
+    p->hold++;
+    int rc = parse_var_decl_held(p, shared_out, is_extern);
+    p->hold--;
+    return rc;
+}
+
+static int parse_var_decl_held(parser *p, vec *shared_out, int is_extern)
 {
     int is_shared = is_word(peek(p), ".shared");
     decl_attrs a;
@@ -1057,6 +1075,15 @@ static int parse_reg_decl(parser *p, func_builder *b)
             if (expect_punct(p, '>') != 0)
                 return -1;
             count = (int)n;
+        }
+        if (p->lazy) {
+            if (is_punct(peek(p), ';')) {
+                next(p);
+                return 0;
+            }
+            if (expect_punct(p, ',') != 0)
+                return -1;
+            continue;
         }
         kd_ptx_reg_decl *r = vec_push(&b->regs);
         if (!r || !(r->name = intern(p, name)))
@@ -1225,7 +1252,18 @@ static int build_operand(parser *p, kd_ptx_operand *o, size_t a, size_t b)
 
 /* Finds the operands of the instruction starting at the current token, up to its ';',
  * honouring nesting of (), [] and {}. */
+static int parse_operands_held(parser *p, vec *ops, int line);
+
+/* The operands' token indexes must survive a new batch: the store is held. */
 static int parse_operands(parser *p, vec *ops, int line)
+{
+    p->hold++;
+    int rc = parse_operands_held(p, ops, line);
+    p->hold--;
+    return rc;
+}
+
+static int parse_operands_held(parser *p, vec *ops, int line)
 {
     char stack[MAX_NESTING];
     int depth = 0;
@@ -1249,11 +1287,16 @@ static int parse_operands(parser *p, vec *ops, int line)
         } else if (is_punct(t, ';') || (is_punct(t, ',') && depth == 0)) {
             if (depth)
                 return fail(p, t->line, "missing '%c' before ';'", stack[depth - 1]);
-            kd_ptx_operand *o = vec_push(ops);
-            if (!o)
-                return fail_nomem(p);
-            if (build_operand(p, o, start, p->i) != 0)
-                return -1;
+            if (p->lazy) {
+                if (start >= p->i)
+                    return fail(p, t->line, "empty operand");
+            } else {
+                kd_ptx_operand *o = vec_push(ops);
+                if (!o)
+                    return fail_nomem(p);
+                if (build_operand(p, o, start, p->i) != 0)
+                    return -1;
+            }
             next(p);
             if (is_punct(t, ';'))
                 return 0;
@@ -1278,7 +1321,8 @@ static int parse_insn(parser *p, func_builder *b)
         }
         if (peek(p)->kind != TK_WORD || peek(p)->p[0] != '%')
             return fail_expected(p, "a predicate register after '@'");
-        if (!(in.guard = intern(p, next(p))))
+        const tok *g = next(p);
+        if (!p->lazy && !(in.guard = intern(p, g)))
             return fail_nomem(p);
     }
     const tok *op = peek(p);
@@ -1289,7 +1333,7 @@ static int parse_insn(parser *p, func_builder *b)
         describe(op, d, sizeof d);
         return fail(p, op->line, "unknown instruction %s", d);
     }
-    if (!(in.opcode = intern(p, op)))
+    if (!p->lazy && !(in.opcode = intern(p, op)))
         return fail_nomem(p);
     next(p);
     vec ops;
@@ -1300,6 +1344,8 @@ static int parse_insn(parser *p, func_builder *b)
     }
     if (vec_finish(p->m, &ops, (void **)&in.ops, &in.n_ops) != 0)
         return fail_nomem(p);
+    if (p->lazy)
+        return 0;
     kd_ptx_insn *slot = vec_push(&b->insns);
     if (!slot)
         return fail_nomem(p);
@@ -1311,11 +1357,13 @@ static int parse_label(parser *p, func_builder *b)
 {
     const tok *name = next(p);
     next(p); /* ':' */
-    kd_ptx_label *l = vec_push(&b->labels);
-    if (!l || !(l->name = intern(p, name)))
+    kd_ptx_label *l = p->lazy ? NULL : vec_push(&b->labels);
+    if (!p->lazy && (!l || !(l->name = intern(p, name))))
         return fail_nomem(p);
-    l->line = name->line;
-    l->insn_index = (int)b->insns.n;
+    if (l) {
+        l->line = name->line;
+        l->insn_index = (int)b->insns.n;
+    }
     /* label: .callprototype / .branchtargets / .calltargets ... ; */
     if (is_word(peek(p), ".callprototype") || is_word(peek(p), ".branchtargets") ||
         is_word(peek(p), ".calltargets"))
@@ -1395,8 +1443,12 @@ static int parse_func_rest(parser *p, func_builder *b)
         return -1;
     for (;;) {
         const tok *t = peek(p);
-        if (is_punct(t, '{'))
+        if (is_punct(t, '{')) {
+            b->f.body_offset = (size_t)(t->p - p->m->text);
+            b->f.body_line = t->line;
+            b->f.lazy = p->lazy;
             return parse_body(p, b);
+        }
         if (is_punct(t, ';')) {
             next(p);
             return 0;
@@ -1547,8 +1599,8 @@ static kd_ptx_module *module_new(const char *name, char *text, size_t len)
 static int build_indexes(kd_ptx_module *m);
 
 /* Parses text (malloc'ed, len + 1 bytes), which the module takes over in every case. */
-static kd_status parse_owned(const char *name, char *text, size_t len, kd_ptx_module **out,
-                             kd_ptx_error *err)
+static kd_status parse_owned(const char *name, char *text, size_t len, int lazy,
+                             kd_ptx_module **out, kd_ptx_error *err)
 {
     while (len > 0 && text[len - 1] == '\0') /* OpenCL program binaries end in NUL */
         len--;
@@ -1566,6 +1618,7 @@ static kd_status parse_owned(const char *name, char *text, size_t len, kd_ptx_mo
     memset(&p, 0, sizeof p);
     p.m = m;
     p.err = err;
+    p.lazy = lazy;
     vec_init(&p.funcs, sizeof(kd_ptx_func));
     vec_init(&p.shared, sizeof(kd_ptx_var));
     if (check_no_nul(m->text, len, err) != 0) {
@@ -1620,7 +1673,7 @@ kd_status kd_ptx_parse(const char *name, const char *text, size_t len, kd_ptx_mo
     }
     if (len)
         memcpy(copy, text, len);
-    return parse_owned(name, copy, len, out, err);
+    return parse_owned(name, copy, len, 0, out, err);
 }
 
 /* Reads exactly size bytes (a file that changes size while read is refused). */
@@ -1641,7 +1694,7 @@ static kd_status read_all(int fd, char *buf, size_t size)
 
 /* A FIFO, a device (/dev/zero), a directory or a file over the input cap is refused from
  * fstat, before any byte is read: O_NONBLOCK keeps open() from waiting on a FIFO. */
-kd_status kd_ptx_parse_file(const char *path, kd_ptx_module **out, kd_ptx_error *err)
+static kd_status parse_file(const char *path, int lazy, kd_ptx_module **out, kd_ptx_error *err)
 {
     if (err) {
         err->line = 0;
@@ -1686,7 +1739,90 @@ kd_status kd_ptx_parse_file(const char *path, kd_ptx_module **out, kd_ptx_error 
                   path);
         return st;
     }
-    return parse_owned(path, buf, size, out, err);
+    return parse_owned(path, buf, size, lazy, out, err);
+}
+
+kd_status kd_ptx_parse_file(const char *path, kd_ptx_module **out, kd_ptx_error *err)
+{
+    return parse_file(path, 0, out, err);
+}
+
+kd_status kd_ptx_parse_file_lazy(const char *path, kd_ptx_module **out, kd_ptx_error *err)
+{
+    return parse_file(path, 1, out, err);
+}
+
+/* A body parsed on demand: its own arena (through a module shell) and the function. */
+struct kd_ptx_body {
+    kd_ptx_module shell; /* only its arena is used */
+    kd_ptx_func f;
+};
+
+void kd_ptx_body_free(kd_ptx_body *body)
+{
+    if (!body)
+        return;
+    kd_ptx_arena *a = body->shell.arena;
+    while (a) {
+        kd_ptx_arena *nx = a->next;
+        free(a->data);
+        free(a);
+        a = nx;
+    }
+    free(body);
+}
+
+kd_status kd_ptx_func_load(const kd_ptx_module *m, const kd_ptx_func *f, const kd_ptx_func **out,
+                           kd_ptx_body **body)
+{
+    if (!m || !f || !out || !body)
+        return KD_ERR_NULL;
+    *out = f;
+    *body = NULL;
+    if (!f->lazy || !f->has_body)
+        return KD_OK;
+    if (f->body_offset >= m->text_len)
+        return KD_ERR_ARG;
+    kd_ptx_body *b = calloc(1, sizeof *b);
+    if (!b)
+        return KD_ERR_NOMEM;
+    b->shell.text = m->text;
+    b->shell.text_len = m->text_len;
+    kd_ptx_error err;
+    parser p;
+    memset(&p, 0, sizeof p);
+    p.m = &b->shell;
+    p.err = &err;
+    p.lx.s = m->text;
+    p.lx.n = m->text_len;
+    p.lx.i = f->body_offset;
+    p.lx.line = f->body_line;
+    p.lx.err = &err;
+    p.lx.toks = &p.toks;
+    func_builder fb;
+    fb_init(&fb);
+    fb.f = *f;
+    fb.f.lazy = 0;
+    int rc = parse_body(&p, &fb);
+    kd_ptx_func *g = &fb.f;
+    if (rc == 0 &&
+        (vec_finish(p.m, &fb.regs, (void **)&g->regs, &g->n_regs) != 0 ||
+         vec_finish(p.m, &fb.shared, (void **)&g->shared, &g->n_shared) != 0 ||
+         vec_finish(p.m, &fb.insns, (void **)&g->insns, &g->n_insns) != 0 ||
+         vec_finish(p.m, &fb.labels, (void **)&g->labels, &g->n_labels) != 0 ||
+         vec_finish(p.m, &fb.scopes, (void **)&g->scope_parent, &g->n_scopes) != 0))
+        rc = -1;
+    b->f = *g;
+    fb_free(&fb);
+    tok_store_free(&p.toks);
+    if (rc != 0 || p.lex_failed) {
+        int nomem = strcmp(err.msg, "out of memory") == 0;
+        kd_ptx_body_free(b);
+        return nomem ? KD_ERR_NOMEM : KD_ERR_FORMAT;
+    }
+    *out = &b->f;
+    *body = b;
+    return KD_OK;
 }
 
 void kd_ptx_module_free(kd_ptx_module *m)

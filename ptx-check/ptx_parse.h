@@ -112,6 +112,12 @@ typedef struct kd_ptx_func {
      * block around block i (-1 for the body). */
     int n_scopes;
     int *scope_parent;
+    /* Where the body starts in the module text (its '{'), for kd_ptx_func_load. lazy: the
+     * module was parsed with kd_ptx_parse_file_lazy and this function keeps no
+     * instructions, labels or registers (its .shared declarations are kept). */
+    size_t body_offset;
+    int body_line;
+    int lazy;
 } kd_ptx_func;
 
 typedef struct kd_ptx_arena kd_ptx_arena;
@@ -146,6 +152,19 @@ kd_status kd_ptx_parse(const char *name, const char *text, size_t len, kd_ptx_mo
 /* Reads and parses a file (KD_ERR_IO when it cannot be read). */
 kd_status kd_ptx_parse_file(const char *path, kd_ptx_module **out, kd_ptx_error *err);
 void kd_ptx_module_free(kd_ptx_module *m);
+
+/* As kd_ptx_parse_file, checking the whole file the same way, but function bodies keep
+ * no instructions: memory stays near the input size (the text and a line index). The
+ * checker reads each body again when it needs it (kd_ptx_func_load). */
+kd_status kd_ptx_parse_file_lazy(const char *path, kd_ptx_module **out, kd_ptx_error *err);
+
+/* A function's body read on demand. */
+typedef struct kd_ptx_body kd_ptx_body;
+/* *out is f itself when its body is kept (*body NULL), else a copy of f with the body
+ * parsed again from the module text into *body (free with kd_ptx_body_free). */
+kd_status kd_ptx_func_load(const kd_ptx_module *m, const kd_ptx_func *f, const kd_ptx_func **out,
+                           kd_ptx_body **body);
+void kd_ptx_body_free(kd_ptx_body *body);
 
 /* The function of that name with a body (a definition), else the declaration, else NULL. */
 const kd_ptx_func *kd_ptx_find_func(const kd_ptx_module *m, const char *name);
