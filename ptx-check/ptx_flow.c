@@ -947,6 +947,56 @@ static uint64_t cvta_transfer(const char *op, uint64_t t)
     return t & ~(T_SHARED | T_GSHARED | T_SHARED64);
 }
 
+/* The constant that use u always holds (through st.param of a mov'ed immediate), for
+ * the dimension argument of OpenCL's get_group_id when libclc is not linked in. */
+static int use_const(fn_ctx *c, int u, int depth, int64_t *v)
+{
+    use_rec *ur = UR(c, u);
+    int found = 0;
+    for (int k = ur->ud0; k < ur->ud1; k++) {
+        int j = DR(c, c->ud[k])->insn;
+        if (j < 0 || depth > 3)
+            return 0;
+        const kd_ptx_insn *in = &c->g->insns[j];
+        int64_t x = 0;
+        int vi = opcode_is(in->opcode, "st") ? c->ii[j].addr_op + 1 : 1;
+        if (!(opcode_is(in->opcode, "st") || opcode_is(in->opcode, "mov")) || vi >= in->n_ops)
+            return 0;
+        if (in->ops[vi].kind == KD_PTX_OPND_IMM) {
+            x = in->ops[vi].offset;
+        } else {
+            int su = -1;
+            for (int w = c->ii[j].use0; w < c->ii[j].use1 && su < 0; w++)
+                if (UR(c, w)->role == U_VAL)
+                    su = w;
+            if (su < 0 || !use_const(c, su, depth + 1, &x))
+                return 0;
+        }
+        if (found && x != *v)
+            return 0;
+        *v = x;
+        found = 1;
+    }
+    return found;
+}
+
+/* OpenCL's work-group index builtins left as calls (no libclc): dimension 1 or 2 is
+ * the batch index. */
+static uint64_t builtin_call_taint(fn_ctx *c, int i, const char *name, int *src)
+{
+    if (strcmp(name, "_Z12get_group_idj") != 0 && strcmp(name, "_Z13get_global_idj") != 0)
+        return 0;
+    for (int u = c->ii[i].use0; u < c->ii[i].use1; u++) {
+        int64_t dim = 0;
+        if (UR(c, u)->role == U_ARG && UR(c, u)->arg == 0 && use_const(c, u, 0, &dim) &&
+            (dim == 1 || dim == 2)) {
+            (void)src;
+            return T_BATCH;
+        }
+    }
+    return 0;
+}
+
 /* The taint instruction i gives to its def d. */
 static uint64_t def_taint(fn_ctx *c, int i, int d, int *src)
 {
@@ -963,6 +1013,8 @@ static uint64_t def_taint(fn_ctx *c, int i, int d, int *src)
             c->nomem = 1;
             return 0;
         }
+        if (!c->m->funcs[ii->callee].has_body)
+            return builtin_call_taint(c, i, c->m->funcs[ii->callee].name, src);
         if (!s || ret_k >= s->n_rets)
             return 0;
         return apply_summary(c, i, s->ret_taint[ret_k], src);
@@ -1109,7 +1161,9 @@ static void batch_mechanism(fn_ctx *c, int d, char *buf, size_t cap)
     for (size_t h = 0; h < c->vars.cap && !key; h++)
         if (c->vars.keys[h] && c->vars.ids[h] == DR(c, root)->var)
             key = c->vars.keys[h];
-    if (key && strcmp(key, "S:%ctaid.z") == 0)
+    if (DR(c, root)->insn >= 0 && opcode_is(c->g->insns[DR(c, root)->insn].opcode, "call"))
+        snprintf(buf, cap, "get_group_id");
+    else if (key && strcmp(key, "S:%ctaid.z") == 0)
         snprintf(buf, cap, "ctaid.z");
     else if (key && strcmp(key, "S:%ctaid.y") == 0)
         snprintf(buf, cap, "ctaid.y");

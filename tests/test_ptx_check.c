@@ -1030,6 +1030,21 @@ static char *replace_all(const char *text, const char *from, const char *to)
     }
 }
 
+/* clang output without libclc: get_group_id(1) stays a call; get_group_id(0) is no batch */
+static void test_clang_get_group_id_call(void)
+{
+    char *t = read_fixture("clang_rmsnorm_nolibclc.ptx");
+    expect_text("get_group_id(1) call", t, "kd_rmsnorm_f32", "kd_rmsnorm_f32_batched", 1, 0, 0);
+    char *at = strstr(t, ".entry kd_rmsnorm_f32_batched(");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(at);
+    char *one = strstr(at, "mov.u32 \t%r14, 1;");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(one);
+    one[strlen("mov.u32 \t%r14, ")] = '0';
+    expect_text("get_group_id(0) call", t, "kd_rmsnorm_f32", "kd_rmsnorm_f32_batched", 0,
+                KD_PTX_RULE_BATCH_DISPATCH, 0);
+    free(t);
+}
+
 /* the nvcc fixtures: harmless builds pass, real bugs fail */
 static void test_nvcc_builds(void)
 {
@@ -1403,6 +1418,7 @@ int main(void)
     CU_add_test(s, "command: --from-opencl", test_from_opencl);
     CU_add_test(s, "mutations: nvcc builds", test_nvcc_builds);
     CU_add_test(s, "mutations: clang OpenCL PTX", test_clang_opencl_ptx);
+    CU_add_test(s, "mutations: clang PTX, get_group_id calls", test_clang_get_group_id_call);
     CU_add_test(s, "mutations: rule 1 is data flow", test_rule1_data_flow);
     CU_add_test(s, "mutations: harmless rewrites pass", test_harmless_rewrites);
     CU_add_test(s, "mutations: rule 1 m_dim", test_rule1_m_dim);
