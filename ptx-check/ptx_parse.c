@@ -60,6 +60,33 @@ static void *arena_alloc(kd_ptx_module *m, size_t n)
     return p;
 }
 
+/* Frees every chunk but the newest and empties it. */
+static void scratch_reset(kd_ptx_module *m)
+{
+    kd_ptx_arena *a = m->arena;
+    if (!a)
+        return;
+    kd_ptx_arena *old = a->next;
+    while (old) {
+        kd_ptx_arena *nx = old->next;
+        free(old->data);
+        free(old);
+        old = nx;
+    }
+    a->next = NULL;
+    a->used = 0;
+}
+
+static void scratch_free(kd_ptx_module *m)
+{
+    scratch_reset(m);
+    if (m->arena) {
+        free(m->arena->data);
+        free(m->arena);
+        m->arena = NULL;
+    }
+}
+
 static char *arena_strndup(kd_ptx_module *m, const char *s, size_t n)
 {
     char *d = arena_alloc(m, n + 1);
@@ -472,6 +499,7 @@ typedef struct parser {
     int lex_failed;
     int lazy;   /* check bodies but keep no instructions, labels or registers */
     int hold;   /* > 0 while a statement keeps token indexes or pointers: no reset */
+    kd_ptx_module scratch; /* lazy: operands are built here (and checked), then dropped */
     kd_ptx_error *err;
     int failed;
     vec funcs;  /* kd_ptx_func */
@@ -1288,8 +1316,16 @@ static int parse_operands_held(parser *p, vec *ops, int line)
             if (depth)
                 return fail(p, t->line, "missing '%c' before ';'", stack[depth - 1]);
             if (p->lazy) {
-                if (start >= p->i)
-                    return fail(p, t->line, "empty operand");
+                /* built (so refused exactly as in a full parse) in a scratch arena */
+                kd_ptx_operand o;
+                memset(&o, 0, sizeof o);
+                kd_ptx_module *keep = p->m;
+                p->m = &p->scratch;
+                int rc = build_operand(p, &o, start, p->i);
+                p->m = keep;
+                scratch_reset(&p->scratch);
+                if (rc != 0)
+                    return -1;
             } else {
                 kd_ptx_operand *o = vec_push(ops);
                 if (!o)
@@ -1634,6 +1670,7 @@ static kd_status parse_owned(const char *name, char *text, size_t len, int lazy,
     if (rc == 0 && p.lex_failed)
         rc = -1;
     tok_store_free(&p.toks);
+    scratch_free(&p.scratch);
     vec_free(&p.funcs);
     vec_free(&p.shared);
     if (rc == 0 && build_indexes(m) != 0) {
@@ -1649,8 +1686,23 @@ static kd_status parse_owned(const char *name, char *text, size_t len, int lazy,
     return KD_OK;
 }
 
+static kd_status parse_copy(const char *name, const char *text, size_t len, int lazy,
+                            kd_ptx_module **out, kd_ptx_error *err);
+
 kd_status kd_ptx_parse(const char *name, const char *text, size_t len, kd_ptx_module **out,
                        kd_ptx_error *err)
+{
+    return parse_copy(name, text, len, 0, out, err);
+}
+
+kd_status kd_ptx_parse_lazy(const char *name, const char *text, size_t len, kd_ptx_module **out,
+                            kd_ptx_error *err)
+{
+    return parse_copy(name, text, len, 1, out, err);
+}
+
+static kd_status parse_copy(const char *name, const char *text, size_t len, int lazy,
+                            kd_ptx_module **out, kd_ptx_error *err)
 {
     if (err) {
         err->line = 0;
@@ -1673,7 +1725,7 @@ kd_status kd_ptx_parse(const char *name, const char *text, size_t len, kd_ptx_mo
     }
     if (len)
         memcpy(copy, text, len);
-    return parse_owned(name, copy, len, 0, out, err);
+    return parse_owned(name, copy, len, lazy, out, err);
 }
 
 /* Reads exactly size bytes (a file that changes size while read is refused). */

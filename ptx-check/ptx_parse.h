@@ -157,6 +157,8 @@ void kd_ptx_module_free(kd_ptx_module *m);
  * no instructions: memory stays near the input size (the text and a line index). The
  * checker reads each body again when it needs it (kd_ptx_func_load). */
 kd_status kd_ptx_parse_file_lazy(const char *path, kd_ptx_module **out, kd_ptx_error *err);
+kd_status kd_ptx_parse_lazy(const char *name, const char *text, size_t len, kd_ptx_module **out,
+                            kd_ptx_error *err);
 
 /* A function's body read on demand. */
 typedef struct kd_ptx_body kd_ptx_body;
