@@ -524,9 +524,10 @@ static const tok eof_tok = {TK_EOF, 0, "", 0};
 static const tok *peek(parser *p)
 {
     while (p->i >= p->toks.n) {
-        if (p->lex_failed || p->lx.at_eof) {
+        if (p->lex_failed)
+            return &eof_tok;
+        if (p->lx.at_eof) /* the last token is the EOF token */
             return p->toks.n ? PT(p, p->toks.n - 1) : &eof_tok;
-        }
         if (!p->hold) { /* every token consumed and none held: start the store over */
             p->toks.n = 0;
             p->i = 0;

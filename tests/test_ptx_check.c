@@ -328,6 +328,8 @@ static void test_parse_errors_have_lines(void)
         {HDR ".address_size 48\n", 4, ".address_size must be 32 or 64"},
         {".version 8.0\n/* never closed\n\n", 2, "unterminated /* comment"},
         {HDR ".file 1 \"abc\n", 4, "unterminated string"},
+        /* a lexer error inside a body (the fuzzer's hang: the parser looped on it) */
+        {HDR ".entry k()\n{\n.pragma \"x;\nret;\n}\n", 6, "unterminated string"},
         {HDR K_OPEN "foo.bar %r1, %r2;\n}\n", 8, "unknown instruction 'foo.bar'"},
         {HDR K_OPEN "mov.u32 %r1, 1;\n", 9,
          "unexpected end of file in the body of k (opened at line 4)"},
