@@ -28,7 +28,7 @@ enum {
 /* Above this many bit-set words (blocks x definitions / 64) reaching definitions fall
  * back to every definition reaching every use (flow-insensitive, never unsound for the
  * shared rule; documented in README). */
-#define MAX_RD_WORDS ((size_t)1 << 24)
+#define MAX_RD_WORDS ((size_t)1 << 22)
 
 static uint64_t t_param(int k) { return (uint64_t)1 << (T_PARAM_SHIFT + (k < MAX_PARAM_BITS - 1 ? k : MAX_PARAM_BITS - 1)); }
 

@@ -1296,6 +1296,14 @@ static void test_rule2_flow(void)
     expect_r2("global pointer to the same .func",
               "{\n.param .b64 param0;\nst.param.b64 [param0+0], %rd2;\ncall.uni use_p, (param0);\n}\n",
               callee, 1, NULL);
+    /* through a .reg parameter and a .reg return value */
+    const char *reg_callee = ".func (.reg .b64 %rv) use_r(.reg .b64 %pa)\n{\n.reg .f32 %f<2>;\n"
+                             "ld.f32 %f1, [%pa];\nmov.b64 %rv, %pa;\nret;\n}\n";
+    expect_r2("through a .reg parameter",
+              "mov.u64 %rd5, sm;\ncvta.shared.u64 %rd6, %rd5;\n"
+              "call.uni (%rd9), use_r, (%rd6);\n", reg_callee, 0, "call.uni (%rd9)");
+    expect_r2("a .reg return value", "mov.u64 %rd5, sm;\ncvta.shared.u64 %rd6, %rd5;\n"
+              "call.uni (%rd9), use_r, (%rd2);\nld.f32 %f2, [%rd9];\n", reg_callee, 1, NULL);
     /* through a return value */
     const char *ret_fn = ".func (.param .b64 get_p_retval0) get_p()\n{\n.reg .b64 %rd<3>;\n"
                          "mov.u64 %rd1, sm;\ncvta.shared.u64 %rd2, %rd1;\n"
