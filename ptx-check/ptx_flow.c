@@ -1237,18 +1237,59 @@ static int check_access(fn_ctx *c, int i)
         if (!c->sum->shared64_line)
             c->sum->shared64_line = in->line;
     }
-    int global_like = ii->space == SP_GLOBAL ||
-                      (generic && (t & (T_GLOBAL | T_PARAMS)) && !(t & (T_GSHARED | T_SHARED)));
-    if (!global_like || u < 0)
-        return 0;
-    if (t & T_PARAMS) {
-        c->sum->addr_params |= t & T_PARAMS;
-        if (!c->sum->addr_line)
-            c->sum->addr_line = in->line;
-    }
-    if ((t & T_BATCH) && src >= 0)
-        note_batch(c, src, in->line);
     return 0;
+}
+
+/* The state space of the n-th address operand: the n-th space modifier of the opcode
+ * (cp.async.ca.shared.global: shared, then global), the last one past them, generic
+ * with none. */
+static int nth_space(const char *op, int n)
+{
+    static const struct { const char *name; int space; } spaces[] = {
+        {"shared", SP_SHARED}, {"global", SP_GLOBAL}, {"local", SP_LOCAL},
+        {"param", SP_PARAM},   {"const", SP_OTHER},   {"tex", SP_OTHER}};
+    int found = SP_GENERIC, k = 0;
+    for (const char *s = strchr(op, '.'); s; s = strchr(s + 1, '.')) {
+        size_t len = strcspn(s + 1, ".:");
+        for (size_t i = 0; i < sizeof spaces / sizeof spaces[0]; i++)
+            if (len == strlen(spaces[i].name) && strncmp(s + 1, spaces[i].name, len) == 0) {
+                found = spaces[i].space;
+                if (k++ == n)
+                    return found;
+            }
+    }
+    return found;
+}
+
+/* Rule 1 at a global load or store: ld/ldu/st/atom/red/cp, each address operand in its
+ * space; a generic one counts when its address comes from a global pointer. */
+static void check_global(fn_ctx *c, int i)
+{
+    const kd_ptx_insn *in = &c->g->insns[i];
+    const char *op = in->opcode;
+    if (!(is_load(op) || opcode_is(op, "st") || opcode_is(op, "atom") || opcode_is(op, "red") ||
+          opcode_is(op, "cp")))
+        return;
+    int n = 0;
+    for (int u = c->ii[i].use0; u < c->ii[i].use1; u++) {
+        if (UR(c, u)->role != U_ADDR)
+            continue;
+        int space = nth_space(op, n++);
+        int src = -1;
+        uint64_t t = use_taint(c, u, &src);
+        int global_like = space == SP_GLOBAL ||
+                          (space == SP_GENERIC && (t & (T_GLOBAL | T_PARAMS)) &&
+                           !(t & (T_GSHARED | T_SHARED)));
+        if (!global_like)
+            continue;
+        if (t & T_PARAMS) {
+            c->sum->addr_params |= t & T_PARAMS;
+            if (!c->sum->addr_line)
+                c->sum->addr_line = in->line;
+        }
+        if ((t & T_BATCH) && src >= 0)
+            note_batch(c, src, in->line);
+    }
 }
 
 /* Rule 1 and 2 through a call: the callee's summary against the arguments. */
@@ -1426,6 +1467,8 @@ static int run_checks(fn_ctx *c)
                 rc = add_callee(c, c->ii[i].callee);
         } else if (rc == 0 && is_memory_op(op)) {
             rc = check_access(c, i);
+            if (rc == 0)
+                check_global(c, i);
         }
         if (rc != 0 || c->nomem)
             return -1;

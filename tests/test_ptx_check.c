@@ -1133,13 +1133,26 @@ static void test_rule1_data_flow(void)
                     line_of(t, ".entry kd_demo_batched("));
         free(t);
     }
+    /* a prefetch is no load or store; cp.async's global source is */
+    const char *pre = "cvta.to.global.u64 \t%rd7, %rd2;\n\tmov.u32 \t%r13, %ctaid.y;\n"
+                      "\tmul.wide.s32 \t%rd10, %r13, 4;\n\tadd.s64 \t%rd11, %rd7, %rd10;\n";
+    char buf[1024];
+    snprintf(buf, sizeof buf, "%s\tprefetch.global.L2 \t[%%rd11];", pre);
+    char *t = replace_once(x, "cvta.to.global.u64 \t%rd7, %rd2;", buf);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(t);
+    expect_text("prefetch only", t, "kd_demo", "kd_demo_batched", 0, KD_PTX_RULE_BATCH_DISPATCH, 0);
+    free(t);
+    snprintf(buf, sizeof buf, "%s\tcp.async.ca.shared.global \t[%%r13], [%%rd11], 4;", pre);
+    t = replace_once(x, "cvta.to.global.u64 \t%rd7, %rd2;", buf);
+    expect_text("cp.async global source", t, "kd_demo", "kd_demo_batched", 1, 0, 0);
+    free(t);
     /* in a function nobody calls */
     const char *uncalled = ".func dead_helper(.param .b64 dead_helper_param_0)\n{\n"
                            ".reg .b32 %r<3>;\n.reg .b64 %rd<4>;\n"
                            "ld.param.u64 %rd1, [dead_helper_param_0];\nmov.u32 %r1, %ctaid.y;\n"
                            "mul.wide.s32 %rd2, %r1, 4;\nadd.s64 %rd3, %rd1, %rd2;\n"
                            "st.global.u32 [%rd3], %r1;\nret;\n}\n";
-    char *t = replace_once(x, "\t// .globl\tkd_demo_batched", uncalled);
+    t = replace_once(x, "\t// .globl\tkd_demo_batched", uncalled);
     CU_ASSERT_PTR_NOT_NULL_FATAL(t);
     expect_text("uncalled function", t, "kd_demo", "kd_demo_batched", 0,
                 KD_PTX_RULE_BATCH_DISPATCH, 0);
