@@ -43,6 +43,8 @@ struct flow_summary {
     char batch_mech[32];
     int n_rets;
     uint64_t *ret_taint;
+    uint64_t out_taint[MAX_PARAM_BITS]; /* stored through pointer parameter k */
+    char flow_mech[32];        /* where a batch index it returns or stores comes from */
     int shared_accesses;
     int n_issues;
     flow_issue *issues;
@@ -190,12 +192,18 @@ typedef struct def_rec {
     int var;
     uint64_t init;   /* entry defs: their taint */
     unsigned char guarded, killing;
+    short outk;      /* a call's write through its argument outk (an out-parameter), -1 */
 } def_rec;
 
 typedef struct var_info {
     int bits;        /* register width; 0 unknown */
     int special;     /* a special register */
     int def0, def1;  /* its defs: vdefs[def0..def1) */
+    /* A local-frame address (nvcc's %SP/%SPL + constant): its one definition gives it;
+     * frame_state 0 unknown yet, 1 known, 2 not a frame address (or defined twice). */
+    int frame_state;
+    const char *frame_sym;
+    int64_t frame_off;
 } var_info;
 
 typedef struct insn_info {
@@ -348,6 +356,7 @@ static int add_def(fn_ctx *c, int insn, int var, int guarded, int killing, uint6
     d->guarded = (unsigned char)guarded;
     d->killing = (unsigned char)killing;
     d->init = init;
+    d->outk = -1;
     return 0;
 }
 
@@ -463,6 +472,37 @@ static int has_dest(fn_ctx *c, const kd_ptx_insn *in)
     return o->kind == KD_PTX_OPND_SYM && o->base && reg_var(c, o->base, in->scope) >= 0;
 }
 
+static int frame_slot(fn_ctx *c, const kd_ptx_insn *in, const kd_ptx_operand *o);
+
+/* The frame slot argument a of call i points to: a frame register, or a .param symbol
+ * that an st.param just before the call (nvcc's call sequence) filled from one. */
+static int arg_frame_slot(fn_ctx *c, int i, const kd_ptx_insn *in, const char *a)
+{
+    kd_ptx_operand o;
+    memset(&o, 0, sizeof o);
+    o.kind = KD_PTX_OPND_ADDR;
+    if (!a)
+        return -1;
+    if (reg_var(c, a, in->scope) >= 0) {
+        o.base = a;
+        return frame_slot(c, in, &o);
+    }
+    for (int j = i - 1; j >= 0 && j >= i - 64; j--) {
+        const kd_ptx_insn *st = &c->g->insns[j];
+        if (opcode_is(st->opcode, "call"))
+            break;
+        if (!opcode_is(st->opcode, "st") || !has_mod(st->opcode, "param") || st->n_ops < 2 ||
+            st->ops[0].kind != KD_PTX_OPND_ADDR || !st->ops[0].base ||
+            strcmp(st->ops[0].base, a) != 0)
+            continue;
+        if (st->ops[1].kind != KD_PTX_OPND_REG && st->ops[1].kind != KD_PTX_OPND_SYM)
+            return -1;
+        o.base = st->ops[1].base;
+        return frame_slot(c, st, &o);
+    }
+    return -1;
+}
+
 /* call [.uni] [(rets),] target, [(args)] [, proto] */
 static int build_call(fn_ctx *c, int i, const kd_ptx_insn *in)
 {
@@ -504,6 +544,16 @@ static int build_call(fn_ctx *c, int i, const kd_ptx_insn *in)
             return -1;
         ii->n_rets++;
     }
+    /* an argument that is a frame address (a pointer to the caller's local variable):
+     * the callee may store through it (out-parameter; not killing: it may not) */
+    for (int k = 0; args && k < args->n_items && k < MAX_PARAM_BITS; k++) {
+        int fs = arg_frame_slot(c, i, in, args->items[k]);
+        if (fs >= 0) {
+            if (add_def(c, i, fs, 1, 0, 0) != 0)
+                return -1;
+            ((def_rec *)c->defs.d)[c->defs.n - 1].outk = (short)k;
+        }
+    }
     /* the argument slots are consumed by the call: a later call sees only its own */
     for (int k = 0; args && k < args->n_items; k++) {
         if (!args->items[k] || reg_var(c, args->items[k], in->scope) >= 0)
@@ -514,6 +564,105 @@ static int build_call(fn_ctx *c, int i, const kd_ptx_insn *in)
             return -1;
     }
     return 0;
+}
+
+/* ---- local-frame addresses (nvcc's %SP = cvta.local(%SPL = __local_depotN)) ------------- */
+
+static int is_depot(const char *sym)
+{
+    return sym && strncmp(sym, "__local_depot", 13) == 0;
+}
+
+/* The frame address a register holds, from its single definition; 0 if none. */
+static int frame_of(fn_ctx *c, int v, const char **sym, int64_t *off)
+{
+    if (v < 0 || VI(c, v)->frame_state != 1)
+        return 0;
+    *sym = VI(c, v)->frame_sym;
+    *off = VI(c, v)->frame_off;
+    return 1;
+}
+
+static void set_frame(fn_ctx *c, int v, const char *sym, int64_t off)
+{
+    var_info *vi = VI(c, v);
+    if (vi->frame_state != 0) { /* a second definition: no longer one address */
+        vi->frame_state = 2;
+        return;
+    }
+    vi->frame_state = sym ? 1 : 2;
+    vi->frame_sym = sym;
+    vi->frame_off = off;
+}
+
+/* Pass over the body before the def-use build: which registers hold frame addresses
+ * (mov of a __local_depot symbol, cvta.local / cvta.to.local, mov and add of a constant),
+ * each from its only definition (nvcc's frame registers are defined once). */
+static int find_frames(fn_ctx *c)
+{
+    for (int i = 0; i < c->g->n_insns; i++) {
+        const kd_ptx_insn *in = &c->g->insns[i];
+        if (in->n_ops < 1 || !has_dest(c, in) || in->ops[0].kind == KD_PTX_OPND_VEC)
+            continue;
+        int d = reg_var(c, in->ops[0].base, in->scope);
+        if (d < 0 || c->nomem)
+            continue;
+        const char *sym = NULL;
+        int64_t off = 0;
+        const char *op = in->opcode;
+        int simple = opcode_is(op, "mov") || opcode_is(op, "cvta") || opcode_is(op, "add");
+        if (simple && !in->guard && in->n_ops >= 2) {
+            const kd_ptx_operand *s1 = &in->ops[1];
+            int sv = reg_var(c, s1->base, in->scope);
+            if (opcode_is(op, "mov") && sv < 0 && is_depot(s1->base)) {
+                sym = s1->base;
+                off = s1->offset;
+            } else if ((opcode_is(op, "mov") || (opcode_is(op, "cvta") && has_mod(op, "local"))) &&
+                       frame_of(c, sv, &sym, &off)) {
+                /* copy */
+            } else if (opcode_is(op, "add") && in->n_ops == 3 &&
+                       in->ops[2].kind == KD_PTX_OPND_IMM && frame_of(c, sv, &sym, &off)) {
+                off += in->ops[2].offset;
+            } else {
+                sym = NULL;
+            }
+        }
+        set_frame(c, d, sym, off);
+    }
+    return c->nomem ? -1 : 0;
+}
+
+/* ld/st of a frame slot (local, or generic through a frame address). */
+static int build_frame_access(fn_ctx *c, int i, const kd_ptx_insn *in, int slot)
+{
+    insn_info *ii = &c->ii[i];
+    ii->space = SP_LOCAL;
+    if (opcode_is(in->opcode, "st")) {
+        if (add_value_uses(c, i, in, ii->addr_op + 1) != 0)
+            return -1;
+        return add_def(c, i, slot, in->guard != NULL, !in->guard, 0);
+    }
+    if (add_use(c, i, slot, ii->addr_op, U_SLOT, 0) != 0)
+        return -1;
+    return has_dest(c, in) ? add_dests(c, i, in) : 0;
+}
+
+/* The frame slot an address operand names ([%SP+8], [%rd5] with %rd5 = %SPL + 4,
+ * [__local_depot0+8]), or -1. */
+static int frame_slot(fn_ctx *c, const kd_ptx_insn *in, const kd_ptx_operand *o)
+{
+    const char *sym = NULL;
+    int64_t off = 0;
+    if (!o || !o->base)
+        return -1;
+    if (is_depot(o->base) && reg_var(c, o->base, in->scope) < 0) {
+        sym = o->base;
+    } else if (!frame_of(c, reg_var(c, o->base, in->scope), &sym, &off)) {
+        return -1;
+    }
+    char key[600];
+    snprintf(key, sizeof key, "F:%s:%lld", sym, (long long)(off + o->offset));
+    return new_var(c, key, 0, 0);
 }
 
 static int build_memory(fn_ctx *c, int i, const kd_ptx_insn *in)
@@ -531,6 +680,9 @@ static int build_memory(fn_ctx *c, int i, const kd_ptx_insn *in)
             return -1;
     }
     const kd_ptx_operand *a = ii->addr_op >= 0 ? &in->ops[ii->addr_op] : NULL;
+    int fslot = (ii->space == SP_LOCAL || ii->space == SP_GENERIC) && a ? frame_slot(c, in, a) : -1;
+    if (fslot >= 0 && (is_load(in->opcode) || opcode_is(in->opcode, "st")))
+        return build_frame_access(c, i, in, fslot);
     int slot_space = ii->space == SP_LOCAL || ii->space == SP_PARAM;
     if (is_load(in->opcode) && a && slot_space) {
         int own = ii->space == SP_PARAM && a->base ? param_index(c->g->params, c->g->n_params, a->base) : -1;
@@ -1006,7 +1158,7 @@ static uint64_t def_taint(fn_ctx *c, int i, int d, int *src)
     const char *op = in->opcode;
     if (opcode_is(op, "call")) {
         int ret_k = d - ii->def0; /* rets come first among the call's defs */
-        if (ii->callee < 0 || ret_k >= ii->n_rets)
+        if (ii->callee < 0 || (ret_k >= ii->n_rets && dr->outk < 0))
             return 0;
         flow_summary *s = NULL;
         if (summary_of(c->fm, ii->callee, c->depth + 1, &s) != KD_OK) {
@@ -1015,6 +1167,8 @@ static uint64_t def_taint(fn_ctx *c, int i, int d, int *src)
         }
         if (!c->m->funcs[ii->callee].has_body)
             return builtin_call_taint(c, i, c->m->funcs[ii->callee].name, src);
+        if (s && dr->outk >= 0)
+            return apply_summary(c, i, s->out_taint[dr->outk], src);
         if (!s || ret_k >= s->n_rets)
             return 0;
         return apply_summary(c, i, s->ret_taint[ret_k], src);
@@ -1161,7 +1315,12 @@ static void batch_mechanism(fn_ctx *c, int d, char *buf, size_t cap)
     for (size_t h = 0; h < c->vars.cap && !key; h++)
         if (c->vars.keys[h] && c->vars.ids[h] == DR(c, root)->var)
             key = c->vars.keys[h];
-    if (DR(c, root)->insn >= 0 && opcode_is(c->g->insns[DR(c, root)->insn].opcode, "call"))
+    int ri = DR(c, root)->insn;
+    int callee = ri >= 0 && opcode_is(c->g->insns[ri].opcode, "call") ? c->ii[ri].callee : -1;
+    flow_summary *cs = callee >= 0 ? c->fm->sum[callee] : NULL;
+    if (cs && cs->flow_mech[0])
+        snprintf(buf, cap, "%s", cs->flow_mech);
+    else if (ri >= 0 && opcode_is(c->g->insns[ri].opcode, "call"))
         snprintf(buf, cap, "get_group_id");
     else if (key && strcmp(key, "S:%ctaid.z") == 0)
         snprintf(buf, cap, "ctaid.z");
@@ -1312,6 +1471,13 @@ static int check_call(fn_ctx *c, int i)
                  in->line, name, s->batch_path);
     }
     for (int k = 0; k < MAX_PARAM_BITS; k++) {
+        if (s->out_taint[k]) { /* our pointer parameter passed on: their stores are ours */
+            uint64_t at = arg_taint(c, i, k, NULL) & T_PARAMS;
+            uint64_t v = at ? apply_summary(c, i, s->out_taint[k], NULL) : 0;
+            for (int m = 0; m < MAX_PARAM_BITS; m++)
+                if (at & t_param(m))
+                    c->sum->out_taint[m] |= v;
+        }
         if (!((s->addr_params | s->shared64_params) & t_param(k)))
             continue;
         int src = -1;
@@ -1343,6 +1509,27 @@ static int check_call(fn_ctx *c, int i)
         }
     }
     return 0;
+}
+
+/* A store through a pointer parameter: what the caller's variable receives. */
+static void record_out_params(fn_ctx *c, int i)
+{
+    const kd_ptx_insn *in = &c->g->insns[i];
+    /* st.local through a parameter-derived address is a store to the caller's variable
+     * too (nvcc clones helpers with cvta.to.local for local pointers) */
+    if (!opcode_is(in->opcode, "st") || c->ii[i].space == SP_PARAM)
+        return;
+    int u = addr_use(c, i);
+    uint64_t t = u >= 0 ? use_taint(c, u, NULL) : 0;
+    if (!(t & T_PARAMS))
+        return;
+    int src = -1;
+    uint64_t v = sources(c, i, U_VAL, &src);
+    for (int k = 0; k < MAX_PARAM_BITS; k++)
+        if (t & t_param(k))
+            c->sum->out_taint[k] |= v;
+    if (src >= 0 && !c->sum->flow_mech[0])
+        batch_mechanism(c, src, c->sum->flow_mech, sizeof c->sum->flow_mech);
 }
 
 static int check_special_writes(fn_ctx *c, int i)
@@ -1433,8 +1620,11 @@ static int collect_rets(fn_ctx *c)
             continue;
         for (int k = VI(c, v)->def0; k < VI(c, v)->def1; k++) {
             int d = c->vdefs[k];
-            if (DR(c, d)->insn >= 0 && c->breach[c->ii[DR(c, d)->insn].block])
+            if (DR(c, d)->insn >= 0 && c->breach[c->ii[DR(c, d)->insn].block]) {
                 s->ret_taint[j] |= c->taint[d];
+                if ((c->taint[d] & T_BATCH) && !s->flow_mech[0])
+                    batch_mechanism(c, d, s->flow_mech, sizeof s->flow_mech);
+            }
         }
     }
     return 0;
@@ -1467,8 +1657,10 @@ static int run_checks(fn_ctx *c)
                 rc = add_callee(c, c->ii[i].callee);
         } else if (rc == 0 && is_memory_op(op)) {
             rc = check_access(c, i);
-            if (rc == 0)
+            if (rc == 0) {
                 check_global(c, i);
+                record_out_params(c, i);
+            }
         }
         if (rc != 0 || c->nomem)
             return -1;
@@ -1519,7 +1711,7 @@ static kd_status analyze_fn(flow_module *fm, int fi, int kernel, int depth, flow
     int rc = 0;
     if (n > 0) {
         c.ii = calloc((size_t)n, sizeof *c.ii);
-        rc = c.ii ? 0 : -1;
+        rc = c.ii ? find_frames(&c) : -1;
         for (int i = 0; rc == 0 && i < n; i++)
             rc = build_insn(&c, i);
         if (rc == 0)

@@ -1247,6 +1247,43 @@ static void test_rule1_m_dim(void)
     CU_ASSERT_FALSE(flow_is_m_dim_param("kd_m_dim_param_3"));
 }
 
+/* the batch index stored by a helper through a pointer to the caller's local variable
+ * (nvcc -rdc, __noinline__ helpers with out-parameters) */
+static const char *outparam_ptx =
+    ".version 8.0\n.target sm_80\n.address_size 64\n"
+    ".func put_row(.param .b64 put_row_param_0)\n{\n.reg .b32 %r<3>;\n.reg .b64 %rd<3>;\n"
+    "ld.param.u64 %rd1, [put_row_param_0];\ncvta.to.local.u64 %rd2, %rd1;\n"
+    "mov.u32 %r1, %ctaid.y;\nshl.b32 %r2, %r1, 3;\nst.local.u32 [%rd2], %r2;\nret;\n}\n"
+    ".visible .entry kd_o(.param .u64 kd_o_param_0)\n{\n.reg .b64 %rd<3>;\n"
+    "ld.param.u64 %rd1, [kd_o_param_0];\ncvta.to.global.u64 %rd2, %rd1;\n"
+    "st.global.u32 [%rd2], 0;\nret;\n}\n"
+    ".visible .entry kd_o_batched(.param .u64 kd_o_batched_param_0)\n{\n"
+    ".local .align 4 .b8 __local_depot1[8];\n.reg .b64 %SP;\n.reg .b64 %SPL;\n"
+    ".reg .b32 %r<3>;\n.reg .b64 %rd<8>;\nmov.u64 %SPL, __local_depot1;\n"
+    "cvta.local.u64 %SP, %SPL;\nld.param.u64 %rd1, [kd_o_batched_param_0];\n"
+    "add.u64 %rd3, %SP, 4;\nadd.u64 %rd4, %SPL, 4;\n"
+    "{\n.param .b64 param0;\nst.param.b64 [param0+0], %rd3;\ncall.uni put_row, (param0);\n}\n"
+    "ld.local.u32 %r1, [%rd4];\ncvta.to.global.u64 %rd2, %rd1;\nmul.wide.u32 %rd5, %r1, 4;\n"
+    "add.s64 %rd6, %rd2, %rd5;\nst.global.u32 [%rd6], 0;\nret;\n}\n";
+
+static void test_rule1_out_parameter(void)
+{
+    expect_text("out-parameter", outparam_ptx, "kd_o", "kd_o_batched", 1, 0, 0);
+    /* the helper stores through the generic pointer itself */
+    char *t = replace_once(outparam_ptx, "st.local.u32 [%rd2], %r2;", "st.u32 [%rd1], %r2;");
+    expect_text("out-parameter, generic store", t, "kd_o", "kd_o_batched", 1, 0, 0);
+    free(t);
+    /* the helper stores %tid.x: no batch index */
+    t = replace_once(outparam_ptx, "%ctaid.y", "%tid.x");
+    expect_text("out-parameter, tid.x", t, "kd_o", "kd_o_batched", 0, KD_PTX_RULE_BATCH_DISPATCH, 0);
+    free(t);
+    /* the caller reads another slot of its frame */
+    t = replace_once(outparam_ptx, "add.u64 %rd4, %SPL, 4;", "add.u64 %rd4, %SPL, 0;");
+    expect_text("out-parameter, other slot", t, "kd_o", "kd_o_batched", 0,
+                KD_PTX_RULE_BATCH_DISPATCH, 0);
+    free(t);
+}
+
 /* rule 2 with scopes, local memory, .func parameters and return values */
 static const char *r2_head =
     ".version 8.0\n.target sm_80\n.address_size 64\n"
@@ -1445,6 +1482,7 @@ int main(void)
     CU_add_test(s, "mutations: rule 1 is data flow", test_rule1_data_flow);
     CU_add_test(s, "mutations: harmless rewrites pass", test_harmless_rewrites);
     CU_add_test(s, "mutations: rule 1 m_dim", test_rule1_m_dim);
+    CU_add_test(s, "mutations: rule 1 through out-parameters", test_rule1_out_parameter);
     CU_add_test(s, "mutations: rule 2 scopes, local memory, calls", test_rule2_flow);
     CU_add_test(s, "mutations: rule 3 dynamic shared", test_rule3_dynamic);
     CU_add_test(s, "mutations: every definition, duplicates, .func", test_pairing_every_definition);
