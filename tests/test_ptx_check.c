@@ -1429,6 +1429,48 @@ static void test_pairing_every_definition(void)
     free(base);
 }
 
+/* statements that cross a batch boundary of the lexer (a line ending in '{' inside an
+ * initializer or an operand): parsed whole, in both the full and the lazy parse */
+static void test_parse_statements_across_batches(void)
+{
+    const char *text =
+        ".version 8.0\n.target sm_80\n.address_size 64\n"
+        ".global .align 4 .b8 tab[4] = {\n1, 2,\n3, 4};\n"
+        ".visible .entry k(.param .u64 k_param_0)\n{\n.reg .b32 %r<4>;\n.reg .b64 %rd<3>;\n"
+        "mov.b64 {\n%r1, %r2}, %rd1;\nld.global.v2.u32 {%r1,\n%r2}, [%rd2+8];\nret;\n}\n";
+    kd_ptx_module *m = parse_str(text);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+    const kd_ptx_func *k = kd_ptx_find_func(m, "k");
+    CU_ASSERT_EQUAL_FATAL(k->n_insns, 3);
+    CU_ASSERT_EQUAL(k->insns[0].ops[0].kind, KD_PTX_OPND_VEC);
+    CU_ASSERT_EQUAL(k->insns[0].ops[0].n_items, 2);
+    CU_ASSERT_STRING_EQUAL(k->insns[0].ops[1].base, "%rd1");
+    CU_ASSERT_STRING_EQUAL(k->insns[1].ops[1].base, "%rd2");
+    CU_ASSERT_EQUAL(k->insns[1].ops[1].offset, 8);
+    kd_ptx_module *lz = NULL;
+    kd_ptx_error e;
+    CU_ASSERT_EQUAL_FATAL(kd_ptx_parse_lazy("lazy.ptx", text, strlen(text), &lz, &e), KD_OK);
+    const kd_ptx_func *lk = kd_ptx_find_func(lz, "k"), *g = NULL;
+    CU_ASSERT_EQUAL(lk->n_insns, 0); /* the lazy parse keeps no instructions */
+    kd_ptx_body *body = NULL;
+    CU_ASSERT_EQUAL_FATAL(kd_ptx_func_load(lz, lk, &g, &body), KD_OK);
+    CU_ASSERT_EQUAL(g->n_insns, 3);
+    CU_ASSERT_EQUAL(g->insns[2].line, k->insns[2].line);
+    kd_ptx_body_free(body);
+    /* the lazy parse refuses what the full one refuses, with the same line */
+    const char *bad = ".version 8.0\n.target sm_80\n.address_size 64\n"
+                      ".visible .entry k()\n{\nmov.u32 %r1, [];\nret;\n}\n";
+    kd_ptx_module *b1 = NULL, *b2 = NULL;
+    kd_ptx_error e1, e2;
+    CU_ASSERT_EQUAL(kd_ptx_parse("b", bad, strlen(bad), &b1, &e1), KD_ERR_FORMAT);
+    CU_ASSERT_EQUAL(kd_ptx_parse_lazy("b", bad, strlen(bad), &b2, &e2), KD_ERR_FORMAT);
+    CU_ASSERT_EQUAL(e1.line, 6);
+    CU_ASSERT_EQUAL(e2.line, 6);
+    CU_ASSERT_STRING_EQUAL(e1.msg, e2.msg);
+    kd_ptx_module_free(lz);
+    kd_ptx_module_free(m);
+}
+
 /* inputs that are not regular files are refused before reading */
 static void test_parse_file_refusals(void)
 {
@@ -1487,6 +1529,8 @@ int main(void)
     CU_add_test(s, "mutations: rule 3 dynamic shared", test_rule3_dynamic);
     CU_add_test(s, "mutations: every definition, duplicates, .func", test_pairing_every_definition);
     CU_add_test(s, "parser: non-regular files refused", test_parse_file_refusals);
+    CU_add_test(s, "parser: statements across lexer batches, lazy parse",
+                test_parse_statements_across_batches);
     int rc = kd_test_main();
     free(pair_text);
     return rc;
