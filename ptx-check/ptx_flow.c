@@ -225,6 +225,8 @@ typedef struct fn_ctx {
     int kernel;       /* analysed as a kernel (params are the kernel's) */
     int depth;
     strmap vars, labels;
+    strmap regidx;    /* "scope|name" (a register) or "scope|prefix#" (a range) -> id */
+    int *regidx_decl; /* id -> index into g->regs */
     arr var_info_a;   /* var_info */
     arr uses, defs;   /* use_rec, def_rec */
     insn_info *ii;
@@ -288,6 +290,72 @@ static int reg_param_index(const kd_ptx_param *ps, int n, const char *name)
     return k >= 0 && ps[k].is_reg ? k : -1;
 }
 
+/* Indexes the function's .reg declarations by scope and name (declarations are
+ * looked up per operand: a scan of all of them would be quadratic in bodies with many
+ * call blocks, each declaring its own registers). */
+static int index_regs(fn_ctx *c)
+{
+    const kd_ptx_func *g = c->g;
+    c->regidx_decl = malloc(((size_t)g->n_regs + 1) * sizeof *c->regidx_decl);
+    if (!c->regidx_decl)
+        return -1;
+    for (int i = 0; i < g->n_regs; i++) {
+        char key[600];
+        const kd_ptx_reg_decl *d = &g->regs[i];
+        snprintf(key, sizeof key, "%d|%s%s", d->scope, d->name, d->count < 0 ? "" : "#");
+        int before = c->regidx.n;
+        int id = strmap_id(&c->regidx, key, 0);
+        if (id == -2)
+            return -1;
+        if (id == before)
+            c->regidx_decl[id] = i; /* the first of a name in a block */
+    }
+    return 0;
+}
+
+/* "%rd12" against "%rd<19>" in one block: the digits after a range's prefix are a number
+ * below its count, written without leading zeros. */
+static const kd_ptx_reg_decl *reg_in_block(fn_ctx *c, const char *name, size_t n, int s)
+{
+    char key[600];
+    snprintf(key, sizeof key, "%d|%s", s, name);
+    int id = strmap_id(&c->regidx, key, 1);
+    const kd_ptx_reg_decl *d = id >= 0 ? &c->g->regs[c->regidx_decl[id]] : NULL;
+    if (d && d->count < 0)
+        return d;
+    size_t q = n;
+    while (q > 0 && name[q - 1] >= '0' && name[q - 1] <= '9')
+        q--;
+    for (; q < n; q++) {
+        if (n - q > 9 || (name[q] == '0' && n - q > 1))
+            continue;
+        snprintf(key, sizeof key, "%d|%.*s#", s, (int)q, name);
+        id = strmap_id(&c->regidx, key, 1);
+        if (id >= 0 && atol(name + q) < c->g->regs[c->regidx_decl[id]].count)
+            return &c->g->regs[c->regidx_decl[id]];
+    }
+    return NULL;
+}
+
+/* The declaration of a register name seen from block scope: the innermost block that
+ * declares it. */
+static const kd_ptx_reg_decl *scoped_reg(fn_ctx *c, const char *name, int scope)
+{
+    const kd_ptx_func *g = c->g;
+    if (g->n_scopes == 0)
+        return kd_ptx_find_reg(g, name);
+    size_t n = strlen(name);
+    if (n > 500)
+        return NULL;
+    for (int s = scope, guard = 0; s >= 0 && s < g->n_scopes && guard <= g->n_scopes;
+         s = g->scope_parent[s], guard++) {
+        const kd_ptx_reg_decl *d = reg_in_block(c, name, n, s);
+        if (d)
+            return d;
+    }
+    return NULL;
+}
+
 /* The variable a register name denotes at block scope, or -1 if it is not a register
  * (a symbol, a label). Names without '%' are registers when a .reg declares them. */
 static int reg_var(fn_ctx *c, const char *name, int scope)
@@ -299,7 +367,7 @@ static int reg_var(fn_ctx *c, const char *name, int scope)
         snprintf(key, sizeof key, "S:%s", name);
         return new_var(c, key, 32, 1);
     }
-    const kd_ptx_reg_decl *d = kd_ptx_find_reg_in_scope(c->g, name, scope);
+    const kd_ptx_reg_decl *d = scoped_reg(c, name, scope);
     if (d) {
         snprintf(key, sizeof key, "R%d:%s", (int)(d - c->g->regs), name);
         return new_var(c, key, d->bits, 0);
@@ -404,10 +472,18 @@ static int blocks_taint(const char *op)
     return 0;
 }
 
-static void key_slot(char *key, size_t cap, int space, const char *sym, int var, int64_t off)
+/* A .param slot of a call sequence (param0, retval0) is keyed by its { } block: nvcc
+ * declares the same names in every call's block, and one variable for all of them
+ * would make every call's arguments reach every later call. */
+static void key_slot(fn_ctx *c, char *key, size_t cap, int space, const char *sym, int var,
+                     int64_t off, int scope)
 {
-    if (space == SP_PARAM)
-        snprintf(key, cap, "P:%s", sym ? sym : "?");
+    int own = sym && (param_index(c->g->params, c->g->n_params, sym) >= 0 ||
+                      param_index(c->g->rets, c->g->n_rets, sym) >= 0);
+    if (space == SP_PARAM && own)
+        snprintf(key, cap, "P:%s", sym);
+    else if (space == SP_PARAM)
+        snprintf(key, cap, "P%d:%s", scope, sym ? sym : "?");
     else if (sym)
         snprintf(key, cap, "L:%s:%lld", sym, (long long)off);
     else
@@ -419,7 +495,7 @@ static int slot_var(fn_ctx *c, const kd_ptx_insn *in, const kd_ptx_operand *o, i
 {
     char key[600];
     int rv = reg_var(c, o->base, in->scope);
-    key_slot(key, sizeof key, space, rv < 0 ? o->base : NULL, rv, o->offset);
+    key_slot(c, key, sizeof key, space, rv < 0 ? o->base : NULL, rv, o->offset, in->scope);
     return new_var(c, key, 0, 0);
 }
 
@@ -526,7 +602,7 @@ static int build_call(fn_ctx *c, int i, const kd_ptx_insn *in)
         int v = reg_var(c, a, in->scope);
         if (v < 0 && a) {
             char key[600];
-            key_slot(key, sizeof key, SP_PARAM, a, -1, 0);
+            key_slot(c, key, sizeof key, SP_PARAM, a, -1, 0, in->scope);
             v = new_var(c, key, 0, 0);
         }
         if (add_use(c, i, v, t + 1, U_ARG, k) != 0)
@@ -537,7 +613,7 @@ static int build_call(fn_ctx *c, int i, const kd_ptx_insn *in)
         int v = reg_var(c, r, in->scope);
         if (v < 0 && r) {
             char key[600];
-            key_slot(key, sizeof key, SP_PARAM, r, -1, 0);
+            key_slot(c, key, sizeof key, SP_PARAM, r, -1, 0, in->scope);
             v = new_var(c, key, 0, 0);
         }
         if (add_def(c, i, v, in->guard != NULL, 1, 0) != 0)
@@ -559,7 +635,7 @@ static int build_call(fn_ctx *c, int i, const kd_ptx_insn *in)
         if (!args->items[k] || reg_var(c, args->items[k], in->scope) >= 0)
             continue;
         char key[600];
-        key_slot(key, sizeof key, SP_PARAM, args->items[k], -1, 0);
+        key_slot(c, key, sizeof key, SP_PARAM, args->items[k], -1, 0, in->scope);
         if (add_def(c, i, new_var(c, key, 0, 0), 0, 1, 0) != 0)
             return -1;
     }
@@ -1672,6 +1748,8 @@ static void ctx_free(fn_ctx *c)
 {
     strmap_free(&c->vars);
     strmap_free(&c->labels);
+    strmap_free(&c->regidx);
+    free(c->regidx_decl);
     free(c->var_info_a.d);
     free(c->uses.d);
     free(c->defs.d);
@@ -1711,7 +1789,9 @@ static kd_status analyze_fn(flow_module *fm, int fi, int kernel, int depth, flow
     int rc = 0;
     if (n > 0) {
         c.ii = calloc((size_t)n, sizeof *c.ii);
-        rc = c.ii ? find_frames(&c) : -1;
+        rc = c.ii ? index_regs(&c) : -1;
+        if (rc == 0)
+            rc = find_frames(&c);
         for (int i = 0; rc == 0 && i < n; i++)
             rc = build_insn(&c, i);
         if (rc == 0)
