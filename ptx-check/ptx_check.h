@@ -77,7 +77,7 @@ typedef struct kd_ptx_kernel_facts {
     char target[32];
     int found;                        /* defined (with a body) in file */
     int line;                         /* line of .entry */
-    char mechanism[KD_PTX_NAME_MAX];  /* "ctaid.y", "ctaid.z", "param m_dim", "" if none */
+    char mechanism[KD_PTX_NAME_MAX];  /* "ctaid.y", "ctaid.z", "param NAME", "" if none */
     int mechanism_line;               /* the global access the batch index reaches */
     char mechanism_path[KD_PTX_TEXT_MAX]; /* instruction lines, batch index to that access */
     unsigned long long static_shared_bytes;

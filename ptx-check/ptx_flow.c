@@ -1402,8 +1402,13 @@ static void batch_mechanism(fn_ctx *c, int d, char *buf, size_t cap)
         snprintf(buf, cap, "ctaid.z");
     else if (key && strcmp(key, "S:%ctaid.y") == 0)
         snprintf(buf, cap, "ctaid.y");
-    else
-        snprintf(buf, cap, "param m_dim");
+    else {
+        const char *pn = "m_dim";
+        for (int k = 0; k < c->g->n_params; k++)
+            if (flow_is_m_dim_param(c->g->params[k].name))
+                pn = c->g->params[k].name;
+        snprintf(buf, cap, "param %s", pn);
+    }
 }
 
 static void note_batch(fn_ctx *c, int d, int line)

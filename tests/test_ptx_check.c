@@ -1224,6 +1224,14 @@ static const char *mdim_ptx =
 static void test_rule1_m_dim(void)
 {
     expect_text("m_dim bounds the row loop", mdim_ptx, "kd_m", "kd_m_batched", 1, 0, 0);
+    kd_ptx_module *m = parse_str(mdim_ptx);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+    kd_ptx_report *r = check_one(m, "kd_m", "kd_m_batched", NULL);
+    const kd_ptx_kernel_facts *bf = &r->pairs[0].comparisons[0].batched;
+    CU_ASSERT_STRING_EQUAL(bf->mechanism, "param m_dim");
+    CU_ASSERT_EQUAL(bf->mechanism_line, line_of(mdim_ptx, "st.global.u32 [%rd4]"));
+    kd_ptx_report_free(r);
+    kd_ptx_module_free(m);
     /* the compare feeds a forward branch only: no loop over rows */
     char *t = replace_once(mdim_ptx, "@%p1 bra LOOP;\nret;", "@%p1 bra DONE;\nDONE:\nret;");
     expect_text("m_dim, no loop", t, "kd_m", "kd_m_batched", 0, KD_PTX_RULE_BATCH_DISPATCH, 0);
