@@ -447,10 +447,10 @@ static int opcode_space(const char *op)
 static int is_memory_op(const char *op)
 {
     static const char *const ops[] = {"ld", "ldu", "st", "atom", "red", "prefetch", "prefetchu",
-                                      "cp", "ldmatrix", "stmatrix", "mbarrier", "wmma", "cvta"};
+                                      "cp", "ldmatrix", "stmatrix", "mbarrier", "wmma"};
     for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++)
         if (opcode_is(op, ops[i]))
-            return i < 12;
+            return 1;
     return 0;
 }
 
