@@ -1084,6 +1084,15 @@ static void test_clang_opencl_ptx(void)
 {
     char *t = read_fixture("clang_rmsnorm.ptx");
     expect_text("clang rmsnorm", t, "kd_rmsnorm_f32", "kd_rmsnorm_f32_batched", 1, 0, 0);
+    /* -O0: everything through local memory (%SP frames) and calls */
+    char *o0 = read_fixture("clang_O0_rmsnorm.ptx");
+    expect_text("clang -O0 rmsnorm", o0, "kd_rmsnorm_f32", "kd_rmsnorm_f32_batched", 1, 0, 0);
+    free(o0);
+    /* without -nvptx-short-ptr shared addresses are 64-bit: rule 2 */
+    char *lp = read_fixture("clang_longptr_rmsnorm.ptx");
+    expect_text("clang 64-bit shared pointers", lp, "kd_rmsnorm_f32", "kd_rmsnorm_f32_batched", 0,
+                KD_PTX_RULE_SHARED_U64, 0);
+    free(lp);
     char *bad = replace_once(t, "mov.u32 \t%r1, %ctaid.y;", "mov.u32 \t%r1, %ctaid.x;");
     CU_ASSERT_PTR_NOT_NULL_FATAL(bad);
     expect_text("clang rmsnorm, ctaid.x", bad, "kd_rmsnorm_f32", "kd_rmsnorm_f32_batched", 0,
