@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "kd_test_util.h"
 #include "ptx_check.h"
@@ -1499,6 +1500,18 @@ static void test_parse_file_refusals(void)
         CU_ASSERT_PTR_NULL(m);
         CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "not a") != NULL ? e.msg : NULL);
     }
+    /* a (sparse) file over the 512 MiB cap: refused from its size, nothing read */
+    char path[] = "/tmp/kd_ptx_big_XXXXXX";
+    int fd = mkstemp(path);
+    CU_ASSERT_FATAL(fd >= 0);
+    CU_ASSERT_EQUAL(ftruncate(fd, (off_t)600 << 20), 0);
+    close(fd);
+    kd_ptx_module *m = NULL;
+    kd_ptx_error e;
+    CU_ASSERT_EQUAL(kd_ptx_parse_file(path, &m, &e), KD_ERR_TOO_LARGE);
+    CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "larger than"));
+    CU_ASSERT_EQUAL(kd_ptx_parse_file_lazy(path, &m, &e), KD_ERR_TOO_LARGE);
+    unlink(path);
 }
 
 int main(void)
