@@ -30,7 +30,11 @@ enum {
  * shared rule; documented in README). */
 #define MAX_RD_WORDS ((size_t)1 << 22)
 
-static uint64_t t_param(int k) { return (uint64_t)1 << (T_PARAM_SHIFT + (k < MAX_PARAM_BITS - 1 ? k : MAX_PARAM_BITS - 1)); }
+/* The bit of parameter k (the last bit stands for every parameter from it on). */
+static uint64_t t_param(int k)
+{
+    return (uint64_t)1 << (T_PARAM_SHIFT + (k < MAX_PARAM_BITS - 1 ? k : MAX_PARAM_BITS - 1));
+}
 
 struct flow_summary {
     uint64_t addr_params;      /* params whose value reaches a global-like address */
@@ -61,7 +65,7 @@ int flow_is_m_dim_param(const char *name)
     return strcmp(name, "m_dim") == 0 || (n > 6 && strcmp(name + n - 6, "_m_dim") == 0);
 }
 
-/* ---- small helpers ------------------------------------------------------------------------ */
+/* ---- small helpers ----------------------------------------------------------------------- */
 
 static int opcode_is(const char *opcode, const char *name)
 {
@@ -176,7 +180,7 @@ static int strmap_id(strmap *s, const char *key, int find)
     return s->ids[h];
 }
 
-/* ---- per-function analysis state ---------------------------------------------------------- */
+/* ---- per-function analysis state --------------------------------------------------------- */
 
 enum { U_VAL, U_ADDR, U_GUARD, U_SLOT, U_ARG };
 enum { SP_NONE, SP_GENERIC, SP_SHARED, SP_GLOBAL, SP_LOCAL, SP_PARAM, SP_OTHER };
@@ -253,7 +257,7 @@ static def_rec *DR(fn_ctx *c, int d) { return &((def_rec *)c->defs.d)[d]; }
 
 static kd_status summary_of(flow_module *fm, int fi, int depth, flow_summary **out);
 
-/* ---- variables ------------------------------------------------------------------------------ */
+/* ---- variables --------------------------------------------------------------------------- */
 
 static int new_var(fn_ctx *c, const char *key, int bits, int special)
 {
@@ -395,7 +399,7 @@ static const kd_ptx_var *shared_var(fn_ctx *c, const char *name)
     return v ? v : kd_ptx_find_module_shared(c->m, name);
 }
 
-/* ---- building uses and defs ------------------------------------------------------------------- */
+/* ---- building uses and defs -------------------------------------------------------------- */
 
 static int add_use(fn_ctx *c, int insn, int var, int op, int role, int arg)
 {
@@ -761,7 +765,9 @@ static int build_memory(fn_ctx *c, int i, const kd_ptx_insn *in)
         return build_frame_access(c, i, in, fslot);
     int slot_space = ii->space == SP_LOCAL || ii->space == SP_PARAM;
     if (is_load(in->opcode) && a && slot_space) {
-        int own = ii->space == SP_PARAM && a->base ? param_index(c->g->params, c->g->n_params, a->base) : -1;
+        int own = ii->space == SP_PARAM && a->base
+                      ? param_index(c->g->params, c->g->n_params, a->base)
+                      : -1;
         if (own >= 0)
             ii->param_k = own;
         else if (add_use(c, i, slot_var(c, in, a, ii->space), ii->addr_op, U_SLOT, 0) != 0)
@@ -830,7 +836,7 @@ static int add_entry_defs(fn_ctx *c)
     return 0;
 }
 
-/* ---- control flow ------------------------------------------------------------------------------ */
+/* ---- control flow ------------------------------------------------------------------------ */
 
 static int label_insn(fn_ctx *c, const char *name)
 {
@@ -953,7 +959,7 @@ static int build_cfg(fn_ctx *c)
     return 0;
 }
 
-/* ---- reaching definitions --------------------------------------------------------------------- */
+/* ---- reaching definitions ---------------------------------------------------------------- */
 
 static int index_var_defs(fn_ctx *c)
 {
@@ -1114,7 +1120,7 @@ static int build_du(fn_ctx *c)
     return 0;
 }
 
-/* ---- taint ------------------------------------------------------------------------------------- */
+/* ---- taint ------------------------------------------------------------------------------- */
 
 /* OR of the taint of the defs reaching use u; *src gets one def carrying T_BATCH. */
 static uint64_t use_taint(fn_ctx *c, int u, int *src)
@@ -1332,7 +1338,7 @@ static int taint_all(fn_ctx *c)
     return rc;
 }
 
-/* ---- findings --------------------------------------------------------------------------------- */
+/* ---- findings ---------------------------------------------------------------------------- */
 
 static int add_issue(fn_ctx *c, int rule, int line, const char *fmt, ...)
 #if defined(__GNUC__)
@@ -1648,7 +1654,9 @@ static int seed_m_dim(fn_ctx *c)
                 if (!opcode_is(br->opcode, "bra") || !br->guard)
                     continue;
                 for (int o = 0; o < br->n_ops; o++) {
-                    int t = br->ops[o].kind == KD_PTX_OPND_SYM ? label_insn(c, br->ops[o].base) : -1;
+                    int t = br->ops[o].kind == KD_PTX_OPND_SYM
+                                ? label_insn(c, br->ops[o].base)
+                                : -1;
                     loops |= t >= 0 && t <= j;
                 }
             }
@@ -1891,7 +1899,8 @@ static int append_issues(flow_kernel *r, const flow_summary *s, const kd_ptx_fun
     if (!ni)
         return -1;
     r->issues = ni;
-    const kd_ptx_func **nf = realloc(r->issue_func, (size_t)(r->n_issues + s->n_issues) * sizeof *nf);
+    size_t n = (size_t)(r->n_issues + s->n_issues);
+    const kd_ptx_func **nf = realloc(r->issue_func, n * sizeof *nf);
     if (!nf)
         return -1;
     r->issue_func = nf;
@@ -1918,7 +1927,8 @@ kd_status flow_analyze_kernel(flow_module *fm, const kd_ptx_func *k, flow_kernel
     kd_status st = analyze_fn(fm, ki, 1, 0, s);
     if (st == KD_OK) {
         out->batch_found = s->batch_internal;
-        snprintf(out->mechanism, sizeof out->mechanism, "%s", s->batch_internal ? s->batch_mech : "");
+        snprintf(out->mechanism, sizeof out->mechanism, "%s",
+                 s->batch_internal ? s->batch_mech : "");
         out->mechanism_line = s->batch_line;
         snprintf(out->path, sizeof out->path, "%s", s->batch_path);
         out->shared_accesses = s->shared_accesses;
