@@ -35,6 +35,30 @@ static void exercise_functions(const kd_ptx_module *m)
     }
 }
 
+/* The lazy parse accepts exactly what the full one does, and every body it skipped
+ * reads back to the same instructions. */
+static void exercise_lazy(const kd_ptx_module *full, const uint8_t *data, size_t size)
+{
+    kd_ptx_module *m = NULL;
+    kd_ptx_error err;
+    if (kd_ptx_parse_lazy("fuzz.ptx", (const char *)data, size, &m, &err) != KD_OK)
+        abort(); /* the full parse accepted it */
+    if (m->n_funcs != full->n_funcs)
+        abort();
+    for (int i = 0; i < m->n_funcs; i++) {
+        const kd_ptx_func *g = NULL;
+        kd_ptx_body *body = NULL;
+        if (kd_ptx_func_load(m, &m->funcs[i], &g, &body) != KD_OK ||
+            g->n_insns != full->funcs[i].n_insns)
+            abort();
+        for (int j = 0; j < g->n_insns; j++)
+            kd_ptx_find_reg_in_scope(g, g->insns[j].n_ops ? g->insns[j].ops[0].base : NULL,
+                                     g->insns[j].scope);
+        kd_ptx_body_free(body);
+    }
+    kd_ptx_module_free(m);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -44,6 +68,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (kd_ptx_parse("fuzz.ptx", (const char *)data, size, &m, &err) != KD_OK)
         return 0;
     exercise_functions(m);
+    exercise_lazy(m, data, size);
     kd_ptx_pair_def pairs[KD_PTX_BUILTIN_PAIRS + 2];
     int n = 0;
     for (; n < KD_PTX_BUILTIN_PAIRS; n++)

@@ -4,6 +4,7 @@
  * per-pair comparison.
  */
 #include "ptx_check.h"
+#include "ptx_flow.h"
 
 #include <ctype.h>
 #include <stdarg.h>
@@ -27,6 +28,9 @@ const char *kd_ptx_rule_name(int rule)
     case KD_PTX_RULE_SHARED_SIZE: return "shared-size";
     case KD_PTX_RULE_MISSING: return "kernel-missing";
     case KD_PTX_RULE_PTXAS: return "ptxas";
+    case KD_PTX_RULE_DUPLICATE: return "duplicate-definition";
+    case KD_PTX_RULE_NOT_KERNEL: return "not-a-kernel";
+    case KD_PTX_RULE_SPECIAL_WRITE: return "special-register-write";
     default: return "unknown";
     }
 }
@@ -308,181 +312,6 @@ static kd_ptx_violation *viol_add(viol_list *l, const kd_ptx_module *m, const ch
 
 /* ---- per-kernel analysis ------------------------------------------------------------------- */
 
-/* Where each address operand of an instruction lives. */
-enum { SPACE_GENERIC = 0, SPACE_SHARED = 1, SPACE_OTHER = 2 };
-
-/* State-space modifiers of the opcode in order ("cp.async.ca.shared.global" -> S, O). */
-static int opcode_spaces(const char *opcode, unsigned char *sp, int cap)
-{
-    static const char *const other[] = {"global", "local", "param", "const", "tex"};
-    int n = 0;
-    for (const char *s = strchr(opcode, '.'); s && n < cap; s = strchr(s + 1, '.')) {
-        const char *seg = s + 1;
-        size_t len = strcspn(seg, ".");
-        if ((len == 6 && strncmp(seg, "shared", 6) == 0) ||
-            (len > 8 && strncmp(seg, "shared::", 8) == 0)) {
-            sp[n++] = SPACE_SHARED;
-            continue;
-        }
-        for (size_t i = 0; i < sizeof other / sizeof other[0]; i++)
-            if (len == strlen(other[i]) && strncmp(seg, other[i], len) == 0)
-                sp[n++] = SPACE_OTHER;
-    }
-    return n;
-}
-
-static int is_generic_memory_op(const char *opcode)
-{
-    return opcode_is(opcode, "ld") || opcode_is(opcode, "ldu") || opcode_is(opcode, "st") ||
-           opcode_is(opcode, "atom") || opcode_is(opcode, "red");
-}
-
-typedef struct kernel_ctx {
-    const kd_ptx_module *m;
-    const kd_ptx_func *kernel;
-    kd_ptx_kernel_facts *facts;
-    viol_list *viol;
-} kernel_ctx;
-
-static int check_shared_address(kernel_ctx *k, const kd_ptx_func *g, const kd_ptx_prov *p,
-                                const kd_ptx_insn *in, const kd_ptx_operand *o)
-{
-    if (!o->base || o->base[0] != '%')
-        return 0; /* [symbol+off] or an absolute address: no register involved */
-    const kd_ptx_reg_decl *d = kd_ptx_find_reg(g, o->base);
-    if (d && d->bits != 64)
-        return 0;
-    kd_ptx_violation *v = viol_add(k->viol, k->m, g->name, KD_PTX_RULE_SHARED_U64, in->line);
-    if (!v)
-        return -1;
-    int origin = 0;
-    unsigned bits = kd_ptx_prov_of(p, o->base, &origin);
-    if (!d)
-        snprintf(v->detail, sizeof v->detail,
-                 "shared access through register %s, which is not declared (width unknown)",
-                 o->base);
-    else if (bits)
-        snprintf(v->detail, sizeof v->detail,
-                 "shared access through 64-bit register %s (%s); its shared address comes "
-                 "from line %d", o->base, d->type, origin);
-    else
-        snprintf(v->detail, sizeof v->detail,
-                 "shared access through 64-bit register %s (%s)", o->base, d->type);
-    return 0;
-}
-
-static int check_generic_address(kernel_ctx *k, const kd_ptx_func *g, const kd_ptx_prov *p,
-                                 const kd_ptx_insn *in, const kd_ptx_operand *o)
-{
-    if (!o->base || o->base[0] != '%')
-        return 0;
-    int origin = 0;
-    if (!kd_ptx_prov_of(p, o->base, &origin))
-        return 0;
-    const kd_ptx_reg_decl *d = kd_ptx_find_reg(g, o->base);
-    if (d && d->bits != 64)
-        return 0;
-    kd_ptx_violation *v = viol_add(k->viol, k->m, g->name, KD_PTX_RULE_SHARED_U64, in->line);
-    if (!v)
-        return -1;
-    snprintf(v->detail, sizeof v->detail,
-             "generic access to shared memory through 64-bit register %s (shared address "
-             "from line %d)", o->base, origin);
-    return 1;
-}
-
-/* Rule 2 over one function's instructions; counts its shared accesses. */
-static int check_accesses(kernel_ctx *k, const kd_ptx_func *g)
-{
-    kd_ptx_prov *p = NULL;
-    if (kd_ptx_prov_compute(k->m, g, &p) != KD_OK)
-        return -1;
-    int rc = 0;
-    for (int i = 0; i < g->n_insns && rc >= 0; i++) {
-        const kd_ptx_insn *in = &g->insns[i];
-        unsigned char sp[8];
-        int nsp = opcode_spaces(in->opcode, sp, 8), addr = 0, touches = 0;
-        for (int j = 0; j < in->n_ops && rc >= 0; j++) {
-            const kd_ptx_operand *o = &in->ops[j];
-            if (o->kind != KD_PTX_OPND_ADDR)
-                continue;
-            int space = nsp == 0 ? SPACE_GENERIC : sp[addr < nsp ? addr : nsp - 1];
-            addr++;
-            if (space == SPACE_SHARED) {
-                touches = 1;
-                rc = check_shared_address(k, g, p, in, o);
-            } else if (space == SPACE_GENERIC && is_generic_memory_op(in->opcode)) {
-                rc = check_generic_address(k, g, p, in, o);
-                touches |= rc > 0;
-            }
-        }
-        k->facts->shared_accesses += touches;
-    }
-    kd_ptx_prov_free(p);
-    return rc < 0 ? -1 : 0;
-}
-
-/* The function a call instruction calls: its first symbol operand that names one. */
-static int callee_index(const kd_ptx_module *m, const kd_ptx_insn *in)
-{
-    for (int j = 0; j < in->n_ops; j++) {
-        if (in->ops[j].kind != KD_PTX_OPND_SYM || !in->ops[j].base)
-            continue;
-        const kd_ptx_func *f = kd_ptx_find_func(m, in->ops[j].base);
-        if (f)
-            return (int)(f - m->funcs);
-    }
-    return -1;
-}
-
-/* Marks in reach[] the kernel and every function it calls, directly or not. Returns the
- * number of functions marked, -1 without memory. */
-static int reachable(const kd_ptx_module *m, const kd_ptx_func *f, unsigned char *reach)
-{
-    int *stack = malloc((size_t)(m->n_funcs + 1) * sizeof *stack);
-    if (!stack)
-        return -1;
-    int top = 0, count = 0;
-    int fi = (int)(f - m->funcs);
-    reach[fi] = 1;
-    stack[top++] = fi;
-    while (top > 0) {
-        const kd_ptx_func *g = &m->funcs[stack[--top]];
-        count++;
-        for (int i = 0; i < g->n_insns; i++) {
-            if (!opcode_is(g->insns[i].opcode, "call"))
-                continue;
-            int c = callee_index(m, &g->insns[i]);
-            if (c >= 0 && !reach[c]) {
-                reach[c] = 1;
-                stack[top++] = c;
-            }
-        }
-    }
-    free(stack);
-    return count;
-}
-
-static int operand_names(const kd_ptx_operand *o, const char *name)
-{
-    if (o->base && strcmp(o->base, name) == 0)
-        return 1;
-    for (int i = 0; i < o->n_items; i++)
-        if (o->items[i] && strcmp(o->items[i], name) == 0)
-            return 1;
-    return 0;
-}
-
-/* 1 when function g mentions the module-scope variable name in an operand. */
-static int func_uses(const kd_ptx_func *g, const char *name)
-{
-    for (int i = 0; i < g->n_insns; i++)
-        for (int j = 0; j < g->insns[i].n_ops; j++)
-            if (operand_names(&g->insns[i].ops[j], name))
-                return 1;
-    return 0;
-}
-
 static unsigned long long add_var_bytes(unsigned long long off, const kd_ptx_var *v,
                                         int *dynamic)
 {
@@ -496,88 +325,82 @@ static unsigned long long add_var_bytes(unsigned long long off, const kd_ptx_var
     return off + v->bytes > cap ? cap : off + v->bytes; /* saturate: sizes are bounded */
 }
 
-/* Static shared bytes: the function-scope .shared of every reachable function, then the
- * module-scope .shared variables they use, laid out with their alignment. */
-static void shared_size(const kd_ptx_module *m, const unsigned char *reach,
-                        kd_ptx_kernel_facts *facts)
+static void mark_module_shared(const kd_ptx_module *m, const char *name, unsigned char *used)
 {
-    unsigned long long off = 0;
-    for (int i = 0; i < m->n_funcs; i++)
-        for (int j = 0; reach[i] && j < m->funcs[i].n_shared; j++)
-            off = add_var_bytes(off, &m->funcs[i].shared[j], &facts->dynamic_shared);
-    for (int s = 0; s < m->n_shared; s++) {
-        int used = 0;
-        for (int i = 0; i < m->n_funcs && !used; i++)
-            used = reach[i] && func_uses(&m->funcs[i], m->shared[s].name);
-        if (used)
-            off = add_var_bytes(off, &m->shared[s], &facts->dynamic_shared);
-    }
-    facts->static_shared_bytes = off;
+    const kd_ptx_var *v = name ? kd_ptx_find_module_shared(m, name) : NULL;
+    if (v)
+        used[v - m->shared] = 1;
 }
 
-static int contains_nocase(const char *s, const char *sub)
+/* Static shared bytes: the function-scope .shared of every reachable function, then the
+ * module-scope .shared variables they name, laid out with their alignment. An unsized
+ * (.extern) array they name is dynamic shared memory. One pass over their operands. */
+static int shared_size(const kd_ptx_module *m, const unsigned char *reach,
+                       kd_ptx_kernel_facts *facts)
 {
-    size_t n = strlen(sub);
-    for (; *s; s++) {
-        size_t i = 0;
-        while (i < n && s[i] && tolower((unsigned char)s[i]) == tolower((unsigned char)sub[i]))
-            i++;
-        if (i == n)
-            return 1;
+    unsigned char *used = calloc((size_t)m->n_shared + 1, 1);
+    if (!used)
+        return -1;
+    unsigned long long off = 0;
+    for (int i = 0; i < m->n_funcs; i++) {
+        if (!reach[i])
+            continue;
+        const kd_ptx_func *g = NULL;
+        kd_ptx_body *body = NULL;
+        if (kd_ptx_func_load(m, &m->funcs[i], &g, &body) != KD_OK) {
+            free(used);
+            return -1;
+        }
+        for (int j = 0; j < g->n_shared; j++)
+            off = add_var_bytes(off, &g->shared[j], &facts->dynamic_shared);
+        for (int j = 0; j < g->n_insns; j++)
+            for (int k = 0; k < g->insns[j].n_ops; k++) {
+                const kd_ptx_operand *o = &g->insns[j].ops[k];
+                mark_module_shared(m, o->base, used);
+                for (int t = 0; t < o->n_items; t++)
+                    mark_module_shared(m, o->items[t], used);
+            }
+        kd_ptx_body_free(body);
     }
+    for (int s = 0; s < m->n_shared; s++)
+        if (used[s])
+            off = add_var_bytes(off, &m->shared[s], &facts->dynamic_shared);
+    facts->static_shared_bytes = off;
+    free(used);
     return 0;
 }
 
-/* Rule 1's evidence: a read of %ctaid.y / %ctaid.z in a reachable function, else a
- * parameter named like m_dim. */
-static void find_mechanism(const kd_ptx_module *m, const kd_ptx_func *f,
-                           const unsigned char *reach, kd_ptx_kernel_facts *facts)
-{
-    for (int i = 0; i < m->n_funcs; i++) {
-        for (int j = 0; reach[i] && j < m->funcs[i].n_insns; j++) {
-            const kd_ptx_insn *in = &m->funcs[i].insns[j];
-            for (int k = 0; k < in->n_ops; k++) {
-                const char *b = in->ops[k].base;
-                if (in->ops[k].kind == KD_PTX_OPND_REG && b &&
-                    (strcmp(b, "%ctaid.y") == 0 || strcmp(b, "%ctaid.z") == 0)) {
-                    copy_str(facts->mechanism, sizeof facts->mechanism, b + 1);
-                    facts->mechanism_line = in->line;
-                    return;
-                }
-            }
-        }
-    }
-    for (int i = 0; i < f->n_params; i++) {
-        if (contains_nocase(f->params[i].name, "m_dim")) {
-            snprintf(facts->mechanism, sizeof facts->mechanism, "param %s", f->params[i].name);
-            facts->mechanism_line = f->params[i].line;
-            return;
-        }
-    }
-}
-
-static kd_status analyze(const kd_ptx_module *m, const kd_ptx_func *f, kd_ptx_kernel_facts *facts,
+static kd_status analyze(flow_module *fm, const kd_ptx_func *f, kd_ptx_kernel_facts *facts,
                          viol_list *viol)
 {
+    const kd_ptx_module *m = fm->m;
     memset(facts, 0, sizeof *facts);
     copy_str(facts->name, sizeof facts->name, f->name);
     copy_str(facts->file, sizeof facts->file, m->name);
     copy_str(facts->target, sizeof facts->target, m->target ? m->target : "?");
     facts->found = f->has_body;
     facts->line = f->line;
-    unsigned char *reach = calloc((size_t)m->n_funcs + 1, 1);
-    if (!reach)
-        return KD_ERR_NOMEM;
-    kd_status st = reachable(m, f, reach) < 0 ? KD_ERR_NOMEM : KD_OK;
-    if (st == KD_OK) {
-        shared_size(m, reach, facts);
-        find_mechanism(m, f, reach, facts);
-        kernel_ctx k = {.m = m, .kernel = f, .facts = facts, .viol = viol};
-        for (int i = 0; i < m->n_funcs && st == KD_OK; i++)
-            if (reach[i] && check_accesses(&k, &m->funcs[i]) != 0)
-                st = KD_ERR_NOMEM;
+    flow_kernel fk;
+    kd_status st = flow_analyze_kernel(fm, f, &fk);
+    if (st != KD_OK)
+        return st;
+    if (shared_size(m, fk.reach, facts) != 0)
+        st = KD_ERR_NOMEM;
+    if (fk.batch_found) {
+        copy_str(facts->mechanism, sizeof facts->mechanism, fk.mechanism);
+        facts->mechanism_line = fk.mechanism_line;
+        copy_str(facts->mechanism_path, sizeof facts->mechanism_path, fk.path);
     }
-    free(reach);
+    facts->shared_accesses = fk.shared_accesses;
+    for (int i = 0; i < fk.n_issues && st == KD_OK; i++) {
+        kd_ptx_violation *v =
+            viol_add(viol, m, fk.issue_func[i]->name, fk.issues[i].rule, fk.issues[i].line);
+        if (!v)
+            st = KD_ERR_NOMEM;
+        else
+            copy_str(v->detail, sizeof v->detail, fk.issues[i].detail);
+    }
+    flow_kernel_free(&fk);
     return st;
 }
 
@@ -590,7 +413,11 @@ kd_status kd_ptx_analyze_kernel(const kd_ptx_module *m, const kd_ptx_func *f,
     if (f < m->funcs || f >= m->funcs + m->n_funcs)
         return KD_ERR_ARG;
     viol_list l = {0};
-    kd_status st = analyze(m, f, facts, &l);
+    flow_module fm;
+    kd_status st = flow_module_init(&fm, m);
+    if (st == KD_OK)
+        st = analyze(&fm, f, facts, &l);
+    flow_module_free(&fm);
     if (st != KD_OK) {
         free(l.v);
         l.v = NULL;
@@ -607,6 +434,7 @@ typedef struct side {
     const kd_ptx_module *m;
     const kd_ptx_func *f;
     const kd_ptx_ptxas_result *res;
+    flow_module *fm;
 } side;
 
 static void lookup_resources(const kd_ptx_ptxas_result *res, kd_ptx_kernel_facts *facts)
@@ -672,6 +500,59 @@ static int ptxas_findings(kd_ptx_comparison *c, viol_list *viol, const side *s, 
     return 0;
 }
 
+/* Definition errors of one side: a .func as a pair member, a second definition of the
+ * same name in its module. */
+static kd_status definition_errors(viol_list *viol, const side *k)
+{
+    if (!k->f->is_entry) {
+        kd_ptx_violation *v = viol_add(viol, k->m, k->f->name, KD_PTX_RULE_NOT_KERNEL, k->f->line);
+        if (!v)
+            return KD_ERR_NOMEM;
+        snprintf(v->detail, sizeof v->detail, "%s is a .func, not a kernel (.entry)", k->f->name);
+    }
+    for (const kd_ptx_func *o = kd_ptx_first_func(k->m, k->f->name); o;
+         o = kd_ptx_next_func(k->m, o)) {
+        if (o == k->f || !o->has_body)
+            continue;
+        kd_ptx_violation *v = viol_add(viol, k->m, k->f->name, KD_PTX_RULE_DUPLICATE, o->line);
+        if (!v)
+            return KD_ERR_NOMEM;
+        snprintf(v->detail, sizeof v->detail,
+                 "%s is defined more than once in %s (lines %d and %d)", k->f->name, k->m->name,
+                 k->f->line, o->line);
+    }
+    return KD_OK;
+}
+
+static kd_status rule_violations(viol_list *viol, kd_ptx_comparison *c, const side *s,
+                                 const side *b)
+{
+    if (!c->batched.mechanism[0]) {
+        kd_ptx_violation *v =
+            viol_add(viol, b->m, b->f->name, KD_PTX_RULE_BATCH_DISPATCH, b->f->line);
+        if (!v)
+            return KD_ERR_NOMEM;
+        snprintf(v->detail, sizeof v->detail,
+                 "no value derived from %%ctaid.y/%%ctaid.z or from a loaded m_dim parameter "
+                 "that bounds a loop reaches the address of a global load or store on a path "
+                 "from the entry");
+    }
+    if (c->single.static_shared_bytes != c->batched.static_shared_bytes ||
+        c->single.dynamic_shared != c->batched.dynamic_shared) {
+        int line = b->f->n_shared ? b->f->shared[0].line : b->f->line;
+        kd_ptx_violation *v = viol_add(viol, b->m, b->f->name, KD_PTX_RULE_SHARED_SIZE, line);
+        if (!v)
+            return KD_ERR_NOMEM;
+        snprintf(v->detail, sizeof v->detail,
+                 "shared memory differs: %s has %llu static bytes%s, %s has %llu static "
+                 "bytes%s", c->batched.name, c->batched.static_shared_bytes,
+                 c->batched.dynamic_shared ? " + dynamic" : "", c->single.name,
+                 c->single.static_shared_bytes, c->single.dynamic_shared ? " + dynamic" : "");
+    }
+    (void)s;
+    return KD_OK;
+}
+
 static kd_status compare(kd_ptx_pair_result *pr, const side *s, const side *b,
                          const kd_ptx_check_options *opt)
 {
@@ -683,44 +564,23 @@ static kd_status compare(kd_ptx_pair_result *pr, const side *s, const side *b,
     kd_ptx_comparison *c = &nc[pr->n_comparisons++];
     memset(c, 0, sizeof *c);
     viol_list viol = {0};
-    kd_status st = analyze(s->m, s->f, &c->single, &viol);
+    kd_status st = definition_errors(&viol, s);
     if (st == KD_OK)
-        st = analyze(b->m, b->f, &c->batched, &viol);
+        st = definition_errors(&viol, b);
+    if (st == KD_OK)
+        st = analyze(s->fm, s->f, &c->single, &viol);
+    if (st == KD_OK)
+        st = analyze(b->fm, b->f, &c->batched, &viol);
     lookup_resources(s->res, &c->single);
     lookup_resources(b->res, &c->batched);
-    if (st == KD_OK && !c->batched.mechanism[0]) {
-        kd_ptx_violation *v =
-            viol_add(&viol, b->m, b->f->name, KD_PTX_RULE_BATCH_DISPATCH, b->f->line);
-        if (!v)
-            st = KD_ERR_NOMEM;
-        else
-            snprintf(v->detail, sizeof v->detail,
-                     "batched kernel reads neither %%ctaid.y nor %%ctaid.z and has no m_dim "
-                     "parameter");
-    }
-    if (st == KD_OK && c->single.static_shared_bytes != c->batched.static_shared_bytes) {
-        int line = b->f->n_shared ? b->f->shared[0].line : b->f->line;
-        kd_ptx_violation *v = viol_add(&viol, b->m, b->f->name, KD_PTX_RULE_SHARED_SIZE, line);
-        if (!v)
-            st = KD_ERR_NOMEM;
-        else
-            snprintf(v->detail, sizeof v->detail,
-                     "static shared memory differs: %s has %llu bytes, %s has %llu bytes",
-                     c->batched.name, c->batched.static_shared_bytes, c->single.name,
-                     c->single.static_shared_bytes);
-    }
+    if (st == KD_OK)
+        st = rule_violations(&viol, c, s, b);
     if (st == KD_OK && ptxas_findings(c, &viol, s, b, opt) != 0)
         st = KD_ERR_NOMEM;
     c->violations = viol.v;
     c->n_violations = viol.n;
     c->passed = st == KD_OK && viol.n == 0;
     return st;
-}
-
-static const kd_ptx_func *find_kernel(const kd_ptx_module *m, const char *name)
-{
-    const kd_ptx_func *f = kd_ptx_find_func(m, name);
-    return f && f->has_body ? f : NULL;
 }
 
 static void describe_missing(kd_ptx_pair_result *pr, int n_mods, int have_s, int have_b)
@@ -733,10 +593,94 @@ static void describe_missing(kd_ptx_pair_result *pr, int n_mods, int have_s, int
                  why);
 }
 
+/* Every definition (with a body, .entry or not) of name in module m. */
+static int defs_in(const kd_ptx_module *m, const char *name, const kd_ptx_func **out, int cap)
+{
+    int n = 0;
+    for (const kd_ptx_func *f = kd_ptx_first_func(m, name); f; f = kd_ptx_next_func(m, f))
+        if (f->has_body) {
+            if (n < cap)
+                out[n] = f;
+            n++;
+        }
+    return n < cap ? n : cap;
+}
+
+#define MAX_DEFS_PER_MODULE 8
+
+typedef struct pair_ctx {
+    kd_ptx_pair_result *pr;
+    const kd_ptx_module *const *mods;
+    const kd_ptx_ptxas_result *const *res;
+    flow_module *fms;
+    int n_mods;
+    const kd_ptx_check_options *opt;
+} pair_ctx;
+
+static side make_side(const pair_ctx *p, int i, const kd_ptx_func *f)
+{
+    side sd = {p->mods[i], f, p->res ? p->res[i] : NULL, &p->fms[i]};
+    return sd;
+}
+
+/* All comparisons of module i's definitions: with the other member in the same module,
+ * or, where module i has only one member, with every definition of the other member in
+ * the modules that do not define both (order-independent: every such pair, once). */
+static kd_status pair_module(pair_ctx *p, int i, const char *sname, const char *bname)
+{
+    const kd_ptx_func *S[MAX_DEFS_PER_MODULE], *B[MAX_DEFS_PER_MODULE];
+    int ns = defs_in(p->mods[i], sname, S, MAX_DEFS_PER_MODULE);
+    int nb = defs_in(p->mods[i], bname, B, MAX_DEFS_PER_MODULE);
+    kd_status st = KD_OK;
+    for (int a = 0; a < ns && st == KD_OK; a++)
+        for (int b = 0; b < nb && st == KD_OK; b++) {
+            side ss = make_side(p, i, S[a]), bs = make_side(p, i, B[b]);
+            st = compare(p->pr, &ss, &bs, p->opt);
+        }
+    if (ns == 0 || nb > 0)
+        return st;
+    /* module i has only the single kernel: each batched definition elsewhere */
+    for (int j = 0; j < p->n_mods && st == KD_OK; j++) {
+        const kd_ptx_func *B2[MAX_DEFS_PER_MODULE], *S2[MAX_DEFS_PER_MODULE];
+        if (j == i || defs_in(p->mods[j], sname, S2, MAX_DEFS_PER_MODULE) > 0)
+            continue;
+        int nb2 = defs_in(p->mods[j], bname, B2, MAX_DEFS_PER_MODULE);
+        for (int a = 0; a < ns && st == KD_OK; a++)
+            for (int b = 0; b < nb2 && st == KD_OK; b++) {
+                side ss = make_side(p, i, S[a]), bs = make_side(p, j, B2[b]);
+                st = compare(p->pr, &ss, &bs, p->opt);
+            }
+    }
+    return st;
+}
+
+/* A batched-only module whose single kernel exists only in modules that define both
+ * pairs it with those too, so its definitions are never left unchecked. */
+static kd_status pair_batched_only(pair_ctx *p, int i, const char *sname, const char *bname)
+{
+    const kd_ptx_func *S[MAX_DEFS_PER_MODULE], *B[MAX_DEFS_PER_MODULE];
+    if (defs_in(p->mods[i], sname, S, MAX_DEFS_PER_MODULE) > 0)
+        return KD_OK;
+    int nb = defs_in(p->mods[i], bname, B, MAX_DEFS_PER_MODULE);
+    kd_status st = KD_OK;
+    for (int j = 0; j < p->n_mods && nb > 0 && st == KD_OK; j++) {
+        const kd_ptx_func *S2[MAX_DEFS_PER_MODULE], *B2[MAX_DEFS_PER_MODULE];
+        int ns2 = defs_in(p->mods[j], sname, S2, MAX_DEFS_PER_MODULE);
+        if (j == i || ns2 == 0 || defs_in(p->mods[j], bname, B2, MAX_DEFS_PER_MODULE) == 0)
+            continue; /* single-only modules were paired with this one in pair_module */
+        for (int a = 0; a < ns2 && st == KD_OK; a++)
+            for (int b = 0; b < nb && st == KD_OK; b++) {
+                side ss = make_side(p, j, S2[a]), bs = make_side(p, i, B[b]);
+                st = compare(p->pr, &ss, &bs, p->opt);
+            }
+    }
+    return st;
+}
+
 static kd_status check_pair(kd_ptx_pair_result *pr, const kd_ptx_pair_def *def,
                             const kd_ptx_module *const *mods,
-                            const kd_ptx_ptxas_result *const *res, int n_mods,
-                            const kd_ptx_check_options *opt)
+                            const kd_ptx_ptxas_result *const *res, flow_module *fms,
+                            int n_mods, const kd_ptx_check_options *opt)
 {
     copy_str(pr->label, sizeof pr->label, def->label ? def->label : def->single);
     copy_str(pr->single, sizeof pr->single, def->single);
@@ -745,28 +689,22 @@ static kd_status check_pair(kd_ptx_pair_result *pr, const kd_ptx_pair_def *def,
         snprintf(pr->missing, sizeof pr->missing, "pair definition lacks a kernel name");
         return KD_OK;
     }
-    side s = {0}, b = {0};
-    for (int i = 0; i < n_mods; i++) {
-        side si = {mods[i], find_kernel(mods[i], def->single), res ? res[i] : NULL};
-        side bi = {mods[i], find_kernel(mods[i], def->batched), res ? res[i] : NULL};
-        if (si.f && bi.f) {
-            kd_status st = compare(pr, &si, &bi, opt);
-            if (st != KD_OK)
-                return st;
-        }
-        if (si.f && !s.f)
-            s = si;
-        if (bi.f && !b.f)
-            b = bi;
+    pair_ctx p = {pr, mods, res, fms, n_mods, opt};
+    int have_s = 0, have_b = 0;
+    kd_status st = KD_OK;
+    for (int i = 0; i < n_mods && st == KD_OK; i++) {
+        const kd_ptx_func *tmp[1];
+        have_s |= defs_in(mods[i], def->single, tmp, 1) > 0;
+        have_b |= defs_in(mods[i], def->batched, tmp, 1) > 0;
+        st = pair_module(&p, i, def->single, def->batched);
+        if (st == KD_OK)
+            st = pair_batched_only(&p, i, def->single, def->batched);
     }
-    if (pr->n_comparisons == 0 && s.f && b.f) {
-        kd_status st = compare(pr, &s, &b, opt);
-        if (st != KD_OK)
-            return st;
-    }
+    if (st != KD_OK)
+        return st;
     pr->compared = pr->n_comparisons > 0;
     if (!pr->compared)
-        describe_missing(pr, n_mods, s.f != NULL, b.f != NULL);
+        describe_missing(pr, n_mods, have_s, have_b);
     pr->passed = pr->compared;
     for (int i = 0; i < pr->n_comparisons; i++)
         pr->passed &= pr->comparisons[i].passed;
@@ -787,24 +725,32 @@ kd_status kd_ptx_check_pairs(const kd_ptx_module *const *mods,
         if (!mods[i])
             return KD_ERR_NULL;
     kd_ptx_report *r = calloc(1, sizeof *r);
-    if (!r)
+    flow_module *fms = calloc((size_t)n_mods + 1, sizeof *fms);
+    if (!r || !fms) {
+        free(r);
+        free(fms);
         return KD_ERR_NOMEM;
+    }
+    kd_status st = KD_OK;
+    for (int i = 0; i < n_mods && st == KD_OK; i++)
+        st = flow_module_init(&fms[i], mods[i]);
     r->reg_factor = opt && opt->reg_factor > 0 ? opt->reg_factor : 1.5;
     r->strict = opt && opt->strict;
     r->n_pairs = n_pairs;
     r->pairs = n_pairs ? calloc((size_t)n_pairs, sizeof *r->pairs) : NULL;
-    if (n_pairs && !r->pairs) {
-        free(r);
-        return KD_ERR_NOMEM;
-    }
-    for (int i = 0; i < n_pairs; i++) {
-        kd_status st = check_pair(&r->pairs[i], &pairs[i], mods, res, n_mods, opt);
-        if (st != KD_OK) {
-            kd_ptx_report_free(r);
-            return st;
-        }
+    if (n_pairs && !r->pairs)
+        st = KD_ERR_NOMEM;
+    for (int i = 0; i < n_pairs && st == KD_OK; i++) {
+        st = check_pair(&r->pairs[i], &pairs[i], mods, res, fms, n_mods, opt);
         r->n_compared += r->pairs[i].compared;
         r->n_passed += r->pairs[i].passed;
+    }
+    for (int i = 0; i < n_mods; i++)
+        flow_module_free(&fms[i]);
+    free(fms);
+    if (st != KD_OK) {
+        kd_ptx_report_free(r);
+        return st;
     }
     *out = r;
     return KD_OK;

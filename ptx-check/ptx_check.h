@@ -1,16 +1,20 @@
 /*
  * PTX parity validator (SPEC §6, contract equation ptx_parity). For each pair of kernels
- * (single-row, batched) found in one or more parsed PTX modules:
- *   rule 1 batch-dispatch: the batched kernel reads %ctaid.y or %ctaid.z, or has a
- *          parameter whose name contains "m_dim";
- *   rule 2 shared-u64: no shared-memory access (ld/st/atom/red and the other .shared
- *          instructions, or a generic access through a register that holds a shared
- *          address) goes through a 64-bit address register, in either kernel;
- *   rule 3 shared-size: both kernels declare the same static shared-memory size.
- * A pair whose kernels are not found is reported (rule 4 kernel-missing) and fails. With
- * a ptxas resource report, spills and a batched kernel that uses more than reg_factor
- * times the registers of the single one are warnings (rule 5 ptxas when strict).
- * Zero pairs compared is never a pass.
+ * (single-row, batched) found in one or more parsed PTX modules, by data flow over each
+ * function's control-flow graph (ptx_flow.h; README.md says exactly what counts):
+ *   rule 1 batch-dispatch: in the batched kernel, the batch index (a read of %ctaid.y or
+ *          %ctaid.z, or a loaded m_dim parameter bounding the row loop) reaches the
+ *          address of a global load or store on a path from the entry;
+ *   rule 2 shared-u64: no shared-memory access goes through a 64-bit address (a 64-bit
+ *          register, a generic pointer into shared memory, or a shared address computed
+ *          in 64 bits), in either kernel or a function they call;
+ *   rule 3 shared-size: both kernels use the same static shared memory, and both or
+ *          neither dynamic shared memory.
+ * A pair whose kernels are not found is reported (rule 4 kernel-missing) and fails; a
+ * pair member defined twice in a module (6), a .func pair member (7) and a write to a
+ * special register (8) are errors. With a ptxas resource report, spills and a batched
+ * kernel that uses more than reg_factor times the registers of the single one are
+ * warnings (rule 5 ptxas when strict). Zero pairs compared is never a pass.
  */
 #ifndef KD_PTX_CHECK_H
 #define KD_PTX_CHECK_H
@@ -27,10 +31,14 @@ typedef enum kd_ptx_rule {
     KD_PTX_RULE_SHARED_U64 = 2,
     KD_PTX_RULE_SHARED_SIZE = 3,
     KD_PTX_RULE_MISSING = 4,
-    KD_PTX_RULE_PTXAS = 5
+    KD_PTX_RULE_PTXAS = 5,
+    KD_PTX_RULE_DUPLICATE = 6,     /* a pair member defined twice in one module */
+    KD_PTX_RULE_NOT_KERNEL = 7,    /* a pair member that is a .func, not an .entry */
+    KD_PTX_RULE_SPECIAL_WRITE = 8  /* a write to a special register (%ctaid.y, ...) */
 } kd_ptx_rule;
 
-/* "batch-dispatch", "shared-u64", "shared-size", "kernel-missing", "ptxas" */
+/* "batch-dispatch", "shared-u64", "shared-size", "kernel-missing", "ptxas",
+ * "duplicate-definition", "not-a-kernel", "special-register-write" */
 const char *kd_ptx_rule_name(int rule);
 
 /* A pair of kernel names. label names the op ("rmsnorm"). */
@@ -70,7 +78,8 @@ typedef struct kd_ptx_kernel_facts {
     int found;                        /* defined (with a body) in file */
     int line;                         /* line of .entry */
     char mechanism[KD_PTX_NAME_MAX];  /* "ctaid.y", "ctaid.z", "param NAME", "" if none */
-    int mechanism_line;
+    int mechanism_line;               /* the global access the batch index reaches */
+    char mechanism_path[KD_PTX_TEXT_MAX]; /* instruction lines, batch index to that access */
     unsigned long long static_shared_bytes;
     int dynamic_shared;               /* uses an extern (unsized) .shared array */
     int shared_accesses;              /* instructions that access shared memory */
@@ -83,7 +92,8 @@ kd_status kd_ptx_analyze_kernel(const kd_ptx_module *m, const kd_ptx_func *f,
                                 kd_ptx_kernel_facts *facts, kd_ptx_violation **viol,
                                 int *n_viol);
 
-/* Shared-address provenance of a function's registers. */
+/* Shared-address provenance of a function's registers: a flow-insensitive view by
+ * register name, kept for tools and tests; the rules use the data flow of ptx_flow.h. */
 enum {
     KD_PTX_PROV_SHARED = 1u,         /* holds an address in the shared window */
     KD_PTX_PROV_GENERIC_SHARED = 2u  /* holds a generic address that points into shared */
@@ -159,9 +169,9 @@ typedef struct kd_ptx_report {
 } kd_ptx_report;
 
 /* Checks every pair against the modules; ptxas results (res, may be NULL or hold NULL
- * entries) run parallel to mods. A kernel is looked up in every module: a pair is
- * compared in each module that defines both kernels; if none does, the first definitions
- * of each in any module are compared. */
+ * entries) run parallel to mods. Every definition of each pair member in every module is
+ * compared, independent of the modules' order: within each module that defines both,
+ * and across modules for a module that defines only one (README.md, Pairing). */
 kd_status kd_ptx_check_pairs(const kd_ptx_module *const *mods,
                              const kd_ptx_ptxas_result *const *res, int n_mods,
                              const kd_ptx_pair_def *pairs, int n_pairs,

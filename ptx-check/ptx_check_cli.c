@@ -193,7 +193,7 @@ static int load_file(cli *c, const char *path)
 {
     kd_ptx_module *m = NULL;
     kd_ptx_error e;
-    kd_status st = kd_ptx_parse_file(path, &m, &e);
+    kd_status st = kd_ptx_parse_file_lazy(path, &m, &e); /* bodies read again on demand */
     if (st == KD_OK)
         return add_module(c, m);
     char msg[KD_PTX_TEXT_MAX];

@@ -12,6 +12,9 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,6 +58,33 @@ static void *arena_alloc(kd_ptx_module *m, size_t n)
     void *p = a->data + a->used;
     a->used += n;
     return p;
+}
+
+/* Frees every chunk but the newest and empties it. */
+static void scratch_reset(kd_ptx_module *m)
+{
+    kd_ptx_arena *a = m->arena;
+    if (!a)
+        return;
+    kd_ptx_arena *old = a->next;
+    while (old) {
+        kd_ptx_arena *nx = old->next;
+        free(old->data);
+        free(old);
+        old = nx;
+    }
+    a->next = NULL;
+    a->used = 0;
+}
+
+static void scratch_free(kd_ptx_module *m)
+{
+    scratch_reset(m);
+    if (m->arena) {
+        free(m->arena->data);
+        free(m->arena);
+        m->arena = NULL;
+    }
 }
 
 static char *arena_strndup(kd_ptx_module *m, const char *s, size_t n)
@@ -131,11 +161,27 @@ typedef struct tok {
     size_t len;
 } tok;
 
+/* Tokens live in fixed-size chunks so a pointer to one stays valid while more are
+ * lexed; the store is reset (not freed) when the parser has consumed every token, so it
+ * holds about one statement's tokens at a time, never the whole file's. */
+#define TOK_SHIFT 10
+#define TOK_CHUNK ((size_t)1 << TOK_SHIFT)
+#define TOK_MASK (TOK_CHUNK - 1)
+
+typedef struct tok_store {
+    tok **chunks;
+    size_t n_chunks, n; /* chunks allocated, tokens held */
+} tok_store;
+
+#define TOKAT(st, k) (&(st)->chunks[(k) >> TOK_SHIFT][(k) & TOK_MASK])
+
 typedef struct lexer {
     const char *s;
     size_t n, i;
     int line;
-    vec toks;
+    int depth;         /* ( and [ open in the current batch */
+    int at_eof;        /* the EOF token has been produced */
+    tok_store *toks;
     kd_ptx_error *err;
 } lexer;
 
@@ -172,11 +218,24 @@ static int push_tok(lexer *lx, tk_kind kind, size_t start, size_t end)
         set_error(lx->err, lx->line, "token longer than %d characters", MAX_TOKEN_LEN);
         return -1;
     }
-    tok *t = vec_push(&lx->toks);
-    if (!t) {
-        set_error(lx->err, lx->line, "out of memory");
-        return -1;
+    tok_store *st = lx->toks;
+    if ((st->n >> TOK_SHIFT) == st->n_chunks) {
+        tok **nc = realloc(st->chunks, (st->n_chunks + 1) * sizeof *nc);
+        tok *c = nc ? malloc(TOK_CHUNK * sizeof *c) : NULL;
+        if (nc)
+            st->chunks = nc;
+        if (!c) {
+            set_error(lx->err, lx->line, "out of memory");
+            return -1;
+        }
+        st->chunks[st->n_chunks++] = c;
     }
+    tok *t = TOKAT(st, st->n);
+    st->n++;
+    if (kind == TK_PUNCT && (start < lx->n) && (lx->s[start] == '(' || lx->s[start] == '['))
+        lx->depth++;
+    else if (kind == TK_PUNCT && lx->depth > 0 && (lx->s[start] == ')' || lx->s[start] == ']'))
+        lx->depth--;
     t->kind = kind;
     t->line = lx->line;
     t->p = lx->s + start;
@@ -305,30 +364,48 @@ static int check_no_nul(const char *s, size_t n, kd_ptx_error *err)
     return -1;
 }
 
-static int lex(const char *s, size_t n, vec *toks, kd_ptx_error *err)
+/* A batch ends at a line end after a statement-ending token (';', '{', '}', a label's
+ * ':') outside ( ) and [ ]: the parser then has whole statements, except in the rare
+ * forms that cross such a line end (an initializer or .section opened with '{'), which
+ * it reads token by token. */
+static int batch_complete(const lexer *lx)
 {
-    lexer lx = {.s = s, .n = n, .i = 0, .line = 1, .err = err};
-    vec_init(&lx.toks, sizeof(tok));
-    if (check_no_nul(s, n, err) != 0)
-        return -1;
-    while (lx.i < lx.n) {
-        if (lex_one(&lx) != 0) {
-            vec_free(&lx.toks);
-            return -1;
+    if (lx->toks->n == 0 || lx->depth != 0)
+        return 0;
+    const tok *t = TOKAT(lx->toks, lx->toks->n - 1);
+    return t->kind == TK_PUNCT && strchr(";{}:", t->p[0]) != NULL;
+}
+
+/* Lexes the next batch (appending to the store); at the end of the input, the EOF
+ * token. Returns 0, or -1 with err set. */
+static int lex_batch(lexer *lx)
+{
+    size_t before = lx->toks->n;
+    lx->depth = 0;
+    while (lx->i < lx->n) {
+        if (lx->s[lx->i] == '\n' && lx->toks->n > before && batch_complete(lx)) {
+            lx->line++;
+            lx->i++;
+            return 0;
         }
+        if (lex_one(lx) != 0)
+            return -1;
     }
-    tok *eof = vec_push(&lx.toks);
-    if (!eof) {
-        vec_free(&lx.toks);
-        set_error(err, lx.line, "out of memory");
+    if (lx->toks->n > before)
+        return 0;
+    if (push_tok(lx, TK_EOF, lx->n, lx->n) != 0)
         return -1;
-    }
-    eof->kind = TK_EOF;
-    eof->line = lx.line;
-    eof->p = s + n;
-    eof->len = 0;
-    *toks = lx.toks;
+    lx->at_eof = 1;
     return 0;
+}
+
+static void tok_store_free(tok_store *st)
+{
+    for (size_t i = 0; i < st->n_chunks; i++)
+        free(st->chunks[i]);
+    free(st->chunks);
+    st->chunks = NULL;
+    st->n_chunks = st->n = 0;
 }
 
 /* ---- types, opcodes, special registers ---------------------------------------------- */
@@ -416,8 +493,13 @@ int kd_ptx_is_special_reg(const char *reg)
 
 typedef struct parser {
     kd_ptx_module *m;
-    tok *t;
-    size_t nt, i;
+    tok_store toks;
+    lexer lx;
+    size_t i;   /* next token in toks */
+    int lex_failed;
+    int lazy;   /* check bodies but keep no instructions, labels or registers */
+    int hold;   /* > 0 while a statement keeps token indexes or pointers: no reset */
+    kd_ptx_module scratch; /* lazy: operands are built here (and checked), then dropped */
     kd_ptx_error *err;
     int failed;
     vec funcs;  /* kd_ptx_func */
@@ -428,19 +510,58 @@ typedef struct parser {
 typedef struct func_builder {
     kd_ptx_func f;
     vec params, rets, regs, shared, insns, labels;
+    vec scopes; /* int: parent of each { } block */
+    int cur_scope;
 } func_builder;
 
-static const tok *peek(const parser *p) { return &p->t[p->i]; }
-static const tok *peek_at(const parser *p, size_t k)
+/* Token k of the store (valid for k < p->toks.n). */
+#define PT(p, k) TOKAT(&(p)->toks, (k))
+
+/* The EOF token stands in when lexing failed, so callers need no check: the failure
+ * is already in err and p->failed. */
+static const tok eof_tok = {TK_EOF, 0, "", 0};
+
+static const tok *peek(parser *p)
 {
-    return p->i + k < p->nt ? &p->t[p->i + k] : &p->t[p->nt - 1];
+    while (p->i >= p->toks.n) {
+        if (p->lex_failed)
+            return &eof_tok;
+        if (p->lx.at_eof) /* the last token is the EOF token */
+            return p->toks.n ? PT(p, p->toks.n - 1) : &eof_tok;
+        if (!p->hold) { /* every token consumed and none held: start the store over */
+            p->toks.n = 0;
+            p->i = 0;
+        }
+        if (lex_batch(&p->lx) != 0) {
+            p->lex_failed = 1;
+            p->failed = 1;
+            return &eof_tok;
+        }
+    }
+    return PT(p, p->i);
+}
+static const tok *peek_at(parser *p, size_t k)
+{
+    peek(p);
+    return p->i + k < p->toks.n ? PT(p, p->i + k) : peek(p);
 }
 static const tok *next(parser *p)
 {
-    const tok *t = &p->t[p->i];
+    const tok *t = peek(p);
     if (t->kind != TK_EOF)
         p->i++;
     return t;
+}
+
+/* At a statement boundary: when every token lexed so far is consumed, the store is
+ * emptied, so it never holds more than the statements being parsed. */
+static void statement_begin(parser *p)
+{
+
+    if (p->i == p->toks.n && !p->lx.at_eof) {
+        p->toks.n = 0;
+        p->i = 0;
+    }
 }
 
 static int tok_is(const tok *t, tk_kind kind, const char *s)
@@ -819,7 +940,18 @@ static int add_var(parser *p, vec *dst, const tok *name, const decl_attrs *a, ui
 
 /* A state-space declaration: .shared .align 4 .b8 name[128]; Kept when it is .shared
  * (into shared_out); other spaces are checked for form and dropped. */
+static int parse_var_decl_held(parser *p, vec *shared_out, int is_extern);
+
+/* An initializer may span batches while the name's token is still needed. */
 static int parse_var_decl(parser *p, vec *shared_out, int is_extern)
+{
+    p->hold++;
+    int rc = parse_var_decl_held(p, shared_out, is_extern);
+    p->hold--;
+    return rc;
+}
+
+static int parse_var_decl_held(parser *p, vec *shared_out, int is_extern)
 {
     int is_shared = is_word(peek(p), ".shared");
     decl_attrs a;
@@ -858,6 +990,8 @@ static void fb_init(func_builder *b)
     vec_init(&b->shared, sizeof(kd_ptx_var));
     vec_init(&b->insns, sizeof(kd_ptx_insn));
     vec_init(&b->labels, sizeof(kd_ptx_label));
+    vec_init(&b->scopes, sizeof(int));
+    b->cur_scope = -1;
 }
 
 static void fb_free(func_builder *b)
@@ -868,6 +1002,7 @@ static void fb_free(func_builder *b)
     vec_free(&b->shared);
     vec_free(&b->insns);
     vec_free(&b->labels);
+    vec_free(&b->scopes);
 }
 
 /* One parameter: .param [.align N] [.ptr ...] .type name[N] (or .reg .type name). */
@@ -875,6 +1010,7 @@ static int parse_param(parser *p, vec *dst)
 {
     if (!is_word(peek(p), ".param") && !is_word(peek(p), ".reg"))
         return fail_expected(p, "'.param' or '.reg' in a parameter list");
+    int is_reg = is_word(peek(p), ".reg");
     decl_attrs a;
     if (parse_decl_attrs(p, &a) != 0)
         return -1;
@@ -892,6 +1028,7 @@ static int parse_param(parser *p, vec *dst)
     prm->type = a.type;
     prm->bytes = (uint64_t)kd_ptx_type_bytes(a.type) * (uint64_t)a.vec * (unsized ? 0 : count);
     prm->line = name->line;
+    prm->is_reg = is_reg;
     return 0;
 }
 
@@ -968,6 +1105,15 @@ static int parse_reg_decl(parser *p, func_builder *b)
                 return -1;
             count = (int)n;
         }
+        if (p->lazy) {
+            if (is_punct(peek(p), ';')) {
+                next(p);
+                return 0;
+            }
+            if (expect_punct(p, ',') != 0)
+                return -1;
+            continue;
+        }
         kd_ptx_reg_decl *r = vec_push(&b->regs);
         if (!r || !(r->name = intern(p, name)))
             return fail_nomem(p);
@@ -976,6 +1122,7 @@ static int parse_reg_decl(parser *p, func_builder *b)
         r->bits = bits;
         r->vec = a.vec;
         r->line = name->line;
+        r->scope = b->cur_scope < 0 ? 0 : b->cur_scope;
         if (is_punct(peek(p), ';')) {
             next(p);
             return 0;
@@ -992,14 +1139,14 @@ static const char *join_tokens(parser *p, size_t a, size_t b)
 {
     size_t n = 0;
     for (size_t k = a; k < b; k++)
-        n += p->t[k].len + 1;
+        n += PT(p, k)->len + 1;
     char *s = arena_alloc(p->m, n + 1);
     if (!s)
         return NULL;
     size_t o = 0;
     for (size_t k = a; k < b; k++) {
-        const tok *t = &p->t[k];
-        if (k > a && t->kind != TK_PUNCT && p->t[k - 1].kind != TK_PUNCT)
+        const tok *t = PT(p, k);
+        if (k > a && t->kind != TK_PUNCT && PT(p, k - 1)->kind != TK_PUNCT)
             s[o++] = ' ';
         memcpy(s + o, t->p, t->len);
         o += t->len;
@@ -1015,13 +1162,13 @@ static int const_offset(parser *p, size_t a, size_t b, int64_t *off)
     size_t k = a;
     while (k < b) {
         int neg = 0, signs = 0;
-        while (k < b && (is_punct(&p->t[k], '+') || is_punct(&p->t[k], '-'))) {
-            neg ^= is_punct(&p->t[k], '-');
+        while (k < b && (is_punct(PT(p, k), '+') || is_punct(PT(p, k), '-'))) {
+            neg ^= is_punct(PT(p, k), '-');
             signs++;
             k++;
         }
         uint64_t v;
-        if (!signs || k >= b || tok_uint(&p->t[k], &v) != 0 || v > ((uint64_t)1 << 62))
+        if (!signs || k >= b || tok_uint(PT(p, k), &v) != 0 || v > ((uint64_t)1 << 62))
             return -1;
         *off += neg ? -(int64_t)v : (int64_t)v;
         if (*off > ((int64_t)1 << 62) || *off < -((int64_t)1 << 62))
@@ -1036,7 +1183,7 @@ static int group_items(parser *p, kd_ptx_operand *o, size_t a, size_t b)
 {
     int n = 0;
     for (size_t k = a; k < b; k++)
-        n += is_punct(&p->t[k], ',');
+        n += is_punct(PT(p, k), ',');
     n += (b > a);
     o->n_items = n;
     if (!n)
@@ -1047,10 +1194,10 @@ static int group_items(parser *p, kd_ptx_operand *o, size_t a, size_t b)
     int it = 0;
     o->items[0] = NULL;
     for (size_t k = a; k < b; k++) {
-        if (is_punct(&p->t[k], ',')) {
+        if (is_punct(PT(p, k), ',')) {
             o->items[++it] = NULL;
-        } else if (!o->items[it] && is_name(&p->t[k])) {
-            if (!(o->items[it] = intern(p, &p->t[k])))
+        } else if (!o->items[it] && is_name(PT(p, k))) {
+            if (!(o->items[it] = intern(p, PT(p, k))))
                 return fail_nomem(p);
         }
     }
@@ -1062,8 +1209,8 @@ static int operand_addr(parser *p, kd_ptx_operand *o, size_t a, size_t b)
     o->kind = KD_PTX_OPND_ADDR;
     size_t in = a + 1, end = b - 1; /* inside the brackets */
     if (in >= end)
-        return fail(p, p->t[a].line, "empty address []");
-    const tok *first = &p->t[in];
+        return fail(p, PT(p, a)->line, "empty address []");
+    const tok *first = PT(p, in);
     uint64_t v;
     if (is_name(first)) {
         if (!(o->base = intern(p, first)))
@@ -1082,32 +1229,32 @@ static int operand_addr(parser *p, kd_ptx_operand *o, size_t a, size_t b)
 static void operand_first_name(parser *p, kd_ptx_operand *o, size_t a, size_t b)
 {
     for (size_t k = a; k < b && !o->base; k++)
-        if (is_name(&p->t[k]))
-            o->base = intern(p, &p->t[k]);
+        if (is_name(PT(p, k)))
+            o->base = intern(p, PT(p, k));
 }
 
 static int build_operand(parser *p, kd_ptx_operand *o, size_t a, size_t b)
 {
     if (a >= b)
-        return fail(p, p->t[a].line, "empty operand");
+        return fail(p, PT(p, a)->line, "empty operand");
     if (!(o->text = join_tokens(p, a, b)))
         return fail_nomem(p);
-    const tok *t = &p->t[a];
+    const tok *t = PT(p, a);
     uint64_t v;
     if (is_punct(t, '['))
-        return is_punct(&p->t[b - 1], ']') ? operand_addr(p, o, a, b)
+        return is_punct(PT(p, b - 1), ']') ? operand_addr(p, o, a, b)
                                            : fail(p, t->line, "malformed address %s", o->text);
     if (is_punct(t, '{') || is_punct(t, '(')) {
         o->kind = is_punct(t, '{') ? KD_PTX_OPND_VEC : KD_PTX_OPND_LIST;
         return group_items(p, o, a + 1, b - 1);
     }
-    if (is_punct(t, '!') && b - a == 2 && is_name(&p->t[a + 1])) {
+    if (is_punct(t, '!') && b - a == 2 && is_name(PT(p, a + 1))) {
         o->kind = KD_PTX_OPND_REG;
         o->negated = 1;
-        o->base = intern(p, &p->t[a + 1]);
+        o->base = intern(p, PT(p, a + 1));
         return o->base ? 0 : fail_nomem(p);
     }
-    if (t->kind == TK_WORD && t->p[0] == '%' && (b - a == 1 || is_punct(&p->t[a + 1], '|'))) {
+    if (t->kind == TK_WORD && t->p[0] == '%' && (b - a == 1 || is_punct(PT(p, a + 1), '|'))) {
         o->kind = KD_PTX_OPND_REG; /* %r1 or the pair %r1|%p2 of setp */
         o->base = intern(p, t);
         return o->base ? 0 : fail_nomem(p);
@@ -1117,9 +1264,9 @@ static int build_operand(parser *p, kd_ptx_operand *o, size_t a, size_t b)
         o->base = intern(p, t);
         return o->base ? 0 : fail_nomem(p);
     }
-    if (t->kind == TK_NUM || (is_punct(t, '-') && b - a == 2 && p->t[a + 1].kind == TK_NUM)) {
+    if (t->kind == TK_NUM || (is_punct(t, '-') && b - a == 2 && PT(p, a + 1)->kind == TK_NUM)) {
         o->kind = KD_PTX_OPND_IMM;
-        const tok *num = t->kind == TK_NUM ? t : &p->t[a + 1];
+        const tok *num = t->kind == TK_NUM ? t : PT(p, a + 1);
         if (b - a <= 2 && tok_uint(num, &v) == 0 && v <= ((uint64_t)1 << 62))
             o->offset = t->kind == TK_NUM ? (int64_t)v : -(int64_t)v;
         if (b - a == 1 || t->kind != TK_NUM)
@@ -1134,7 +1281,18 @@ static int build_operand(parser *p, kd_ptx_operand *o, size_t a, size_t b)
 
 /* Finds the operands of the instruction starting at the current token, up to its ';',
  * honouring nesting of (), [] and {}. */
+static int parse_operands_held(parser *p, vec *ops, int line);
+
+/* The operands' token indexes must survive a new batch: the store is held. */
 static int parse_operands(parser *p, vec *ops, int line)
+{
+    p->hold++;
+    int rc = parse_operands_held(p, ops, line);
+    p->hold--;
+    return rc;
+}
+
+static int parse_operands_held(parser *p, vec *ops, int line)
 {
     char stack[MAX_NESTING];
     int depth = 0;
@@ -1158,11 +1316,24 @@ static int parse_operands(parser *p, vec *ops, int line)
         } else if (is_punct(t, ';') || (is_punct(t, ',') && depth == 0)) {
             if (depth)
                 return fail(p, t->line, "missing '%c' before ';'", stack[depth - 1]);
-            kd_ptx_operand *o = vec_push(ops);
-            if (!o)
-                return fail_nomem(p);
-            if (build_operand(p, o, start, p->i) != 0)
-                return -1;
+            if (p->lazy) {
+                /* built (so refused exactly as in a full parse) in a scratch arena */
+                kd_ptx_operand o;
+                memset(&o, 0, sizeof o);
+                kd_ptx_module *keep = p->m;
+                p->m = &p->scratch;
+                int rc = build_operand(p, &o, start, p->i);
+                p->m = keep;
+                scratch_reset(&p->scratch);
+                if (rc != 0)
+                    return -1;
+            } else {
+                kd_ptx_operand *o = vec_push(ops);
+                if (!o)
+                    return fail_nomem(p);
+                if (build_operand(p, o, start, p->i) != 0)
+                    return -1;
+            }
             next(p);
             if (is_punct(t, ';'))
                 return 0;
@@ -1178,6 +1349,7 @@ static int parse_insn(parser *p, func_builder *b)
     kd_ptx_insn in;
     memset(&in, 0, sizeof in);
     in.line = peek(p)->line;
+    in.scope = b->cur_scope < 0 ? 0 : b->cur_scope;
     if (is_punct(peek(p), '@')) {
         next(p);
         if (is_punct(peek(p), '!')) {
@@ -1186,7 +1358,8 @@ static int parse_insn(parser *p, func_builder *b)
         }
         if (peek(p)->kind != TK_WORD || peek(p)->p[0] != '%')
             return fail_expected(p, "a predicate register after '@'");
-        if (!(in.guard = intern(p, next(p))))
+        const tok *g = next(p);
+        if (!p->lazy && !(in.guard = intern(p, g)))
             return fail_nomem(p);
     }
     const tok *op = peek(p);
@@ -1197,7 +1370,7 @@ static int parse_insn(parser *p, func_builder *b)
         describe(op, d, sizeof d);
         return fail(p, op->line, "unknown instruction %s", d);
     }
-    if (!(in.opcode = intern(p, op)))
+    if (!p->lazy && !(in.opcode = intern(p, op)))
         return fail_nomem(p);
     next(p);
     vec ops;
@@ -1208,6 +1381,8 @@ static int parse_insn(parser *p, func_builder *b)
     }
     if (vec_finish(p->m, &ops, (void **)&in.ops, &in.n_ops) != 0)
         return fail_nomem(p);
+    if (p->lazy)
+        return 0;
     kd_ptx_insn *slot = vec_push(&b->insns);
     if (!slot)
         return fail_nomem(p);
@@ -1219,11 +1394,13 @@ static int parse_label(parser *p, func_builder *b)
 {
     const tok *name = next(p);
     next(p); /* ':' */
-    kd_ptx_label *l = vec_push(&b->labels);
-    if (!l || !(l->name = intern(p, name)))
+    kd_ptx_label *l = p->lazy ? NULL : vec_push(&b->labels);
+    if (!p->lazy && (!l || !(l->name = intern(p, name))))
         return fail_nomem(p);
-    l->line = name->line;
-    l->insn_index = (int)b->insns.n;
+    if (l) {
+        l->line = name->line;
+        l->insn_index = (int)b->insns.n;
+    }
     /* label: .callprototype / .branchtargets / .calltargets ... ; */
     if (is_word(peek(p), ".callprototype") || is_word(peek(p), ".branchtargets") ||
         is_word(peek(p), ".calltargets"))
@@ -1234,6 +1411,7 @@ static int parse_label(parser *p, func_builder *b)
 /* One statement inside a function body. */
 static int parse_statement(parser *p, func_builder *b)
 {
+    statement_begin(p);
     const tok *t = peek(p);
     if (is_punct(t, ';')) {
         next(p);
@@ -1270,9 +1448,15 @@ static int parse_body(parser *p, func_builder *b)
         if (is_punct(t, '{')) {
             if (++depth > MAX_NESTING)
                 return fail(p, t->line, "blocks nested deeper than %d", MAX_NESTING);
+            int *parent = vec_push(&b->scopes);
+            if (!parent)
+                return fail_nomem(p);
+            *parent = b->cur_scope;
+            b->cur_scope = (int)b->scopes.n - 1;
             next(p);
         } else if (is_punct(t, '}')) {
             depth--;
+            b->cur_scope = ((int *)b->scopes.data)[b->cur_scope];
             b->f.end_line = t->line;
             next(p);
         } else if (parse_statement(p, b) != 0) {
@@ -1296,8 +1480,12 @@ static int parse_func_rest(parser *p, func_builder *b)
         return -1;
     for (;;) {
         const tok *t = peek(p);
-        if (is_punct(t, '{'))
+        if (is_punct(t, '{')) {
+            b->f.body_offset = (size_t)(t->p - p->m->text);
+            b->f.body_line = t->line;
+            b->f.lazy = p->lazy;
             return parse_body(p, b);
+        }
         if (is_punct(t, ';')) {
             next(p);
             return 0;
@@ -1324,7 +1512,8 @@ static int finish_func(parser *p, func_builder *b)
         vec_finish(p->m, &b->regs, (void **)&f->regs, &f->n_regs) != 0 ||
         vec_finish(p->m, &b->shared, (void **)&f->shared, &f->n_shared) != 0 ||
         vec_finish(p->m, &b->insns, (void **)&f->insns, &f->n_insns) != 0 ||
-        vec_finish(p->m, &b->labels, (void **)&f->labels, &f->n_labels) != 0)
+        vec_finish(p->m, &b->labels, (void **)&f->labels, &f->n_labels) != 0 ||
+        vec_finish(p->m, &b->scopes, (void **)&f->scope_parent, &f->n_scopes) != 0)
         return fail_nomem(p);
     kd_ptx_func *slot = vec_push(&p->funcs);
     if (!slot)
@@ -1353,6 +1542,7 @@ static int parse_function(parser *p, int is_extern)
 static int parse_top_statement(parser *p)
 {
     int is_extern = 0;
+    statement_begin(p);
     /* linkage qualifiers */
     while (is_word(peek(p), ".visible") || is_word(peek(p), ".extern") ||
            is_word(peek(p), ".weak") || is_word(peek(p), ".common")) {
@@ -1424,29 +1614,96 @@ static int index_lines(kd_ptx_module *m)
     return 0;
 }
 
-static kd_ptx_module *module_new(const char *name, const char *text, size_t len)
+/* A module around text, which it takes over (a malloc'ed buffer of len + 1 bytes). */
+static kd_ptx_module *module_new(const char *name, char *text, size_t len)
 {
     kd_ptx_module *m = calloc(1, sizeof *m);
-    if (!m)
-        return NULL;
-    m->address_size = 64;
-    m->text = malloc(len + 1);
-    if (!m->text || !(m->name = arena_strndup(m, name, strlen(name)))) {
-        kd_ptx_module_free(m);
+    if (!m) {
+        free(text);
         return NULL;
     }
-    memcpy(m->text, text, len);
+    m->address_size = 64;
+    m->text = text;
     m->text[len] = '\0';
     m->text_len = len;
-    if (index_lines(m) != 0) {
+    if (!(m->name = arena_strndup(m, name, strlen(name))) || index_lines(m) != 0) {
         kd_ptx_module_free(m);
         return NULL;
     }
     return m;
 }
 
+static int build_indexes(kd_ptx_module *m);
+
+/* Parses text (malloc'ed, len + 1 bytes), which the module takes over in every case. */
+static kd_status parse_owned(const char *name, char *text, size_t len, int lazy,
+                             kd_ptx_module **out, kd_ptx_error *err)
+{
+    while (len > 0 && text[len - 1] == '\0') /* OpenCL program binaries end in NUL */
+        len--;
+    if (len == 0) {
+        free(text);
+        set_error(err, 0, "empty input: no PTX");
+        return KD_ERR_FORMAT;
+    }
+    kd_ptx_module *m = module_new(name ? name : "<ptx>", text, len);
+    if (!m) {
+        set_error(err, 0, "out of memory");
+        return KD_ERR_NOMEM;
+    }
+    parser p;
+    memset(&p, 0, sizeof p);
+    p.m = m;
+    p.err = err;
+    p.lazy = lazy;
+    vec_init(&p.funcs, sizeof(kd_ptx_func));
+    vec_init(&p.shared, sizeof(kd_ptx_var));
+    if (check_no_nul(m->text, len, err) != 0) {
+        kd_ptx_module_free(m);
+        return KD_ERR_FORMAT;
+    }
+    p.lx.s = m->text;
+    p.lx.n = len;
+    p.lx.line = 1;
+    p.lx.err = err;
+    p.lx.toks = &p.toks;
+    int rc = parse_module(&p);
+    if (rc == 0 && p.lex_failed)
+        rc = -1;
+    tok_store_free(&p.toks);
+    scratch_free(&p.scratch);
+    vec_free(&p.funcs);
+    vec_free(&p.shared);
+    if (rc == 0 && build_indexes(m) != 0) {
+        set_error(err, 0, "out of memory");
+        rc = -1;
+    }
+    if (rc != 0) {
+        int nomem = err && strcmp(err->msg, "out of memory") == 0;
+        kd_ptx_module_free(m);
+        return nomem ? KD_ERR_NOMEM : KD_ERR_FORMAT;
+    }
+    *out = m;
+    return KD_OK;
+}
+
+static kd_status parse_copy(const char *name, const char *text, size_t len, int lazy,
+                            kd_ptx_module **out, kd_ptx_error *err);
+
 kd_status kd_ptx_parse(const char *name, const char *text, size_t len, kd_ptx_module **out,
                        kd_ptx_error *err)
+{
+    return parse_copy(name, text, len, 0, out, err);
+}
+
+kd_status kd_ptx_parse_lazy(const char *name, const char *text, size_t len, kd_ptx_module **out,
+                            kd_ptx_error *err)
+{
+    return parse_copy(name, text, len, 1, out, err);
+}
+
+static kd_status parse_copy(const char *name, const char *text, size_t len, int lazy,
+                            kd_ptx_module **out, kd_ptx_error *err)
 {
     if (err) {
         err->line = 0;
@@ -1462,44 +1719,35 @@ kd_status kd_ptx_parse(const char *name, const char *text, size_t len, kd_ptx_mo
                   MAX_INPUT_BYTES);
         return KD_ERR_TOO_LARGE;
     }
-    while (len > 0 && text[len - 1] == '\0') /* OpenCL program binaries end in NUL */
-        len--;
-    if (len == 0) {
-        set_error(err, 0, "empty input: no PTX");
-        return KD_ERR_FORMAT;
-    }
-    kd_ptx_module *m = module_new(name ? name : "<ptx>", text, len);
-    if (!m) {
+    char *copy = malloc(len + 1);
+    if (!copy) {
         set_error(err, 0, "out of memory");
         return KD_ERR_NOMEM;
     }
-    parser p;
-    memset(&p, 0, sizeof p);
-    p.m = m;
-    p.err = err;
-    vec_init(&p.funcs, sizeof(kd_ptx_func));
-    vec_init(&p.shared, sizeof(kd_ptx_var));
-    vec toks;
-    if (lex(m->text, len, &toks, err) != 0) {
-        kd_ptx_module_free(m);
-        return KD_ERR_FORMAT;
-    }
-    p.t = toks.data;
-    p.nt = toks.n;
-    int rc = parse_module(&p);
-    vec_free(&toks);
-    vec_free(&p.funcs);
-    vec_free(&p.shared);
-    if (rc != 0) {
-        int nomem = err && strcmp(err->msg, "out of memory") == 0;
-        kd_ptx_module_free(m);
-        return nomem ? KD_ERR_NOMEM : KD_ERR_FORMAT;
-    }
-    *out = m;
-    return KD_OK;
+    if (len)
+        memcpy(copy, text, len);
+    return parse_owned(name, copy, len, lazy, out, err);
 }
 
-kd_status kd_ptx_parse_file(const char *path, kd_ptx_module **out, kd_ptx_error *err)
+/* Reads exactly size bytes (a file that changes size while read is refused). */
+static kd_status read_all(int fd, char *buf, size_t size)
+{
+    size_t got = 0;
+    while (got < size) {
+        ssize_t r = read(fd, buf + got, size - got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return KD_ERR_IO;
+        got += (size_t)r;
+    }
+    char extra;
+    return read(fd, &extra, 1) == 0 ? KD_OK : KD_ERR_IO;
+}
+
+/* A FIFO, a device (/dev/zero), a directory or a file over the input cap is refused from
+ * fstat, before any byte is read: O_NONBLOCK keeps open() from waiting on a FIFO. */
+static kd_status parse_file(const char *path, int lazy, kd_ptx_module **out, kd_ptx_error *err)
 {
     if (err) {
         err->line = 0;
@@ -1510,44 +1758,124 @@ kd_status kd_ptx_parse_file(const char *path, kd_ptx_module **out, kd_ptx_error 
         return KD_ERR_NULL;
     }
     *out = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f) {
+    int fd = open(path, O_RDONLY | O_NONBLOCK);
+    if (fd < 0) {
         set_error(err, 0, "cannot open %s: %s", path, strerror(errno));
         return KD_ERR_IO;
     }
-    size_t cap = 1 << 16, len = 0;
-    char *buf = malloc(cap);
-    kd_status st = buf ? KD_OK : KD_ERR_NOMEM;
-    while (st == KD_OK) {
-        if (len == cap) {
-            char *nb = cap > MAX_INPUT_BYTES ? NULL : realloc(buf, cap * 2);
-            if (!nb) {
-                st = cap > MAX_INPUT_BYTES ? KD_ERR_TOO_LARGE : KD_ERR_NOMEM;
-                break;
-            }
-            buf = nb;
-            cap *= 2;
-        }
-        size_t got = fread(buf + len, 1, cap - len, f);
-        len += got;
-        if (got == 0) {
-            if (ferror(f))
-                st = KD_ERR_IO;
-            break;
-        }
-    }
-    fclose(f);
-    if (st != KD_OK) {
+    struct stat sb;
+    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
         set_error(err, 0, "cannot read %s: %s", path,
-                  st == KD_ERR_IO        ? strerror(errno)
-                  : st == KD_ERR_NOMEM   ? "out of memory"
-                                         : "file larger than the input limit");
+                  S_ISDIR(sb.st_mode) ? "a directory, not a PTX file"
+                                      : "not a regular file (FIFO, device or socket)");
+        close(fd);
+        return KD_ERR_IO;
+    }
+    if ((uint64_t)sb.st_size > MAX_INPUT_BYTES) {
+        set_error(err, 0, "cannot read %s: file of %lld bytes is larger than the %zu-byte limit",
+                  path, (long long)sb.st_size, MAX_INPUT_BYTES);
+        close(fd);
+        return KD_ERR_TOO_LARGE;
+    }
+    size_t size = (size_t)sb.st_size;
+    char *buf = malloc(size + 1);
+    if (!buf) {
+        close(fd);
+        set_error(err, 0, "cannot read %s: out of memory", path);
+        return KD_ERR_NOMEM;
+    }
+    kd_status st = read_all(fd, buf, size);
+    close(fd);
+    if (st != KD_OK) {
         free(buf);
+        set_error(err, 0, "cannot read %s: read failed or the file changed size while read",
+                  path);
         return st;
     }
-    st = kd_ptx_parse(path, buf, len, out, err);
-    free(buf);
-    return st;
+    return parse_owned(path, buf, size, lazy, out, err);
+}
+
+kd_status kd_ptx_parse_file(const char *path, kd_ptx_module **out, kd_ptx_error *err)
+{
+    return parse_file(path, 0, out, err);
+}
+
+kd_status kd_ptx_parse_file_lazy(const char *path, kd_ptx_module **out, kd_ptx_error *err)
+{
+    return parse_file(path, 1, out, err);
+}
+
+/* A body parsed on demand: its own arena (through a module shell) and the function. */
+struct kd_ptx_body {
+    kd_ptx_module shell; /* only its arena is used */
+    kd_ptx_func f;
+};
+
+void kd_ptx_body_free(kd_ptx_body *body)
+{
+    if (!body)
+        return;
+    kd_ptx_arena *a = body->shell.arena;
+    while (a) {
+        kd_ptx_arena *nx = a->next;
+        free(a->data);
+        free(a);
+        a = nx;
+    }
+    free(body);
+}
+
+kd_status kd_ptx_func_load(const kd_ptx_module *m, const kd_ptx_func *f, const kd_ptx_func **out,
+                           kd_ptx_body **body)
+{
+    if (!m || !f || !out || !body)
+        return KD_ERR_NULL;
+    *out = f;
+    *body = NULL;
+    if (!f->lazy || !f->has_body)
+        return KD_OK;
+    if (f->body_offset >= m->text_len)
+        return KD_ERR_ARG;
+    kd_ptx_body *b = calloc(1, sizeof *b);
+    if (!b)
+        return KD_ERR_NOMEM;
+    b->shell.text = m->text;
+    b->shell.text_len = m->text_len;
+    kd_ptx_error err;
+    parser p;
+    memset(&p, 0, sizeof p);
+    p.m = &b->shell;
+    p.err = &err;
+    p.lx.s = m->text;
+    p.lx.n = m->text_len;
+    p.lx.i = f->body_offset;
+    p.lx.line = f->body_line;
+    p.lx.err = &err;
+    p.lx.toks = &p.toks;
+    func_builder fb;
+    fb_init(&fb);
+    fb.f = *f;
+    fb.f.lazy = 0;
+    int rc = parse_body(&p, &fb);
+    kd_ptx_func *g = &fb.f;
+    if (rc == 0 &&
+        (vec_finish(p.m, &fb.regs, (void **)&g->regs, &g->n_regs) != 0 ||
+         vec_finish(p.m, &fb.shared, (void **)&g->shared, &g->n_shared) != 0 ||
+         vec_finish(p.m, &fb.insns, (void **)&g->insns, &g->n_insns) != 0 ||
+         vec_finish(p.m, &fb.labels, (void **)&g->labels, &g->n_labels) != 0 ||
+         vec_finish(p.m, &fb.scopes, (void **)&g->scope_parent, &g->n_scopes) != 0))
+        rc = -1;
+    b->f = *g;
+    fb_free(&fb);
+    tok_store_free(&p.toks);
+    if (rc != 0 || p.lex_failed) {
+        int nomem = strcmp(err.msg, "out of memory") == 0;
+        kd_ptx_body_free(b);
+        return nomem ? KD_ERR_NOMEM : KD_ERR_FORMAT;
+    }
+    *out = &b->f;
+    *body = b;
+    return KD_OK;
 }
 
 void kd_ptx_module_free(kd_ptx_module *m)
@@ -1568,19 +1896,96 @@ void kd_ptx_module_free(kd_ptx_module *m)
 
 /* ---- queries ------------------------------------------------------------------------------ */
 
-const kd_ptx_func *kd_ptx_find_func(const kd_ptx_module *m, const char *name)
+static size_t name_hash(const char *s)
 {
-    const kd_ptx_func *decl = NULL;
+    uint64_t h = 1469598103934665603ull;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return (size_t)(h ^ (h >> 29));
+}
+
+/* An open-addressing table of n names (get(i) is name i), at most half full; each slot
+ * holds the index of the first name of its spelling, -1 when empty. */
+static int *index_names(kd_ptx_module *m, int n, const char *(*get)(const kd_ptx_module *, int),
+                        int *cap_out, int *next)
+{
+    int cap = 16;
+    while (cap < 2 * n)
+        cap *= 2;
+    int *slot = arena_alloc(m, (size_t)cap * sizeof *slot);
+    if (!slot)
+        return NULL;
+    for (int i = 0; i < cap; i++)
+        slot[i] = -1;
+    int *last = next ? malloc((size_t)cap * sizeof *last) : NULL;
+    if (next && !last)
+        return NULL;
+    for (int i = 0; i < n; i++) {
+        const char *name = get(m, i);
+        size_t h = name_hash(name) & (size_t)(cap - 1);
+        while (slot[h] >= 0 && strcmp(get(m, slot[h]), name) != 0)
+            h = (h + 1) & (size_t)(cap - 1);
+        if (next)
+            next[i] = -1;
+        if (slot[h] < 0) {
+            slot[h] = i;
+        } else if (next) {
+            next[last[h]] = i;
+        }
+        if (next)
+            last[h] = i;
+    }
+    free(last);
+    *cap_out = cap;
+    return slot;
+}
+
+static const char *func_name_at(const kd_ptx_module *m, int i) { return m->funcs[i].name; }
+static const char *shared_name_at(const kd_ptx_module *m, int i) { return m->shared[i].name; }
+
+static int build_indexes(kd_ptx_module *m)
+{
+    m->func_next = arena_alloc(m, (size_t)(m->n_funcs + 1) * sizeof *m->func_next);
+    if (!m->func_next)
+        return -1;
+    m->func_slot = index_names(m, m->n_funcs, func_name_at, &m->func_slot_cap, m->func_next);
+    m->shared_slot = index_names(m, m->n_shared, shared_name_at, &m->shared_slot_cap, NULL);
+    return m->func_slot && m->shared_slot ? 0 : -1;
+}
+
+static int lookup(const int *slot, int cap, const kd_ptx_module *m, const char *name,
+                  const char *(*get)(const kd_ptx_module *, int))
+{
+    if (!slot || cap <= 0)
+        return -1;
+    size_t h = name_hash(name) & (size_t)(cap - 1);
+    while (slot[h] >= 0 && strcmp(get(m, slot[h]), name) != 0)
+        h = (h + 1) & (size_t)(cap - 1);
+    return slot[h];
+}
+
+const kd_ptx_func *kd_ptx_first_func(const kd_ptx_module *m, const char *name)
+{
     if (!m || !name)
         return NULL;
-    for (int i = 0; i < m->n_funcs; i++) {
-        if (strcmp(m->funcs[i].name, name) != 0)
-            continue;
-        if (m->funcs[i].has_body)
-            return &m->funcs[i];
-        if (!decl)
-            decl = &m->funcs[i];
-    }
+    int i = lookup(m->func_slot, m->func_slot_cap, m, name, func_name_at);
+    return i >= 0 ? &m->funcs[i] : NULL;
+}
+
+const kd_ptx_func *kd_ptx_next_func(const kd_ptx_module *m, const kd_ptx_func *f)
+{
+    if (!m || !f || f < m->funcs || f >= m->funcs + m->n_funcs || !m->func_next)
+        return NULL;
+    int nx = m->func_next[f - m->funcs];
+    return nx >= 0 ? &m->funcs[nx] : NULL;
+}
+
+const kd_ptx_func *kd_ptx_find_func(const kd_ptx_module *m, const char *name)
+{
+    const kd_ptx_func *decl = kd_ptx_first_func(m, name);
+    for (const kd_ptx_func *f = decl; f; f = kd_ptx_next_func(m, f))
+        if (f->has_body)
+            return f;
     return decl;
 }
 
@@ -1588,10 +1993,8 @@ const kd_ptx_var *kd_ptx_find_module_shared(const kd_ptx_module *m, const char *
 {
     if (!m || !name)
         return NULL;
-    for (int i = 0; i < m->n_shared; i++)
-        if (strcmp(m->shared[i].name, name) == 0)
-            return &m->shared[i];
-    return NULL;
+    int i = lookup(m->shared_slot, m->shared_slot_cap, m, name, shared_name_at);
+    return i >= 0 ? &m->shared[i] : NULL;
 }
 
 const kd_ptx_var *kd_ptx_find_func_shared(const kd_ptx_func *f, const char *name)
@@ -1623,16 +2026,32 @@ static int in_range(const char *reg, const kd_ptx_reg_decl *d)
     return v < d->count;
 }
 
+static int covers(const kd_ptx_reg_decl *d, const char *reg)
+{
+    return d->count < 0 ? strcmp(reg, d->name) == 0 : in_range(reg, d);
+}
+
 const kd_ptx_reg_decl *kd_ptx_find_reg(const kd_ptx_func *f, const char *reg)
 {
     if (!f || !reg)
         return NULL;
-    for (int i = 0; i < f->n_regs; i++) {
-        const kd_ptx_reg_decl *d = &f->regs[i];
-        if (d->count < 0 ? strcmp(reg, d->name) == 0 : in_range(reg, d))
-            return d;
-    }
+    for (int i = 0; i < f->n_regs; i++)
+        if (covers(&f->regs[i], reg))
+            return &f->regs[i];
     return NULL;
+}
+
+const kd_ptx_reg_decl *kd_ptx_find_reg_in_scope(const kd_ptx_func *f, const char *reg, int scope)
+{
+    if (!f || !reg)
+        return NULL;
+    /* innermost block first; a bad scope index falls back to the whole function */
+    for (int s = scope, guard = 0; s >= 0 && s < f->n_scopes && guard <= f->n_scopes;
+         s = f->scope_parent[s], guard++)
+        for (int i = 0; i < f->n_regs; i++)
+            if (f->regs[i].scope == s && covers(&f->regs[i], reg))
+                return &f->regs[i];
+    return f->n_scopes == 0 ? kd_ptx_find_reg(f, reg) : NULL;
 }
 
 int kd_ptx_line_text(const kd_ptx_module *m, int line, char *buf, size_t cap)

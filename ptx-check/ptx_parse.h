@@ -53,6 +53,7 @@ typedef struct kd_ptx_insn {
     const char *opcode;  /* full opcode with modifiers: "ld.shared.f32" */
     int n_ops;
     kd_ptx_operand *ops;
+    int scope;           /* the { } block it is in (index into its function's scopes) */
 } kd_ptx_insn;
 
 /* One .reg declaration item: "%r<56>" (count 56: %r0..%r55) or "%SP" (count -1). */
@@ -63,6 +64,7 @@ typedef struct kd_ptx_reg_decl {
     int bits;          /* width of one register: 1 (pred), 16, 32, 64, 128 */
     int vec;           /* 1, or 2/4/8 for .v2/.v4/.v8 */
     int line;
+    int scope;         /* the { } block that declares it; it shadows outer blocks' names */
 } kd_ptx_reg_decl;
 
 /* A variable in a state space (.shared here; other spaces are parsed but not kept). */
@@ -83,6 +85,7 @@ typedef struct kd_ptx_param {
     const char *type;  /* ".u64", ".b8", ... */
     uint64_t bytes;    /* element size times array size */
     int line;
+    int is_reg;        /* declared .reg (a register parameter), not .param */
 } kd_ptx_param;
 
 typedef struct kd_ptx_label {
@@ -105,6 +108,16 @@ typedef struct kd_ptx_func {
     kd_ptx_var *shared;     /* function-scope .shared declarations */
     kd_ptx_insn *insns;
     kd_ptx_label *labels;
+    /* PTX scopes registers to { } blocks: scope 0 is the body, scope_parent[i] is the
+     * block around block i (-1 for the body). */
+    int n_scopes;
+    int *scope_parent;
+    /* Where the body starts in the module text (its '{'), for kd_ptx_func_load. lazy: the
+     * module was parsed with kd_ptx_parse_file_lazy and this function keeps no
+     * instructions, labels or registers (its .shared declarations are kept). */
+    size_t body_offset;
+    int body_line;
+    int lazy;
 } kd_ptx_func;
 
 typedef struct kd_ptx_arena kd_ptx_arena;
@@ -117,6 +130,11 @@ typedef struct kd_ptx_module {
     int n_funcs, n_shared;
     kd_ptx_func *funcs;
     kd_ptx_var *shared;        /* module-scope .shared declarations */
+    /* Name indexes (hash tables) so look-ups stay O(1) on modules of 30,000 functions:
+     * func_slot[h] is the first function of a name, func_next chains the others of the
+     * same name in file order; shared_slot likewise for module-scope .shared. */
+    int func_slot_cap, shared_slot_cap;
+    int *func_slot, *func_next, *shared_slot;
     /* The source text (a copy) and where each line starts, for line text in reports. */
     char *text;
     size_t text_len;
@@ -135,8 +153,30 @@ kd_status kd_ptx_parse(const char *name, const char *text, size_t len, kd_ptx_mo
 kd_status kd_ptx_parse_file(const char *path, kd_ptx_module **out, kd_ptx_error *err);
 void kd_ptx_module_free(kd_ptx_module *m);
 
+/* As kd_ptx_parse_file, checking the whole file the same way, but function bodies keep
+ * no instructions: memory stays near the input size (the text and a line index). The
+ * checker reads each body again when it needs it (kd_ptx_func_load). */
+kd_status kd_ptx_parse_file_lazy(const char *path, kd_ptx_module **out, kd_ptx_error *err);
+kd_status kd_ptx_parse_lazy(const char *name, const char *text, size_t len, kd_ptx_module **out,
+                            kd_ptx_error *err);
+
+/* A function's body read on demand. */
+typedef struct kd_ptx_body kd_ptx_body;
+/* *out is f itself when its body is kept (*body NULL), else a copy of f with the body
+ * parsed again from the module text into *body (free with kd_ptx_body_free). */
+kd_status kd_ptx_func_load(const kd_ptx_module *m, const kd_ptx_func *f, const kd_ptx_func **out,
+                           kd_ptx_body **body);
+void kd_ptx_body_free(kd_ptx_body *body);
+
 /* The function of that name with a body (a definition), else the declaration, else NULL. */
 const kd_ptx_func *kd_ptx_find_func(const kd_ptx_module *m, const char *name);
+/* The first function (definition or declaration) of that name, else NULL; the next one
+ * of the same name after f (in file order), else NULL. */
+const kd_ptx_func *kd_ptx_first_func(const kd_ptx_module *m, const char *name);
+const kd_ptx_func *kd_ptx_next_func(const kd_ptx_module *m, const kd_ptx_func *f);
+/* The declaration that covers register reg as seen from block scope (shadowing: the
+ * innermost block wins; names with or without '%'), or NULL. */
+const kd_ptx_reg_decl *kd_ptx_find_reg_in_scope(const kd_ptx_func *f, const char *reg, int scope);
 /* A module-scope .shared variable of that name, or NULL. */
 const kd_ptx_var *kd_ptx_find_module_shared(const kd_ptx_module *m, const char *name);
 /* A function-scope .shared variable of that name, or NULL. */

@@ -32,7 +32,8 @@ static void print_comparison(const kd_ptx_comparison *c, FILE *out)
     fprintf(out, " (%s): mechanism %s", c->batched.target,
             c->batched.mechanism[0] ? c->batched.mechanism : "none");
     if (c->batched.mechanism_line)
-        fprintf(out, " (line %d)", c->batched.mechanism_line);
+        fprintf(out, " (line %d; path %s)", c->batched.mechanism_line,
+                c->batched.mechanism_path);
     fprintf(out, ", static shared %llu/%llu bytes%s, shared accesses %d/%d",
             c->single.static_shared_bytes, c->batched.static_shared_bytes,
             c->single.dynamic_shared || c->batched.dynamic_shared ? " (+ dynamic)" : "",
@@ -127,6 +128,8 @@ static void json_facts(const kd_ptx_kernel_facts *k, FILE *out)
         json_str(k->mechanism, out);
     else
         fputs("null", out);
+    fputs(",\"mechanism_path\":", out);
+    json_str(k->mechanism_path, out);
     fprintf(out,
             ",\"mechanism_line\":%d,\"static_shared_bytes\":%llu,\"dynamic_shared\":%s,"
             "\"shared_accesses\":%d,\"ptxas\":",

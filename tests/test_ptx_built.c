@@ -346,6 +346,47 @@ static void test_mutation_ctaid_removed(void)
     }
 }
 
+/* The read of %ctaid.y/z stays, but its value no longer reaches any address (the
+ * register takes %ctaid.x; the batch index goes to a dead register in a block on the same
+ * line): rule 1 is data flow, so the pair fails. */
+static void test_mutation_ctaid_dead(void)
+{
+    for (int b = 0; b < n_built; b++) {
+        kd_ptx_module *m = parse_or_report(built_path[b], built_text[b]);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+        for (int p = 0; p < KD_PTX_BUILTIN_PAIRS; p++) {
+            const kd_ptx_func *f = kd_ptx_find_func(m, kd_ptx_builtin_pairs[p].batched);
+            CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+            char *mut = malloc(strlen(built_text[b]) + 1);
+            CU_ASSERT_PTR_NOT_NULL_FATAL(mut);
+            strcpy(mut, built_text[b]);
+            int changed = 0;
+            for (int line = f->line; line <= f->end_line; line++) {
+                char *l = get_line(mut, line);
+                char *at = l ? strstr(l, "%ctaid.") : NULL;
+                if (at && (at[7] == 'y' || at[7] == 'z')) {
+                    char repl[1024];
+                    char dim = at[7];
+                    at[7] = 'x';
+                    snprintf(repl, sizeof repl,
+                             "%s { .reg .b32 %%kd_dead; mov.u32 %%kd_dead, %%ctaid.%c; }", l, dim);
+                    char *nm = replace_line(mut, line, repl);
+                    free(mut);
+                    mut = nm;
+                    changed++;
+                }
+                free(l);
+                CU_ASSERT_PTR_NOT_NULL_FATAL(mut);
+            }
+            CU_ASSERT(changed > 0);
+            expect_only_pair_fails("mut_ctaid_dead.ptx", mut, p, KD_PTX_RULE_BATCH_DISPATCH,
+                                   f->name, f->line);
+            free(mut);
+        }
+        kd_ptx_module_free(m);
+    }
+}
+
 static void test_mutation_shared_resized(void)
 {
     for (int b = 0; b < n_built; b++) {
@@ -533,6 +574,8 @@ int main(void)
                     test_mutation_shared_through_u64);
         CU_add_test(s, "mutation: %ctaid.y read removed from each batched kernel",
                     test_mutation_ctaid_removed);
+        CU_add_test(s, "mutation: %ctaid.y read kept but dead in each batched kernel",
+                    test_mutation_ctaid_dead);
         CU_add_test(s, "mutation: shared array resized", test_mutation_shared_resized);
         CU_add_test(s, "mutation: truncated files", test_mutation_truncated);
         CU_add_test(s, "mutation: binary junk", test_mutation_binary_junk);

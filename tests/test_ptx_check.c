@@ -7,9 +7,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "kd_test_util.h"
 #include "ptx_check.h"
+#include "ptx_flow.h"
 
 #define DATA_DIR KD_SOURCE_DIR "/tests/data/ptx/"
 
@@ -258,8 +260,10 @@ static void test_parse_features_fixture(void)
     kd_ptx_violation *v = NULL;
     int nv = -1;
     CU_ASSERT_EQUAL_FATAL(kd_ptx_analyze_kernel(m, k, &facts, &v, &nv), KD_OK);
-    CU_ASSERT_STRING_EQUAL(facts.mechanism, "ctaid.z");
-    CU_ASSERT_EQUAL(facts.mechanism_line, line_of(text, "%ctaid.z"));
+    /* %ctaid.z only reaches a float value (through helper_add's return), and m_dim only
+     * a forward branch: neither is a batch mechanism (rule 1 is data flow) */
+    CU_ASSERT_STRING_EQUAL(facts.mechanism, "");
+    CU_ASSERT_EQUAL(facts.mechanism_line, 0);
     CU_ASSERT_EQUAL(facts.static_shared_bytes, 256);
     CU_ASSERT_TRUE(facts.dynamic_shared);
     CU_ASSERT_EQUAL(facts.shared_accesses, 4);
@@ -325,6 +329,8 @@ static void test_parse_errors_have_lines(void)
         {HDR ".address_size 48\n", 4, ".address_size must be 32 or 64"},
         {".version 8.0\n/* never closed\n\n", 2, "unterminated /* comment"},
         {HDR ".file 1 \"abc\n", 4, "unterminated string"},
+        /* a lexer error inside a body (the fuzzer's hang: the parser looped on it) */
+        {HDR ".entry k()\n{\n.pragma \"x;\nret;\n}\n", 6, "unterminated string"},
         {HDR K_OPEN "foo.bar %r1, %r2;\n}\n", 8, "unknown instruction 'foo.bar'"},
         {HDR K_OPEN "mov.u32 %r1, 1;\n", 9,
          "unexpected end of file in the body of k (opened at line 4)"},
@@ -574,10 +580,11 @@ static void test_rule1_ctaid_removed(void)
     CU_ASSERT_PTR_NOT_NULL_FATAL(t);
     expect_pair(t, 0, KD_PTX_RULE_BATCH_DISPATCH, "kd_demo_batched",
                 line_of(t, ".visible .entry kd_demo_batched("));
-    /* the m_dim parameter alone is a batch mechanism */
+    /* an m_dim parameter that is never loaded is no batch mechanism */
     char *t2 = replace_once(t, "kd_demo_batched_param_3", "kd_demo_batched_m_dim");
     CU_ASSERT_PTR_NOT_NULL_FATAL(t2);
-    expect_pair(t2, 1, 0, NULL, 0);
+    expect_pair(t2, 0, KD_PTX_RULE_BATCH_DISPATCH, "kd_demo_batched",
+                line_of(t2, ".visible .entry kd_demo_batched("));
     free(t2);
     /* %ctaid.x is not a batch mechanism */
     char *t3 = replace_once(pair_text, "%r8, %ctaid.y", "%r8, %ctaid.x");
@@ -963,6 +970,550 @@ static void test_from_opencl(void)
     free(err);
 }
 
+/* ---- mutation suite: data flow, scoping, pairing (issue 12) ---------------------------------- */
+
+static char *read_fixture(const char *name)
+{
+    char path[1024];
+    size_t len;
+    snprintf(path, sizeof path, DATA_DIR "%s", name);
+    char *t = kd_test_read_file(path, &len);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(t);
+    return t;
+}
+
+/* Checks text for one pair: it passes, or it fails with at least one violation of rule
+ * (at line when line > 0). */
+static void expect_text(const char *what, const char *text, const char *single,
+                        const char *batched, int passed, int rule, int line)
+{
+    kd_ptx_module *m = parse_str(text);
+    if (!m)
+        fprintf(stderr, "  %s: does not parse\n", what);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+    kd_ptx_report *r = check_one(m, single, batched, NULL);
+    CU_ASSERT_EQUAL(r->n_compared, 1);
+    if (r->n_passed != passed) {
+        fprintf(stderr, "\n  %s: expected %s\n", what, passed ? "pass" : "fail");
+        kd_ptx_report_print_text(r, stderr);
+    }
+    CU_ASSERT_EQUAL(r->n_passed, passed);
+    for (int i = 0; !passed && i < r->pairs[0].n_comparisons; i++) {
+        const kd_ptx_comparison *c = &r->pairs[0].comparisons[i];
+        int found = 0;
+        for (int k = 0; k < c->n_violations; k++)
+            found |= c->violations[k].rule == rule && (line <= 0 || c->violations[k].line == line);
+        if (!found) {
+            fprintf(stderr, "\n  %s: rule %d at line %d not reported\n", what, rule, line);
+            kd_ptx_report_print_text(r, stderr);
+        }
+        CU_ASSERT_TRUE(found);
+    }
+    kd_ptx_report_free(r);
+    kd_ptx_module_free(m);
+}
+
+/* text with every occurrence of from replaced by to */
+static char *replace_all(const char *text, const char *from, const char *to)
+{
+    char *cur = strdup(text);
+    size_t fl = strlen(from), tl = strlen(to), off = 0;
+    for (;;) {
+        char *at = strstr(cur + off, from);
+        if (!at)
+            return cur;
+        size_t a = (size_t)(at - cur), n = strlen(cur);
+        char *nx = malloc(n - fl + tl + 1);
+        memcpy(nx, cur, a);
+        memcpy(nx + a, to, tl);
+        memcpy(nx + a + tl, at + fl, n - a - fl + 1);
+        free(cur);
+        cur = nx;
+        off = a + tl;
+    }
+}
+
+/* clang output without libclc: get_group_id(1) stays a call; get_group_id(0) is no batch */
+static void test_clang_get_group_id_call(void)
+{
+    char *t = read_fixture("clang_rmsnorm_nolibclc.ptx");
+    expect_text("get_group_id(1) call", t, "kd_rmsnorm_f32", "kd_rmsnorm_f32_batched", 1, 0, 0);
+    char *at = strstr(t, ".entry kd_rmsnorm_f32_batched(");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(at);
+    char *one = strstr(at, "mov.u32 \t%r14, 1;");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(one);
+    one[strlen("mov.u32 \t%r14, ")] = '0';
+    expect_text("get_group_id(0) call", t, "kd_rmsnorm_f32", "kd_rmsnorm_f32_batched", 0,
+                KD_PTX_RULE_BATCH_DISPATCH, 0);
+    free(t);
+}
+
+/* the nvcc fixtures: harmless builds pass, real bugs fail */
+static void test_nvcc_builds(void)
+{
+    static const char *const pass[] = {"nvcc_base.ptx", "nvcc_lineinfo.ptx",
+                                       "nvcc_fast_math.ptx", "nvcc_host_O0.ptx",
+                                       "nvcc_rdc_helper.ptx", "nvcc_rdc_shared_helper.ptx"};
+    for (size_t i = 0; i < sizeof pass / sizeof pass[0]; i++) {
+        char *t = read_fixture(pass[i]);
+        expect_text(pass[i], t, "kd_demo", "kd_demo_batched", 1, 0, 0);
+        free(t);
+    }
+    /* blockIdx.y only bounds-checked (row = 0 after the check): rule 1 */
+    char *t = read_fixture("nvcc_rows_only_checked.ptx");
+    expect_text("rows only checked", t, "kd_demo", "kd_demo_batched", 0,
+                KD_PTX_RULE_BATCH_DISPATCH, line_of(t, ".entry kd_demo_batched("));
+    free(t);
+    /* dynamic shared memory added to the batched kernel only: rule 3 */
+    t = read_fixture("nvcc_dyn_shared.ptx");
+    expect_text("dynamic shared", t, "kd_demo", "kd_demo_batched", 0, KD_PTX_RULE_SHARED_SIZE, 0);
+    free(t);
+    /* the report names the path: ctaid.y read, ..., the global access; through the
+     * -rdc helper's parameter */
+    kd_ptx_module *m = parse_fixture("nvcc_rdc_helper.ptx");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+    kd_ptx_report *r = check_one(m, "kd_demo", "kd_demo_batched", NULL);
+    const kd_ptx_kernel_facts *b = &r->pairs[0].comparisons[0].batched;
+    CU_ASSERT_STRING_EQUAL(b->mechanism, "ctaid.y");
+    CU_ASSERT_PTR_NOT_NULL(strstr(b->mechanism_path, "load_row"));
+    kd_ptx_report_free(r);
+    kd_ptx_module_free(m);
+}
+
+/* clang/LLVM NVPTX output of the OpenCL rmsnorm kernels (libclc linked, -nvptx-short-ptr) */
+static void test_clang_opencl_ptx(void)
+{
+    char *t = read_fixture("clang_rmsnorm.ptx");
+    expect_text("clang rmsnorm", t, "kd_rmsnorm_f32", "kd_rmsnorm_f32_batched", 1, 0, 0);
+    /* -O0: everything through local memory (%SP frames) and calls */
+    char *o0 = read_fixture("clang_O0_rmsnorm.ptx");
+    expect_text("clang -O0 rmsnorm", o0, "kd_rmsnorm_f32", "kd_rmsnorm_f32_batched", 1, 0, 0);
+    free(o0);
+    /* without -nvptx-short-ptr shared addresses are 64-bit: rule 2 */
+    char *lp = read_fixture("clang_longptr_rmsnorm.ptx");
+    expect_text("clang 64-bit shared pointers", lp, "kd_rmsnorm_f32", "kd_rmsnorm_f32_batched", 0,
+                KD_PTX_RULE_SHARED_U64, 0);
+    free(lp);
+    char *bad = replace_once(t, "mov.u32 \t%r1, %ctaid.y;", "mov.u32 \t%r1, %ctaid.x;");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(bad);
+    expect_text("clang rmsnorm, ctaid.x", bad, "kd_rmsnorm_f32", "kd_rmsnorm_f32_batched", 0,
+                KD_PTX_RULE_BATCH_DISPATCH, 0);
+    free(bad);
+    free(t);
+}
+
+#define BASE_CTAID "mov.u32 \t%r1, %ctaid.y;"
+#define BASE_CTAIDX "mov.u32 \t%r1, %ctaid.x;"
+#define BASE_RET "$L__BB1_7:\n\tret;\n"
+
+/* rule 1 is data flow: reads that do not reach a global address do not count */
+static void test_rule1_data_flow(void)
+{
+    char *base = read_fixture("nvcc_base.ptx");
+    char *x = replace_once(base, BASE_CTAID, BASE_CTAIDX);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(x);
+    const char *dead_tail = "\tmov.u32 \t%r13, %ctaid.y;\n\tmul.wide.s32 \t%rd10, %r13, 4;\n"
+                            "\tadd.s64 \t%rd11, %rd1, %rd10;\n\tst.global.f32 \t[%rd11], %f9;\n";
+    struct { const char *what, *from, *to; } bad[] = {
+        /* a read after ret (dead code) feeding an address */
+        {"dead after ret", BASE_RET, NULL},
+        /* branched around with an unconditional bra */
+        {"branched around", BASE_CTAIDX,
+         BASE_CTAIDX "\n\tbra.uni \t$L__skip;\n\tmov.u32 \t%r1, %ctaid.y;\n$L__skip:"},
+        /* read, then overwritten before any use */
+        {"overwritten", BASE_CTAIDX, "mov.u32 \t%r1, %ctaid.y;\n\tmov.u32 \t%r1, %ctaid.x;"},
+        /* only compared: in setp, never in an address */
+        {"only compared", BASE_CTAIDX, "mov.u32 \t%r13, %ctaid.y;\n\tsetp.ge.s32 \t%p4, %r13, "
+                                       "%r8;\n\t@%p4 bra \t$L__BB1_7;\n\t" BASE_CTAIDX},
+        /* in a comment and a string only */
+        {"comment and string", BASE_CTAIDX,
+         BASE_CTAIDX " // mov.u32 %r1, %ctaid.y;\n\t.pragma \"%ctaid.y\";"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char *t;
+        if (!bad[i].to) {
+            char tail[512];
+            snprintf(tail, sizeof tail, "%s%s", BASE_RET, dead_tail);
+            t = replace_once(x, bad[i].from, tail);
+        } else {
+            t = replace_once(x, bad[i].from, bad[i].to);
+        }
+        CU_ASSERT_PTR_NOT_NULL_FATAL(t);
+        expect_text(bad[i].what, t, "kd_demo", "kd_demo_batched", 0, KD_PTX_RULE_BATCH_DISPATCH,
+                    line_of(t, ".entry kd_demo_batched("));
+        free(t);
+    }
+    /* a prefetch is no load or store; cp.async's global source is */
+    const char *pre = "cvta.to.global.u64 \t%rd7, %rd2;\n\tmov.u32 \t%r13, %ctaid.y;\n"
+                      "\tmul.wide.s32 \t%rd10, %r13, 4;\n\tadd.s64 \t%rd11, %rd7, %rd10;\n";
+    char buf[1024];
+    snprintf(buf, sizeof buf, "%s\tprefetch.global.L2 \t[%%rd11];", pre);
+    char *t = replace_once(x, "cvta.to.global.u64 \t%rd7, %rd2;", buf);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(t);
+    expect_text("prefetch only", t, "kd_demo", "kd_demo_batched", 0, KD_PTX_RULE_BATCH_DISPATCH, 0);
+    free(t);
+    snprintf(buf, sizeof buf, "%s\tcp.async.ca.shared.global \t[%%r13], [%%rd11], 4;", pre);
+    t = replace_once(x, "cvta.to.global.u64 \t%rd7, %rd2;", buf);
+    expect_text("cp.async global source", t, "kd_demo", "kd_demo_batched", 1, 0, 0);
+    free(t);
+    /* in a function nobody calls */
+    const char *uncalled = ".func dead_helper(.param .b64 dead_helper_param_0)\n{\n"
+                           ".reg .b32 %r<3>;\n.reg .b64 %rd<4>;\n"
+                           "ld.param.u64 %rd1, [dead_helper_param_0];\nmov.u32 %r1, %ctaid.y;\n"
+                           "mul.wide.s32 %rd2, %r1, 4;\nadd.s64 %rd3, %rd1, %rd2;\n"
+                           "st.global.u32 [%rd3], %r1;\nret;\n}\n";
+    t = replace_once(x, "\t// .globl\tkd_demo_batched", uncalled);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(t);
+    expect_text("uncalled function", t, "kd_demo", "kd_demo_batched", 0,
+                KD_PTX_RULE_BATCH_DISPATCH, 0);
+    free(t);
+    /* a write to the special register is an error with its line */
+    t = replace_once(base, BASE_CTAID, BASE_CTAID "\n\tmov.u32 \t%ctaid.y, %r7;");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(t);
+    expect_text("write to %ctaid.y", t, "kd_demo", "kd_demo_batched", 0,
+                KD_PTX_RULE_SPECIAL_WRITE, line_of(t, "%ctaid.y, %r7"));
+    free(t);
+    /* the good read stays found when a dead one is added */
+    char tail[512];
+    snprintf(tail, sizeof tail, "%s%s", BASE_RET, dead_tail);
+    t = replace_once(base, BASE_RET, tail);
+    expect_text("extra dead read", t, "kd_demo", "kd_demo_batched", 1, 0, 0);
+    free(t);
+    free(x);
+    free(base);
+}
+
+/* harmless rewrites of the built PTX pass */
+static void test_harmless_rewrites(void)
+{
+    char *base = read_fixture("nvcc_base.ptx");
+    /* register renaming (%rd -> %q), and names without '%' */
+    char *t = replace_all(base, "%rd", "%q");
+    expect_text("renamed registers", t, "kd_demo", "kd_demo_batched", 1, 0, 0);
+    free(t);
+    t = replace_all(base, "%r", "r");
+    expect_text("registers without %", t, "kd_demo", "kd_demo_batched", 1, 0, 0);
+    free(t);
+    /* kernels in the other order */
+    const char *b = strstr(base, "\t// .globl\tkd_demo_batched");
+    const char *s = strstr(base, "\t// .globl\tkd_demo\n");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    size_t n = strlen(base);
+    t = malloc(n + 1);
+    size_t hl = (size_t)(s - base), sl = (size_t)(b - s), bl = n - (size_t)(b - base);
+    memcpy(t, base, hl);
+    memcpy(t + hl, b, bl);
+    memcpy(t + hl + bl, s, sl);
+    t[n] = '\0';
+    expect_text("kernels reordered", t, "kd_demo", "kd_demo_batched", 1, 0, 0);
+    free(t);
+    /* comments, .loc and an extra scoped block */
+    t = replace_all(base, "\tbar.sync \t0;",
+                    "\t/* %ctaid.y in a comment */\n\t.loc 1 20 3\n\t{ .reg .b64 %t;\n"
+                    "\tmov.u64 %t, 0;\n\t}\n\tbar.sync \t0; // done");
+    expect_text("comments and .loc", t, "kd_demo", "kd_demo_batched", 1, 0, 0);
+    free(t);
+    free(base);
+}
+
+/* m_dim: the exact name rule, loaded, bounding a loop over rows */
+static const char *mdim_ptx =
+    ".version 8.0\n.target sm_80\n.address_size 64\n"
+    ".visible .entry kd_m(.param .u64 kd_m_param_0)\n{\n.reg .b64 %rd<3>;\n"
+    "ld.param.u64 %rd1, [kd_m_param_0];\ncvta.to.global.u64 %rd2, %rd1;\n"
+    "st.global.u32 [%rd2], 0;\nret;\n}\n"
+    ".visible .entry kd_m_batched(.param .u64 kd_m_batched_param_0, .param .u32 m_dim)\n{\n"
+    ".reg .pred %p<2>;\n.reg .b32 %r<4>;\n.reg .b64 %rd<6>;\n"
+    "ld.param.u64 %rd1, [kd_m_batched_param_0];\nld.param.u32 %r1, [m_dim];\n"
+    "cvta.to.global.u64 %rd2, %rd1;\nmov.u32 %r2, 0;\n"
+    "LOOP:\nmul.wide.u32 %rd3, %r2, 4;\nadd.s64 %rd4, %rd2, %rd3;\n"
+    "st.global.u32 [%rd4], 0;\nadd.s32 %r2, %r2, 1;\nsetp.lt.u32 %p1, %r2, %r1;\n"
+    "@%p1 bra LOOP;\nret;\n}\n";
+
+static void test_rule1_m_dim(void)
+{
+    expect_text("m_dim bounds the row loop", mdim_ptx, "kd_m", "kd_m_batched", 1, 0, 0);
+    kd_ptx_module *m = parse_str(mdim_ptx);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+    kd_ptx_report *r = check_one(m, "kd_m", "kd_m_batched", NULL);
+    const kd_ptx_kernel_facts *bf = &r->pairs[0].comparisons[0].batched;
+    CU_ASSERT_STRING_EQUAL(bf->mechanism, "param m_dim");
+    CU_ASSERT_EQUAL(bf->mechanism_line, line_of(mdim_ptx, "st.global.u32 [%rd4]"));
+    kd_ptx_report_free(r);
+    kd_ptx_module_free(m);
+    /* the compare feeds a forward branch only: no loop over rows */
+    char *t = replace_once(mdim_ptx, "@%p1 bra LOOP;\nret;", "@%p1 bra DONE;\nDONE:\nret;");
+    expect_text("m_dim, no loop", t, "kd_m", "kd_m_batched", 0, KD_PTX_RULE_BATCH_DISPATCH, 0);
+    free(t);
+    /* the exact-name rule: "<kernel>_param_1" of a kernel whose name contains m_dim does
+     * not count, nor a case-insensitive spelling */
+    t = replace_all(mdim_ptx, "m_dim", "kd_m_dim_batched_param_1");
+    expect_text("nvcc name, m_dim in kernel name", t, "kd_m", "kd_m_batched", 0,
+                KD_PTX_RULE_BATCH_DISPATCH, 0);
+    free(t);
+    t = replace_all(mdim_ptx, "m_dim", "M_DIM");
+    expect_text("M_DIM", t, "kd_m", "kd_m_batched", 0, KD_PTX_RULE_BATCH_DISPATCH, 0);
+    free(t);
+    t = replace_all(mdim_ptx, "m_dim", "kd_m_batched_m_dim");
+    expect_text("suffix _m_dim", t, "kd_m", "kd_m_batched", 1, 0, 0);
+    free(t);
+    CU_ASSERT_TRUE(flow_is_m_dim_param("m_dim"));
+    CU_ASSERT_TRUE(flow_is_m_dim_param("k_m_dim"));
+    CU_ASSERT_FALSE(flow_is_m_dim_param("m_dims"));
+    CU_ASSERT_FALSE(flow_is_m_dim_param("xm_dim"));
+    CU_ASSERT_FALSE(flow_is_m_dim_param("kd_m_dim_param_3"));
+}
+
+/* the batch index stored by a helper through a pointer to the caller's local variable
+ * (nvcc -rdc, __noinline__ helpers with out-parameters) */
+static const char *outparam_ptx =
+    ".version 8.0\n.target sm_80\n.address_size 64\n"
+    ".func put_row(.param .b64 put_row_param_0)\n{\n.reg .b32 %r<3>;\n.reg .b64 %rd<3>;\n"
+    "ld.param.u64 %rd1, [put_row_param_0];\ncvta.to.local.u64 %rd2, %rd1;\n"
+    "mov.u32 %r1, %ctaid.y;\nshl.b32 %r2, %r1, 3;\nst.local.u32 [%rd2], %r2;\nret;\n}\n"
+    ".visible .entry kd_o(.param .u64 kd_o_param_0)\n{\n.reg .b64 %rd<3>;\n"
+    "ld.param.u64 %rd1, [kd_o_param_0];\ncvta.to.global.u64 %rd2, %rd1;\n"
+    "st.global.u32 [%rd2], 0;\nret;\n}\n"
+    ".visible .entry kd_o_batched(.param .u64 kd_o_batched_param_0)\n{\n"
+    ".local .align 4 .b8 __local_depot1[8];\n.reg .b64 %SP;\n.reg .b64 %SPL;\n"
+    ".reg .b32 %r<3>;\n.reg .b64 %rd<8>;\nmov.u64 %SPL, __local_depot1;\n"
+    "cvta.local.u64 %SP, %SPL;\nld.param.u64 %rd1, [kd_o_batched_param_0];\n"
+    "add.u64 %rd3, %SP, 4;\nadd.u64 %rd4, %SPL, 4;\n"
+    "{\n.param .b64 param0;\nst.param.b64 [param0+0], %rd3;\ncall.uni put_row, (param0);\n}\n"
+    "ld.local.u32 %r1, [%rd4];\ncvta.to.global.u64 %rd2, %rd1;\nmul.wide.u32 %rd5, %r1, 4;\n"
+    "add.s64 %rd6, %rd2, %rd5;\nst.global.u32 [%rd6], 0;\nret;\n}\n";
+
+static void test_rule1_out_parameter(void)
+{
+    expect_text("out-parameter", outparam_ptx, "kd_o", "kd_o_batched", 1, 0, 0);
+    /* the helper stores through the generic pointer itself */
+    char *t = replace_once(outparam_ptx, "st.local.u32 [%rd2], %r2;", "st.u32 [%rd1], %r2;");
+    expect_text("out-parameter, generic store", t, "kd_o", "kd_o_batched", 1, 0, 0);
+    free(t);
+    /* the helper stores %tid.x: no batch index */
+    t = replace_once(outparam_ptx, "%ctaid.y", "%tid.x");
+    expect_text("out-parameter, tid.x", t, "kd_o", "kd_o_batched", 0, KD_PTX_RULE_BATCH_DISPATCH, 0);
+    free(t);
+    /* the caller reads another slot of its frame */
+    t = replace_once(outparam_ptx, "add.u64 %rd4, %SPL, 4;", "add.u64 %rd4, %SPL, 0;");
+    expect_text("out-parameter, other slot", t, "kd_o", "kd_o_batched", 0,
+                KD_PTX_RULE_BATCH_DISPATCH, 0);
+    free(t);
+}
+
+/* rule 2 with scopes, local memory, .func parameters and return values */
+static const char *r2_head =
+    ".version 8.0\n.target sm_80\n.address_size 64\n"
+    ".shared .align 4 .b8 sm[64];\n"
+    ".visible .entry kd_s(.param .u64 kd_s_param_0)\n{\n.reg .b32 %r<4>;\n.reg .f32 %f<2>;\n"
+    "mov.u32 %r1, sm;\nld.shared.f32 %f1, [%r1];\nmov.u32 %r2, %ctaid.y;\nret;\n}\n";
+
+static char *r2_text(const char *batched_body, const char *extra)
+{
+    size_t n = strlen(r2_head) + strlen(batched_body) + strlen(extra) + 512;
+    char *t = malloc(n);
+    snprintf(t, n,
+             "%s%s.visible .entry kd_s_batched(.param .u64 kd_s_batched_param_0)\n{\n"
+             ".reg .pred %%p<2>;\n.reg .b32 %%r<8>;\n.reg .f32 %%f<4>;\n.reg .b64 %%rd<12>;\n"
+             ".local .align 8 .b8 __local_depot0[16];\n"
+             "ld.param.u64 %%rd1, [kd_s_batched_param_0];\ncvta.to.global.u64 %%rd2, %%rd1;\n"
+             "mov.u32 %%r1, %%ctaid.y;\nmul.wide.u32 %%rd3, %%r1, 4;\nadd.s64 %%rd4, %%rd2, %%rd3;\n"
+             "ld.global.f32 %%f3, [%%rd4];\n%s"
+             "mov.u32 %%r2, sm;\nld.shared.f32 %%f1, [%%r2];\nret;\n}\n",
+             r2_head, extra, batched_body);
+    return t;
+}
+
+static void expect_r2(const char *what, const char *body, const char *extra, int passed,
+                      const char *bad_line)
+{
+    char *t = r2_text(body, extra);
+    expect_text(what, t, "kd_s", "kd_s_batched", passed, KD_PTX_RULE_SHARED_U64,
+                bad_line ? line_of(t, bad_line) : 0);
+    free(t);
+}
+
+static void test_rule2_flow(void)
+{
+    expect_r2("plain", "", "", 1, NULL);
+    /* scoping: an inner block's 64-bit %t shadows the outer 32-bit %t ... */
+    expect_r2("inner 64-bit shadow", ".reg .b32 %t;\n{\n.reg .b64 %t;\nmov.u64 %t, sm;\n"
+              "ld.shared.f32 %f2, [%t];\n}\n", "", 0, "[%t];");
+    /* ... and outside the block the 32-bit one is meant again (declared after) */
+    expect_r2("outer 32-bit after inner", "{\n.reg .b64 %t;\nmov.u64 %t, 0;\n}\n.reg .b32 %t;\n"
+              "mov.u32 %t, sm;\nld.shared.f32 %f2, [%t];\n", "", 1, NULL);
+    /* a generic shared pointer spilled to local memory and reloaded */
+    expect_r2("through local memory",
+              "mov.u64 %rd5, sm;\ncvta.shared.u64 %rd6, %rd5;\n"
+              "st.local.u64 [__local_depot0+8], %rd6;\nld.local.u64 %rd7, [__local_depot0+8];\n"
+              "ld.f32 %f2, [%rd7];\n", "", 0, "ld.f32 %f2, [%rd7];");
+    /* another slot holds a global pointer: fine */
+    expect_r2("other local slot",
+              "mov.u64 %rd5, sm;\ncvta.shared.u64 %rd6, %rd5;\n"
+              "st.local.u64 [__local_depot0+8], %rd6;\nst.local.u64 [__local_depot0+0], %rd2;\n"
+              "ld.local.u64 %rd7, [__local_depot0+0];\nld.f32 %f2, [%rd7];\n", "", 1, NULL);
+    /* through a .func parameter */
+    const char *callee = ".func use_p(.param .b64 use_p_param_0)\n{\n.reg .b64 %rd<2>;\n"
+                         ".reg .f32 %f<2>;\nld.param.u64 %rd1, [use_p_param_0];\n"
+                         "ld.f32 %f1, [%rd1];\nret;\n}\n";
+    expect_r2("through a .func parameter",
+              "mov.u64 %rd5, sm;\ncvta.shared.u64 %rd6, %rd5;\n{\n.param .b64 param0;\n"
+              "st.param.b64 [param0+0], %rd6;\ncall.uni use_p, (param0);\n}\n",
+              callee, 0, "call.uni use_p");
+    expect_r2("global pointer to the same .func",
+              "{\n.param .b64 param0;\nst.param.b64 [param0+0], %rd2;\ncall.uni use_p, (param0);\n}\n",
+              callee, 1, NULL);
+    /* through a .reg parameter and a .reg return value */
+    const char *reg_callee = ".func (.reg .b64 %rv) use_r(.reg .b64 %pa)\n{\n.reg .f32 %f<2>;\n"
+                             "ld.f32 %f1, [%pa];\nmov.b64 %rv, %pa;\nret;\n}\n";
+    expect_r2("through a .reg parameter",
+              "mov.u64 %rd5, sm;\ncvta.shared.u64 %rd6, %rd5;\n"
+              "call.uni (%rd9), use_r, (%rd6);\n", reg_callee, 0, "call.uni (%rd9)");
+    expect_r2("a .reg return value", "mov.u64 %rd5, sm;\ncvta.shared.u64 %rd6, %rd5;\n"
+              "call.uni (%rd9), use_r, (%rd2);\nld.f32 %f2, [%rd9];\n", reg_callee, 1, NULL);
+    /* through a return value */
+    const char *ret_fn = ".func (.param .b64 get_p_retval0) get_p()\n{\n.reg .b64 %rd<3>;\n"
+                         "mov.u64 %rd1, sm;\ncvta.shared.u64 %rd2, %rd1;\n"
+                         "st.param.b64 [get_p_retval0+0], %rd2;\nret;\n}\n";
+    expect_r2("through a return value",
+              "{\n.param .b64 retval0;\ncall.uni (retval0), get_p, ();\n"
+              "ld.param.b64 %rd8, [retval0+0];\n}\nld.f32 %f2, [%rd8];\n",
+              ret_fn, 0, "ld.f32 %f2, [%rd8];");
+    /* a shared address computed in 64 bits, then used through a 32-bit register */
+    expect_r2("computed in 64 bits", "mov.u64 %rd5, sm;\nadd.s64 %rd6, %rd5, 8;\n"
+              "cvt.u32.u64 %r3, %rd6;\nld.shared.f32 %f2, [%r3];\n", "", 0, "[%r3];");
+    /* nvcc's idiom: cvta.to.shared in a scoped 64-bit temporary, then 32 bits: fine */
+    expect_r2("cvta.to.shared idiom", "mov.u64 %rd5, sm;\ncvta.shared.u64 %rd6, %rd5;\n"
+              "{ .reg .b64 %tmp;\ncvta.to.shared.u64 %tmp, %rd6;\ncvt.u32.u64 %r3, %tmp; }\n"
+              "ld.shared.f32 %f2, [%r3];\n", "", 1, NULL);
+}
+
+/* rule 3 with dynamic shared memory */
+static void test_rule3_dynamic(void)
+{
+    const char *dyn = "mov.u32 %r3, dsm;\nld.shared.f32 %f2, [%r3];\n";
+    char *t = r2_text(dyn, ".extern .shared .align 4 .b8 dsm[];\n");
+    expect_text("dynamic in batched only", t, "kd_s", "kd_s_batched", 0, KD_PTX_RULE_SHARED_SIZE, 0);
+    /* used by both: fine */
+    char *t2 = replace_once(t, "mov.u32 %r2, %ctaid.y;", "mov.u32 %r2, dsm;");
+    expect_text("dynamic in both", t2, "kd_s", "kd_s_batched", 1, 0, 0);
+    free(t2);
+    free(t);
+}
+
+/* pairing: every definition in every file, in any order; duplicates and .func members */
+static void test_pairing_every_definition(void)
+{
+    char *base = read_fixture("nvcc_base.ptx");
+    char *bad = replace_once(base, BASE_CTAID, BASE_CTAIDX);
+    /* a second file defining only the (bad) batched kernel */
+    const char *b = strstr(bad, "\t// .globl\tkd_demo_batched");
+    const char *s = strstr(bad, "\t// .globl\tkd_demo\n");
+    size_t hl = (size_t)(s - bad);
+    char *only_b = malloc(hl + strlen(b) + 1);
+    memcpy(only_b, bad, hl);
+    strcpy(only_b + hl, b);
+    kd_ptx_module *good = parse_str(base), *ob = parse_str(only_b);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(good);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ob);
+    kd_ptx_pair_def pair = {"demo", "kd_demo", "kd_demo_batched"};
+    const kd_ptx_module *orders[2][2] = {{good, ob}, {ob, good}};
+    for (int o = 0; o < 2; o++) {
+        kd_ptx_report *r = NULL;
+        CU_ASSERT_EQUAL_FATAL(kd_ptx_check_pairs(orders[o], NULL, 2, &pair, 1, NULL, &r), KD_OK);
+        CU_ASSERT_EQUAL(r->pairs[0].n_comparisons, 2);
+        CU_ASSERT_FALSE(kd_ptx_report_ok(r));
+        kd_ptx_report_free(r);
+    }
+    kd_ptx_module_free(ob);
+    kd_ptx_module_free(good);
+    free(only_b);
+    /* a duplicate definition in one file */
+    const char *bb = strstr(base, "\t// .globl\tkd_demo_batched");
+    size_t n = strlen(base);
+    char *dup = malloc(n + strlen(bb) + 1);
+    memcpy(dup, base, n);
+    strcpy(dup + n, bb);
+    expect_text("duplicate definition", dup, "kd_demo", "kd_demo_batched", 0,
+                KD_PTX_RULE_DUPLICATE, 0);
+    free(dup);
+    /* the batched member as a .func */
+    char *fn = replace_once(base, ".visible .entry kd_demo_batched(", ".visible .func kd_demo_batched(");
+    expect_text(".func member", fn, "kd_demo", "kd_demo_batched", 0, KD_PTX_RULE_NOT_KERNEL,
+                line_of(fn, ".func kd_demo_batched("));
+    free(fn);
+    free(bad);
+    free(base);
+}
+
+/* statements that cross a batch boundary of the lexer (a line ending in '{' inside an
+ * initializer or an operand): parsed whole, in both the full and the lazy parse */
+static void test_parse_statements_across_batches(void)
+{
+    const char *text =
+        ".version 8.0\n.target sm_80\n.address_size 64\n"
+        ".global .align 4 .b8 tab[4] = {\n1, 2,\n3, 4};\n"
+        ".visible .entry k(.param .u64 k_param_0)\n{\n.reg .b32 %r<4>;\n.reg .b64 %rd<3>;\n"
+        "mov.b64 {\n%r1, %r2}, %rd1;\nld.global.v2.u32 {%r1,\n%r2}, [%rd2+8];\nret;\n}\n";
+    kd_ptx_module *m = parse_str(text);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+    const kd_ptx_func *k = kd_ptx_find_func(m, "k");
+    CU_ASSERT_EQUAL_FATAL(k->n_insns, 3);
+    CU_ASSERT_EQUAL(k->insns[0].ops[0].kind, KD_PTX_OPND_VEC);
+    CU_ASSERT_EQUAL(k->insns[0].ops[0].n_items, 2);
+    CU_ASSERT_STRING_EQUAL(k->insns[0].ops[1].base, "%rd1");
+    CU_ASSERT_STRING_EQUAL(k->insns[1].ops[1].base, "%rd2");
+    CU_ASSERT_EQUAL(k->insns[1].ops[1].offset, 8);
+    kd_ptx_module *lz = NULL;
+    kd_ptx_error e;
+    CU_ASSERT_EQUAL_FATAL(kd_ptx_parse_lazy("lazy.ptx", text, strlen(text), &lz, &e), KD_OK);
+    const kd_ptx_func *lk = kd_ptx_find_func(lz, "k"), *g = NULL;
+    CU_ASSERT_EQUAL(lk->n_insns, 0); /* the lazy parse keeps no instructions */
+    kd_ptx_body *body = NULL;
+    CU_ASSERT_EQUAL_FATAL(kd_ptx_func_load(lz, lk, &g, &body), KD_OK);
+    CU_ASSERT_EQUAL(g->n_insns, 3);
+    CU_ASSERT_EQUAL(g->insns[2].line, k->insns[2].line);
+    kd_ptx_body_free(body);
+    /* the lazy parse refuses what the full one refuses, with the same line */
+    const char *bad = ".version 8.0\n.target sm_80\n.address_size 64\n"
+                      ".visible .entry k()\n{\nmov.u32 %r1, [];\nret;\n}\n";
+    kd_ptx_module *b1 = NULL, *b2 = NULL;
+    kd_ptx_error e1, e2;
+    CU_ASSERT_EQUAL(kd_ptx_parse("b", bad, strlen(bad), &b1, &e1), KD_ERR_FORMAT);
+    CU_ASSERT_EQUAL(kd_ptx_parse_lazy("b", bad, strlen(bad), &b2, &e2), KD_ERR_FORMAT);
+    CU_ASSERT_EQUAL(e1.line, 6);
+    CU_ASSERT_EQUAL(e2.line, 6);
+    CU_ASSERT_STRING_EQUAL(e1.msg, e2.msg);
+    kd_ptx_module_free(lz);
+    kd_ptx_module_free(m);
+}
+
+/* inputs that are not regular files are refused before reading */
+static void test_parse_file_refusals(void)
+{
+    const char *paths[] = {"/dev/zero", "/tmp", DATA_DIR};
+    for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
+        kd_ptx_module *m = NULL;
+        kd_ptx_error e;
+        CU_ASSERT_EQUAL(kd_ptx_parse_file(paths[i], &m, &e), KD_ERR_IO);
+        CU_ASSERT_PTR_NULL(m);
+        CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "not a") != NULL ? e.msg : NULL);
+    }
+    /* a (sparse) file over the 512 MiB cap: refused from its size, nothing read */
+    char path[] = "/tmp/kd_ptx_big_XXXXXX";
+    int fd = mkstemp(path);
+    CU_ASSERT_FATAL(fd >= 0);
+    CU_ASSERT_EQUAL(ftruncate(fd, (off_t)600 << 20), 0);
+    close(fd);
+    kd_ptx_module *m = NULL;
+    kd_ptx_error e;
+    CU_ASSERT_EQUAL(kd_ptx_parse_file(path, &m, &e), KD_ERR_TOO_LARGE);
+    CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "larger than"));
+    CU_ASSERT_EQUAL(kd_ptx_parse_file_lazy(path, &m, &e), KD_ERR_TOO_LARGE);
+    unlink(path);
+}
+
 int main(void)
 {
     size_t len;
@@ -997,6 +1548,19 @@ int main(void)
     CU_add_test(s, "JSON escaping", test_json_escapes_line_text);
     CU_add_test(s, "command: help, text, JSON, errors, usage", test_command);
     CU_add_test(s, "command: --from-opencl", test_from_opencl);
+    CU_add_test(s, "mutations: nvcc builds", test_nvcc_builds);
+    CU_add_test(s, "mutations: clang OpenCL PTX", test_clang_opencl_ptx);
+    CU_add_test(s, "mutations: clang PTX, get_group_id calls", test_clang_get_group_id_call);
+    CU_add_test(s, "mutations: rule 1 is data flow", test_rule1_data_flow);
+    CU_add_test(s, "mutations: harmless rewrites pass", test_harmless_rewrites);
+    CU_add_test(s, "mutations: rule 1 m_dim", test_rule1_m_dim);
+    CU_add_test(s, "mutations: rule 1 through out-parameters", test_rule1_out_parameter);
+    CU_add_test(s, "mutations: rule 2 scopes, local memory, calls", test_rule2_flow);
+    CU_add_test(s, "mutations: rule 3 dynamic shared", test_rule3_dynamic);
+    CU_add_test(s, "mutations: every definition, duplicates, .func", test_pairing_every_definition);
+    CU_add_test(s, "parser: non-regular files refused", test_parse_file_refusals);
+    CU_add_test(s, "parser: statements across lexer batches, lazy parse",
+                test_parse_statements_across_batches);
     int rc = kd_test_main();
     free(pair_text);
     return rc;

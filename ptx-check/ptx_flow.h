@@ -1,0 +1,60 @@
+/*
+ * Data flow over parsed PTX (internal to ptx-check): a control-flow graph per function,
+ * reaching definitions and def-use chains over it, and a taint analysis on the chains
+ * that the parity rules read:
+ *   - the batch index (a read of %ctaid.y/%ctaid.z, or a loaded m_dim parameter that
+ *     bounds a loop) reaching the address of a global access (rule 1);
+ *   - shared-memory addresses (from .shared symbols, cvta) reaching a shared or generic
+ *     access through a 64-bit register, or computed in 64 bits (rule 2).
+ * Registers are resolved with PTX's block scoping; values are followed through moves,
+ * arithmetic, local-memory slots (st.local then ld.local of the same slot), .param slots
+ * and calls: each .func gets a summary (which parameters reach a global address or a
+ * 64-bit shared access, what its return values carry), computed once per module.
+ */
+#ifndef KD_PTX_FLOW_H
+#define KD_PTX_FLOW_H
+
+#include <stdint.h>
+
+#include "ptx_check.h"
+
+/* One finding inside a function (rule 2, a write to a special register). */
+typedef struct flow_issue {
+    int rule;
+    int line;
+    char detail[KD_PTX_TEXT_MAX];
+} flow_issue;
+
+typedef struct flow_summary flow_summary;
+
+/* The analyses of one module, made on demand and kept (so each function is analysed
+ * once however many kernels call it). */
+typedef struct flow_module {
+    const kd_ptx_module *m;
+    flow_summary **sum; /* per function, NULL until analysed */
+} flow_module;
+
+kd_status flow_module_init(flow_module *fm, const kd_ptx_module *m);
+void flow_module_free(flow_module *fm);
+
+/* What the analysis of one kernel (and every function it can reach) found. */
+typedef struct flow_kernel {
+    int batch_found;                  /* rule 1 holds */
+    char mechanism[KD_PTX_NAME_MAX];  /* "ctaid.y", "ctaid.z", "param m_dim" */
+    int mechanism_line;
+    char path[KD_PTX_TEXT_MAX];       /* "12 -> 14 -> 20": instruction lines, seed to access */
+    int shared_accesses;
+    unsigned char *reach;             /* per function of the module: reachable from the kernel */
+    int n_issues;
+    flow_issue *issues;               /* the kernel's and its callees' */
+    const kd_ptx_func **issue_func;   /* the function each issue is in */
+} flow_kernel;
+
+kd_status flow_analyze_kernel(flow_module *fm, const kd_ptx_func *k, flow_kernel *out);
+void flow_kernel_free(flow_kernel *r);
+
+/* 1 when a kernel parameter name denotes the batch size: exactly "m_dim" or ending in
+ * "_m_dim" (case-sensitive; nvcc's "<kernel>_param_<i>" never matches). */
+int flow_is_m_dim_param(const char *name);
+
+#endif /* KD_PTX_FLOW_H */

@@ -1,0 +1,15 @@
+#!/bin/sh
+# Rebuilds the nvcc fixtures of tests/test_ptx_check.c from demo.cu (CUDA toolkit
+# needed; the .ptx files are committed so the tests run without one).
+set -e
+cd "$(dirname "$0")"
+out=..
+gen() { name=$1; shift; nvcc -ptx -arch=sm_80 "$@" demo.cu -o "$out/nvcc_$name.ptx"; }
+gen base
+gen lineinfo -lineinfo
+gen fast_math --use_fast_math
+gen host_O0 -Xcompiler -O0
+gen rdc_helper -rdc=true -DHELPER
+gen rows_only_checked -DROWS_ONLY_CHECKED=1
+gen rdc_shared_helper -rdc=true -DSHARED_HELPER
+gen dyn_shared -DDYN_SHARED
