@@ -200,9 +200,17 @@ static int backend_in(const int *use, int b)
     return 1;
 }
 
-static void write_digest(FILE *f, const float *y, int64_t count, int k)
+/* KD_FLEET_TEST_SKEW=<rank>: that rank's digests are shifted by 1e-2, as a kernel giving
+ * wrong values there would be, so a test shows the agreement check failing for it alone. */
+static double test_skew(int rank)
 {
-    double sum = 0;
+    const char *v = getenv("KD_FLEET_TEST_SKEW");
+    return v && *v && atoi(v) == rank ? 1e-2 : 0.0;
+}
+
+static void write_digest(FILE *f, const float *y, int64_t count, int k, double skew)
+{
+    double sum = skew * (double)count;
     int64_t nonfinite = 0;
     for (int64_t i = 0; i < count; i++) {
         if (isfinite(y[i]))
@@ -213,7 +221,7 @@ static void write_digest(FILE *f, const float *y, int64_t count, int k)
     fputs(",\"sum\":", f);
     fprintf(f, "%.17g,\"nonfinite\":%lld,\"values\":[", sum, (long long)nonfinite);
     for (int i = 0; i < k; i++) {
-        float v = y[(int64_t)i * count / k];
+        float v = y[(int64_t)i * count / k] + (float)skew;
         if (isfinite(v))
             fprintf(f, "%s%.9g", i ? "," : "", v);
         else
@@ -223,7 +231,7 @@ static void write_digest(FILE *f, const float *y, int64_t count, int k)
 }
 
 /* One backend's run of p; the output is poisoned first so unwritten values show. */
-static void write_output(FILE *f, kd_context *ctx, kd_problem *p, int b, int k)
+static void write_output(FILE *f, kd_context *ctx, kd_problem *p, int b, int k, double skew)
 {
     float *poison = malloc(sizeof(float) * (size_t)p->out_count);
     kd_status st = poison ? KD_OK : KD_ERR_NOMEM;
@@ -236,7 +244,7 @@ static void write_output(FILE *f, kd_context *ctx, kd_problem *p, int b, int k)
     fprintf(f, "{\"backend\":\"%s\",\"status\":\"%s\"", kd_backend_name((kd_backend_id)b),
             kd_status_name(st));
     if (y)
-        write_digest(f, y, p->out_count, k);
+        write_digest(f, y, p->out_count, k, skew);
     else {
         fputs(",\"error\":", f);
         fj_write_str(f, kd_last_error(ctx));
@@ -247,7 +255,7 @@ static void write_output(FILE *f, kd_context *ctx, kd_problem *p, int b, int k)
 }
 
 static void write_kernel(FILE *f, kd_context *ctx, const kd_fleet_opts *o, kd_op op, long long m,
-                         const kd_compare_opts *co, int *first)
+                         const kd_compare_opts *co, int rank, int *first)
 {
     int64_t n, k;
     kd_model_op_dims(o->shape, op, &n, &k);
@@ -268,13 +276,13 @@ static void write_kernel(FILE *f, kd_context *ctx, const kd_fleet_opts *o, kd_op
         if (backend_in(o->use_backend, b) && kd_backend_available(ctx, (kd_backend_id)b)) {
             if (any++)
                 fputc(',', f);
-            write_output(f, ctx, &p, b, count);
+            write_output(f, ctx, &p, b, count, test_skew(rank));
         }
     fputs("]}", f);
     kd_problem_free(&p);
 }
 
-static void write_agreement(FILE *f, const kd_fleet_opts *o)
+static void write_agreement(FILE *f, const kd_fleet_opts *o, int rank)
 {
     kd_context *ctx;
     fputs(",\"agreement\":", f);
@@ -289,7 +297,7 @@ static void write_agreement(FILE *f, const kd_fleet_opts *o)
     int first = 1;
     for (int op = 0; op < KD_OP_COUNT; op++)
         for (int i = 0; i < o->nm && op_in(o->use_op, (kd_op)op); i++)
-            write_kernel(f, ctx, o, (kd_op)op, o->m[i], &co, &first);
+            write_kernel(f, ctx, o, (kd_op)op, o->m[i], &co, rank, &first);
     fputs("]}", f);
     kd_context_destroy(ctx);
 }
@@ -409,7 +417,7 @@ static void run_sub(FILE *f, const kd_fleet_opts *o, const kd_fleet_identity *id
     }
     write_stderr_tail(f, &c);
     if (strcmp(o->sub, "compare") == 0)
-        write_agreement(f, o);
+        write_agreement(f, o, id->rank);
     if (fd >= 0)
         remove(tmp);
     free_captured(&c);
