@@ -98,7 +98,8 @@ static int fleet_option(kd_fleet_opts *o, const char *a, const char *v, int *use
     return 1;
 }
 
-/* The compare options the agreement needs as well; they still go to compare. */
+/* The compare options the agreement needs as well (and tune's --op and --backend, to
+ * report only the thresholds it tuned); they still go to the subcommand. */
 static int peek_compare_option(kd_fleet_opts *o, const char *a, const char *v)
 {
     char *end;
@@ -152,7 +153,8 @@ int kd_fleet_parse(int argc, char **argv, kd_fleet_opts *o, int print_help)
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         int used = 0, f = fleet_option(o, a, v, &used);
-        if (f < 0 || (f == 0 && strcmp(o->sub, "compare") == 0 && peek_compare_option(o, a, v))) {
+        int peek = strcmp(o->sub, "compare") == 0 || strcmp(o->sub, "tune") == 0;
+        if (f < 0 || (f == 0 && peek && peek_compare_option(o, a, v))) {
             fprintf(stderr, "kdispatch fleet: bad option '%s%s%s' (see --help)\n", a,
                     v ? " " : "", v ? v : "");
             return -1;

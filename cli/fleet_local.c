@@ -322,6 +322,8 @@ static void write_thresholds(FILE *f, const char *path, const kd_fleet_opts *o)
     int n = 0;
     for (int b = 1; b < KD_BACKEND_COUNT; b++)
         for (int op = 0; op < KD_OP_COUNT && kd_backend_available(ctx, (kd_backend_id)b); op++) {
+            if (!op_in(o->use_op, (kd_op)op) || !backend_in(o->use_backend, b))
+                continue;
             uint64_t t = c.threshold[op][b];
             fprintf(f, "%s{\"op\":\"%s\",\"backend\":\"%s\",\"threshold\":", n++ ? "," : "",
                     kd_op_name((kd_op)op), kd_backend_name((kd_backend_id)b));
@@ -332,7 +334,6 @@ static void write_thresholds(FILE *f, const char *path, const kd_fleet_opts *o)
         }
     fputs("]", f);
     kd_context_destroy(ctx);
-    (void)o;
 }
 
 /* ---- the subcommand ----------------------------------------------------------------------- */

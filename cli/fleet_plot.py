@@ -3,7 +3,7 @@
 
 Usage: fleet_plot.py --csv FLEET.csv --out PLOT.png [--title TEXT]
 
-One panel per op (the headline rows of every node's bench, largest M per kernel), one bar
+One panel per op (the headline rows of every node's bench, smallest M of each), one bar
 per node x device; each node's own measured bandwidth (host read bandwidth for cpu, the
 device's for an offload device) is drawn as a tick above its bar, and the bar is labelled
 with its fraction of that bandwidth. The image format follows the file name's extension.
@@ -24,17 +24,22 @@ except ImportError as e:
 
 
 def read(path):
-    """{op: {(node, device): (gbps, frac)}} from the bench rows (single-row kernels)."""
-    gbps, frac = defaultdict(dict), defaultdict(dict)
+    """{op: {(node, device): value}} of GB/s and of the fraction of the node's own
+    bandwidth, from the headline rows with the smallest M of each op, node and device."""
+    gbps, frac, m_of = defaultdict(dict), defaultdict(dict), {}
     with open(path, newline="") as f:
-        for r in csv.DictReader(f):
-            if r["section"] != "bench" or r["kernel"] not in ("single", ""):
-                continue
-            key = (f'{r["rank"]}:{r["node"]}', r["device"])
-            if r["metric"] == "gbps":
-                gbps[r["op"]][key] = float(r["value"])
-            elif r["metric"] == "frac_of_own_bw":
-                frac[r["op"]][key] = float(r["value"])
+        rows = [r for r in csv.DictReader(f) if r["section"] == "bench"]
+    for r in rows:
+        key = (r["op"], f'{r["rank"]}:{r["node"]}', r["device"])
+        m_of[key] = min(int(r["m"]), m_of.get(key, 1 << 30))
+    for r in rows:
+        op, node, dev = key = (r["op"], f'{r["rank"]}:{r["node"]}', r["device"])
+        if int(r["m"]) != m_of[key]:
+            continue
+        if r["metric"] == "gbps":
+            gbps[op][(node, dev)] = float(r["value"])
+        elif r["metric"] == "frac_of_own_bw":
+            frac[op][(node, dev)] = float(r["value"])
     return gbps, frac
 
 
