@@ -250,12 +250,12 @@ int kd_fleet_mpi_main(int argc, char **argv)
     arm_watchdog(&id, o.deadline_s + (id.rank ? OWN_WORK_GRACE_S : 0));
     size_t len = 0;
     char *rec = kd_fleet_local_record(&o, &id, &len);
+    test_hooks(id.rank); /* inside the watchdog's window, as a real hang would be */
     alarm(0);
     if (!rec) {
         fprintf(stderr, "kdispatch fleet: rank %d: out of memory for its record\n", id.rank);
         len = 0;
     }
-    test_hooks(id.rank);
     long long my_len = (long long)len;
     int rc = 0;
     if (id.rank == 0) {

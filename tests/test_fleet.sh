@@ -1,7 +1,7 @@
 #!/bin/sh
 # kdispatch fleet on one machine: mpirun ranks made into separate, different "hosts" by
 # per-rank environment (mpirun's MPMD syntax A : B : C). Usage:
-#   test_fleet.sh KDISPATCH CASE     CASE: hetero fault skew shared die hang
+#   test_fleet.sh KDISPATCH CASE     CASE: hetero fault skew shared die hang hang0
 #   test_fleet.sh nompi SOURCE_DIR BUILD_DIR
 # Every mpirun runs under `timeout` (the outer guard: nothing may hang) with stdin from
 # /dev/null (a backgrounded mpirun that holds stdin can stall after MPI_Abort).
@@ -101,11 +101,21 @@ shared)
     rc=$?
     [ $rc -eq 0 ] || { cat "$OUT/err"; fail "exit status $rc"; }
     python3 "$CHECK" shared "$OUT/r.json" || fail "report"
+    # --ranks-per-host 2: both ranks of the host work
+    $MPIRUN -np 2 "$KD" fleet compare $SMALL --op rmsnorm --ranks-per-host 2 --json </dev/null \
+        >"$OUT/r2.json" 2>"$OUT/err" || { cat "$OUT/err"; fail "--ranks-per-host 2 exit status"; }
+    python3 -c "import json,sys; d=json.load(open(sys.argv[1])); \
+roles=[r['role'] for r in d['records']]; assert roles == ['worker']*2, roles" "$OUT/r2.json" ||
+        fail "--ranks-per-host 2 did not make both ranks work"
     ;;
-die|hang)
-    # die: rank 1 is killed (SIGKILL) before it reports; hang: rank 2 never reports.
-    if [ "$CASE" = die ]; then export KD_FLEET_TEST_DIE=1; want="rank 1"
-    else export KD_FLEET_TEST_HANG=2; want="rank 2 (node c"; fi
+die|hang|hang0)
+    # die: rank 1 is killed (SIGKILL) before it reports; hang: rank 2 never reports (rank
+    # 0's clock names it); hang0: rank 0 itself hangs (its own watchdog names it).
+    case "$CASE" in
+    die) export KD_FLEET_TEST_DIE=1; want="rank 1" ;;
+    hang) export KD_FLEET_TEST_HANG=2; want="rank 2 (node c" ;;
+    hang0) export KD_FLEET_TEST_HANG=0; want="rank 0 (node a" ;;
+    esac
     start=$(date +%s)
     three_nodes "" "" "" --deadline 8 --op rmsnorm >"$OUT/o" 2>&1 &&
         { cat "$OUT/o"; fail "exit status 0"; }
