@@ -90,9 +90,23 @@ static int read_records(report *r, char *const *records, const size_t *lens)
     return 0;
 }
 
+/* The last non-empty line of a rank's messages: what its subcommand said last. */
+static const char *last_line(const char *text, char *buf, size_t cap)
+{
+    size_t end = strlen(text);
+    while (end > 0 && (text[end - 1] == '\n' || text[end - 1] == ' '))
+        end--;
+    size_t start = end;
+    while (start > 0 && text[start - 1] != '\n')
+        start--;
+    snprintf(buf, cap, "%.*s", (int)(end - start), text + start);
+    return buf;
+}
+
 /* A rank fails when its subcommand failed or a kernel it ran did not run. */
 static void judge_ranks(report *r)
 {
+    char line[256];
     for (int i = 0; i < r->n; i++) {
         const fj *rec = r->rec[i];
         if (!rec) {
@@ -105,7 +119,9 @@ static void judge_ranks(report *r)
             add_failure(r, i, "%s failed: %lld check(s) failed", r->o->sub,
                         (long long)fj_num(fj_get(res, "failed"), 0));
         else if (rc != 0)
-            add_failure(r, i, "%s exited with status %d", r->o->sub, rc);
+            add_failure(r, i, "%s exited with status %d%s%s", r->o->sub, rc,
+                        last_line(fj_str(fj_get(rec, "messages"), ""), line, sizeof line)[0]
+                            ? ": " : "", line);
         else if (strcmp(r->o->sub, "devices") && strcmp(r->o->sub, "tune") &&
                  strcmp(fj_str(fj_get(rec, "role"), ""), "worker") == 0 && !res)
             add_failure(r, i, "%s printed no JSON result", r->o->sub);

@@ -86,6 +86,14 @@ fault)
     python3 "$CHECK" fault "$OUT/r.json" || fail "report"
     # and the checker sees it: the same report is not a passing fleet
     python3 "$CHECK" hetero "$OUT/r.json" >/dev/null && fail "the hetero check passed a failed run"
+    # a node that lacks what is asked for (opencl on a and c): those two are named, b is not
+    three_nodes "" "" "" --op rmsnorm --backend cpu,opencl >"$OUT/r.txt" 2>/dev/null &&
+        fail "exit status 0 with opencl absent on two nodes"
+    cat "$OUT/r.txt"
+    grep -q "^FAILED: rank 0 (node a, host .*): compare exited with status 2: .*opencl requested but absent" \
+        "$OUT/r.txt" || fail "rank 0 lacking opencl is not named"
+    grep -q "^FAILED: rank 2 (node c" "$OUT/r.txt" || fail "rank 2 lacking opencl is not named"
+    grep -q "^FAILED: rank 1" "$OUT/r.txt" && fail "rank 1 has opencl but is named"
     ;;
 skew)
     # ranks started on this machine inherit mpirun's environment: the hook reaches rank 2
