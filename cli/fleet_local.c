@@ -387,8 +387,12 @@ static void run_sub(FILE *f, const kd_fleet_opts *o, const kd_fleet_identity *id
     } else if (strcmp(o->sub, "ptx-check") == 0) {
         argv[argc++] = "--json";
     } else if (strcmp(o->sub, "bench") == 0 || strcmp(o->sub, "tune") == 0) {
-        if ((fd = mkstemp(tmp)) >= 0)
-            close(fd);
+        if ((fd = mkstemp(tmp)) < 0) {
+            fprintf(f, ",\"rc\":1,\"result\":null,\"messages\":\"cannot create a temporary "
+                       "file in /tmp\"");
+            return;
+        }
+        close(fd);
         is = strcmp(o->sub, "bench") == 0;
         argv[argc++] = is ? "--json" : "--out";
         argv[argc++] = tmp;

@@ -130,20 +130,27 @@ static void abort_missing(const char *phase, const int *done, int n, const char 
 static void wait_lengths(long long *lens, MPI_Request *req, int n, const char *names, double t0,
                          double deadline)
 {
-    int *done = calloc((size_t)n, sizeof *done), left = n - 1;
+    int *done = calloc((size_t)n, sizeof *done), *idx = malloc(sizeof(int) * (size_t)n);
+    int left = n - 1;
+    if (!done || !idx) {
+        fprintf(stderr, "kdispatch fleet: out of memory waiting for %d ranks\n", n);
+        MPI_Abort(MPI_COMM_WORLD, ABORT_STATUS);
+    }
     done[0] = 1;
+    (void)lens; /* filled in by the receives */
     while (left > 0) {
-        for (int r = 1; r < n; r++) {
-            int flag = 0;
-            if (!done[r] && MPI_Test(&req[r], &flag, MPI_STATUS_IGNORE) == MPI_SUCCESS && flag)
-                done[r] = 1, left--;
-        }
+        int got = 0;
+        if (MPI_Testsome(n - 1, req + 1, &got, idx, MPI_STATUSES_IGNORE) == MPI_SUCCESS &&
+            got != MPI_UNDEFINED)
+            for (int k = 0; k < got; k++, left--)
+                done[idx[k] + 1] = 1;
         if (left > 0 && now_s() - t0 > deadline)
             abort_missing("work", done, n, names, deadline);
         if (left > 0)
             pause_poll();
     }
     free(done);
+    free(idx);
 }
 
 /* Rank 0's receive layout; -1 if the records do not fit MPI's int counts. */
@@ -167,8 +174,10 @@ static void wait_request(MPI_Request *req, const char *phase, int n, const char 
     int flag = 0;
     while (MPI_Test(req, &flag, MPI_STATUS_IGNORE) == MPI_SUCCESS && !flag) {
         if (now_s() - t0 > deadline) {
-            int *done = calloc((size_t)n, sizeof *done); /* which rank is late is unknown */
-            abort_missing(phase, done, n, names, deadline);
+            fprintf(stderr, "kdispatch fleet: deadline (%.0f s) passed in phase '%s' (every rank "
+                    "had reported its length; the byte gather did not complete)\n", deadline,
+                    phase);
+            MPI_Abort(MPI_COMM_WORLD, ABORT_STATUS);
         }
         pause_poll();
     }
