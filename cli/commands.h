@@ -9,6 +9,7 @@ int kd_cmd_bench(int argc, char **argv);
 int kd_cmd_tune(int argc, char **argv);
 int kd_cmd_gguf(int argc, char **argv);
 int kd_cmd_ptx_check(int argc, char **argv);
+int kd_cmd_fleet(int argc, char **argv);
 
 /* Shared option helpers. */
 int kd_cli_is_help(const char *arg);

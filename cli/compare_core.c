@@ -1002,3 +1002,10 @@ done:
     kd_gguf_close(s.src.g);
     return rc;
 }
+
+/* For kdispatch fleet: the seed of compare's random problem of op at batch size m, so
+ * that fleet's agreement check runs the very problems compare ran. */
+uint64_t kd_compare_problem_seed(const kd_compare_opts *o, kd_op op, long long m)
+{
+    return job_seed(o, op, m, 0);
+}

@@ -52,4 +52,7 @@ void kd_compare_opts_init(kd_compare_opts *o);
  * GGUF file refused, a named tensor missing or not Q4_K/Q6_K, a requested backend absent). */
 int kd_compare_run(kd_context *ctx, const kd_compare_opts *o, FILE *out);
 
+/* For kdispatch fleet: the seed compare uses for the random problem of op at batch m. */
+uint64_t kd_compare_problem_seed(const kd_compare_opts *o, kd_op op, long long m);
+
 #endif

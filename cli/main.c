@@ -19,6 +19,7 @@ static const command commands[] = {
     {"tune", kd_cmd_tune, "measure the cpu/offload crossover per op and write the dispatcher config"},
     {"gguf", kd_cmd_gguf, "list a GGUF file's metadata and tensors"},
     {"ptx-check", kd_cmd_ptx_check, "check the six batched/single kernel pairs' PTX parity"},
+    {"fleet", kd_cmd_fleet, "run a subcommand on every rank of an MPI job, one report (mpirun)"},
 };
 
 int kd_cli_is_help(const char *arg)
