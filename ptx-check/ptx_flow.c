@@ -1459,7 +1459,13 @@ static int check_access(fn_ctx *c, int i)
     uint64_t t = u >= 0 ? use_taint(c, u, &src) : 0;
     const char *reg = in->ops[ii->addr_op].base;
     int generic = ii->space == SP_GENERIC;
-    if (ii->space == SP_SHARED || (generic && (t & T_GSHARED))) {
+    /* A generic access through a cvta.shared pointer (T_GSHARED) is fine: generic
+     * addresses are 64-bit by definition, and it is how nvcc reaches shared memory from a
+     * -rdc __noinline__ helper it did not clone. A shared-window address (T_SHARED: no
+     * cvta.shared) used as a generic 64-bit address is not. */
+    if (generic && (t & T_GSHARED))
+        c->sum->shared_accesses++;
+    if (ii->space == SP_SHARED || (generic && (t & T_SHARED))) {
         c->sum->shared_accesses++;
         if (u >= 0 && var_bits(c, u) == 64) {
             int origin = shared_origin(c, u);
@@ -1584,7 +1590,7 @@ static int check_call(fn_ctx *c, int i)
                 c->sum->addr_line = in->line;
         }
         if (s->shared64_params & t_param(k)) {
-            if (t & (T_SHARED | T_GSHARED)) {
+            if (t & T_SHARED) {
                 if (add_issue(c, KD_PTX_RULE_SHARED_U64, in->line,
                               "shared address passed to %s (parameter %d) is accessed through "
                               "a 64-bit register at line %d", name, k, s->shared64_line) != 0)

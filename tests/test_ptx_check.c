@@ -408,7 +408,7 @@ static const char *prov_ptx =
     "ld.shared.f32 %f1, [%r7+4];\n"                                /* 20: fine */
     "ld.shared.f32 %f1, [smem+8];\n"                               /* 21: fine */
     "ld.shared.f32 %f1, [%rd2];\n"                                 /* 22: rule 2 */
-    "ld.f32 %f1, [%rd3];\n"                                        /* 23: rule 2 (generic) */
+    "ld.f32 %f1, [%rd3];\n"                                        /* 23: fine (cvta.shared) */
     "st.shared.f32 [%rd5+4], %f1;\n"                               /* 24: rule 2, no origin */
     "atom.shared.add.u32 %r9, [%rd2+8], 1;\n"                      /* 25: rule 2 */
     "red.shared.add.u32 [%rd2], %r9;\n"                            /* 26: rule 2 */
@@ -481,7 +481,7 @@ static void test_rule_shared_u64_lines(void)
     int nv = 0;
     CU_ASSERT_EQUAL_FATAL(kd_ptx_analyze_kernel(m, kd_ptx_find_func(m, "k"), &facts, &v, &nv),
                           KD_OK);
-    static const int expect[] = {22, 23, 24, 25, 26, 28, 29};
+    static const int expect[] = {22, 24, 25, 26, 28, 29};
     CU_ASSERT_EQUAL_FATAL(nv, (int)(sizeof expect / sizeof expect[0]));
     for (int i = 0; i < nv; i++) {
         CU_ASSERT_EQUAL(v[i].rule, KD_PTX_RULE_SHARED_U64);
@@ -492,8 +492,7 @@ static void test_rule_shared_u64_lines(void)
     CU_ASSERT_STRING_EQUAL(v[0].text, "ld.shared.f32 %f1, [%rd2];");
     CU_ASSERT_PTR_NOT_NULL(strstr(v[0].detail, "64-bit register %rd2"));
     CU_ASSERT_PTR_NOT_NULL(strstr(v[0].detail, "from line 16"));
-    CU_ASSERT_PTR_NOT_NULL(strstr(v[1].detail, "generic access"));
-    CU_ASSERT_PTR_NOT_NULL(strstr(v[6].detail, "not declared"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(v[5].detail, "not declared"));
     /* shared accesses counted: lines 20-22 and 24-29 (23 generic into shared) */
     CU_ASSERT_EQUAL(facts.shared_accesses, 10);
     CU_ASSERT_EQUAL(facts.static_shared_bytes, 64);
@@ -1343,9 +1342,10 @@ static void test_rule2_flow(void)
     /* ... and outside the block the 32-bit one is meant again (declared after) */
     expect_r2("outer 32-bit after inner", "{\n.reg .b64 %t;\nmov.u64 %t, 0;\n}\n.reg .b32 %t;\n"
               "mov.u32 %t, sm;\nld.shared.f32 %f2, [%t];\n", "", 1, NULL);
-    /* a generic shared pointer spilled to local memory and reloaded */
+    /* a shared-window address (no cvta.shared) spilled to local memory, reloaded and
+     * used as a generic pointer */
     expect_r2("through local memory",
-              "mov.u64 %rd5, sm;\ncvta.shared.u64 %rd6, %rd5;\n"
+              "mov.u64 %rd5, sm;\nmov.u64 %rd6, %rd5;\n"
               "st.local.u64 [__local_depot0+8], %rd6;\nld.local.u64 %rd7, [__local_depot0+8];\n"
               "ld.f32 %f2, [%rd7];\n", "", 0, "ld.f32 %f2, [%rd7];");
     /* another slot holds a global pointer: fine */
@@ -1358,7 +1358,7 @@ static void test_rule2_flow(void)
                          ".reg .f32 %f<2>;\nld.param.u64 %rd1, [use_p_param_0];\n"
                          "ld.f32 %f1, [%rd1];\nret;\n}\n";
     expect_r2("through a .func parameter",
-              "mov.u64 %rd5, sm;\ncvta.shared.u64 %rd6, %rd5;\n{\n.param .b64 param0;\n"
+              "mov.u64 %rd5, sm;\nmov.u64 %rd6, %rd5;\n{\n.param .b64 param0;\n"
               "st.param.b64 [param0+0], %rd6;\ncall.uni use_p, (param0);\n}\n",
               callee, 0, "call.uni use_p");
     expect_r2("global pointer to the same .func",
@@ -1368,13 +1368,13 @@ static void test_rule2_flow(void)
     const char *reg_callee = ".func (.reg .b64 %rv) use_r(.reg .b64 %pa)\n{\n.reg .f32 %f<2>;\n"
                              "ld.f32 %f1, [%pa];\nmov.b64 %rv, %pa;\nret;\n}\n";
     expect_r2("through a .reg parameter",
-              "mov.u64 %rd5, sm;\ncvta.shared.u64 %rd6, %rd5;\n"
+              "mov.u64 %rd5, sm;\nmov.u64 %rd6, %rd5;\n"
               "call.uni (%rd9), use_r, (%rd6);\n", reg_callee, 0, "call.uni (%rd9)");
     expect_r2("a .reg return value", "mov.u64 %rd5, sm;\ncvta.shared.u64 %rd6, %rd5;\n"
               "call.uni (%rd9), use_r, (%rd2);\nld.f32 %f2, [%rd9];\n", reg_callee, 1, NULL);
     /* through a return value */
     const char *ret_fn = ".func (.param .b64 get_p_retval0) get_p()\n{\n.reg .b64 %rd<3>;\n"
-                         "mov.u64 %rd1, sm;\ncvta.shared.u64 %rd2, %rd1;\n"
+                         "mov.u64 %rd1, sm;\nmov.u64 %rd2, %rd1;\n"
                          "st.param.b64 [get_p_retval0+0], %rd2;\nret;\n}\n";
     expect_r2("through a return value",
               "{\n.param .b64 retval0;\ncall.uni (retval0), get_p, ();\n"
