@@ -23,8 +23,10 @@ struct kd_context {
     kd_metrics metrics;
     kd_fault_plan fault;
     int cpu_threads;
-    pthread_mutex_t error_lock;
-    char error[2048];
+    pthread_mutex_t error_lock; /* error and warnings */
+    char error[2048];           /* the newest error of any thread */
+    char warnings[2048];        /* kd_warn's lines, oldest first */
+    uint64_t serial;            /* distinguishes contexts for per-thread error slots */
 };
 
 struct kd_tensor {

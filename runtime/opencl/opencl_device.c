@@ -140,6 +140,7 @@ static void enumerate(cl_list *l, cl_int *err, const char **call)
     cl_platform_id plats[KD_CL_MAX_PLATFORMS];
     cl_uint np = 0;
     l->count = l->platforms = 0;
+    kd_cl_prepare_driver_cache(); /* PoCL reads POCL_CACHE_DIR when it initializes */
     *call = "clGetPlatformIDs";
     *err = clGetPlatformIDs(KD_CL_MAX_PLATFORMS, plats, &np);
     if (*err != CL_SUCCESS)
