@@ -486,8 +486,8 @@ static void cache_path(kd_context *ctx, const char *key, char *path, size_t cap)
                 "without a cache", dir, why);
 }
 
-/* A program from the cache entry, or NULL: a bad entry is deleted (with PoCL's cache,
- * when kdispatch placed it) and reported once, so the caller compiles and rewrites it. */
+/* A program from the cache entry, or NULL: a bad entry is deleted and reported once, so
+ * the caller compiles and rewrites it. */
 static cl_program program_from_cache(kd_context *ctx, kd_cl_state *s, const char *key)
 {
     unsigned char *bin = NULL;
@@ -501,11 +501,13 @@ static cl_program program_from_cache(kd_context *ctx, kd_cl_state *s, const char
         if (err == CL_SUCCESS)
             return p;
         snprintf(why, sizeof why, "the driver refused it: %s", kd_cl_error_name(err));
+        /* an intact entry the driver refuses: PoCL's own cache is suspect too (a
+         * damaged entry of ours never reached the driver, so it leaves PoCL's alone) */
+        drop_driver_cache();
         rc = -1;
     }
     if (rc < 0) {
         unlink(s->cache_file);
-        drop_driver_cache();
         kd_warn(ctx, "opencl: program cache entry '%s' was unusable (%s): deleted, "
                 "rebuilt from source", s->cache_file, why);
     }
