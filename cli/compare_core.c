@@ -7,6 +7,7 @@
  */
 #include "compare_core.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdarg.h>
@@ -73,8 +74,11 @@ typedef struct run_state {
     int nres, res_cap;
     const kd_gguf_tensor_info *last_weight_shown;
     int header_done;
+    int missing;      /* installed backends that did not start (missing_backend) */
     char notes[4096]; /* notes found before the header is printed */
 } run_state;
+
+int kd_compare_tol_ok(double tol) { return isfinite(tol) && tol > 0 && tol <= 1; }
 
 void kd_compare_opts_init(kd_compare_opts *o)
 {
@@ -372,6 +376,20 @@ static int open_model(run_state *s)
 
 /* ---- variants ------------------------------------------------------------------------------ */
 
+/* A backend the machine has (a driver or device is there) that did not start: with all
+ * backends selected it must not vanish silently from the checks. 1 if it fails the run. */
+static int missing_backend(run_state *s, kd_backend_id b)
+{
+    kd_status st = kd_backend_init_status(s->ctx, b);
+    if (st == KD_OK || st == KD_ERR_UNAVAILABLE)
+        return 0; /* present, or not on this machine */
+    fprintf(stderr, "kdispatch compare: backend %s is installed but did not start (%s): %s%s\n",
+            kd_backend_name(b), kd_status_name(st), kd_backend_reason(s->ctx, b),
+            s->o->skip_missing ? " (skipped: --skip-missing)" : "; pass --skip-missing to "
+            "check the other backends anyway");
+    return !s->o->skip_missing;
+}
+
 /* cpu-scalar (the reference path) always, every selected backend present, the extra. */
 static int pick_variants(run_state *s)
 {
@@ -383,6 +401,10 @@ static int pick_variants(run_state *s)
         if (!all && !o->use_backend[b])
             continue;
         if (!kd_backend_available(s->ctx, (kd_backend_id)b)) {
+            if (all && missing_backend(s, (kd_backend_id)b)) {
+                s->missing++;
+                continue;
+            }
             if (all)
                 continue;
             fprintf(stderr, "kdispatch compare: backend %s requested but absent: %s\n",
@@ -612,11 +634,12 @@ static int check_outputs(run_state *s, int ji, const kd_problem *p, const double
     return 0;
 }
 
-/* Failed checks for a problem whose inputs could not be built: one per variant. */
-static int record_no_input(run_state *s, int ji)
+/* Failed checks for a problem whose inputs could not be built: one per variant. why is
+ * the reason make_problem left (never empty). */
+static int record_no_input(run_state *s, int ji, const char *why)
 {
     fprintf(stderr, "kdispatch compare: cannot build the %s inputs (M=%lld): %s\n",
-            kd_op_name(s->jobs[ji].op), s->jobs[ji].m, kd_last_error(s->ctx));
+            kd_op_name(s->jobs[ji].op), s->jobs[ji].m, why);
     for (int i = 0; i < s->nv; i++) {
         result *r = new_result(s);
         if (!r)
@@ -635,9 +658,17 @@ static int run_job(run_state *s, int ji)
     if (j->weight && j->weight != s->last_weight_shown)
         print_weight_line(s, j);
     kd_problem p;
+    char before[256], why[256];
+    snprintf(before, sizeof before, "%s", kd_last_error(s->ctx));
+    errno = 0;
     if (make_problem(s, j, &p)) {
+        /* a host malloc that failed leaves no message on the context: errno says it */
+        int e = errno;
+        const char *now = kd_last_error(s->ctx);
+        snprintf(why, sizeof why, "%s", strcmp(now, before) != 0 && now[0] ? now
+                 : e == ENOMEM ? "out of host memory" : e ? strerror(e) : "unknown failure");
         free_problem(j, &p);
-        return record_no_input(s, ji);
+        return record_no_input(s, ji, why);
     }
     float *y[MAX_VARIANTS] = {0}, *poison = malloc(sizeof(float) * (size_t)p.out_count);
     kd_status st[MAX_VARIANTS];
@@ -859,7 +890,7 @@ static void print_json(run_state *s)
 int kd_compare_run(kd_context *ctx, const kd_compare_opts *o, FILE *out)
 {
     if (!ctx || !o || !out || (!o->gguf && !o->shape) || o->nm < 1 || o->nm > KD_COMPARE_MAX_M ||
-        o->ntensors < 0 || o->ntensors > KD_COMPARE_MAX_TENSORS || !(o->tol > 0)) {
+        o->ntensors < 0 || o->ntensors > KD_COMPARE_MAX_TENSORS || !kd_compare_tol_ok(o->tol)) {
         fprintf(stderr, "kdispatch compare: invalid options\n");
         return 2;
     }
@@ -885,6 +916,11 @@ int kd_compare_run(kd_context *ctx, const kd_compare_opts *o, FILE *out)
         print_verdict(&s);
     if (rc == 0)
         rc = count_failed(&s) ? 1 : 0;
+    if (rc == 0 && s.missing) {
+        fprintf(stderr, "kdispatch compare: FAIL: %d installed backend(s) did not run (see "
+                "above)\n", s.missing);
+        rc = 1;
+    }
 done:
     free(s.jobs);
     free(s.res);

@@ -168,6 +168,7 @@ static void probe_backend(kd_context *ctx, kd_backend_id b, int disabled)
 {
     struct kd_backend_slot *s = &ctx->backend[b];
     s->ops = kd_backend_table[b];
+    s->init_status = KD_ERR_UNAVAILABLE;
     if (!s->ops) {
         snprintf(s->reason, sizeof s->reason, "%s", kd_backend_not_built_reason(b));
         return;
@@ -177,7 +178,7 @@ static void probe_backend(kd_context *ctx, kd_backend_id b, int disabled)
         return;
     }
     char why[512] = "";
-    if (s->ops->init(ctx, &s->state, why, sizeof why) != KD_OK) {
+    if ((s->init_status = s->ops->init(ctx, &s->state, why, sizeof why)) != KD_OK) {
         snprintf(s->reason, sizeof s->reason, "%.2000s", why[0] ? why : kd_last_error(ctx));
         s->state = NULL;
         return;
@@ -271,6 +272,13 @@ void kd_context_destroy(kd_context *ctx)
 int kd_backend_available(const kd_context *ctx, kd_backend_id b)
 {
     return ctx && (unsigned)b < KD_BACKEND_COUNT && ctx->backend[b].available;
+}
+
+kd_status kd_backend_init_status(const kd_context *ctx, kd_backend_id b)
+{
+    if (!ctx || (unsigned)b >= KD_BACKEND_COUNT)
+        return KD_ERR_ARG;
+    return ctx->backend[b].available ? KD_OK : ctx->backend[b].init_status;
 }
 
 const char *kd_backend_reason(const kd_context *ctx, kd_backend_id b)

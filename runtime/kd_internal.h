@@ -13,6 +13,7 @@ struct kd_backend_slot {
     const kd_backend_ops *ops; /* NULL: not built or not available */
     void *state;
     int available;
+    kd_status init_status;     /* what init returned (KD_ERR_UNAVAILABLE if not built) */
     char reason[2048];         /* why absent, or the device in use */
 };
 

@@ -122,6 +122,12 @@ size_t kd_warnings(const kd_context *ctx, char *buf, size_t cap);
  */
 
 int kd_backend_available(const kd_context *ctx, kd_backend_id b);
+/* How the backend's start went: KD_OK (available); KD_ERR_UNAVAILABLE when it is not
+ * built in, disabled, or the machine has no driver or device for it; any other status when
+ * a driver or device is there but could not be started (out of memory, a failing
+ * clCreateContext, a KD_OPENCL_DEVICE that names nothing): the machine has the backend
+ * and it is missing, which kdispatch compare treats as a failure. */
+kd_status kd_backend_init_status(const kd_context *ctx, kd_backend_id b);
 /* Why the backend is absent, or a one-line description of its device when present. */
 const char *kd_backend_reason(const kd_context *ctx, kd_backend_id b);
 

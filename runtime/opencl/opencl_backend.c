@@ -79,7 +79,7 @@ static kd_status cl_init(kd_context *ctx, void **state, char *why, size_t cap)
                  s->context ? "clCreateCommandQueue" : "clCreateContext", s->device_name,
                  kd_cl_error_name(err));
         release_state(s);
-        return KD_ERR_UNAVAILABLE;
+        return status_of(err, KD_ERR_LAUNCH); /* the device is there: not "no driver" */
     }
     /* GEMV shapes (cl-kernels/kd_cl_geometry.h): CPU devices get one work-item per output
      * row; other devices the GPU shape, where geometry.c knows it, with the build option
