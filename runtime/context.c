@@ -206,8 +206,10 @@ static kd_status load_config(kd_context *ctx, const kd_context_options *o)
     /* What `kdispatch tune` writes by default, when nothing else names a file. */
     if ((!file || !file[0]) && access(KD_CONFIG_DEFAULT_FILE, R_OK) == 0)
         file = KD_CONFIG_DEFAULT_FILE;
-    if (file && file[0] && kd_config_load_file(&ctx->config, file, why, sizeof why) != KD_OK)
-        return kd_error(ctx, KD_ERR_FORMAT, "config: %s", why);
+    kd_status st = file && file[0] ? kd_config_load_file(&ctx->config, file, why, sizeof why)
+                                   : KD_OK;
+    if (st != KD_OK) /* a missing file is KD_ERR_IO, a bad line KD_ERR_FORMAT */
+        return kd_error(ctx, st, "config: %s", why);
     if (kd_config_apply_env(&ctx->config, why, sizeof why) != KD_OK)
         return kd_error(ctx, KD_ERR_ARG, "environment: %s", why);
     if (kd_fault_plan_parse(getenv("KD_FAULT"), &ctx->fault, why, sizeof why) != KD_OK)

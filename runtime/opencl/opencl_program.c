@@ -15,6 +15,7 @@
 
 #include "kd_internal.h"
 #include "kd_opencl_internal.h"
+#include "file_util.h"
 #include "sha256.h"
 
 #define KD_CL_CACHE_MAX_BYTES ((size_t)1 << 28) /* a larger cache file is not ours */
@@ -190,52 +191,6 @@ static void entry_digest(const char *key, const char *len_line, const unsigned c
         snprintf(hex + 2 * i, 3, "%02x", d[i]);
 }
 
-/* The whole of a regular file of at most max bytes; 1 with *data (malloc'd, NUL added)
- * and *size, 0 if absent, -1 with why when it exists but cannot be used. Opened
- * non-blocking so a FIFO put in its place cannot hang the process. */
-static int read_small_file(const char *path, size_t max, unsigned char **data, size_t *size,
-                           char *why, size_t cap)
-{
-    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-    if (fd < 0) {
-        snprintf(why, cap, "cannot open: %s", strerror(errno));
-        return errno == ENOENT ? 0 : -1;
-    }
-    struct stat st;
-    unsigned char *buf = NULL;
-    size_t got = 0;
-    if (fstat(fd, &st) != 0)
-        snprintf(why, cap, "cannot stat: %s", strerror(errno));
-    else if (!S_ISREG(st.st_mode))
-        snprintf(why, cap, "not a regular file");
-    else if ((uint64_t)st.st_size > max)
-        snprintf(why, cap, "%lld bytes, more than %zu", (long long)st.st_size, max);
-    else if (!(buf = malloc((size_t)st.st_size + 1)))
-        snprintf(why, cap, "out of host memory");
-    else {
-        while (got < (size_t)st.st_size) {
-            ssize_t r = read(fd, buf + got, (size_t)st.st_size - got);
-            if (r < 0 && errno == EINTR)
-                continue;
-            if (r <= 0)
-                break;
-            got += (size_t)r;
-        }
-        if (got != (size_t)st.st_size) {
-            snprintf(why, cap, "short read (%zu of %lld bytes)", got, (long long)st.st_size);
-            free(buf);
-            buf = NULL;
-        }
-    }
-    close(fd);
-    if (!buf)
-        return -1;
-    buf[got] = '\0';
-    *data = buf;
-    *size = got;
-    return 1;
-}
-
 /* Checks an entry's bytes against key; 1 with the binary's place, else 0 with why. */
 static int parse_entry(const unsigned char *data, size_t size, const char *key,
                        size_t *bin_at, size_t *bin_len, char *why, size_t cap)
@@ -293,9 +248,9 @@ static int cache_load(const char *path, const char *key, unsigned char **bin, si
 {
     unsigned char *data = NULL;
     size_t size = 0, at = 0, blen = 0;
-    int rc = read_small_file(path, KD_CL_CACHE_MAX_BYTES, &data, &size, why, cap);
-    if (rc <= 0)
-        return rc;
+    /* non-blocking and regular files only: a FIFO put in its place cannot hang us */
+    if (kd_read_regular_file(path, KD_CL_CACHE_MAX_BYTES, (char **)&data, &size, why, cap))
+        return errno == ENOENT ? 0 : -1;
     if (!parse_entry(data, size, key, &at, &blen, why, cap)) {
         free(data);
         return -1;
