@@ -87,6 +87,18 @@ void kd_compare_opts_init(kd_compare_opts *o)
                            .max_tensors = KD_COMPARE_DEFAULT_MAX_TENSORS};
 }
 
+/* Text from the model file made safe for a terminal: every byte outside printable ASCII
+ * (ESC and other controls, and any non-ASCII byte) becomes '?'. At most cap - 1 bytes. */
+static void printable(char *dst, size_t cap, const char *src, uint64_t len)
+{
+    size_t n = 0;
+    for (uint64_t i = 0; i < len && n + 1 < cap; i++) {
+        unsigned char ch = (unsigned char)src[i];
+        dst[n++] = ch >= 0x20 && ch < 0x7f ? (char)ch : '?';
+    }
+    dst[n] = '\0';
+}
+
 static int is_gemv(kd_op op) { return op == KD_OP_Q4K_GEMV || op == KD_OP_Q6K_GEMV; }
 
 static kd_op gemv_op_of(kd_type t) { return t == KD_TYPE_Q4_K ? KD_OP_Q4K_GEMV : KD_OP_Q6K_GEMV; }
@@ -240,7 +252,7 @@ static int read_gguf_shape(run_state *s)
     kd_gguf_str a;
     snprintf(src->arch, sizeof src->arch, "llama");
     if (kd_gguf_get_string(src->g, "general.architecture", &a) && a.len > 0)
-        snprintf(src->arch, sizeof src->arch, "%.*s", (int)(a.len < 63 ? a.len : 63), a.data);
+        printable(src->arch, sizeof src->arch, a.data, a.len);
     int64_t hidden = 0, ffn = 0, heads = 0, head_dim = 0;
     if (!arch_int(src, "embedding_length", &hidden)) {
         hidden = guess_hidden(src->g);
@@ -738,8 +750,10 @@ static void print_weight_line(run_state *s, const job *j)
     if (s->o->json)
         return;
     const kd_gguf_tensor_info *ti = j->weight;
-    fprintf(s->out, "-- weight %.*s: %s, %" PRId64 " x %" PRId64, (int)ti->name.len,
-            ti->name.data, kd_ggml_type_name(ti->ggml_type), j->weight_rows, j->k);
+    char name[256];
+    printable(name, sizeof name, ti->name.data, ti->name.len);
+    fprintf(s->out, "-- weight %s: %s, %" PRId64 " x %" PRId64, name,
+            kd_ggml_type_name(ti->ggml_type), j->weight_rows, j->k);
     if (j->n < j->weight_rows)
         fprintf(s->out, ", first %" PRId64 " rows checked (--rows)", j->n);
     fputc('\n', s->out);
@@ -777,8 +791,11 @@ static void print_failure(run_state *s, const result *r)
 {
     const job *j = &s->jobs[r->job];
     fprintf(s->out, "  FAIL %s %s M=%lld", kd_op_name(j->op), kernel_of(j), j->m);
-    if (j->weight)
-        fprintf(s->out, " %.*s", (int)j->weight->name.len, j->weight->name.data);
+    if (j->weight) {
+        char name[256];
+        printable(name, sizeof name, j->weight->name.data, j->weight->name.len);
+        fprintf(s->out, " %s", name);
+    }
     fprintf(s->out, ": %s vs %s: ", s->v[r->variant].name,
             r->reference < 0 ? "oracle" : s->v[r->reference].name);
     if (r->no_input)
