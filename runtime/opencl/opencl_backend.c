@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include "kd_opencl_internal.h"
 
@@ -43,8 +45,39 @@ static void release_state(kd_cl_state *s)
     free(s);
 }
 
+/* Address space an OpenCL driver takes to start: PoCL maps its LLVM libraries and
+ * starts its worker threads (about 400 MB of address space here with no limit), and when
+ * a thread cannot be created it aborts the whole process. Under an address-space limit
+ * (ulimit -v) with less room than this left, the backend is refused instead. */
+#define KD_CL_DRIVER_HEADROOM ((uint64_t)256 << 20)
+
+static int driver_has_room(char *why, size_t cap)
+{
+    struct rlimit r;
+    unsigned long long pages = 0;
+    if (getrlimit(RLIMIT_AS, &r) != 0 || r.rlim_cur == RLIM_INFINITY)
+        return 1;
+    FILE *f = fopen("/proc/self/statm", "r"); /* first field: the address space in pages */
+    int got = f && fscanf(f, "%llu", &pages) == 1;
+    if (f)
+        fclose(f);
+    if (!got)
+        return 1;
+    uint64_t used = (uint64_t)pages * (uint64_t)sysconf(_SC_PAGESIZE);
+    uint64_t left = r.rlim_cur > used ? (uint64_t)r.rlim_cur - used : 0;
+    if (left >= KD_CL_DRIVER_HEADROOM)
+        return 1;
+    snprintf(why, cap, "the address-space limit (ulimit -v %llu KiB) leaves %llu MiB, less than "
+             "the %llu MiB an OpenCL driver needs to start (PoCL aborts the process when it "
+             "cannot create its threads)", (unsigned long long)r.rlim_cur / 1024,
+             (unsigned long long)(left >> 20), (unsigned long long)(KD_CL_DRIVER_HEADROOM >> 20));
+    return 0;
+}
+
 static kd_status cl_init(kd_context *ctx, void **state, char *why, size_t cap)
 {
+    if (!driver_has_room(why, cap))
+        return KD_ERR_NOMEM;
     kd_cl_state *s = calloc(1, sizeof *s);
     if (!s) {
         snprintf(why, cap, "out of host memory");
