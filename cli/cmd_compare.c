@@ -1,4 +1,5 @@
 /* kdispatch compare: the command line around compare_core.c. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,8 +36,8 @@ static void usage(void)
         "  --max-tensors N   with --gguf and no --tensor: at most N weights (default %d)\n"
         "  --rows N          with --gguf: check only each weight's first N output rows\n"
         "                    (the oracle is slow on big weights; default: all rows)\n"
-        "  --m LIST          batch sizes M, e.g. 1,8 (default 1,8; at most %d; M = 1 runs\n"
-        "                    the single-row kernel, M > 1 the batched one)\n"
+        "  --m LIST          batch sizes M, e.g. 1,8 (default 1,8; at most %d, each at\n"
+        "                    most %d; M = 1 runs the single-row kernel, M > 1 the batched one)\n"
         "  --backend LIST    backends to test: cpu,opencl,cuda (default: all present; a\n"
         "                    backend named here but absent is an error)\n"
         "  --op LIST         ops to run (default: all)\n"
@@ -54,7 +55,7 @@ static void usage(void)
         "Exit status: 0 every check passed; 1 a check failed (a wrong value, a backend\n"
         "that could not run an op, or an installed backend that did not start); 2 bad usage or unusable inputs (file refused, tensor\n"
         "missing or not Q4_K/Q6_K, requested backend absent).\n",
-        KD_COMPARE_DEFAULT_MAX_TENSORS, KD_COMPARE_MAX_M);
+        KD_COMPARE_DEFAULT_MAX_TENSORS, KD_COMPARE_MAX_M, KD_COMPARE_M_LIMIT);
 }
 
 static int lookup_backend(const char *s) { return (int)kd_backend_from_name(s); }
@@ -75,12 +76,23 @@ static int parse_names(const char *s, int *flags, int count, int (*lookup)(const
     return 0;
 }
 
-/* A whole positive number, or -1. */
+/* A whole positive number, or -1 (also when it does not fit: no silent clamp). */
 static long long parse_count(const char *v)
 {
     char *end;
+    errno = 0;
     long long n = strtoll(v, &end, 10);
-    return end != v && *end == '\0' && n > 0 ? n : -1;
+    return end != v && *end == '\0' && n > 0 && errno != ERANGE ? n : -1;
+}
+
+/* Each batch size at most KD_COMPARE_M_LIMIT: more rows than any decode batch only
+ * exhausts memory. */
+static int batch_sizes_ok(const kd_compare_opts *o)
+{
+    for (int i = 0; i < o->nm; i++)
+        if (o->m[i] > KD_COMPARE_M_LIMIT)
+            return 0;
+    return o->nm > 0;
 }
 
 /* One option with a value; 0 if it was parsed, -1 if bad. */
@@ -103,14 +115,16 @@ static int parse_value(kd_compare_opts *o, const char *a, const char *v, const c
     if (strcmp(a, "--rows") == 0)
         return (o->rows = parse_count(v)) > 0 ? 0 : -1;
     if (strcmp(a, "--m") == 0)
-        return (o->nm = kd_cli_parse_list(v, o->m, KD_COMPARE_MAX_M)) > 0 ? 0 : -1;
+        return (o->nm = kd_cli_parse_list(v, o->m, KD_COMPARE_MAX_M)) > 0 && batch_sizes_ok(o)
+                   ? 0 : -1;
     if (strcmp(a, "--backend") == 0)
         return parse_names(v, o->use_backend, KD_BACKEND_COUNT, lookup_backend);
     if (strcmp(a, "--op") == 0)
         return parse_names(v, o->use_op, KD_OP_COUNT, lookup_op);
     if (strcmp(a, "--seed") == 0) {
+        errno = 0;
         o->seed = strtoull(v, &end, 0);
-        return end != v && *end == '\0' ? 0 : -1;
+        return end != v && *end == '\0' && errno != ERANGE && v[0] != '-' ? 0 : -1;
     }
     if (strcmp(a, "--tol") == 0) {
         o->tol = strtod(v, &end);

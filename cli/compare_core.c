@@ -822,8 +822,12 @@ static void print_verdict(run_state *s)
     int failed = count_failed(s), vs_oracle = 0;
     for (int i = 0; i < s->nres; i++)
         vs_oracle += s->res[i].reference < 0;
-    fprintf(s->out, "\nverdict: %s (%d checks: %d against the oracle, %d pairwise; %d failed)\n",
-            failed ? "FAIL" : "PASS", s->nres, vs_oracle, s->nres - vs_oracle, failed);
+    fprintf(s->out, "\nverdict: %s (%d checks: %d against the oracle, %d pairwise; %d failed",
+            failed || s->missing ? "FAIL" : "PASS", s->nres, vs_oracle, s->nres - vs_oracle,
+            failed);
+    if (s->missing)
+        fprintf(s->out, "; %d installed backend(s) did not run", s->missing);
+    fputs(")\n", s->out);
     for (int i = 0; i < s->nres; i++)
         if (!s->res[i].pass)
             print_failure(s, &s->res[i]);
@@ -898,8 +902,8 @@ static void print_json(run_state *s)
     fputs("],\n\"results\":[", f);
     for (int i = 0; i < s->nres; i++)
         print_json_result(s, &s->res[i], i == 0);
-    fprintf(f, "\n],\n\"checks\":%d,\"failed\":%d,\"verdict\":\"%s\"}\n", s->nres, failed,
-            failed ? "FAIL" : "PASS");
+    fprintf(f, "\n],\n\"checks\":%d,\"failed\":%d,\"missing_backends\":%d,\"verdict\":\"%s\"}\n",
+            s->nres, failed, s->missing, failed || s->missing ? "FAIL" : "PASS");
 }
 
 /* ---- entry ---------------------------------------------------------------------------------- */

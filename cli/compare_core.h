@@ -14,6 +14,7 @@
 #include "model_shapes.h"
 
 #define KD_COMPARE_MAX_M 16
+#define KD_COMPARE_M_LIMIT 4096 /* the largest batch size M --m takes */
 #define KD_COMPARE_MAX_TENSORS 64
 #define KD_COMPARE_DEFAULT_MAX_TENSORS 4
 

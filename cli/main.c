@@ -1,4 +1,5 @@
 /* kdispatch: the command-line front end. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,8 +35,9 @@ int kd_cli_parse_list(const char *s, long long *out, int cap)
     const char *p = s;
     while (*p) {
         char *end;
+        errno = 0;
         long long v = strtoll(p, &end, 10);
-        if (end == p || n == cap || v <= 0)
+        if (end == p || n == cap || v <= 0 || errno == ERANGE) /* no silent clamp */
             return -1;
         out[n++] = v;
         p = *end == ',' ? end + 1 : end;

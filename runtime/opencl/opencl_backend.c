@@ -45,11 +45,14 @@ static void release_state(kd_cl_state *s)
     free(s);
 }
 
-/* Address space an OpenCL driver takes to start: PoCL maps its LLVM libraries and
- * starts its worker threads (about 400 MB of address space here with no limit), and when
- * a thread cannot be created it aborts the whole process. Under an address-space limit
- * (ulimit -v) with less room than this left, the backend is refused instead. */
-#define KD_CL_DRIVER_HEADROOM ((uint64_t)256 << 20)
+/* Address space an OpenCL driver needs to start and compile: PoCL maps its LLVM
+ * libraries and starts worker threads (about 400 MB of address space with no limit), and
+ * when a thread, thread-local data or LLVM's compile cannot get memory it aborts the
+ * whole process ("LLVM ERROR: out of memory", exit 134). Under an address-space limit
+ * (ulimit -v) with less room than this left, the backend is refused instead, with this
+ * reason. Measured with PoCL 3.1 / LLVM 15 (tests/test_memory_limit.sh): aborts with
+ * 340 MiB left, runs with 437 MiB; a heuristic, not a guarantee. */
+#define KD_CL_DRIVER_HEADROOM ((uint64_t)384 << 20)
 
 static int driver_has_room(char *why, size_t cap)
 {
