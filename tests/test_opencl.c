@@ -418,7 +418,9 @@ static void remove_cache_dir(void)
     kd_opencl_build_info info;
     if (ctx && kd_opencl_build_info_get(ctx, &info) == KD_OK && info.cache_file[0])
         unlink(info.cache_file);
-    rmdir(cache_dir);
+    char cmd[400]; /* PoCL's cache lives inside it too (POCL_CACHE_DIR) */
+    snprintf(cmd, sizeof cmd, "rm -rf -- '%s'", cache_dir);
+    kd_test_system(cmd);
 }
 
 int main(void)
