@@ -1,4 +1,5 @@
 /* kdispatch compare: the command line around compare_core.c. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,13 +36,15 @@ static void usage(void)
         "  --max-tensors N   with --gguf and no --tensor: at most N weights (default %d)\n"
         "  --rows N          with --gguf: check only each weight's first N output rows\n"
         "                    (the oracle is slow on big weights; default: all rows)\n"
-        "  --m LIST          batch sizes M, e.g. 1,8 (default 1,8; at most %d; M = 1 runs\n"
-        "                    the single-row kernel, M > 1 the batched one)\n"
+        "  --m LIST          batch sizes M, e.g. 1,8 (default 1,8; at most %d, each at\n"
+        "                    most %d; M = 1 runs the single-row kernel, M > 1 the batched one)\n"
         "  --backend LIST    backends to test: cpu,opencl,cuda (default: all present; a\n"
         "                    backend named here but absent is an error)\n"
         "  --op LIST         ops to run (default: all)\n"
         "  --seed N          input seed (default 42; printed, so a run can be repeated)\n"
-        "  --tol X           tolerance (default 1e-3)\n"
+        "  --tol X           tolerance, a finite number in (0, 1] (default 1e-3)\n"
+        "  --skip-missing    a backend the machine has (driver or device installed) that\n"
+        "                    did not start is reported, not a failure (default: exit 1)\n"
         "  --json            print one JSON object instead of the table\n"
         "  --metrics json|prom  print the dispatch metrics afterwards (to stderr with --json)\n"
         "  -h, --help        this text\n"
@@ -49,10 +52,10 @@ static void usage(void)
         "Backends and devices: KD_OPENCL_PLATFORM / KD_OPENCL_DEVICE pick the OpenCL device,\n"
         "KD_CUDA_DEVICE the CUDA one (see kdispatch devices).\n"
         "\n"
-        "Exit status: 0 every check passed; 1 a check failed (a wrong value, or a backend\n"
-        "that could not run an op); 2 bad usage or unusable inputs (file refused, tensor\n"
+        "Exit status: 0 every check passed; 1 a check failed (a wrong value, a backend\n"
+        "that could not run an op, or an installed backend that did not start); 2 bad usage or unusable inputs (file refused, tensor\n"
         "missing or not Q4_K/Q6_K, requested backend absent).\n",
-        KD_COMPARE_DEFAULT_MAX_TENSORS, KD_COMPARE_MAX_M);
+        KD_COMPARE_DEFAULT_MAX_TENSORS, KD_COMPARE_MAX_M, KD_COMPARE_M_LIMIT);
 }
 
 static int lookup_backend(const char *s) { return (int)kd_backend_from_name(s); }
@@ -73,12 +76,23 @@ static int parse_names(const char *s, int *flags, int count, int (*lookup)(const
     return 0;
 }
 
-/* A whole positive number, or -1. */
+/* A whole positive number, or -1 (also when it does not fit: no silent clamp). */
 static long long parse_count(const char *v)
 {
     char *end;
+    errno = 0;
     long long n = strtoll(v, &end, 10);
-    return end != v && *end == '\0' && n > 0 ? n : -1;
+    return end != v && *end == '\0' && n > 0 && errno != ERANGE ? n : -1;
+}
+
+/* Each batch size at most KD_COMPARE_M_LIMIT: more rows than any decode batch only
+ * exhausts memory. */
+static int batch_sizes_ok(const kd_compare_opts *o)
+{
+    for (int i = 0; i < o->nm; i++)
+        if (o->m[i] > KD_COMPARE_M_LIMIT)
+            return 0;
+    return o->nm > 0;
 }
 
 /* One option with a value; 0 if it was parsed, -1 if bad. */
@@ -101,18 +115,20 @@ static int parse_value(kd_compare_opts *o, const char *a, const char *v, const c
     if (strcmp(a, "--rows") == 0)
         return (o->rows = parse_count(v)) > 0 ? 0 : -1;
     if (strcmp(a, "--m") == 0)
-        return (o->nm = kd_cli_parse_list(v, o->m, KD_COMPARE_MAX_M)) > 0 ? 0 : -1;
+        return (o->nm = kd_cli_parse_list(v, o->m, KD_COMPARE_MAX_M)) > 0 && batch_sizes_ok(o)
+                   ? 0 : -1;
     if (strcmp(a, "--backend") == 0)
         return parse_names(v, o->use_backend, KD_BACKEND_COUNT, lookup_backend);
     if (strcmp(a, "--op") == 0)
         return parse_names(v, o->use_op, KD_OP_COUNT, lookup_op);
     if (strcmp(a, "--seed") == 0) {
+        errno = 0;
         o->seed = strtoull(v, &end, 0);
-        return end != v && *end == '\0' ? 0 : -1;
+        return end != v && *end == '\0' && errno != ERANGE && v[0] != '-' ? 0 : -1;
     }
     if (strcmp(a, "--tol") == 0) {
         o->tol = strtod(v, &end);
-        return end != v && *end == '\0' && o->tol > 0 ? 0 : -1;
+        return end != v && *end == '\0' && kd_compare_tol_ok(o->tol) ? 0 : -1;
     }
     if (strcmp(a, "--metrics") == 0) {
         *metrics = v;
@@ -136,9 +152,15 @@ static int parse_args(int argc, char **argv, kd_compare_opts *o, const char **me
             o->json = 1;
             continue;
         }
+        if (strcmp(a, "--skip-missing") == 0) {
+            o->skip_missing = 1;
+            continue;
+        }
         if (!v || parse_value(o, a, v, metrics)) {
-            fprintf(stderr, "kdispatch compare: bad option '%s%s%s' (see --help)\n", a,
-                    v ? " " : "", v ? v : "");
+            fprintf(stderr, "kdispatch compare: bad option '%s%s%s'%s (see --help)\n", a,
+                    v ? " " : "", v ? v : "",
+                    v && strcmp(a, "--tol") == 0 ? ": must be a finite number > 0 and <= 1"
+                                                 : "");
             return -1;
         }
         i++;
@@ -161,6 +183,16 @@ static void print_metrics(const kd_context *ctx, const char *fmt, FILE *out)
     }
 }
 
+/* The library's warnings (e.g. a damaged program cache entry that was rebuilt). */
+static void print_warnings(const kd_context *ctx)
+{
+    char buf[2048];
+    if (kd_warnings(ctx, buf, sizeof buf) == 0)
+        return;
+    for (char *line = strtok(buf, "\n"); line; line = strtok(NULL, "\n"))
+        fprintf(stderr, "kdispatch: warning: %s\n", line);
+}
+
 int kd_cmd_compare(int argc, char **argv)
 {
     kd_compare_opts o;
@@ -174,6 +206,7 @@ int kd_cmd_compare(int argc, char **argv)
         return 1;
     }
     int rc = kd_compare_run(ctx, &o, stdout);
+    print_warnings(ctx);
     /* With --json, stdout stays one JSON document: the metrics go to stderr. */
     if (metrics && rc != 2)
         print_metrics(ctx, metrics, o.json ? stderr : stdout);

@@ -62,30 +62,71 @@ static int utf8_len(const unsigned char *p, uint64_t n)
     return len;
 }
 
+/* The code point of a valid UTF-8 sequence of len bytes. */
+static uint32_t utf8_cp(const unsigned char *p, int len)
+{
+    uint32_t cp = p[0] & (0x7f >> len);
+    for (int i = 1; i < len; i++)
+        cp = cp << 6 | (p[i] & 0x3f);
+    return cp;
+}
+
+/* Code points a terminal may act on rather than show: C1 controls (U+0080..U+009F, e.g.
+ * U+009B is an 8-bit CSI) and the bidirectional overrides that reorder what is shown. */
+static int is_terminal_control(uint32_t cp)
+{
+    return (cp >= 0x80 && cp <= 0x9f) || (cp >= 0x202a && cp <= 0x202e) ||
+           (cp >= 0x2066 && cp <= 0x2069) || cp == 0x2028 || cp == 0x2029;
+}
+
+/* Writes n bytes of file text so that nothing in it reaches the terminal as a control:
+ * ESC and every other control byte become \xNN (\n, \t named), bytes that are not valid
+ * UTF-8 \xNN, terminal-active code points \u{NNNN}; with quoted, '"' and '\' are escaped
+ * too. Returns the number of columns written (one per character shown). */
+static int put_escaped(FILE *f, const unsigned char *p, uint64_t n, int quoted)
+{
+    int cols = 0;
+    for (uint64_t i = 0; i < n; i++) {
+        unsigned char ch = p[i];
+        int u = ch >= 0x80 ? utf8_len(p + i, n - i) : 0;
+        if (u > 0 && is_terminal_control(utf8_cp(p + i, u))) {
+            cols += fprintf(f, "\\u{%04x}", (unsigned)utf8_cp(p + i, u));
+            i += (uint64_t)u - 1;
+        } else if (u > 0) {
+            fwrite(p + i, 1, (size_t)u, f);
+            i += (uint64_t)u - 1;
+            cols++;
+        } else if (ch == '\\' || (quoted && ch == '"')) {
+            cols += fprintf(f, "\\%c", ch);
+        } else if (ch == '\n') {
+            cols += fprintf(f, "\\n");
+        } else if (ch == '\t') {
+            cols += fprintf(f, "\\t");
+        } else if (ch < 0x20 || ch >= 0x7f) {
+            cols += fprintf(f, "\\x%02x", ch);
+        } else {
+            fputc(ch, f);
+            cols++;
+        }
+    }
+    return cols;
+}
+
+/* A key or tensor name, escaped, left-aligned in width columns (at most 1000 bytes). */
+static void print_name_text(FILE *f, const kd_gguf_str *s, int width)
+{
+    uint64_t n = s->len > 1000 ? 1000 : s->len;
+    int cols = put_escaped(f, (const unsigned char *)s->data, n, 0);
+    if (cols < width)
+        fprintf(f, "%*s", width - cols, "");
+}
+
 /* A string as a C-like literal: escapes, \xNN for bytes that are not valid UTF-8. */
 static void print_str_text(FILE *f, const kd_gguf_str *s, int full)
 {
-    const unsigned char *p = (const unsigned char *)s->data;
     uint64_t shown = full || s->len <= TEXT_STRING_SHOWN ? s->len : TEXT_STRING_SHOWN;
     fputc('"', f);
-    for (uint64_t i = 0; i < shown; i++) {
-        unsigned char ch = p[i];
-        int u = ch >= 0x80 ? utf8_len(p + i, s->len - i) : 0;
-        if (u > 0) {
-            fwrite(p + i, 1, (size_t)u, f);
-            i += (uint64_t)u - 1;
-        } else if (ch == '"' || ch == '\\') {
-            fprintf(f, "\\%c", ch);
-        } else if (ch == '\n') {
-            fputs("\\n", f);
-        } else if (ch == '\t') {
-            fputs("\\t", f);
-        } else if (ch < 0x20 || ch >= 0x7f) {
-            fprintf(f, "\\x%02x", ch);
-        } else {
-            fputc(ch, f);
-        }
-    }
+    put_escaped(f, (const unsigned char *)s->data, shown, 1);
     fputc('"', f);
     if (shown < s->len)
         fprintf(f, "...(%" PRIu64 " bytes)", s->len);
@@ -246,8 +287,9 @@ static void list_text(FILE *f, const char *path, const kd_gguf *g, const list_op
     for (uint64_t i = 0; i < nkv; i++) {
         const kd_gguf_kv *kv = kd_gguf_kv_at(g, i);
         type_label(&kv->value, label, sizeof label);
-        fprintf(f, "  %-*.*s  %-*s  ", kw, (int)(kv->key.len > 1000 ? 1000 : kv->key.len),
-                kv->key.data, tw, label);
+        fputs("  ", f);
+        print_name_text(f, &kv->key, kw);
+        fprintf(f, "  %-*s  ", tw, label);
         print_value_text(f, &kv->value, 0, o->full);
         fputc('\n', f);
     }
@@ -263,8 +305,9 @@ static void list_text(FILE *f, const char *path, const kd_gguf *g, const list_op
     for (uint64_t i = 0; i < nt; i++) {
         const kd_gguf_tensor_info *t = kd_gguf_tensor_at(g, i);
         shape_text(t, shape, sizeof shape);
-        fprintf(f, "  %-*.*s  %-7s  %-22s  %12" PRIu64 "  %12" PRIu64 "  %12" PRIu64 "\n", nw,
-                (int)(t->name.len > 1000 ? 1000 : t->name.len), t->name.data,
+        fputs("  ", f);
+        print_name_text(f, &t->name, nw);
+        fprintf(f, "  %-7s  %-22s  %12" PRIu64 "  %12" PRIu64 "  %12" PRIu64 "\n",
                 kd_ggml_type_name(t->ggml_type), shape, t->n_elements, t->nbytes,
                 t->file_offset);
         total += t->nbytes;

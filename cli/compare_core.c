@@ -7,6 +7,7 @@
  */
 #include "compare_core.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdarg.h>
@@ -79,15 +80,30 @@ typedef struct run_state {
     int nres, res_cap;
     const kd_gguf_tensor_info *last_weight_shown;
     int header_done;
+    int missing;      /* installed backends that did not start (missing_backend) */
     char notes[4096]; /* notes found before the header is printed */
     char cpu_exact_detail[700]; /* the cpu's description, naming the exact GEMV path */
 } run_state;
+
+int kd_compare_tol_ok(double tol) { return isfinite(tol) && tol > 0 && tol <= 1; }
 
 void kd_compare_opts_init(kd_compare_opts *o)
 {
     *o = (kd_compare_opts){.shape = kd_model_shape_find("8b"), .m = {1, 8}, .nm = 2,
                            .seed = 42, .tol = KD_TOLERANCE,
                            .max_tensors = KD_COMPARE_DEFAULT_MAX_TENSORS};
+}
+
+/* Text from the model file made safe for a terminal: every byte outside printable ASCII
+ * (ESC and other controls, and any non-ASCII byte) becomes '?'. At most cap - 1 bytes. */
+static void printable(char *dst, size_t cap, const char *src, uint64_t len)
+{
+    size_t n = 0;
+    for (uint64_t i = 0; i < len && n + 1 < cap; i++) {
+        unsigned char ch = (unsigned char)src[i];
+        dst[n++] = ch >= 0x20 && ch < 0x7f ? (char)ch : '?';
+    }
+    dst[n] = '\0';
 }
 
 static int is_gemv(kd_op op) { return op == KD_OP_Q4K_GEMV || op == KD_OP_Q6K_GEMV; }
@@ -243,7 +259,7 @@ static int read_gguf_shape(run_state *s)
     kd_gguf_str a;
     snprintf(src->arch, sizeof src->arch, "llama");
     if (kd_gguf_get_string(src->g, "general.architecture", &a) && a.len > 0)
-        snprintf(src->arch, sizeof src->arch, "%.*s", (int)(a.len < 63 ? a.len : 63), a.data);
+        printable(src->arch, sizeof src->arch, a.data, a.len);
     int64_t hidden = 0, ffn = 0, heads = 0, head_dim = 0;
     if (!arch_int(src, "embedding_length", &hidden)) {
         hidden = guess_hidden(src->g);
@@ -379,6 +395,20 @@ static int open_model(run_state *s)
 
 /* ---- variants ------------------------------------------------------------------------------ */
 
+/* A backend the machine has (a driver or device is there) that did not start: with all
+ * backends selected it must not vanish silently from the checks. 1 if it fails the run. */
+static int missing_backend(run_state *s, kd_backend_id b)
+{
+    kd_status st = kd_backend_init_status(s->ctx, b);
+    if (st == KD_OK || st == KD_ERR_UNAVAILABLE)
+        return 0; /* present, or not on this machine */
+    fprintf(stderr, "kdispatch compare: backend %s is installed but did not start (%s): %s%s\n",
+            kd_backend_name(b), kd_status_name(st), kd_backend_reason(s->ctx, b),
+            s->o->skip_missing ? " (skipped: --skip-missing)" : "; pass --skip-missing to "
+            "check the other backends anyway");
+    return !s->o->skip_missing;
+}
+
 /* cpu-scalar (the reference path) always, every selected backend present, the extra. */
 static int pick_variants(run_state *s)
 {
@@ -390,6 +420,10 @@ static int pick_variants(run_state *s)
         if (!all && !o->use_backend[b])
             continue;
         if (!kd_backend_available(s->ctx, (kd_backend_id)b)) {
+            if (all && missing_backend(s, (kd_backend_id)b)) {
+                s->missing++;
+                continue;
+            }
             if (all)
                 continue;
             fprintf(stderr, "kdispatch compare: backend %s requested but absent: %s\n",
@@ -707,11 +741,12 @@ static int check_outputs(run_state *s, int ji, const kd_problem *p, const double
     return 0;
 }
 
-/* Failed checks for a problem whose inputs could not be built: one per variant. */
-static int record_no_input(run_state *s, int ji)
+/* Failed checks for a problem whose inputs could not be built: one per variant. why is
+ * the reason make_problem left (never empty). */
+static int record_no_input(run_state *s, int ji, const char *why)
 {
     fprintf(stderr, "kdispatch compare: cannot build the %s inputs (M=%lld): %s\n",
-            kd_op_name(s->jobs[ji].op), s->jobs[ji].m, kd_last_error(s->ctx));
+            kd_op_name(s->jobs[ji].op), s->jobs[ji].m, why);
     for (int i = 0; i < s->nv; i++) {
         if (!variant_applies(&s->v[i], s->jobs[ji].op))
             continue;
@@ -732,9 +767,17 @@ static int run_job(run_state *s, int ji)
     if (j->weight && j->weight != s->last_weight_shown)
         print_weight_line(s, j);
     kd_problem p;
+    char before[256], why[256];
+    snprintf(before, sizeof before, "%s", kd_last_error(s->ctx));
+    errno = 0;
     if (make_problem(s, j, &p)) {
+        /* a host malloc that failed leaves no message on the context: errno says it */
+        int e = errno;
+        const char *now = kd_last_error(s->ctx);
+        snprintf(why, sizeof why, "%s", strcmp(now, before) != 0 && now[0] ? now
+                 : e == ENOMEM ? "out of host memory" : e ? strerror(e) : "unknown failure");
         free_problem(j, &p);
-        return record_no_input(s, ji);
+        return record_no_input(s, ji, why);
     }
     float *y[MAX_VARIANTS] = {0}, *poison = malloc(sizeof(float) * (size_t)p.out_count);
     kd_status st[MAX_VARIANTS];
@@ -810,8 +853,10 @@ static void print_weight_line(run_state *s, const job *j)
     if (s->o->json)
         return;
     const kd_gguf_tensor_info *ti = j->weight;
-    fprintf(s->out, "-- weight %.*s: %s, %" PRId64 " x %" PRId64, (int)ti->name.len,
-            ti->name.data, kd_ggml_type_name(ti->ggml_type), j->weight_rows, j->k);
+    char name[256];
+    printable(name, sizeof name, ti->name.data, ti->name.len);
+    fprintf(s->out, "-- weight %s: %s, %" PRId64 " x %" PRId64, name,
+            kd_ggml_type_name(ti->ggml_type), j->weight_rows, j->k);
     if (j->n < j->weight_rows)
         fprintf(s->out, ", first %" PRId64 " rows checked (--rows)", j->n);
     fputc('\n', s->out);
@@ -849,8 +894,11 @@ static void print_failure(run_state *s, const result *r)
 {
     const job *j = &s->jobs[r->job];
     fprintf(s->out, "  FAIL %s %s M=%lld", kd_op_name(j->op), kernel_of(j), j->m);
-    if (j->weight)
-        fprintf(s->out, " %.*s", (int)j->weight->name.len, j->weight->name.data);
+    if (j->weight) {
+        char name[256];
+        printable(name, sizeof name, j->weight->name.data, j->weight->name.len);
+        fprintf(s->out, " %s", name);
+    }
     fprintf(s->out, ": %s vs %s: ", s->v[r->variant].name,
             r->reference < 0 ? "oracle" : s->v[r->reference].name);
     if (r->no_input)
@@ -881,8 +929,12 @@ static void print_verdict(run_state *s)
     int failed = count_failed(s), vs_oracle = 0;
     for (int i = 0; i < s->nres; i++)
         vs_oracle += s->res[i].reference < 0;
-    fprintf(s->out, "\nverdict: %s (%d checks: %d against the oracle, %d pairwise; %d failed)\n",
-            failed ? "FAIL" : "PASS", s->nres, vs_oracle, s->nres - vs_oracle, failed);
+    fprintf(s->out, "\nverdict: %s (%d checks: %d against the oracle, %d pairwise; %d failed",
+            failed || s->missing ? "FAIL" : "PASS", s->nres, vs_oracle, s->nres - vs_oracle,
+            failed);
+    if (s->missing)
+        fprintf(s->out, "; %d installed backend(s) did not run", s->missing);
+    fputs(")\n", s->out);
     for (int i = 0; i < s->nres; i++)
         if (!s->res[i].pass)
             print_failure(s, &s->res[i]);
@@ -961,8 +1013,8 @@ static void print_json(run_state *s)
     fputs("],\n\"results\":[", f);
     for (int i = 0; i < s->nres; i++)
         print_json_result(s, &s->res[i], i == 0);
-    fprintf(f, "\n],\n\"checks\":%d,\"failed\":%d,\"verdict\":\"%s\"}\n", s->nres, failed,
-            failed ? "FAIL" : "PASS");
+    fprintf(f, "\n],\n\"checks\":%d,\"failed\":%d,\"missing_backends\":%d,\"verdict\":\"%s\"}\n",
+            s->nres, failed, s->missing, failed || s->missing ? "FAIL" : "PASS");
 }
 
 /* ---- entry ---------------------------------------------------------------------------------- */
@@ -970,7 +1022,7 @@ static void print_json(run_state *s)
 int kd_compare_run(kd_context *ctx, const kd_compare_opts *o, FILE *out)
 {
     if (!ctx || !o || !out || (!o->gguf && !o->shape) || o->nm < 1 || o->nm > KD_COMPARE_MAX_M ||
-        o->ntensors < 0 || o->ntensors > KD_COMPARE_MAX_TENSORS || !(o->tol > 0)) {
+        o->ntensors < 0 || o->ntensors > KD_COMPARE_MAX_TENSORS || !kd_compare_tol_ok(o->tol)) {
         fprintf(stderr, "kdispatch compare: invalid options\n");
         return 2;
     }
@@ -996,6 +1048,11 @@ int kd_compare_run(kd_context *ctx, const kd_compare_opts *o, FILE *out)
         print_verdict(&s);
     if (rc == 0)
         rc = count_failed(&s) ? 1 : 0;
+    if (rc == 0 && s.missing) {
+        fprintf(stderr, "kdispatch compare: FAIL: %d installed backend(s) did not run (see "
+                "above)\n", s.missing);
+        rc = 1;
+    }
 done:
     free(s.jobs);
     free(s.res);

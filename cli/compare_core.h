@@ -14,6 +14,7 @@
 #include "model_shapes.h"
 
 #define KD_COMPARE_MAX_M 16
+#define KD_COMPARE_M_LIMIT 4096 /* the largest batch size M --m takes */
 #define KD_COMPARE_MAX_TENSORS 64
 #define KD_COMPARE_DEFAULT_MAX_TENSORS 4
 
@@ -41,7 +42,12 @@ typedef struct kd_compare_opts {
     double tol;
     int json;
     const kd_compare_extra_variant *extra; /* NULL, or one more variant (tests) */
+    int skip_missing;            /* 1: a backend the machine has that did not start is
+                                    reported, not a failure (--skip-missing) */
 } kd_compare_opts;
+
+/* A usable tolerance: finite, > 0 and <= 1 (inf would pass every check). */
+int kd_compare_tol_ok(double tol);
 
 /* Defaults: shape 8b, M = 1 and 8, seed 42, tolerance KD_TOLERANCE, 4 weights at most. */
 void kd_compare_opts_init(kd_compare_opts *o);

@@ -1,7 +1,10 @@
 /* kdispatch: the command-line front end. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include "commands.h"
 #include "kdispatch.h"
@@ -33,8 +36,9 @@ int kd_cli_parse_list(const char *s, long long *out, int cap)
     const char *p = s;
     while (*p) {
         char *end;
+        errno = 0;
         long long v = strtoll(p, &end, 10);
-        if (end == p || n == cap || v <= 0)
+        if (end == p || n == cap || v <= 0 || errno == ERANGE) /* no silent clamp */
             return -1;
         out[n++] = v;
         p = *end == ',' ? end + 1 : end;
@@ -54,7 +58,36 @@ static void usage(FILE *f)
     fprintf(f, "  %-10s %s\n", "version", "print the version");
 }
 
-int main(int argc, char **argv)
+/* Under an address-space limit (ulimit -v), OpenBLAS's worker threads can fail to get
+ * their buffers and retry forever, and OpenBLAS's exit handler joins them: the command
+ * would print its verdict and never end. OpenBLAS reads OPENBLAS_NUM_THREADS when the
+ * program loads, so the command restarts itself once with one BLAS thread (no workers);
+ * and under such a limit it ends with _exit after flushing, so no exit handler can wait
+ * on a stuck thread. Without a limit nothing changes. */
+static int address_space_limited(void)
+{
+    struct rlimit r;
+    return getrlimit(RLIMIT_AS, &r) == 0 && r.rlim_cur != RLIM_INFINITY;
+}
+
+static void one_blas_thread_under_limit(char **argv)
+{
+    if (!address_space_limited() || getenv("OPENBLAS_NUM_THREADS"))
+        return;
+    if (setenv("OPENBLAS_NUM_THREADS", "1", 1) == 0)
+        execv("/proc/self/exe", argv); /* returns only on failure: go on as we are */
+}
+
+static int finish(int rc)
+{
+    if (address_space_limited()) {
+        fflush(NULL);
+        _exit(rc);
+    }
+    return rc;
+}
+
+static int run_command(int argc, char **argv)
 {
     if (argc < 2 || kd_cli_is_help(argv[1])) {
         usage(argc < 2 ? stderr : stdout);
@@ -70,4 +103,10 @@ int main(int argc, char **argv)
     fprintf(stderr, "kdispatch: unknown command '%s'\n\n", argv[1]);
     usage(stderr);
     return 2;
+}
+
+int main(int argc, char **argv)
+{
+    one_blas_thread_under_limit(argv);
+    return finish(run_command(argc, argv));
 }

@@ -1,5 +1,6 @@
 /* Dispatcher configuration and the decision itself: see config.h. */
 #include "config.h"
+#include "file_util.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -209,6 +210,41 @@ static int apply_line(kd_config *c, char *line, char *why, size_t cap)
     return apply_setting(c, key, val, why, cap);
 }
 
+#define KD_CONFIG_MAX_BYTES ((size_t)1 << 20) /* a larger "config" is not one */
+#define KD_CONFIG_MAX_LINE 1022
+
+/* Applies every line of text (size bytes) to c: 0, or -1 with why and the line number in
+ * *lineno. One pass over a buffer already in memory: it cannot loop, and a NUL byte is an
+ * error with its line, not the silent end of the line. */
+static int apply_text(kd_config *c, const char *text, size_t size, int *lineno, char *why,
+                      size_t cap)
+{
+    char line[KD_CONFIG_MAX_LINE + 2];
+    size_t at = 0;
+    *lineno = 0;
+    while (at < size) {
+        const char *start = text + at;
+        const char *nl = memchr(start, '\n', size - at);
+        size_t len = nl ? (size_t)(nl - start) : size - at;
+        ++*lineno;
+        at += len + (nl != NULL);
+        if (memchr(start, '\0', len)) {
+            snprintf(why, cap, "NUL byte at column %zu (not a text file?)",
+                     (size_t)((const char *)memchr(start, '\0', len) - start) + 1);
+            return -1;
+        }
+        if (len > KD_CONFIG_MAX_LINE) {
+            snprintf(why, cap, "line longer than %d characters", KD_CONFIG_MAX_LINE);
+            return -1;
+        }
+        memcpy(line, start, len);
+        line[len] = '\0';
+        if (apply_line(c, line, why, cap) != 0)
+            return -1;
+    }
+    return 0;
+}
+
 kd_status kd_config_load_file(kd_config *c, const char *path, char *why, size_t cap)
 {
     char scratch[8];
@@ -220,33 +256,19 @@ kd_status kd_config_load_file(kd_config *c, const char *path, char *why, size_t 
         snprintf(why, cap, "config: NULL argument");
         return KD_ERR_NULL;
     }
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        snprintf(why, cap, "cannot open '%s': %s", path, strerror(errno));
-        return KD_ERR_IO;
+    char *text = NULL, what[512];
+    size_t size = 0;
+    /* a FIFO, /dev/zero or a directory is refused before a byte is read */
+    if (kd_read_regular_file(path, KD_CONFIG_MAX_BYTES, &text, &size, what, sizeof what)) {
+        snprintf(why, cap, "%s", what);
+        return errno == ENOMEM ? KD_ERR_NOMEM : KD_ERR_IO;
     }
     kd_config next = *c; /* committed only when every line is good */
-    char line[1024], what[512];
-    int lineno = 0, bad = 0;
-    while (!bad && fgets(line, sizeof line, f)) {
-        lineno++;
-        size_t len = strlen(line);
-        if (len == sizeof line - 1 && line[len - 1] != '\n' && !feof(f)) {
-            snprintf(what, sizeof what, "line longer than %zu characters", sizeof line - 2);
-            bad = 1;
-        } else {
-            bad = apply_line(&next, line, what, sizeof what) != 0;
-        }
-    }
-    int read_error = ferror(f);
-    fclose(f);
+    int lineno = 0, bad = apply_text(&next, text, size, &lineno, what, sizeof what);
+    free(text);
     if (bad) {
         snprintf(why, cap, "%s:%d: %s", path, lineno, what);
         return KD_ERR_FORMAT;
-    }
-    if (read_error) {
-        snprintf(why, cap, "error reading '%s'", path);
-        return KD_ERR_IO;
     }
     snprintf(next.file, sizeof next.file, "%s", path);
     *c = next;

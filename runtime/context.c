@@ -1,5 +1,6 @@
 /* Context: backend probing, errors, names. */
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,28 +51,107 @@ kd_op kd_op_from_name(const char *s)
 
 const char *kd_type_name(kd_type t) { return (unsigned)t < KD_TYPE_COUNT ? type_names[t] : "?"; }
 
+/* Errors are per thread (kdispatch.h): each thread keeps the last message of each of the
+ * few contexts it used most recently, so one thread's failure never overwrites, or races
+ * with, what another thread reads. A slot names its context by address and serial number,
+ * so a new context at a freed one's address does not inherit its messages. */
+#define KD_ERROR_SLOTS 8
+typedef struct error_slot {
+    const kd_context *ctx;
+    uint64_t serial;
+    char msg[2048];
+} error_slot;
+static _Thread_local error_slot error_slots[KD_ERROR_SLOTS];
+static _Thread_local unsigned error_slot_next;
+static _Thread_local char error_snapshot[2048]; /* kd_last_error's copy of ctx->error */
+static atomic_uint_fast64_t context_serial;
+
+static error_slot *find_slot(const kd_context *ctx)
+{
+    for (int i = 0; i < KD_ERROR_SLOTS; i++)
+        if (error_slots[i].ctx == ctx && error_slots[i].serial == ctx->serial)
+            return &error_slots[i];
+    return NULL;
+}
+
+static error_slot *slot_for(const kd_context *ctx)
+{
+    error_slot *e = find_slot(ctx);
+    if (!e) {
+        e = &error_slots[error_slot_next++ % KD_ERROR_SLOTS];
+        e->ctx = ctx;
+        e->serial = ctx->serial;
+    }
+    return e;
+}
+
 kd_status kd_error(kd_context *ctx, kd_status s, const char *fmt, ...)
 {
     if (!ctx)
         return s;
-    pthread_mutex_lock(&ctx->error_lock);
+    char msg[sizeof ctx->error]; /* an argument may be this thread's previous message */
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(ctx->error, sizeof ctx->error, fmt, ap);
+    vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    memcpy(slot_for(ctx)->msg, msg, sizeof msg);
+    pthread_mutex_lock(&ctx->error_lock);
+    memcpy(ctx->error, msg, sizeof ctx->error);
     pthread_mutex_unlock(&ctx->error_lock);
     return s;
+}
+
+void kd_warn(kd_context *ctx, const char *fmt, ...)
+{
+    if (!ctx)
+        return;
+    char line[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    pthread_mutex_lock(&ctx->error_lock);
+    size_t used = strlen(ctx->warnings);
+    if (used + strlen(line) + 2 <= sizeof ctx->warnings) /* a full buffer keeps the first */
+        snprintf(ctx->warnings + used, sizeof ctx->warnings - used, "%s\n", line);
+    pthread_mutex_unlock(&ctx->error_lock);
+}
+
+size_t kd_warnings(const kd_context *ctx, char *buf, size_t cap)
+{
+    if (!ctx)
+        return 0;
+    kd_context *c = (kd_context *)ctx; /* the lock is not part of the context's value */
+    pthread_mutex_lock(&c->error_lock);
+    size_t n = strlen(c->warnings);
+    if (buf && cap)
+        snprintf(buf, cap, "%s", c->warnings);
+    pthread_mutex_unlock(&c->error_lock);
+    return n;
 }
 
 /* A failed kd_context_create has no context to hold its message: it is kept per thread
  * and returned by kd_last_error(NULL). */
 static _Thread_local char create_error[2304];
 
-const char *kd_last_error(const kd_context *ctx) { return ctx ? ctx->error : create_error; }
+const char *kd_last_error(const kd_context *ctx)
+{
+    if (!ctx)
+        return create_error;
+    const error_slot *e = find_slot(ctx);
+    if (e)
+        return e->msg;
+    /* this thread has had no error on ctx: a copy of the newest one of any thread */
+    kd_context *c = (kd_context *)ctx;
+    pthread_mutex_lock(&c->error_lock);
+    memcpy(error_snapshot, c->error, sizeof error_snapshot);
+    pthread_mutex_unlock(&c->error_lock);
+    return error_snapshot;
+}
 
 static kd_status fail_create(kd_context *ctx, kd_status st, const char *what)
 {
-    snprintf(create_error, sizeof create_error, "%.200s%s", what, ctx->error);
+    snprintf(create_error, sizeof create_error, "%.200s%s", what, kd_last_error(ctx));
     kd_context_destroy(ctx);
     return st;
 }
@@ -89,6 +169,7 @@ static kd_status probe_backend(kd_context *ctx, kd_backend_id b, int disabled)
 {
     struct kd_backend_slot *s = &ctx->backend[b];
     s->ops = kd_backend_table[b];
+    s->init_status = KD_ERR_UNAVAILABLE;
     if (!s->ops) {
         snprintf(s->reason, sizeof s->reason, "%s", kd_backend_not_built_reason(b));
         return KD_ERR_UNAVAILABLE;
@@ -98,7 +179,7 @@ static kd_status probe_backend(kd_context *ctx, kd_backend_id b, int disabled)
         return KD_ERR_UNAVAILABLE;
     }
     char why[512] = "";
-    kd_status st = s->ops->init(ctx, &s->state, why, sizeof why);
+    kd_status st = s->init_status = s->ops->init(ctx, &s->state, why, sizeof why);
     if (st != KD_OK) {
         snprintf(s->reason, sizeof s->reason, "%.2000s", why[0] ? why : kd_last_error(ctx));
         s->state = NULL;
@@ -125,8 +206,10 @@ static kd_status load_config(kd_context *ctx)
     char why[512] = "";
     const kd_settings *set = &ctx->settings;
     kd_config_defaults(&ctx->config);
-    if (set->config[0] && kd_config_load_file(&ctx->config, set->config, why, sizeof why) != KD_OK)
-        return kd_error(ctx, KD_ERR_FORMAT, "config: %s", why);
+    kd_status st = set->config[0] ? kd_config_load_file(&ctx->config, set->config, why, sizeof why)
+                                  : KD_OK;
+    if (st != KD_OK) /* a missing file is KD_ERR_IO, a bad line KD_ERR_FORMAT */
+        return kd_error(ctx, st, "config: %s", why);
     if (kd_config_apply_env(&ctx->config, why, sizeof why) != KD_OK)
         return kd_error(ctx, KD_ERR_ARG, "environment: %s", why);
     if (kd_fault_plan_parse(getenv("KD_FAULT"), &ctx->fault, why, sizeof why) != KD_OK)
@@ -144,6 +227,7 @@ kd_status kd_context_create(const kd_context_options *opts, kd_context **out)
     if (!ctx)
         return KD_ERR_NOMEM;
     pthread_mutex_init(&ctx->error_lock, NULL);
+    ctx->serial = atomic_fetch_add(&context_serial, 1) + 1;
     kd_metrics_init(&ctx->metrics);
     char why[512] = "";
     if (kd_settings_resolve(opts, &ctx->settings, why, sizeof why) != KD_OK) {
@@ -170,6 +254,9 @@ kd_status kd_context_create(const kd_context_options *opts, kd_context **out)
             kd_config_use_device_defaults(&ctx->config, (kd_backend_id)b, s->ops->is_gpu(s->state));
     }
     ctx->error[0] = '\0';
+    error_slot *e = find_slot(ctx); /* probing's errors are in the reasons, not here */
+    if (e)
+        e->msg[0] = '\0';
     *out = ctx;
     return KD_OK;
 }
@@ -188,6 +275,13 @@ void kd_context_destroy(kd_context *ctx)
 int kd_backend_available(const kd_context *ctx, kd_backend_id b)
 {
     return ctx && (unsigned)b < KD_BACKEND_COUNT && ctx->backend[b].available;
+}
+
+kd_status kd_backend_init_status(const kd_context *ctx, kd_backend_id b)
+{
+    if (!ctx || (unsigned)b >= KD_BACKEND_COUNT)
+        return KD_ERR_ARG;
+    return ctx->backend[b].available ? KD_OK : ctx->backend[b].init_status;
 }
 
 const char *kd_backend_reason(const kd_context *ctx, kd_backend_id b)

@@ -79,6 +79,14 @@ kd_status kd_error(kd_context *ctx, kd_status s, const char *fmt, ...)
 #endif
     ;
 
+/* Records a warning on the context (something degraded but the call goes on, e.g. a
+ * corrupted cache entry that was rebuilt); read by kd_warnings(). Never printed here. */
+void kd_warn(kd_context *ctx, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
 /* Fault injection for tests (KD_FAULT, see fault.c): returns 1 when the n-th call of
  * this kind on this backend must fail. */
 typedef enum kd_fault_kind { KD_FAULT_ALLOC = 0, KD_FAULT_BUILD, KD_FAULT_LAUNCH } kd_fault_kind;

@@ -14,6 +14,7 @@ struct kd_backend_slot {
     const kd_backend_ops *ops; /* NULL: not built or not available */
     void *state;
     int available;
+    kd_status init_status;     /* what init returned (KD_ERR_UNAVAILABLE if not built) */
     char reason[2048];         /* why absent, or the device in use */
 };
 
@@ -24,8 +25,10 @@ struct kd_context {
     kd_metrics metrics;
     kd_fault_plan fault;
     kd_settings settings;       /* options and environment, resolved once (env.c) */
-    pthread_mutex_t error_lock;
-    char error[2048];
+    pthread_mutex_t error_lock; /* error and warnings */
+    char error[2048];           /* the newest error of any thread */
+    char warnings[2048];        /* kd_warn's lines, oldest first */
+    uint64_t serial;            /* distinguishes contexts for per-thread error slots */
 };
 
 struct kd_tensor {

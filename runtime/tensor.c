@@ -83,7 +83,10 @@ static kd_status make_quant(kd_context *ctx, kd_type type, int64_t rows, int64_t
     kd_tensor *t = tensor_new(ctx, type, rows, cols, nbytes);
     if (!t)
         return kd_error(ctx, KD_ERR_NOMEM, "kd_tensor_quant: out of host memory");
-    if (borrow) {
+    /* the cpu kernels read blocks as structs: bytes at an address the structs cannot
+     * take (a GGUF file with general.alignment = 1) are copied, not borrowed */
+    if (borrow && (uintptr_t)blocks % _Alignof(kd_block_q4_K) == 0 &&
+        (uintptr_t)blocks % _Alignof(kd_block_q6_K) == 0) {
         t->host = (void *)blocks;
     } else {
         if (!(t->host = aligned_alloc(64, (nbytes + 63) & ~(size_t)63))) {

@@ -272,8 +272,11 @@ static void test_config_sources(void)
     /* a relative XDG_CONFIG_HOME is invalid (XDG spec): ~/.config is used */
     CU_ASSERT_EQUAL(create_config(&o, "xdg", home, NULL), KD_ERR_FORMAT);
     CU_ASSERT(strstr(kd_last_error(NULL), path) != NULL);
-    /* KD_CONFIG and the option name the file instead; "" means none */
-    const char *good = "/dev/null";
+    /* KD_CONFIG and the option name the file instead; "" means none. (Not /dev/null:
+     * a config that is not a regular file is refused, issue 15.) */
+    char good[256];
+    snprintf(good, sizeof good, "%s/empty.conf", tmp_dir);
+    write_file(good, "");
     CU_ASSERT_EQUAL(create_config(&o, xdg, home, good), KD_OK);
     o.config = "";
     CU_ASSERT_EQUAL(create_config(&o, xdg, home, NULL), KD_OK);

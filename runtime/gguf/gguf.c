@@ -695,7 +695,8 @@ kd_status kd_gguf_open_file(const char *path, kd_gguf **out, char *err, size_t e
         return KD_ERR_NULL;
     }
     *out = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* non-blocking: a FIFO without a writer is refused below instead of hanging here */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     struct stat st;
     kd_status status = KD_OK;
     const char *why = NULL;

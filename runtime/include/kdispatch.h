@@ -120,11 +120,42 @@ typedef struct kd_context_options {
 KD_API kd_status kd_context_create(const kd_context_options *opts, kd_context **out);
 KD_API void kd_context_destroy(kd_context *ctx);
 
-/* The message of the last failed call on this context ("" if none). With ctx = NULL: the
- * message of this thread's last failed kd_context_create. */
+/* The message of the calling thread's last failed call on this context: errors are kept
+ * per thread, so a thread sharing a context reads its own failure, never another
+ * thread's. A thread that has had no failed call on ctx reads the newest message of any
+ * thread ("" if none). The string stays valid until this thread's next call on ctx. With
+ * ctx = NULL: the message of this thread's last failed kd_context_create. */
 KD_API const char *kd_last_error(const kd_context *ctx);
 
+/* Warnings: things that degraded without failing a call (a corrupted OpenCL program
+ * cache entry that was deleted and rebuilt, an unusable cache directory), one per line,
+ * oldest first, since the context was created. Copies at most cap - 1 bytes and a NUL
+ * into buf; returns the full length ("" and 0 when none). The library never prints. */
+KD_API size_t kd_warnings(const kd_context *ctx, char *buf, size_t cap);
+
+/*
+ * Thread safety.
+ * - Separate contexts in separate threads never interact.
+ * - One context may be shared by threads: kd_run, kd_dispatch_decide, kd_tensor_f32 /
+ *   kd_tensor_quant* / kd_tensor_read / kd_tensor_write / kd_tensor_free on a thread's
+ *   own tensors, kd_last_error, kd_warnings, kd_backend_available / kd_backend_reason
+ *   and the metrics calls may run concurrently. Each backend serializes its device
+ *   work internally.
+ * - A tensor is not: no two threads may use the same tensor at the same time (as an
+ *   input or an output of kd_run, or in kd_tensor_read / write / free), since a use may
+ *   move its data between the host and a device.
+ * - kd_context_destroy must not run concurrently with any other call on that context.
+ * - kd_context_create sets POCL_CACHE_DIR (see the README) when it is not set: create
+ *   the first context before starting threads that read the environment.
+ */
+
 KD_API int kd_backend_available(const kd_context *ctx, kd_backend_id b);
+/* How the backend's start went: KD_OK (available); KD_ERR_UNAVAILABLE when it is not
+ * built in, disabled, or the machine has no driver or device for it; any other status when
+ * a driver or device is there but could not be started (out of memory, a failing
+ * clCreateContext, a KD_OPENCL_DEVICE that names nothing): the machine has the backend
+ * and it is missing, which kdispatch compare treats as a failure. */
+KD_API kd_status kd_backend_init_status(const kd_context *ctx, kd_backend_id b);
 /* Why the backend is absent, or a one-line description of its device when present. */
 KD_API const char *kd_backend_reason(const kd_context *ctx, kd_backend_id b);
 

@@ -11,6 +11,7 @@
 #endif
 #include <CL/cl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -56,6 +57,12 @@ typedef struct kd_cl_state {
     size_t rope_tab_bytes;
     uint32_t *rope_host;      /* host staging of rope_tab */
     size_t rope_host_words;
+
+    /* allocation limits, checked before the driver is asked: PoCL accepts buffers over
+     * its limits and aborts when the host then runs out */
+    cl_ulong max_alloc;       /* CL_DEVICE_MAX_MEM_ALLOC_SIZE (0: unknown) */
+    cl_ulong global_mem;      /* CL_DEVICE_GLOBAL_MEM_SIZE (0: unknown) */
+    atomic_uint_fast64_t allocated; /* bytes of this backend's live buffers */
 } kd_cl_state;
 
 /* "CL_OUT_OF_RESOURCES" etc.; "CL_UNKNOWN_ERROR(<n>)" for codes it does not know. */
@@ -74,6 +81,9 @@ void kd_cl_release_program(kd_cl_state *s);
 /* The cache directory: $KD_CACHE_DIR, else $XDG_CACHE_HOME/kdispatch, else
  * ~/.cache/kdispatch; 0 if none can be named. */
 int kd_cl_cache_dir(char *buf, size_t cap);
+/* Points PoCL's own kernel cache inside the cache directory ($POCL_CACHE_DIR, when the
+ * user has not set it); must run before the first clGetPlatformIDs of the process. */
+void kd_cl_prepare_driver_cache(void);
 
 /* ---- for tests and the PTX checker ---- */
 

@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include "kd_opencl_internal.h"
 
@@ -43,8 +45,42 @@ static void release_state(kd_cl_state *s)
     free(s);
 }
 
+/* Address space an OpenCL driver needs to start and compile: PoCL maps its LLVM
+ * libraries and starts worker threads (about 400 MB of address space with no limit), and
+ * when a thread, thread-local data or LLVM's compile cannot get memory it aborts the
+ * whole process ("LLVM ERROR: out of memory", exit 134). Under an address-space limit
+ * (ulimit -v) with less room than this left, the backend is refused instead, with this
+ * reason. Measured with PoCL 3.1 / LLVM 15 (tests/test_memory_limit.sh): aborts with
+ * 340 MiB left, runs with 437 MiB; a heuristic, not a guarantee. */
+#define KD_CL_DRIVER_HEADROOM ((uint64_t)384 << 20)
+
+static int driver_has_room(char *why, size_t cap)
+{
+    struct rlimit r;
+    unsigned long long pages = 0;
+    if (getrlimit(RLIMIT_AS, &r) != 0 || r.rlim_cur == RLIM_INFINITY)
+        return 1;
+    FILE *f = fopen("/proc/self/statm", "r"); /* first field: the address space in pages */
+    int got = f && fscanf(f, "%llu", &pages) == 1;
+    if (f)
+        fclose(f);
+    if (!got)
+        return 1;
+    uint64_t used = (uint64_t)pages * (uint64_t)sysconf(_SC_PAGESIZE);
+    uint64_t left = r.rlim_cur > used ? (uint64_t)r.rlim_cur - used : 0;
+    if (left >= KD_CL_DRIVER_HEADROOM)
+        return 1;
+    snprintf(why, cap, "the address-space limit (ulimit -v %llu KiB) leaves %llu MiB, less than "
+             "the %llu MiB an OpenCL driver needs to start (PoCL aborts the process when it "
+             "cannot create its threads)", (unsigned long long)r.rlim_cur / 1024,
+             (unsigned long long)(left >> 20), (unsigned long long)(KD_CL_DRIVER_HEADROOM >> 20));
+    return 0;
+}
+
 static kd_status cl_init(kd_context *ctx, void **state, char *why, size_t cap)
 {
+    if (!driver_has_room(why, cap))
+        return KD_ERR_NOMEM;
     kd_cl_state *s = calloc(1, sizeof *s);
     if (!s) {
         snprintf(why, cap, "out of host memory");
@@ -79,7 +115,7 @@ static kd_status cl_init(kd_context *ctx, void **state, char *why, size_t cap)
                  s->context ? "clCreateCommandQueue" : "clCreateContext", s->device_name,
                  kd_cl_error_name(err));
         release_state(s);
-        return KD_ERR_UNAVAILABLE;
+        return status_of(err, KD_ERR_LAUNCH); /* the device is there: not "no driver" */
     }
     /* GEMV shapes (cl-kernels/kd_cl_geometry.h): CPU devices get one work-item per output
      * row; other devices the GPU shape, where geometry.c knows it, with the build option
@@ -91,6 +127,11 @@ static kd_status cl_init(kd_context *ctx, void **state, char *why, size_t cap)
 #endif
     snprintf(s->options, sizeof s->options, "-cl-std=CL1.2%s",
              s->dialect != KD_DIALECT_OPENCL ? " -DKD_CL_GPU_SHAPES=1" : "");
+    clGetDeviceInfo(s->device, CL_DEVICE_MAX_MEM_ALLOC_SIZE, sizeof s->max_alloc,
+                    &s->max_alloc, NULL); /* 0 (no check) if the query fails */
+    clGetDeviceInfo(s->device, CL_DEVICE_GLOBAL_MEM_SIZE, sizeof s->global_mem,
+                    &s->global_mem, NULL);
+    atomic_init(&s->allocated, 0);
     pthread_mutex_init(&s->lock, NULL);
     *state = s;
     return KD_OK;
@@ -116,6 +157,38 @@ static void cl_describe(void *state, char *buf, size_t cap)
 
 /* ---- memory ----------------------------------------------------------------------- */
 
+/* Reserves bytes against the device's limits: 0, or -1 with why (then KD_ERR_TOO_LARGE,
+ * and the dispatcher falls back to cpu). A CPU device's buffers are host memory: a trial
+ * host allocation of the same size finds an address-space limit (ulimit -v) that PoCL
+ * would otherwise hit by aborting. */
+static int reserve(kd_cl_state *s, size_t bytes, char *why, size_t cap)
+{
+    if (s->max_alloc && bytes > s->max_alloc) {
+        snprintf(why, cap, "more than the device's largest buffer (CL_DEVICE_MAX_MEM_ALLOC_SIZE "
+                 "%llu bytes)", (unsigned long long)s->max_alloc);
+        return -1;
+    }
+    uint64_t have = atomic_load(&s->allocated);
+    do {
+        if (s->global_mem && (have > s->global_mem || bytes > s->global_mem - have)) {
+            snprintf(why, cap, "more than the device's free global memory (%llu of %llu bytes "
+                     "in use)", (unsigned long long)have, (unsigned long long)s->global_mem);
+            return -1;
+        }
+    } while (!atomic_compare_exchange_weak(&s->allocated, &have, have + bytes));
+    if (s->type & CL_DEVICE_TYPE_CPU) {
+        void *probe = malloc(bytes + ((size_t)1 << 20)); /* PoCL adds its own bookkeeping */
+        if (!probe) {
+            atomic_fetch_sub(&s->allocated, bytes);
+            snprintf(why, cap, "the host cannot allocate that much (the device's memory is "
+                     "host memory)");
+            return -1;
+        }
+        free(probe);
+    }
+    return 0;
+}
+
 /* The core counts KD_FAULT allocation faults before it calls alloc (tensor.c), so they
  * are not counted here a second time. */
 static kd_status cl_alloc(kd_context *ctx, void *state, size_t bytes, void **buf)
@@ -123,21 +196,32 @@ static kd_status cl_alloc(kd_context *ctx, void *state, size_t bytes, void **buf
     kd_cl_state *s = state;
     if (bytes == 0)
         return kd_error(ctx, KD_ERR_ZERO_SIZE, "opencl: buffer of 0 bytes");
+    char why[256] = "larger than the address space";
+    if (bytes > SIZE_MAX - ((size_t)1 << 20) || reserve(s, bytes, why, sizeof why) != 0)
+        return kd_error(ctx, KD_ERR_TOO_LARGE, "opencl: buffer of %zu bytes on '%s': %s", bytes,
+                        s->device_name, why);
     cl_int err;
     cl_mem m = clCreateBuffer(s->context, CL_MEM_READ_WRITE, bytes, NULL, &err);
-    if (err != CL_SUCCESS)
+    if (err != CL_SUCCESS) {
+        atomic_fetch_sub(&s->allocated, bytes);
         return kd_error(ctx, status_of(err, err == CL_INVALID_BUFFER_SIZE ? KD_ERR_TOO_LARGE
                                                                            : KD_ERR_NOMEM),
                         "opencl: clCreateBuffer(%zu bytes) on '%s' failed: %s", bytes,
                         s->device_name, kd_cl_error_name(err));
+    }
     *buf = m;
     return KD_OK;
 }
 
 static void cl_release(void *state, void *buf)
 {
-    if (buf)
-        clReleaseMemObject((cl_mem)buf);
+    kd_cl_state *s = state;
+    size_t bytes = 0;
+    if (!buf)
+        return;
+    if (clGetMemObjectInfo((cl_mem)buf, CL_MEM_SIZE, sizeof bytes, &bytes, NULL) == CL_SUCCESS)
+        atomic_fetch_sub(&s->allocated, bytes);
+    clReleaseMemObject((cl_mem)buf);
 }
 
 static kd_status cl_upload(kd_context *ctx, void *state, void *buf, const void *src,
@@ -214,8 +298,7 @@ static kd_status scratch(kd_context *ctx, kd_cl_state *s, cl_mem *buf, size_t *h
 {
     if (need <= *have)
         return KD_OK;
-    if (*buf)
-        clReleaseMemObject(*buf);
+    cl_release(s, *buf);
     *buf = NULL;
     *have = 0;
     if (kd_fault_hit(ctx, KD_BACKEND_OPENCL, KD_FAULT_ALLOC))

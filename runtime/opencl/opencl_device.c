@@ -1,10 +1,12 @@
 /* OpenCL devices: error names, device queries, the choice of device by environment
  * variables or by type, and the device listing (`kdispatch devices`). */
 #include <ctype.h>
+#include <dirent.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "env.h"
 #include "kd_opencl_internal.h"
@@ -141,6 +143,7 @@ static void enumerate(cl_list *l, cl_int *err, const char **call)
     cl_platform_id plats[KD_CL_MAX_PLATFORMS];
     cl_uint np = 0;
     l->count = l->platforms = 0;
+    kd_cl_prepare_driver_cache(); /* PoCL reads POCL_CACHE_DIR when it initializes */
     *call = "clGetPlatformIDs";
     *err = clGetPlatformIDs(KD_CL_MAX_PLATFORMS, plats, &np);
     if (*err != CL_SUCCESS)
@@ -348,6 +351,40 @@ static kd_status read_device(kd_cl_state *s, const cl_entry *e, char *why, size_
     return KD_ERR_UNAVAILABLE;
 }
 
+/* The first OpenCL driver the ICD loader is told about ($OCL_ICD_VENDORS, else
+ * /etc/OpenCL/vendors/NAME.icd): 1 with its file name, 0 when none is registered. */
+static int registered_driver(char *name, size_t cap)
+{
+    const char *env = getenv("OCL_ICD_VENDORS");
+    const char *dir = env && *env ? env : "/etc/OpenCL/vendors";
+    struct stat st;
+    if (stat(dir, &st) == 0 && S_ISREG(st.st_mode)) { /* OCL_ICD_VENDORS may name one file */
+        snprintf(name, cap, "%s", dir);
+        return 1;
+    }
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    int found = 0;
+    while (d && !found && (e = readdir(d))) {
+        size_t n = strlen(e->d_name);
+        if (n > 4 && strcmp(e->d_name + n - 4, ".icd") == 0) {
+            snprintf(name, cap, "%s/%s", dir, e->d_name);
+            found = 1;
+        }
+    }
+    if (d)
+        closedir(d);
+    return found;
+}
+
+/* A failed OpenCL call during the device choice: memory errors are KD_ERR_NOMEM, the
+ * rest of a driver that is there but failing KD_ERR_LAUNCH (kd_backend_init_status). */
+static kd_status status_of_call(cl_int err)
+{
+    return err == CL_OUT_OF_HOST_MEMORY || err == CL_OUT_OF_RESOURCES ? KD_ERR_NOMEM
+                                                                       : KD_ERR_LAUNCH;
+}
+
 kd_status kd_cl_choose_device(kd_cl_state *s, const kd_settings *want, char *why, size_t cap)
 {
     cl_list *l = calloc(1, sizeof *l);
@@ -362,13 +399,20 @@ kd_status kd_cl_choose_device(kd_cl_state *s, const kd_settings *want, char *why
     const char *call;
     kd_status st = KD_OK;
     enumerate(l, &err, &call);
-    if (err == KD_CL_PLATFORM_NOT_FOUND || (err == CL_SUCCESS && l->count == 0)) {
+    char icd[256] = "";
+    if (err == KD_CL_PLATFORM_NOT_FOUND && registered_driver(icd, sizeof icd)) {
+        /* a driver is installed but did not load: say so, not "install a driver" */
+        snprintf(why, cap, "the OpenCL driver registered as '%s' did not load (clGetPlatformIDs: "
+                 "%s; out of memory or address space? OCL_ICD_DEBUG=7 shows the loader's "
+                 "reason)", icd, kd_cl_error_name(err));
+        st = KD_ERR_LAUNCH;
+    } else if (err == KD_CL_PLATFORM_NOT_FOUND || (err == CL_SUCCESS && l->count == 0)) {
         snprintf(why, cap, "no OpenCL device: the ICD loader found %s (install a driver, e.g. "
                  "pocl-opencl-icd)", err == CL_SUCCESS ? "platforms but no device" : "no platform");
         st = KD_ERR_UNAVAILABLE;
     } else if (err != CL_SUCCESS) {
         snprintf(why, cap, "%s failed: %s", call, kd_cl_error_name(err));
-        st = KD_ERR_UNAVAILABLE;
+        st = status_of_call(err);
     } else {
         /* Read and validated once, at context creation (env.c): an index there fits an int. */
         const char *penv = want->opencl_platform[0] ? want->opencl_platform : NULL;

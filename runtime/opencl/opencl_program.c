@@ -2,7 +2,10 @@
  * embedded source or from the on-disk binary cache (keyed by device, driver, build
  * options and a hash of the source), plus the build entry points for tests and the PTX
  * checker. */
+#define _XOPEN_SOURCE 700 /* nftw */
 #include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +15,8 @@
 
 #include "kd_internal.h"
 #include "kd_opencl_internal.h"
+#include "file_util.h"
+#include "sha256.h"
 
 #define KD_CL_CACHE_MAX_BYTES ((size_t)1 << 28) /* a larger cache file is not ours */
 
@@ -31,19 +36,20 @@ static double now_ms(void)
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
-/* FNV-1a, 64 bits: names cache files; the full key inside the file is what is compared. */
-static uint64_t fnv1a(uint64_t h, const void *data, size_t n)
-{
-    const unsigned char *p = data;
-    for (size_t i = 0; i < n; i++) {
-        h ^= p[i];
-        h *= 0x100000001b3ull;
-    }
-    return h;
-}
-#define KD_FNV_OFFSET 0xcbf29ce484222325ull
-
 /* ---- the disk cache --------------------------------------------------------------- */
+/*
+ * One file per device, driver and source: opencl-<sha256 of the key, 16 digits>.bin,
+ *   the key: "kdispatch opencl program cache v2\n" and one "name=value\n" line each for
+ *            the device, platform, platform version (PoCL's names its LLVM build),
+ *            device version, driver version, build options and the source's SHA-256
+ *   "binary=<length>\n"
+ *   "sha256=<64 hex digits>\n"   of everything above it and the binary
+ *   <length> bytes of program binary
+ * Nothing reaches clCreateProgramWithBinary before the key, the length and the checksum
+ * match: a flipped bit, a truncated write or another device's entry is deleted and the
+ * program rebuilt from source with one warning (kd_warnings). Writes go to a temporary
+ * file in the same directory, renamed over the entry, so readers see whole entries.
+ */
 
 int kd_cl_cache_dir(char *buf, size_t cap)
 {
@@ -78,84 +84,207 @@ static int make_dirs(const char *path)
     return mkdir(tmp, 0755) != 0 && errno != EEXIST ? -1 : 0;
 }
 
+/* The cache directory, created if needed: 1 when it is a directory this process can
+ * write, else 0 with the reason in why ("" when no directory is named at all). */
+static int usable_cache_dir(char *dir, size_t cap, char *why, size_t why_cap)
+{
+    why[0] = '\0';
+    if (!kd_cl_cache_dir(dir, cap))
+        return 0;
+    struct stat st;
+    if (make_dirs(dir) != 0 || stat(dir, &st) != 0)
+        snprintf(why, why_cap, "%s", strerror(errno));
+    else if (!S_ISDIR(st.st_mode))
+        snprintf(why, why_cap, "not a directory");
+    else if (access(dir, W_OK | X_OK) != 0)
+        snprintf(why, why_cap, "not writable: %s", strerror(errno));
+    return why[0] == '\0';
+}
+
+/* PoCL keeps its own cache of compiled kernels, $POCL_CACHE_DIR else ~/.cache/pocl.
+ * Pointed inside kdispatch's directory, clearing one clears both and kdispatch can drop
+ * it when an entry of its own proves bad. PoCL reads the variable when it initializes,
+ * so this runs before the first clGetPlatformIDs; a value the user set is kept. */
+static char pocl_dir_ours[1100]; /* the POCL_CACHE_DIR this process set, or "" */
+
+static void point_driver_cache(void)
+{
+    char dir[768], why[256];
+    const char *user = getenv("POCL_CACHE_DIR");
+    if ((user && *user) || !usable_cache_dir(dir, sizeof dir, why, sizeof why))
+        return;
+    char pocl[1100];
+    if (snprintf(pocl, sizeof pocl, "%s/pocl", dir) >= (int)sizeof pocl)
+        return;
+    if (setenv("POCL_CACHE_DIR", pocl, 0) == 0)
+        snprintf(pocl_dir_ours, sizeof pocl_dir_ours, "%s", pocl);
+}
+
+void kd_cl_prepare_driver_cache(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, point_driver_cache);
+}
+
+static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb, (void)flag, (void)ftw;
+    remove(path);
+    return 0;
+}
+
+/* Drops PoCL's cache when kdispatch chose its place (never a directory the user named):
+ * an entry of ours that proved bad may have left a bad one of PoCL's. */
+static void drop_driver_cache(void)
+{
+    const char *now = getenv("POCL_CACHE_DIR");
+    if (pocl_dir_ours[0] && now && strcmp(now, pocl_dir_ours) == 0)
+        nftw(pocl_dir_ours, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static void sha256_text(const char *text, char hex[65])
+{
+    kd_sha256_hex(text, strlen(text), hex);
+}
+
+static void platform_version(const kd_cl_state *s, char *buf, size_t cap)
+{
+    size_t n = 0;
+    snprintf(buf, cap, "?");
+    if (clGetPlatformInfo(s->platform, CL_PLATFORM_VERSION, cap - 1, buf, &n) != CL_SUCCESS)
+        snprintf(buf, cap, "?");
+    buf[cap - 1] = '\0';
+}
+
 /* What a cached binary depends on: device, driver, build options and the source. */
 static void cache_key(const kd_cl_state *s, char *key, size_t cap)
 {
-    uint64_t src = fnv1a(KD_FNV_OFFSET, kd_opencl_source, kd_opencl_source_len);
+    char src[65], pver[512];
+    kd_sha256_hex(kd_opencl_source, kd_opencl_source_len, src);
+    platform_version(s, pver, sizeof pver);
     snprintf(key, cap,
-             "kdispatch opencl program cache v1\ndevice=%s\nplatform=%s\ndevice_version=%s\n"
-             "driver=%s\noptions=%s\nsource=%016llx/%zu\n",
-             s->device_name, s->platform_name, s->device_version, s->driver_version,
-             s->options, (unsigned long long)src, kd_opencl_source_len);
+             "kdispatch opencl program cache v2\ndevice=%s\nplatform=%s\nplatform_version=%s\n"
+             "device_version=%s\ndriver=%s\noptions=%s\nsource=%s/%zu\n",
+             s->device_name, s->platform_name, pver, s->device_version, s->driver_version,
+             s->options, src, kd_opencl_source_len);
 }
 
-static void cache_file_name(const kd_cl_state *s, char *buf, size_t cap)
+static void cache_file_name(const char *dir, const char *key, char *buf, size_t cap)
 {
-    char dir[768], key[2048];
-    buf[0] = '\0';
-    if (!kd_cl_cache_dir(dir, sizeof dir))
-        return;
-    cache_key(s, key, sizeof key);
-    snprintf(buf, cap, "%s/opencl-%016llx.bin", dir,
-             (unsigned long long)fnv1a(KD_FNV_OFFSET, key, strlen(key)));
+    char h[65];
+    sha256_text(key, h);
+    snprintf(buf, cap, "%s/opencl-%.16s.bin", dir, h);
 }
 
-/* Reads a cache file whose key matches; 1 with *bin (malloc'd) and *len, else 0. */
-static int cache_load(const char *path, const char *key, unsigned char **bin, size_t *len)
+/* The checksum line's digest: the key, the length line and the binary. */
+static void entry_digest(const char *key, const char *len_line, const unsigned char *bin,
+                         size_t len, char hex[65])
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
+    kd_sha256 h;
+    unsigned char d[32];
+    kd_sha256_init(&h);
+    kd_sha256_update(&h, key, strlen(key));
+    kd_sha256_update(&h, len_line, strlen(len_line));
+    kd_sha256_update(&h, bin, len);
+    kd_sha256_final(&h, d);
+    for (int i = 0; i < 32; i++)
+        snprintf(hex + 2 * i, 3, "%02x", d[i]);
+}
+
+/* Checks an entry's bytes against key; 1 with the binary's place, else 0 with why. */
+static int parse_entry(const unsigned char *data, size_t size, const char *key,
+                       size_t *bin_at, size_t *bin_len, char *why, size_t cap)
+{
+    size_t klen = strlen(key);
+    if (size < klen || memcmp(data, key, klen) != 0) {
+        snprintf(why, cap, "made for another device, driver or source, or its header is "
+                 "damaged");
         return 0;
+    }
+    const char *p = (const char *)data + klen, *end = (const char *)data + size;
+    /* "binary=<digits>\n" "sha256=<64 hex>\n": bounded scans, the file ends anywhere */
+    const char *nl = memchr(p, '\n', (size_t)(end - p));
+    unsigned long long blen = 0;
+    int digits = 0;
+    if (nl && end - p > 7 && memcmp(p, "binary=", 7) == 0) {
+        for (const char *q = p + 7; q < nl && digits >= 0; q++, digits++) {
+            if (*q < '0' || *q > '9' || digits >= 12)
+                digits = -2; /* the loop's ++ leaves it negative */
+            else
+                blen = blen * 10 + (unsigned)(*q - '0');
+        }
+    }
+    if (!nl || digits <= 0) {
+        snprintf(why, cap, "no valid length line");
+        return 0;
+    }
+    char len_line[32];
+    snprintf(len_line, sizeof len_line, "%.*s", (int)(nl + 1 - p), p);
+    const char *sum = nl + 1;
+    if (end - sum < 7 + 64 + 1 || memcmp(sum, "sha256=", 7) != 0 || sum[7 + 64] != '\n') {
+        snprintf(why, cap, "no checksum line");
+        return 0;
+    }
+    size_t at = (size_t)(sum + 7 + 64 + 1 - (const char *)data);
+    if (blen == 0 || size - at != blen) {
+        snprintf(why, cap, "%zu bytes of binary where the header says %llu", size - at, blen);
+        return 0;
+    }
+    char want[65];
+    entry_digest(key, len_line, data + at, (size_t)blen, want);
+    if (memcmp(want, sum + 7, 64) != 0) {
+        snprintf(why, cap, "checksum mismatch");
+        return 0;
+    }
+    *bin_at = at;
+    *bin_len = (size_t)blen;
+    return 1;
+}
+
+/* Reads the entry for key: 1 with *bin (malloc'd) and *len, 0 if there is none, -1 when
+ * one exists but is not usable (why says how). */
+static int cache_load(const char *path, const char *key, unsigned char **bin, size_t *len,
+                      char *why, size_t cap)
+{
     unsigned char *data = NULL;
-    long size = -1;
-    if (fseek(f, 0, SEEK_END) == 0 && (size = ftell(f)) > 0 &&
-        (size_t)size < KD_CL_CACHE_MAX_BYTES && fseek(f, 0, SEEK_SET) == 0 &&
-        (data = malloc((size_t)size + 1)) && fread(data, 1, (size_t)size, f) == (size_t)size) {
-        data[size] = '\0';
-    } else {
+    size_t size = 0, at = 0, blen = 0;
+    /* non-blocking and regular files only: a FIFO put in its place cannot hang us */
+    if (kd_read_regular_file(path, KD_CL_CACHE_MAX_BYTES, (char **)&data, &size, why, cap))
+        return errno == ENOENT ? 0 : -1;
+    if (!parse_entry(data, size, key, &at, &blen, why, cap)) {
         free(data);
-        data = NULL;
+        return -1;
     }
-    fclose(f);
-    /* key, then "binary=<length>\n", then exactly <length> bytes */
-    size_t klen = strlen(key), blen = 0, head = 0;
-    if (data && (size_t)size > klen + 8 && memcmp(data, key, klen) == 0 &&
-        memcmp(data + klen, "binary=", 7) == 0) {
-        char *end = NULL;
-        blen = (size_t)strtoull((char *)data + klen + 7, &end, 10);
-        if (end && *end == '\n')
-            head = (size_t)(end + 1 - (char *)data);
-    }
-    if (!head || blen == 0 || head + blen != (size_t)size) {
-        free(data);
-        return 0;
-    }
-    memmove(data, data + head, blen);
+    memmove(data, data + at, blen);
     *bin = data;
     *len = blen;
     return 1;
 }
 
-/* Writes the cache file atomically (temporary file + rename). Best effort: a cache that
- * cannot be written costs a compile next time, nothing else. */
+/* Writes the entry atomically: a temporary file in the same directory, flushed to disk,
+ * then renamed over the entry (two processes compiling at once each rename a whole
+ * entry). Best effort: a cache that cannot be written costs a compile next time. */
 static void cache_save(const char *path, const char *key, const unsigned char *bin, size_t len)
 {
-    char dir[1024], tmp[1100];
-    snprintf(dir, sizeof dir, "%s", path);
-    char *slash = strrchr(dir, '/');
-    if (!slash)
+    char tmp[1100], len_line[32], sum[65];
+    if (snprintf(tmp, sizeof tmp, "%s.tmp.XXXXXX", path) >= (int)sizeof tmp)
         return;
-    *slash = '\0';
-    if (make_dirs(dir) != 0)
+    int fd = mkstemp(tmp);
+    if (fd < 0)
         return;
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-    FILE *f = fopen(tmp, "wb");
-    if (!f)
+    FILE *f = fdopen(fd, "wb");
+    if (!f) {
+        close(fd);
+        unlink(tmp);
         return;
-    int ok = fputs(key, f) >= 0 && fprintf(f, "binary=%zu\n", len) > 0 &&
-             fwrite(bin, 1, len, f) == len;
+    }
+    snprintf(len_line, sizeof len_line, "binary=%zu\n", len);
+    entry_digest(key, len_line, bin, len, sum);
+    int ok = fputs(key, f) >= 0 && fputs(len_line, f) >= 0 &&
+             fprintf(f, "sha256=%s\n", sum) > 0 && fwrite(bin, 1, len, f) == len &&
+             fflush(f) == 0 && fsync(fileno(f)) == 0;
     ok = fclose(f) == 0 && ok;
-    if (!ok || rename(tmp, path) != 0)
+    if (!ok || chmod(tmp, 0644) != 0 || rename(tmp, path) != 0)
         unlink(tmp);
 }
 
@@ -299,6 +428,47 @@ static kd_status remember_failure(kd_context *ctx, kd_cl_state *s, kd_status st)
     return st;
 }
 
+/* The cache entry's path for this device and source, or "" (with one warning when a
+ * directory is named but cannot be used: no cache then, every run compiles). */
+static void cache_path(kd_context *ctx, const char *key, char *path, size_t cap)
+{
+    char dir[768], why[256];
+    path[0] = '\0';
+    if (usable_cache_dir(dir, sizeof dir, why, sizeof why))
+        cache_file_name(dir, key, path, cap);
+    else if (why[0])
+        kd_warn(ctx, "opencl: program cache directory '%s' is not usable (%s): compiling "
+                "without a cache", dir, why);
+}
+
+/* A program from the cache entry, or NULL: a bad entry is deleted and reported once, so
+ * the caller compiles and rewrites it. */
+static cl_program program_from_cache(kd_context *ctx, kd_cl_state *s, const char *key)
+{
+    unsigned char *bin = NULL;
+    size_t len = 0;
+    char why[256] = "";
+    int rc = cache_load(s->cache_file, key, &bin, &len, why, sizeof why);
+    cl_program p = NULL;
+    if (rc > 0) {
+        cl_int err = build_from_binary(s, bin, len, &p);
+        free(bin);
+        if (err == CL_SUCCESS)
+            return p;
+        snprintf(why, sizeof why, "the driver refused it: %s", kd_cl_error_name(err));
+        /* an intact entry the driver refuses: PoCL's own cache is suspect too (a
+         * damaged entry of ours never reached the driver, so it leaves PoCL's alone) */
+        drop_driver_cache();
+        rc = -1;
+    }
+    if (rc < 0) {
+        unlink(s->cache_file);
+        kd_warn(ctx, "opencl: program cache entry '%s' was unusable (%s): deleted, "
+                "rebuilt from source", s->cache_file, why);
+    }
+    return NULL;
+}
+
 kd_status kd_cl_ensure_program(kd_context *ctx, kd_cl_state *s)
 {
     if (s->program)
@@ -310,21 +480,16 @@ kd_status kd_cl_ensure_program(kd_context *ctx, kd_cl_state *s)
     double t0 = now_ms();
     char key[2048];
     cache_key(s, key, sizeof key);
-    cache_file_name(s, s->cache_file, sizeof s->cache_file);
-    cl_program p = NULL;
-    unsigned char *bin = NULL;
-    size_t len = 0;
-    if (s->cache_file[0] && cache_load(s->cache_file, key, &bin, &len)) {
-        if (build_from_binary(s, bin, len, &p) != CL_SUCCESS)
-            p = NULL; /* stale or foreign binary: compile and overwrite it */
-        free(bin);
-    }
+    cache_path(ctx, key, s->cache_file, sizeof s->cache_file);
+    cl_program p = s->cache_file[0] ? program_from_cache(ctx, s, key) : NULL;
     int from_cache = p != NULL;
     if (!p) {
         kd_status st = build_from_source(ctx, s, kd_opencl_source, kd_opencl_source_len,
                                          s->options, &p);
         if (st != KD_OK)
             return remember_failure(ctx, s, st);
+        unsigned char *bin = NULL;
+        size_t len = 0;
         if (s->cache_file[0] && program_binary(ctx, p, &bin, &len) == KD_OK) {
             cache_save(s->cache_file, key, bin, len);
             free(bin);

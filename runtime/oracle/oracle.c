@@ -2,6 +2,7 @@
 #include "kd_oracle.h"
 
 #include <math.h>
+#include <string.h>
 
 #include "kd_blocks.h"
 
@@ -47,33 +48,42 @@ void kd_oracle_residual_add(const float *x, const float *r, int64_t count, doubl
         y[i] = (double)x[i] + r[i];
 }
 
-static double weight(kd_type type, const void *blocks, int64_t nb, int64_t row, int64_t col)
+/* One block, copied out of the caller's bytes: a GGUF file with general.alignment = 1
+ * places blocks at odd addresses, and reading the structs in place would be misaligned. */
+typedef union any_block {
+    kd_block_q4_K q4;
+    kd_block_q6_K q6;
+} any_block;
+
+static double block_weight(kd_type type, const any_block *blk, int i)
 {
-    int64_t b = row * nb + col / KD_QK_K;
-    int i = (int)(col % KD_QK_K);
     if (type == KD_TYPE_Q4_K) {
-        const kd_block_q4_K *blk = (const kd_block_q4_K *)blocks + b;
         int sc, mn;
-        kd_q4k_scale_min(i / 32, blk->scales, &sc, &mn);
-        return (double)kd_f16_to_f32(blk->d) * sc * kd_q4k_quant(blk, i) -
-               (double)kd_f16_to_f32(blk->dmin) * mn;
+        kd_q4k_scale_min(i / 32, blk->q4.scales, &sc, &mn);
+        return (double)kd_f16_to_f32(blk->q4.d) * sc * kd_q4k_quant(&blk->q4, i) -
+               (double)kd_f16_to_f32(blk->q4.dmin) * mn;
     }
-    const kd_block_q6_K *blk = (const kd_block_q6_K *)blocks + b;
-    return (double)kd_f16_to_f32(blk->d) * blk->scales[i / 16] * kd_q6k_quant(blk, i);
+    return (double)kd_f16_to_f32(blk->q6.d) * blk->q6.scales[i / 16] * kd_q6k_quant(&blk->q6, i);
 }
 
 void kd_oracle_gemv(kd_type type, const void *blocks, int64_t n_rows, int64_t k, const float *x,
                     int64_t m, double *y)
 {
     const int64_t nb = k / KD_QK_K;
+    const size_t bsize = type == KD_TYPE_Q4_K ? sizeof(kd_block_q4_K) : sizeof(kd_block_q6_K);
     for (int64_t j = 0; j < n_rows; j++)
         for (int64_t r = 0; r < m; r++)
             y[r * n_rows + j] = 0;
     for (int64_t j = 0; j < n_rows; j++)
-        for (int64_t c = 0; c < k; c++) {
-            double w = weight(type, blocks, nb, j, c);
-            for (int64_t r = 0; r < m; r++)
-                y[r * n_rows + j] += w * x[r * k + c];
+        for (int64_t b = 0; b < nb; b++) {
+            any_block blk;
+            memcpy(&blk, (const unsigned char *)blocks + (size_t)(j * nb + b) * bsize, bsize);
+            for (int i = 0; i < KD_QK_K; i++) {
+                double w = block_weight(type, &blk, i);
+                int64_t c = b * KD_QK_K + i;
+                for (int64_t r = 0; r < m; r++)
+                    y[r * n_rows + j] += w * x[r * k + c];
+            }
         }
 }
 

@@ -69,13 +69,21 @@ static void dequant_q6k(const kd_block_q6_K *b, float *y)
     }
 }
 
+/* Each block is copied out first: the bytes may sit at any address (a GGUF file with
+ * general.alignment = 1), and reading the structs in place would be misaligned. */
 void kd_dequant_row(kd_type t, const void *blocks, int64_t k, float *out)
 {
+    const unsigned char *p = blocks;
     for (int64_t i = 0; i < k / KD_QK_K; i++) {
-        if (t == KD_TYPE_Q4_K)
-            dequant_q4k((const kd_block_q4_K *)blocks + i, out + i * KD_QK_K);
-        else
-            dequant_q6k((const kd_block_q6_K *)blocks + i, out + i * KD_QK_K);
+        if (t == KD_TYPE_Q4_K) {
+            kd_block_q4_K b;
+            memcpy(&b, p + (size_t)i * sizeof b, sizeof b);
+            dequant_q4k(&b, out + i * KD_QK_K);
+        } else {
+            kd_block_q6_K b;
+            memcpy(&b, p + (size_t)i * sizeof b, sizeof b);
+            dequant_q6k(&b, out + i * KD_QK_K);
+        }
     }
 }
 

@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# The CLI and environment bad-input sweep (issue 15): each case must end within a deadline
+# with an exit status in 1..127 and a message on stderr whose first line names the command
+# ("kdispatch...") and says why. Cases with a documented acceptance say so. Usage:
+#   test_cli_sweep.sh path/to/kdispatch
+set -u
+exe=${1:?usage: test_cli_sweep.sh KDISPATCH}
+work=$(mktemp -d "${TMPDIR:-/tmp}/kd-cli-sweep-XXXXXX")
+trap 'rm -rf -- "$work"' EXIT
+mkfifo "$work/fifo"
+head -c 4096 /dev/zero | tr '\0' 'x' > "$work/bogus"
+: > "$work/empty"
+printf 'backend = cpu\nthreshold.rmsnorm.opencl = 1\0000\n' > "$work/nul.conf"
+printf 'x' > "$work/plain-file"
+export KD_CACHE_DIR="$work/cache"
+fast=(--shape 0.5b --m 1 --op rmsnorm)   # the quickest compare that still runs every backend
+failed=0 cases=0
+
+# expect_error DESCRIPTION [VAR=value ...] -- ARGS...
+expect_error() {
+    local what=$1; shift
+    local envs=()
+    while [ "$1" != "--" ]; do envs+=("$1"); shift; done
+    shift
+    cases=$((cases + 1))
+    env "${envs[@]}" timeout 60 "$exe" "$@" >"$work/out" 2>"$work/err" </dev/null
+    local rc=$? first
+    first=$(head -n 1 "$work/err")
+    if [ "$rc" -lt 1 ] || [ "$rc" -gt 127 ] || [[ "$first" != kdispatch* ]] || [ ${#first} -lt 20 ]; then
+        echo "FAIL: $what: exit $rc, stderr: '${first}'"
+        failed=$((failed + 1))
+    else
+        echo "ok:   $what: exit $rc: $first"
+    fi
+}
+
+# expect_accepted DESCRIPTION WORD [VAR=value ...] -- ARGS...: exit 0 and WORD on stderr
+expect_accepted() {
+    local what=$1 word=$2; shift 2
+    local envs=()
+    while [ "$1" != "--" ]; do envs+=("$1"); shift; done
+    shift
+    cases=$((cases + 1))
+    env "${envs[@]}" timeout 120 "$exe" "$@" >"$work/out" 2>"$work/err" </dev/null
+    local rc=$?
+    if [ "$rc" -ne 0 ] || ! grep -q -- "$word" "$work/err"; then
+        echo "FAIL: $what: exit $rc (want 0 and '$word' on stderr): $(head -n 1 "$work/err")"
+        failed=$((failed + 1))
+    else
+        echo "ok:   $what: accepted with '$word'"
+    fi
+}
+
+# ---- files that are not regular files, and bad files
+for f in /dev/zero "$work/fifo" /nonexistent/kd.conf "$work" "$work/nul.conf" "$work/bogus"; do
+    expect_error "KD_CONFIG=$f devices" KD_CONFIG="$f" -- devices
+done
+for f in "$work/fifo" /dev/zero "$work" "$work/bogus" "$work/empty" /nonexistent.gguf; do
+    expect_error "gguf $f" -- gguf "$f"
+    expect_error "compare --gguf $f" -- compare --gguf "$f"
+done
+
+# ---- numbers
+for t in inf -inf nan -1 0 2 abc 1e999 ""; do
+    expect_error "compare --tol '$t'" -- compare --tol "$t" "${fast[@]}"
+done
+for m in 0 -1 99999999999999999999 5000 1,x 1,,2; do
+    expect_error "compare --m $m" -- compare --m "$m" --shape 0.5b --op rmsnorm
+done
+expect_error "compare --seed huge" -- compare --seed 99999999999999999999999 "${fast[@]}"
+expect_error "compare --seed -1" -- compare --seed -1 "${fast[@]}"
+expect_error "compare --rows huge" -- compare --rows 99999999999999999999 --gguf "$work/bogus"
+expect_error "compare --max-tensors 1e9" -- compare --max-tensors 1e9 --gguf "$work/bogus"
+
+# ---- names and usage
+expect_error "compare --backend bogus" -- compare --backend bogus
+expect_error "compare --shape bogus" -- compare --shape bogus
+expect_error "compare --op bogus" -- compare --op bogus
+expect_error "compare --tensor without --gguf" -- compare --tensor x
+expect_error "unknown command" -- bogus-command
+expect_error "gguf two files" -- gguf a b
+expect_error "devices --bogus" -- devices --bogus
+
+# ---- environment
+expect_error "KD_FAULT=bogus" KD_FAULT=bogus -- compare "${fast[@]}"
+expect_error "KD_THRESHOLD_RMSNORM_OPENCL=abc" KD_THRESHOLD_RMSNORM_OPENCL=abc -- devices
+if "$exe" devices 2>/dev/null | grep -q '^opencl *present'; then
+    # an installed backend that cannot start fails compare (unless --skip-missing)
+    expect_error "KD_OPENCL_DEVICE=999 compare" KD_OPENCL_DEVICE=999 -- compare "${fast[@]}"
+    expect_accepted "KD_OPENCL_DEVICE=999 compare --skip-missing" "skip-missing" \
+        KD_OPENCL_DEVICE=999 -- compare --skip-missing "${fast[@]}"
+    # documented acceptance: an unusable cache directory means no cache, with a warning
+    expect_accepted "KD_CACHE_DIR is a file" "warning: opencl: program cache directory" \
+        KD_CACHE_DIR="$work/plain-file" -- compare "${fast[@]}"
+fi
+
+echo "$cases cases, $failed failed"
+[ "$failed" -eq 0 ]
