@@ -16,6 +16,7 @@
 
 #include "kdispatch.h"
 #include "kd_quant.h"
+#include "op_traits.h"
 
 #define MAX_VARIANTS (KD_BACKEND_COUNT + 2)
 
@@ -83,7 +84,7 @@ void kd_compare_opts_init(kd_compare_opts *o)
                            .max_tensors = KD_COMPARE_DEFAULT_MAX_TENSORS};
 }
 
-static int is_gemv(kd_op op) { return op == KD_OP_Q4K_GEMV || op == KD_OP_Q6K_GEMV; }
+static int is_gemv(kd_op op) { return kd_op_is_gemv(op); } /* op_traits.h */
 
 static kd_op gemv_op_of(kd_type t) { return t == KD_TYPE_Q4_K ? KD_OP_Q4K_GEMV : KD_OP_Q6K_GEMV; }
 
