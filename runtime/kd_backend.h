@@ -47,7 +47,8 @@ typedef struct kd_backend_device_kind {
 
 typedef struct kd_backend_ops {
     const char *name;       /* "cpu", "opencl", "cuda": kd_backend_name, config and KD_* names */
-    int is_offload;         /* 1: counted as a gpu dispatch in the metrics */
+    int is_offload;         /* 1: an offload backend, counted as gpu in the metrics; every
+                             * backend but the cpu (id 0) is one */
     const char *not_built;  /* non-NULL: the sources were not built, and why (the table
                              * then has only name and is_offload: see registry.c) */
     /* By the kind of device in use: [0] a CPU device, [1] a GPU. */
@@ -94,7 +95,8 @@ const kd_backend_ops *kd_backend_ops_of(kd_backend_id b);
 int kd_backend_built(kd_backend_id b);
 /* Registers one more backend at run time (tests: a backend outside the library): it takes
  * the next free id, which is returned. KD_BACKEND_COUNT when the registry is full, ops is
- * incomplete (name, init, shutdown, describe and run are required) or its name is taken.
+ * incomplete (name, is_offload, init, shutdown, describe and run are required) or its
+ * name is taken.
  * Register before creating the contexts that should see it; not concurrently with them. */
 kd_backend_id kd_backend_register(const kd_backend_ops *ops);
 /* The kind of device backend b runs on, from its state (1: GPU); assumed_gpu without one. */

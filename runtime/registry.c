@@ -53,10 +53,12 @@ int kd_backend_built(kd_backend_id b)
     return ops && !ops->not_built;
 }
 
+/* A table the dispatcher can use. Only id 0 is the host cpu: the metrics count every other
+ * id as an offload (gpu) dispatch, so a further backend must be an offload backend. */
 static int complete(const kd_backend_ops *ops)
 {
-    return ops && ops->name && ops->name[0] && !ops->not_built && ops->init && ops->shutdown &&
-           ops->describe && ops->run;
+    return ops && ops->name && ops->name[0] && !ops->not_built && ops->is_offload && ops->init &&
+           ops->shutdown && ops->describe && ops->run;
 }
 
 kd_backend_id kd_backend_register(const kd_backend_ops *ops)

@@ -14,6 +14,25 @@
 static kd_backend_id hosttest = KD_BACKEND_COUNT;
 static kd_context *ctx;
 
+#define N_REFUSALS 4
+static kd_backend_id refusals[N_REFUSALS];
+
+/* Tables the registry must refuse, tried before hosttest registers. */
+static void try_bad_tables(void)
+{
+    kd_backend_ops no_run = kd_hosttest_backend, host_class = kd_hosttest_backend,
+                   taken = kd_hosttest_backend;
+    no_run.name = "hosttest_no_run";
+    no_run.run = NULL;
+    host_class.name = "hosttest_host";
+    host_class.is_offload = 0;
+    taken.name = "CPU"; /* names compare without case */
+    refusals[0] = kd_backend_register(NULL);
+    refusals[1] = kd_backend_register(&no_run);
+    refusals[2] = kd_backend_register(&host_class);
+    refusals[3] = kd_backend_register(&taken);
+}
+
 static void test_registered(void)
 {
     CU_ASSERT_EQUAL(hosttest, KD_BACKEND_CUDA + 1); /* the first id after the built-ins */
@@ -22,16 +41,15 @@ static void test_registered(void)
     CU_ASSERT_STRING_EQUAL(kd_backend_name(hosttest), "hosttest");
     CU_ASSERT(kd_backend_available(ctx, hosttest));
     CU_ASSERT_PTR_NOT_NULL(strstr(kd_backend_reason(ctx, hosttest), "plain loops"));
-    /* The registry refuses a second backend of the same name, an incomplete table, and
-     * any backend once its ids are taken. */
+    /* Refused while id 3 was still free (hosttest took it after them): no table, a table
+     * without run, a non-offload table (only id 0 counts as cpu), a name already taken. */
+    for (int i = 0; i < N_REFUSALS; i++)
+        CU_ASSERT_EQUAL(refusals[i], KD_BACKEND_COUNT);
+    /* Now every id is taken: a good table of a new name is refused too. */
+    kd_backend_ops another = kd_hosttest_backend;
+    another.name = "hosttest2";
+    CU_ASSERT_EQUAL(kd_backend_register(&another), KD_BACKEND_COUNT);
     CU_ASSERT_EQUAL(kd_backend_register(&kd_hosttest_backend), KD_BACKEND_COUNT);
-    kd_backend_ops no_run = kd_hosttest_backend;
-    no_run.name = "hosttest2";
-    no_run.run = NULL;
-    CU_ASSERT_EQUAL(kd_backend_register(&no_run), KD_BACKEND_COUNT);
-    kd_backend_ops complete = kd_hosttest_backend;
-    complete.name = "hosttest2";
-    CU_ASSERT_EQUAL(kd_backend_register(&complete), KD_BACKEND_COUNT); /* ids all taken */
     CU_ASSERT_EQUAL(kd_backend_register(NULL), KD_BACKEND_COUNT);
 }
 
@@ -131,6 +149,7 @@ static void test_compare(void)
 
 int main(void)
 {
+    try_bad_tables();
     hosttest = kd_backend_register(&kd_hosttest_backend); /* the one registration line */
     kd_context_options opts = {.disable_opencl = 1, .disable_cuda = 1};
     if (kd_context_create(&opts, &ctx) != KD_OK) {
