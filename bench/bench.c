@@ -18,8 +18,10 @@
 
 #include "../cli/commands.h"
 #include "bench_internal.h"
+#include "kd_backend.h"
 #include "kd_oracle.h"
 #include "kd_quant.h"
+#include "op_traits.h"
 
 enum { SWEEP_K = 4096, ROPE_HEAD_DIM = 128, MAX_INNER = 100000 };
 
@@ -44,7 +46,7 @@ static double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-static int is_gemv(kd_op op) { return op == KD_OP_Q4K_GEMV || op == KD_OP_Q6K_GEMV; }
+static int is_gemv(kd_op op) { return kd_op_is_gemv(op); } /* op_traits.h */
 static kd_type quant_of(kd_op op) { return op == KD_OP_Q4K_GEMV ? KD_TYPE_Q4_K : KD_TYPE_Q6_K; }
 static int qi(kd_op op) { return op == KD_OP_Q4K_GEMV ? 0 : 1; }
 
@@ -682,7 +684,7 @@ static void print_intro(const bench_opts *o, const bench_report *rep, kd_context
                    x->device_bw / 1e9, o->quick ? 96 : 384);
     }
     int header = 0;
-    for (int b = 0; b < KD_BACKEND_COUNT; b++)
+    for (int b = 0; b < kd_backend_count(); b++)
         if (!kd_backend_available(ctx, (kd_backend_id)b) || !o->use_backend[b])
             printf("%s  %-9s %s\n", header++ ? "" : "not timed:\n", kd_backend_name((kd_backend_id)b),
                    kd_backend_available(ctx, (kd_backend_id)b)

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "commands.h"
+#include "kd_backend.h"
 #include "kdispatch.h"
 
 static void json_string(FILE *f, const char *s)
@@ -24,7 +25,7 @@ static void print_device_table(void)
 {
     printf("\n%-7s %3s %-5s %-6s %5s %9s  %-40s %s\n", "backend", "#", "kind", "usable",
            "units", "memory", "name", "vendor / platform / driver");
-    for (int b = 0; b < KD_BACKEND_COUNT; b++) {
+    for (int b = 0; b < kd_backend_count(); b++) {
         int n = kd_device_count((kd_backend_id)b);
         for (int i = 0; i < n; i++) {
             kd_device_info d;
@@ -42,7 +43,7 @@ static void print_device_table(void)
 static void print_text(const kd_context *ctx)
 {
     printf("kdispatch %s\n\n%-8s %-10s %s\n", kd_version(), "backend", "status", "device / reason");
-    for (int b = 0; b < KD_BACKEND_COUNT; b++)
+    for (int b = 0; b < kd_backend_count(); b++)
         printf("%-8s %-10s %s\n", kd_backend_name(b),
                kd_backend_available(ctx, b) ? "present" : "absent", kd_backend_reason(ctx, b));
     print_device_table();
@@ -67,7 +68,7 @@ static void print_device_json(const kd_device_info *d, int first)
 static void print_json(const kd_context *ctx)
 {
     printf("{\"version\":\"%s\",\"backends\":[", kd_version());
-    for (int b = 0; b < KD_BACKEND_COUNT; b++) {
+    for (int b = 0; b < kd_backend_count(); b++) {
         printf("%s{\"name\":\"%s\",\"present\":%s,\"detail\":", b ? "," : "", kd_backend_name(b),
                kd_backend_available(ctx, b) ? "true" : "false");
         json_string(stdout, kd_backend_reason(ctx, b));

@@ -16,7 +16,9 @@
 
 #include "commands.h"
 #include "config.h"
+#include "kd_backend.h"
 #include "kdispatch.h"
+#include "op_traits.h"
 
 /* GGUF block sizes (bytes per 256 weights) and where each block keeps its f16 scale(s). */
 #define Q4K_BLOCK_BYTES 144 /* f16 d at 0, f16 dmin at 2 */
@@ -141,7 +143,6 @@ static double now_us(void)
     return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
 }
 
-static int is_gemv(kd_op op) { return op == KD_OP_Q4K_GEMV || op == KD_OP_Q6K_GEMV; }
 
 /* The tensors of one op instance; activations are rewritten from host before each run. */
 typedef struct instance {
@@ -198,7 +199,7 @@ static kd_status instance_make(kd_context *ctx, kd_op op, uint64_t p, const floa
     in->d.op = op;
     kd_status st = KD_OK;
     int64_t m = (int64_t)p;
-    if (is_gemv(op)) {
+    if (kd_op_is_gemv(op)) {
         size_t nbytes;
         void *blocks = make_blocks(op, p, &nbytes);
         if (!blocks)
@@ -279,16 +280,16 @@ static double time_runs(kd_context *ctx, instance *in, kd_backend_id b, int reps
     return reps % 2 ? t[reps / 2] : 0.5 * (t[reps / 2 - 1] + t[reps / 2]);
 }
 
-static uint64_t unit_of(kd_op op) { return is_gemv(op) ? GEMV_K : ROW; }
+static uint64_t unit_of(kd_op op) { return kd_op_is_gemv(op) ? GEMV_K : ROW; }
 
 static int measure(kd_context *ctx, kd_op op, kd_backend_id b, uint64_t param,
                    const float *data, int reps, point *pt)
 {
     instance in;
     pt->param = param;
-    pt->size = kd_op_data_size(op, is_gemv(op) ? 1 : (int64_t)param,
-                               is_gemv(op) ? (int64_t)param : ROW,
-                               is_gemv(op) ? GEMV_K : 0);
+    pt->size = kd_op_data_size(op, kd_op_is_gemv(op) ? 1 : (int64_t)param,
+                               kd_op_is_gemv(op) ? (int64_t)param : ROW,
+                               kd_op_is_gemv(op) ? GEMV_K : 0);
     pt->cpu_us = pt->off_us = -1.0;
     if (instance_make(ctx, op, param, data, &in) != KD_OK)
         return -1;
@@ -316,7 +317,7 @@ static void tune_op(kd_context *ctx, kd_op op, kd_backend_id b, const tune_opts 
 {
     uint64_t unit = unit_of(op);
     uint64_t max_size = o->max_size ? o->max_size
-                        : is_gemv(op) ? (o->quick ? (UINT64_C(1) << 24) : (UINT64_C(1) << 26))
+                        : kd_op_is_gemv(op) ? (o->quick ? (UINT64_C(1) << 24) : (UINT64_C(1) << 26))
                                       : (o->quick ? (UINT64_C(1) << 20) : (UINT64_C(1) << 23));
     uint64_t first = 1; /* one row: M = 1, or a GEMV with N = 1 */
     point rung[MAX_RUNGS];
@@ -456,7 +457,7 @@ int kd_cmd_tune(int argc, char **argv)
     printf("  cpu:    %s\n", kd_backend_reason(ctx, KD_BACKEND_CPU));
     op_result res[KD_OP_COUNT * KD_BACKEND_COUNT];
     int nres = 0, tuned_backends = 0;
-    for (int b = 1; b < KD_BACKEND_COUNT; b++) {
+    for (int b = 1; b < kd_backend_count(); b++) {
         const char *name = kd_backend_name((kd_backend_id)b);
         if (any_b && !o.use_backend[b])
             continue;

@@ -17,6 +17,7 @@
 
 #include "kdispatch.h"
 #include "kd_quant.h"
+#include "op_traits.h"
 
 #define MAX_VARIANTS (KD_BACKEND_COUNT + 3)
 /* The cpu q8 GEMV path is held to this NMSE against the oracle (SPEC section 7). */
@@ -106,7 +107,7 @@ static void printable(char *dst, size_t cap, const char *src, uint64_t len)
     dst[n] = '\0';
 }
 
-static int is_gemv(kd_op op) { return op == KD_OP_Q4K_GEMV || op == KD_OP_Q6K_GEMV; }
+static int is_gemv(kd_op op) { return kd_op_is_gemv(op); } /* op_traits.h */
 
 static kd_op gemv_op_of(kd_type t) { return t == KD_TYPE_Q4_K ? KD_OP_Q4K_GEMV : KD_OP_Q6K_GEMV; }
 

@@ -5,20 +5,18 @@
  */
 #include "ptx_check.h"
 #include "ptx_flow.h"
+#include "../runtime/op_traits.h"
 
 #include <ctype.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
-const kd_ptx_pair_def kd_ptx_builtin_pairs[KD_PTX_BUILTIN_PAIRS] = {
-    {"rmsnorm", "kd_rmsnorm_f32", "kd_rmsnorm_f32_batched"},
-    {"rope", "kd_rope_f32", "kd_rope_f32_batched"},
-    {"swiglu", "kd_swiglu_f32", "kd_swiglu_f32_batched"},
-    {"residual_add", "kd_residual_add_f32", "kd_residual_add_f32_batched"},
-    {"q4k_gemv", "kd_gemv_q4k", "kd_gemv_q4k_batched"},
-    {"q6k_gemv", "kd_gemv_q6k", "kd_gemv_q6k_batched"},
-};
+/* The six pairs: the op table's names and kernels (one source for every copy). */
+#define KD_PTX_PAIR(op, name, kind, wtype, single, batched) {name, single, batched},
+const kd_ptx_pair_def kd_ptx_builtin_pairs[KD_PTX_BUILTIN_PAIRS] = {KD_OP_TABLE(KD_PTX_PAIR)};
+#undef KD_PTX_PAIR
+_Static_assert(KD_PTX_BUILTIN_PAIRS == KD_OP_COUNT, "one pair per op");
 
 const char *kd_ptx_rule_name(int rule)
 {

@@ -1,6 +1,8 @@
 /* Dispatcher configuration and the decision itself: see config.h. */
 #include "config.h"
 #include "file_util.h"
+#include "kd_backend.h"
+#include "op_traits.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -14,22 +16,21 @@ extern char **environ;
 
 #define ENV_PREFIX "KD_THRESHOLD_"
 
-static int is_gemv(kd_op op) { return op == KD_OP_Q4K_GEMV || op == KD_OP_Q6K_GEMV; }
-
 static int is_offload_backend(kd_backend_id b)
 {
-    return (unsigned)b < KD_BACKEND_COUNT && b != KD_BACKEND_CPU;
+    const kd_backend_ops *ops = kd_backend_ops_of(b);
+    return ops && ops->is_offload;
 }
 
 uint64_t kd_op_data_size(kd_op op, int64_t m, int64_t n, int64_t k)
 {
-    if (m <= 0 || n <= 0 || (is_gemv(op) && k <= 0))
+    if (m <= 0 || n <= 0 || (kd_op_is_gemv(op) && k <= 0))
         return 0;
     uint64_t size = (uint64_t)m;
     if ((uint64_t)n > UINT64_MAX / size)
         return UINT64_MAX;
     size *= (uint64_t)n;
-    if (is_gemv(op)) {
+    if (kd_op_is_gemv(op)) {
         if ((uint64_t)k > UINT64_MAX / size)
             return UINT64_MAX;
         size *= (uint64_t)k;
@@ -37,23 +38,16 @@ uint64_t kd_op_data_size(kd_op op, int64_t m, int64_t n, int64_t k)
     return size;
 }
 
-/*
- * Defaults, until `kdispatch tune` measures this machine. data_size is elements (GEMV:
- * multiply-adds). A GPU pays ~10-30 us per op for launch and synchronisation, which the
- * host cpu backend spends on ~1M elements of an elementwise op or ~8M multiply-adds of a
- * quantized GEMV. An OpenCL CPU device (PoCL) runs on the same cores as the cpu backend
- * with more overhead, so it is only chosen for very large ops.
- */
+/* Defaults, until `kdispatch tune` measures this machine: each backend's table holds them
+ * (kd_backend.h); a backend that is not built, or has none, never offloads by default. */
 uint64_t kd_config_default_threshold(kd_op op, kd_backend_id b, int is_gpu)
 {
-    if (!is_offload_backend(b) || (unsigned)op >= KD_OP_COUNT)
+    const kd_backend_ops *ops = kd_backend_ops_of(b);
+    if (!ops || !ops->is_offload || ops->not_built || (unsigned)op >= KD_OP_COUNT)
         return KD_THRESHOLD_NEVER;
-    int gemv = is_gemv(op);
-    if (!is_gpu)
-        return gemv ? (UINT64_C(1) << 34) : (UINT64_C(1) << 28);
-    if (b == KD_BACKEND_CUDA)
-        return gemv ? (UINT64_C(1) << 23) : (UINT64_C(1) << 20);
-    return gemv ? (UINT64_C(1) << 24) : (UINT64_C(1) << 21); /* OpenCL GPU: more overhead */
+    const kd_backend_device_kind *d = &ops->device[is_gpu != 0];
+    uint64_t t = kd_op_is_gemv(op) ? d->threshold_gemv : d->threshold_rowwise;
+    return t ? t : KD_THRESHOLD_NEVER;
 }
 
 void kd_config_defaults(kd_config *c)
@@ -62,12 +56,11 @@ void kd_config_defaults(kd_config *c)
         return;
     memset(c, 0, sizeof *c);
     c->forced = KD_BACKEND_AUTO;
-    for (int op = 0; op < KD_OP_COUNT; op++) {
-        c->threshold[op][KD_BACKEND_CPU] = KD_THRESHOLD_NEVER; /* unused */
-        c->threshold[op][KD_BACKEND_OPENCL] =
-            kd_config_default_threshold((kd_op)op, KD_BACKEND_OPENCL, 0);
-        c->threshold[op][KD_BACKEND_CUDA] =
-            kd_config_default_threshold((kd_op)op, KD_BACKEND_CUDA, 1);
+    for (int b = 0; b < KD_BACKEND_COUNT; b++) {
+        const kd_backend_ops *ops = kd_backend_ops_of((kd_backend_id)b);
+        int gpu = ops && ops->assumed_gpu; /* until the device is known */
+        for (int op = 0; op < KD_OP_COUNT; op++) /* cpu and unregistered ids: never */
+            c->threshold[op][b] = kd_config_default_threshold((kd_op)op, (kd_backend_id)b, gpu);
     }
 }
 

@@ -15,41 +15,11 @@ const char *kd_status_name(kd_status s)
     static const char *const names[KD_STATUS_COUNT] = {
         "KD_OK", "KD_ERR_NULL", "KD_ERR_SHAPE", "KD_ERR_ALIGN", "KD_ERR_ZERO_SIZE",
         "KD_ERR_TOO_LARGE", "KD_ERR_ARG", "KD_ERR_TYPE", "KD_ERR_NOMEM", "KD_ERR_UNAVAILABLE",
-        "KD_ERR_BUILD", "KD_ERR_LAUNCH", "KD_ERR_IO", "KD_ERR_FORMAT", "KD_ERR_MISMATCH"};
+        "KD_ERR_BUILD", "KD_ERR_LAUNCH", "KD_ERR_IO", "KD_ERR_FORMAT", "KD_ERR_MISMATCH",
+        "KD_ERR_UNSUPPORTED"};
     return (unsigned)s < KD_STATUS_COUNT ? names[s] : "KD_ERR_UNKNOWN";
 }
 
-static const char *const backend_names[KD_BACKEND_COUNT] = {"cpu", "opencl", "cuda"};
-static const char *const op_names[KD_OP_COUNT] = {"rmsnorm", "rope", "swiglu",
-                                                  "residual_add", "q4k_gemv", "q6k_gemv"};
-static const char *const type_names[KD_TYPE_COUNT] = {"f32", "q4_K", "q6_K"};
-
-const char *kd_backend_name(kd_backend_id b)
-{
-    return (unsigned)b < KD_BACKEND_COUNT ? backend_names[b] : "auto";
-}
-
-kd_backend_id kd_backend_from_name(const char *name)
-{
-    for (int i = 0; name && i < KD_BACKEND_COUNT; i++)
-        if (strcasecmp(name, backend_names[i]) == 0)
-            return (kd_backend_id)i;
-    if (name && strcasecmp(name, "auto") == 0)
-        return KD_BACKEND_AUTO;
-    return KD_BACKEND_COUNT;
-}
-
-const char *kd_op_name(kd_op op) { return (unsigned)op < KD_OP_COUNT ? op_names[op] : "?"; }
-
-kd_op kd_op_from_name(const char *s)
-{
-    for (int i = 0; s && i < KD_OP_COUNT; i++)
-        if (strcasecmp(s, op_names[i]) == 0)
-            return (kd_op)i;
-    return KD_OP_COUNT;
-}
-
-const char *kd_type_name(kd_type t) { return (unsigned)t < KD_TYPE_COUNT ? type_names[t] : "?"; }
 
 /* Errors are per thread (kdispatch.h): each thread keeps the last message of each of the
  * few contexts it used most recently, so one thread's failure never overwrites, or races
@@ -168,10 +138,14 @@ const kd_settings *kd_context_settings(const kd_context *ctx) { return &ctx->set
 static kd_status probe_backend(kd_context *ctx, kd_backend_id b, int disabled)
 {
     struct kd_backend_slot *s = &ctx->backend[b];
-    s->ops = kd_backend_table[b];
+    s->ops = kd_backend_ops_of(b);
     s->init_status = KD_ERR_UNAVAILABLE;
     if (!s->ops) {
-        snprintf(s->reason, sizeof s->reason, "%s", kd_backend_not_built_reason(b));
+        snprintf(s->reason, sizeof s->reason, "no backend is registered with id %d", (int)b);
+        return KD_ERR_UNAVAILABLE;
+    }
+    if (s->ops->not_built) {
+        snprintf(s->reason, sizeof s->reason, "%s", s->ops->not_built);
         return KD_ERR_UNAVAILABLE;
     }
     if (disabled) {
@@ -190,15 +164,31 @@ static kd_status probe_backend(kd_context *ctx, kd_backend_id b, int disabled)
     return KD_OK;
 }
 
-/* The best offload backend present: cuda, else an OpenCL device (the OpenCL backend
- * already prefers a GPU to a CPU device). */
+/* The offload backend present with the highest rank for its kind of device (each
+ * backend's table says: cuda, then an OpenCL GPU, then an OpenCL CPU device); rank 0
+ * is never chosen automatically. */
 static kd_backend_id best_offload(const kd_context *ctx)
 {
-    if (ctx->backend[KD_BACKEND_CUDA].available)
-        return KD_BACKEND_CUDA;
-    if (ctx->backend[KD_BACKEND_OPENCL].available)
-        return KD_BACKEND_OPENCL;
-    return KD_BACKEND_AUTO;
+    kd_backend_id best = KD_BACKEND_AUTO;
+    int best_rank = 0;
+    for (int b = 0; b < KD_BACKEND_COUNT; b++) {
+        const struct kd_backend_slot *s = &ctx->backend[b];
+        if (!s->available || !s->ops->is_offload)
+            continue;
+        int rank = s->ops->device[kd_backend_device_is_gpu(s->ops, s->state)].rank;
+        if (rank > best_rank) {
+            best = (kd_backend_id)b;
+            best_rank = rank;
+        }
+    }
+    return best;
+}
+
+/* Whether the context options turn backend b off. */
+static int disabled_by(const kd_context_options *opts, kd_backend_id b)
+{
+    return opts && ((b == KD_BACKEND_OPENCL && opts->disable_opencl) ||
+                    (b == KD_BACKEND_CUDA && opts->disable_cuda));
 }
 
 static kd_status load_config(kd_context *ctx)
@@ -243,15 +233,17 @@ kd_status kd_context_create(const kd_context_options *opts, kd_context **out)
         kd_error(ctx, st, "%s", ctx->backend[KD_BACKEND_CPU].reason);
         return fail_create(ctx, st, "cpu backend: ");
     }
-    probe_backend(ctx, KD_BACKEND_OPENCL, opts && opts->disable_opencl);
-    probe_backend(ctx, KD_BACKEND_CUDA, opts && opts->disable_cuda);
+    for (int b = 0; b < KD_BACKEND_COUNT; b++)
+        if (b != KD_BACKEND_CPU)
+            probe_backend(ctx, (kd_backend_id)b, disabled_by(opts, (kd_backend_id)b));
     ctx->best_offload = best_offload(ctx);
     /* Default thresholds depend on the device kind (PoCL on this CPU vs a GPU); values
      * from the config file or the environment are kept. */
     for (int b = 1; b < KD_BACKEND_COUNT; b++) {
         const struct kd_backend_slot *s = &ctx->backend[b];
         if (s->available && s->ops->is_gpu)
-            kd_config_use_device_defaults(&ctx->config, (kd_backend_id)b, s->ops->is_gpu(s->state));
+            kd_config_use_device_defaults(&ctx->config, (kd_backend_id)b,
+                                          kd_backend_device_is_gpu(s->ops, s->state));
     }
     ctx->error[0] = '\0';
     error_slot *e = find_slot(ctx); /* probing's errors are in the reasons, not here */
@@ -312,7 +304,7 @@ size_t kd_metrics_export(const kd_context *ctx, const char *format, char *buf, s
 
 static const kd_backend_ops *device_backend(kd_backend_id b)
 {
-    return (unsigned)b < KD_BACKEND_COUNT && kd_backend_table[b] ? kd_backend_table[b] : NULL;
+    return kd_backend_built(b) ? kd_backend_ops_of(b) : NULL;
 }
 
 int kd_device_count(kd_backend_id b)

@@ -6,11 +6,10 @@
 #include <time.h>
 
 #include "kd_internal.h"
+#include "op_traits.h"
 
 /* Shape of a validated op: m rows of batch, n row length (GEMV: N), k (GEMV K). */
 typedef struct op_shape { int64_t m, n, k; } op_shape;
-
-static int is_gemv(kd_op op) { return op == KD_OP_Q4K_GEMV || op == KD_OP_Q6K_GEMV; }
 
 static kd_status need_f32(kd_context *ctx, const kd_tensor *t, const char *what)
 {
@@ -39,7 +38,7 @@ static kd_status need_shape(kd_context *ctx, const kd_tensor *t, int64_t rows, i
 
 static kd_status validate_gemv(kd_context *ctx, const kd_op_desc *d, op_shape *s)
 {
-    kd_type want = d->op == KD_OP_Q4K_GEMV ? KD_TYPE_Q4_K : KD_TYPE_Q6_K;
+    kd_type want = kd_op_traits_of(d->op)->weight_type;
     const kd_tensor *w = d->src[0], *x = d->src[1];
     if (!w)
         return kd_error(ctx, KD_ERR_NULL, "%s: weight is NULL", kd_op_name(d->op));
@@ -100,7 +99,7 @@ static kd_status validate(kd_context *ctx, const kd_op_desc *d, op_shape *s)
                             kd_op_name(d->op), i);
     if (d->dst->ctx != ctx)
         return kd_error(ctx, KD_ERR_ARG, "%s: output belongs to another context", kd_op_name(d->op));
-    if (is_gemv(d->op))
+    if (kd_op_is_gemv(d->op))
         return validate_gemv(ctx, d, s);
     TRY(need_f32(ctx, d->src[0], kd_op_name(d->op)));
     TRY(need_f32(ctx, d->dst, kd_op_name(d->op)));
@@ -186,7 +185,7 @@ kd_backend_id kd_dispatch_decide(const kd_context *ctx, const kd_op_desc *d)
 static int recoverable(kd_status st)
 {
     return st == KD_ERR_NOMEM || st == KD_ERR_BUILD || st == KD_ERR_LAUNCH ||
-           st == KD_ERR_TOO_LARGE || st == KD_ERR_UNAVAILABLE;
+           st == KD_ERR_TOO_LARGE || st == KD_ERR_UNAVAILABLE || st == KD_ERR_UNSUPPORTED;
 }
 
 kd_status kd_run(kd_context *ctx, const kd_op_desc *d, kd_backend_id backend, unsigned flags)

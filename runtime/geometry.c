@@ -1,6 +1,7 @@
 /* Launch geometry for every kernel: see geometry.h. The block shapes come from the kernel
  * folders' headers, which the kernels include too. */
 #include "geometry.h"
+#include "op_traits.h"
 
 #include <stdio.h>
 
@@ -82,7 +83,7 @@ kd_status kd_launch_geometry(kd_dialect dialect, kd_op op, int64_t m, int64_t n,
         return refuse(why, why_cap, KD_ERR_ARG, "geometry: unknown op or dialect");
     if (m <= 0 || n <= 0)
         return refuse(why, why_cap, KD_ERR_ZERO_SIZE, "geometry: m and n must be > 0");
-    int gemv = op == KD_OP_Q4K_GEMV || op == KD_OP_Q6K_GEMV;
+    int gemv = kd_op_is_gemv(op);
     if (gemv && (k <= 0 || k % 256 != 0))
         return refuse(why, why_cap, KD_ERR_ALIGN, "geometry: GEMV K must be a positive multiple of 256");
     if (op == KD_OP_ROPE && n % 2 != 0)

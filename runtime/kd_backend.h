@@ -1,12 +1,18 @@
 /*
- * The backend interface. Each backend (cpu, opencl, cuda) is one table of function
- * pointers, defined in its own folder and listed once in registry.c. Entries marked
+ * The backend interface. Each backend (cpu, opencl, cuda) is one table: its function
+ * pointers and what the dispatcher needs to know of it (offload or not, default
+ * thresholds, preference rank and launch dialect by device kind), defined in its own
+ * folder and listed once in registry.c. A backend's id is its place in the registry: the
+ * built-in three have the ids of kdispatch.h's enum, a further one takes the next id, by
+ * its line in registry.c or, for tests, by kd_backend_register at run time. Nothing else
+ * names a backend: its name, defaults and rank come from its table. Entries marked
  * "optional" may be NULL.
  */
 #ifndef KD_BACKEND_H
 #define KD_BACKEND_H
 
 #include <stdio.h>
+#include "geometry.h"
 #include "kdispatch.h"
 
 /* One op call after validation, operands resolved to the backend's own buffers
@@ -26,10 +32,28 @@ typedef struct kd_call {
     unsigned flags;       /* KD_RUN_* */
 } kd_call;
 
+/* What the dispatcher assumes of one kind of device of a backend. Zero-initialised: never
+ * offloaded to automatically (only when forced). */
+typedef struct kd_backend_device_kind {
+    /* Default thresholds (config.h): an op offloads when its data_size > threshold.
+     * data_size is elements; GEMV: multiply-adds. 0: "never" until configured. */
+    uint64_t threshold_rowwise; /* rmsnorm, rope, swiglu, residual_add */
+    uint64_t threshold_gemv;    /* q4k_gemv, q6k_gemv */
+    /* Offload preference: of the offload backends present, the one with the highest rank
+     * takes the automatic offloads. 0: never chosen automatically. */
+    int rank;
+    kd_dialect dialect;         /* launch geometry (geometry.h), for device backends */
+} kd_backend_device_kind;
+
 typedef struct kd_backend_ops {
-    const char *name;       /* "cpu", "opencl", "cuda" */
-    kd_backend_id id;
-    int is_offload;         /* 1: counted as a gpu dispatch in the metrics */
+    const char *name;       /* "cpu", "opencl", "cuda": kd_backend_name, config and KD_* names */
+    int is_offload;         /* 1: an offload backend, counted as gpu in the metrics; every
+                             * backend but the cpu (id 0) is one */
+    const char *not_built;  /* non-NULL: the sources were not built, and why (the table
+                             * then has only name and is_offload: see registry.c) */
+    /* By the kind of device in use: [0] a CPU device, [1] a GPU. */
+    kd_backend_device_kind device[2];
+    int assumed_gpu;        /* the device kind before init, and always when is_gpu is NULL */
 
     /* Finds a device and creates the backend state. When absent: KD_ERR_UNAVAILABLE and
      * the reason in why. */
@@ -44,8 +68,8 @@ typedef struct kd_backend_ops {
      * driver fails; a missing driver is KD_OK with *count = 0. */
     kd_status (*device_info)(int index, kd_device_info *out, int *count, char *why,
                              size_t why_cap);
-    /* optional: 1 if the device in use is a GPU, 0 if not (picks the dispatcher's default
-     * thresholds; NULL: the backend's defaults are fixed). */
+    /* optional: 1 if the device in use is a GPU, 0 if not (picks device[] above; NULL:
+     * the device kind is assumed_gpu). */
     int (*is_gpu)(void *state);
 
     /* Device memory: all four NULL for a backend that runs on host memory (cpu). */
@@ -59,10 +83,26 @@ typedef struct kd_backend_ops {
     kd_status (*run)(kd_context *ctx, void *state, const kd_call *call);
 } kd_backend_ops;
 
-/* The registry: one entry per backend built in (registry.c). */
-extern const kd_backend_ops *const kd_backend_table[KD_BACKEND_COUNT];
+/* ---- the registry (registry.c) ---- */
 
-/* Backends. A backend not built in is NULL in the table; its reason is here. */
+/* Backends registered: ids 0 .. kd_backend_count()-1 (the built-in three, then any
+ * registered at run time). */
+int kd_backend_count(void);
+/* The table of backend b; NULL when no backend has that id. A backend whose sources were
+ * not built has a table with not_built set. */
+const kd_backend_ops *kd_backend_ops_of(kd_backend_id b);
+/* 1 when b is registered and built (its functions can be called). */
+int kd_backend_built(kd_backend_id b);
+/* Registers one more backend at run time (tests: a backend outside the library): it takes
+ * the next free id, which is returned. KD_BACKEND_COUNT when the registry is full, ops is
+ * incomplete (name, is_offload, init, shutdown, describe and run are required) or its
+ * name is taken.
+ * Register before creating the contexts that should see it; not concurrently with them. */
+kd_backend_id kd_backend_register(const kd_backend_ops *ops);
+/* The kind of device backend b runs on, from its state (1: GPU); assumed_gpu without one. */
+int kd_backend_device_is_gpu(const kd_backend_ops *ops, void *state);
+
+/* The built-in backends' tables, listed in registry.c. */
 extern const kd_backend_ops kd_cpu_backend;
 #ifdef KD_HAVE_OPENCL
 extern const kd_backend_ops kd_opencl_backend;
@@ -70,7 +110,6 @@ extern const kd_backend_ops kd_opencl_backend;
 #ifdef KD_HAVE_CUDA
 extern const kd_backend_ops kd_cuda_backend;
 #endif
-const char *kd_backend_not_built_reason(kd_backend_id b);
 
 /* Records an error on the context and returns s (printf-style message). */
 kd_status kd_error(kd_context *ctx, kd_status s, const char *fmt, ...)

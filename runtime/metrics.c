@@ -1,19 +1,20 @@
 /* Dispatch metrics: atomic recording, consistent snapshots, JSON and Prometheus export.
  * See metrics.h for the invariants and metrics_core.h for the proved arithmetic. */
 #include "metrics.h"
+#include "kd_backend.h"
 
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
-_Static_assert(KD_BACKEND_COUNT == KD_CORE_BACKENDS, "metrics_core.h models 3 backends");
+_Static_assert(KD_BACKEND_COUNT == KD_CORE_BACKENDS, "metrics_core.h models every backend id");
 _Static_assert(KD_BACKEND_CPU == 0, "metrics_core.h treats backend 0 as the host cpu");
 
 const double kd_latency_bounds_us[KD_LAT_BUCKETS - 1] = {KD_LAT_B1_US, KD_LAT_B2_US,
                                                         KD_LAT_B3_US, KD_LAT_B4_US};
 
 /* Latencies above this (in us) are recorded as this: keeps every sum below the limit the
- * proofs assume for a very long time (2^60 ns). */
+ * proofs assume for a very long time (2^59 ns). */
 #define KD_MAX_LATENCY_US 1.0e12
 
 static void hist_clear(kd_histogram *h)
@@ -181,7 +182,7 @@ void kd_metrics_latency_of(const kd_metrics *m, kd_backend_id b, kd_latency_stat
 
 double kd_metrics_gpu_ratio(uint64_t cpu, uint64_t gpu)
 {
-    if (cpu <= 5 * KD_CORE_LIMIT && gpu <= 10 * KD_CORE_LIMIT)
+    if (cpu <= 5 * KD_CORE_LIMIT && gpu <= KD_CORE_GPU_LIMIT)
         return kd_core_gpu_ratio(cpu, gpu);
     /* Beyond the proved range cpu + gpu may not fit in 64 bits: add as doubles (the sum is
      * > 0 and >= gpu, so the quotient stays in [0, 1]). */
@@ -222,6 +223,7 @@ static void put(text_out *o, const char *fmt, ...)
 }
 
 typedef struct metrics_view {
+    int nbackends; /* the registered backends: the ones the export names */
     kd_metrics_snapshot snap;
     kd_latency_stats lat[KD_BACKEND_COUNT];
 } metrics_view;
@@ -232,6 +234,7 @@ static void view_of(const kd_metrics *m, metrics_view *v)
     kd_core_state s = load_state(m);
     kd_core_summary sum = kd_core_summarize(s);
     memset(v, 0, sizeof *v);
+    v->nbackends = kd_backend_count();
     for (int b = 0; b < KD_BACKEND_COUNT; b++) {
         v->snap.per_backend[b] = sum.per_backend[b];
         stats_from_hist(&s.hist[b], &v->lat[b]);
@@ -274,11 +277,11 @@ static void export_json(text_out *o, const metrics_view *v)
     for (int i = 0; i < KD_LAT_BUCKETS - 1; i++)
         put(o, "%s%g", i ? ", " : "", kd_latency_bounds_us[i]);
     put(o, "],\n  \"backends\": {\n");
-    for (int b = 0; b < KD_BACKEND_COUNT; b++) {
+    for (int b = 0; b < v->nbackends; b++) {
         put(o, "    \"%s\": {\"dispatches\": %llu, \"latency_us\": ",
             kd_backend_name((kd_backend_id)b), (unsigned long long)s->per_backend[b]);
         json_latency(o, &v->lat[b]);
-        put(o, "}%s\n", b + 1 < KD_BACKEND_COUNT ? "," : "");
+        put(o, "}%s\n", b + 1 < v->nbackends ? "," : "");
     }
     put(o, "  }\n}\n");
 }
@@ -294,7 +297,7 @@ static void prom_histograms(text_out *o, const metrics_view *v)
     prom_family(o, h, "histogram",
                 "Dispatch latency per backend. A latency equal to a bucket bound is counted "
                 "in the next bucket (bounds are exclusive, as the contract requires).");
-    for (int b = 0; b < KD_BACKEND_COUNT; b++) {
+    for (int b = 0; b < v->nbackends; b++) {
         const char *name = kd_backend_name((kd_backend_id)b);
         const kd_latency_stats *l = &v->lat[b];
         uint64_t cum = 0;
@@ -311,7 +314,7 @@ static void prom_histograms(text_out *o, const metrics_view *v)
     const char *q = "kdispatch_dispatch_latency_quantile_microseconds";
     prom_family(o, q, "gauge",
                 "Latency quantiles estimated by linear interpolation inside the buckets.");
-    for (int b = 0; b < KD_BACKEND_COUNT; b++) {
+    for (int b = 0; b < v->nbackends; b++) {
         const char *name = kd_backend_name((kd_backend_id)b);
         const kd_latency_stats *l = &v->lat[b];
         put(o, "%s{backend=\"%s\",quantile=\"0.5\"} %.3f\n", q, name, l->p50_us);
@@ -320,12 +323,12 @@ static void prom_histograms(text_out *o, const metrics_view *v)
     }
     prom_family(o, "kdispatch_dispatch_latency_min_microseconds", "gauge",
                 "Smallest dispatch latency (0 when none).");
-    for (int b = 0; b < KD_BACKEND_COUNT; b++)
+    for (int b = 0; b < v->nbackends; b++)
         put(o, "kdispatch_dispatch_latency_min_microseconds{backend=\"%s\"} %.3f\n",
             kd_backend_name((kd_backend_id)b), v->lat[b].min_us);
     prom_family(o, "kdispatch_dispatch_latency_max_microseconds", "gauge",
                 "Largest dispatch latency (0 when none).");
-    for (int b = 0; b < KD_BACKEND_COUNT; b++)
+    for (int b = 0; b < v->nbackends; b++)
         put(o, "kdispatch_dispatch_latency_max_microseconds{backend=\"%s\"} %.3f\n",
             kd_backend_name((kd_backend_id)b), v->lat[b].max_us);
 }
@@ -334,7 +337,7 @@ static void export_prom(text_out *o, const metrics_view *v)
 {
     const kd_metrics_snapshot *s = &v->snap;
     prom_family(o, "kdispatch_backend_dispatches_total", "counter", "Ops run, by backend.");
-    for (int b = 0; b < KD_BACKEND_COUNT; b++)
+    for (int b = 0; b < v->nbackends; b++)
         put(o, "kdispatch_backend_dispatches_total{backend=\"%s\"} %llu\n",
             kd_backend_name((kd_backend_id)b), (unsigned long long)s->per_backend[b]);
     prom_family(o, "kdispatch_cpu_dispatches_total", "counter",

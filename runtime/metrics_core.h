@@ -27,12 +27,18 @@
 #include <stdint.h>
 
 #define KD_LAT_BUCKETS 5     /* [0,100), [100,500), [500,1000), [1000,5000), [5000,inf) us */
-#define KD_CORE_BACKENDS 3   /* cpu, opencl, cuda: backend 0 is the host cpu */
+/* Backend ids the metrics count: KD_BACKEND_COUNT of kdispatch.h (metrics.c asserts they
+ * agree; this header stays free of includes for the prover). Backend 0 is the host cpu,
+ * every other id an offload backend. The sums below are written out for this count. */
+#define KD_CORE_BACKENDS 4
 #define KD_CORE_NO_MIN UINT64_MAX /* min_ns of an empty histogram */
 
-/* Upper bound on any one counter or sum that the proofs assume (2^60): no overflow is
- * possible below it (2^60 ns is 36 years of latency; 2^60 dispatches will not happen). */
-#define KD_CORE_LIMIT 1152921504606846976ULL
+/* Upper bound on any one counter or sum that the proofs assume (2^59): no overflow is
+ * possible below it, also in cpu + gpu over every bucket of KD_CORE_BACKENDS backends
+ * (20 * 2^59 < 2^64; 2^59 ns is 18 years of latency; 2^59 dispatches will not happen). */
+#define KD_CORE_LIMIT 576460752303423488ULL
+/* The most a gpu count can be: five buckets of each offload backend at the limit. */
+#define KD_CORE_GPU_LIMIT ((unsigned long long)KD_LAT_BUCKETS * (KD_CORE_BACKENDS - 1) * KD_CORE_LIMIT)
 
 /* Boundaries in microseconds and in nanoseconds. */
 #define KD_LAT_B1_US 100.0
@@ -75,14 +81,15 @@ typedef struct kd_core_stats {
       h.bucket[0] + h.bucket[1] + h.bucket[2] + h.bucket[3] + h.bucket[4];
 
   logic integer cpu_count(kd_core_state s) = hist_count(s.hist[0]);
-  logic integer gpu_count(kd_core_state s) = hist_count(s.hist[1]) + hist_count(s.hist[2]);
+  logic integer gpu_count(kd_core_state s) =
+      hist_count(s.hist[1]) + hist_count(s.hist[2]) + hist_count(s.hist[3]);
   logic integer total_count(kd_core_state s) = cpu_count(s) + gpu_count(s);
 
   predicate bucket_in_range(kd_core_hist h) =
       \forall integer i; 0 <= i < 5 ==> 0 <= h.bucket[i] <= KD_CORE_LIMIT;
 
   predicate bounded(kd_core_state s) =
-      \forall integer b; 0 <= b < 3 ==> bucket_in_range(s.hist[b]);
+      \forall integer b; 0 <= b < KD_CORE_BACKENDS ==> bucket_in_range(s.hist[b]);
 
   // The histogram invariant: empty histograms have no sum, min or max; otherwise
   // min <= max and the mean lies between them (min * count <= sum <= max * count).
@@ -93,7 +100,7 @@ typedef struct kd_core_stats {
                              h.sum_ns <= h.max_ns * hist_count(h));
 
   predicate state_ok(kd_core_state s) =
-      \forall integer b; 0 <= b < 3 ==> hist_ok(s.hist[b]);
+      \forall integer b; 0 <= b < KD_CORE_BACKENDS ==> hist_ok(s.hist[b]);
 
   lemma mul_mono: \forall integer a, b, c; 0 <= a <= b && 0 <= c ==> a * c <= b * c;
 */
@@ -129,7 +136,7 @@ static inline uint64_t kd_core_hist_count(kd_core_hist h)
     return h.bucket[0] + h.bucket[1] + h.bucket[2] + h.bucket[3] + h.bucket[4];
 }
 
-/*@ requires cpu <= 5 * KD_CORE_LIMIT && gpu <= 10 * KD_CORE_LIMIT;
+/*@ requires cpu <= 5 * KD_CORE_LIMIT && gpu <= KD_CORE_GPU_LIMIT;
     assigns \nothing;
     ensures 0.0 <= \result <= 1.0;
     ensures cpu + gpu == 0 ==> \result == 0.0;
@@ -149,6 +156,7 @@ static inline double kd_core_gpu_ratio(uint64_t cpu, uint64_t gpu)
     ensures \result.per_backend[0] == hist_count(s.hist[0]);
     ensures \result.per_backend[1] == hist_count(s.hist[1]);
     ensures \result.per_backend[2] == hist_count(s.hist[2]);
+    ensures \result.per_backend[3] == hist_count(s.hist[3]);
     ensures \result.cpu == cpu_count(s);
     ensures \result.gpu == gpu_count(s);
     ensures \result.total == \result.cpu + \result.gpu;
@@ -162,8 +170,9 @@ static inline kd_core_summary kd_core_summarize(kd_core_state s)
     out.per_backend[0] = kd_core_hist_count(s.hist[0]);
     out.per_backend[1] = kd_core_hist_count(s.hist[1]);
     out.per_backend[2] = kd_core_hist_count(s.hist[2]);
+    out.per_backend[3] = kd_core_hist_count(s.hist[3]);
     out.cpu = out.per_backend[0];
-    out.gpu = out.per_backend[1] + out.per_backend[2];
+    out.gpu = out.per_backend[1] + out.per_backend[2] + out.per_backend[3];
     out.total = out.cpu + out.gpu;
     out.gpu_ratio = kd_core_gpu_ratio(out.cpu, out.gpu);
     return out;
@@ -221,7 +230,7 @@ static inline kd_core_hist kd_core_hist_record(kd_core_hist h, unsigned i, uint6
     return h;
 }
 
-/*@ requires 0 <= b < 3 && 0 <= i < 5;
+/*@ requires 0 <= b < KD_CORE_BACKENDS && 0 <= i < 5;
     requires bounded(s) && state_ok(s);
     requires s.hist[b].bucket[i] < KD_CORE_LIMIT;
     requires s.hist[b].sum_ns + ns <= KD_CORE_LIMIT;

@@ -130,6 +130,14 @@ int64_t kd_tensor_rows(const kd_tensor *t) { return t ? t->rows : 0; }
 int64_t kd_tensor_cols(const kd_tensor *t) { return t ? t->cols : 0; }
 kd_type kd_tensor_type(const kd_tensor *t) { return t ? t->type : KD_TYPE_COUNT; }
 
+/* Backends without device memory (the cpu, or a table whose alloc is NULL) run on the
+ * host copy: for them the host copy is the one to keep current. */
+static int on_host(const kd_tensor *t, kd_backend_id b)
+{
+    const kd_backend_ops *ops = t->ctx->backend[b].ops;
+    return b == KD_BACKEND_CPU || !ops || !ops->alloc;
+}
+
 kd_backend_id kd_tensor_residency(const kd_tensor *t)
 {
     if (!t)
@@ -144,7 +152,7 @@ kd_backend_id kd_tensor_residency(const kd_tensor *t)
 
 void *kd_tensor_buffer(const kd_tensor *t, kd_backend_id b)
 {
-    return b == KD_BACKEND_CPU ? t->host : t->dev[b];
+    return on_host(t, b) ? t->host : t->dev[b];
 }
 
 /* Brings the host copy up to date from a device that holds the newest data. */
@@ -168,11 +176,12 @@ static kd_status sync_to_host(kd_context *ctx, kd_tensor *t)
 
 static kd_status ensure_buffer(kd_context *ctx, kd_tensor *t, kd_backend_id b)
 {
-    if (b == KD_BACKEND_CPU || t->dev[b])
+    if (on_host(t, b) || t->dev[b])
         return KD_OK;
     struct kd_backend_slot *s = &ctx->backend[b];
     if (kd_fault_hit(ctx, b, KD_FAULT_ALLOC))
-        return kd_error(ctx, KD_ERR_NOMEM, "%s: injected allocation fault (KD_FAULT)", s->ops->name);
+        return kd_error(ctx, KD_ERR_NOMEM, "%s: injected allocation fault (KD_FAULT)",
+                        kd_backend_name(b));
     return s->ops->alloc(ctx, s->state, t->nbytes, &t->dev[b]);
 }
 
@@ -181,7 +190,7 @@ kd_status kd_tensor_make_resident(kd_context *ctx, kd_tensor *t, kd_backend_id b
     if (t->valid[b])
         return KD_OK;
     kd_status st = sync_to_host(ctx, t);
-    if (st != KD_OK || b == KD_BACKEND_CPU)
+    if (st != KD_OK || on_host(t, b))
         return st;
     if ((st = ensure_buffer(ctx, t, b)) != KD_OK)
         return st;
@@ -200,8 +209,9 @@ kd_status kd_tensor_prepare_output(kd_context *ctx, kd_tensor *t, kd_backend_id 
 
 void kd_tensor_mark_written(kd_tensor *t, kd_backend_id b)
 {
+    kd_backend_id holder = on_host(t, b) ? KD_BACKEND_CPU : b;
     for (int i = 0; i < KD_BACKEND_COUNT; i++)
-        t->valid[i] = i == (int)b;
+        t->valid[i] = i == (int)holder;
 }
 
 kd_status kd_tensor_read(kd_context *ctx, kd_tensor *t, float *dst, size_t count)

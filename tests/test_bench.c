@@ -12,6 +12,7 @@
 
 #include "kd_test_util.h"
 #include "membw.h"
+#include "op_traits.h"
 
 #define CSV_HEADER                                                                             \
     "section,op,kernel,m,n,k,backend,device,bytes,repeats,inner,median_s,min_s,max_s,p25_s,"   \
@@ -159,7 +160,7 @@ static void check_row(const csv_row *r, csv_summary *s)
     CU_ASSERT_FATAL(op != KD_OP_COUNT);
     s->llc = num(r, C_LLC);
     if (strcmp(r->f[C_SECTION], "headline") == 0) {
-        s->headline_gemv += op == KD_OP_Q4K_GEMV || op == KD_OP_Q6K_GEMV;
+        s->headline_gemv += kd_op_is_gemv(op);
     } else if (strcmp(r->f[C_SECTION], "launch") == 0) {
         s->launch++;
     } else {

@@ -16,6 +16,7 @@
 #include "geometry.h"
 #include "kd_backend.h"
 #include "kd_test_util.h"
+#include "op_traits.h"
 #include "../cuda-kernels/kd_cuda_geometry.h"
 
 #ifdef KD_HAVE_CUDA
@@ -151,7 +152,7 @@ static void test_ptx_has_every_kernel_with_its_parameters(void)
         CU_ASSERT_EQUAL(entries, 2 * KD_OP_COUNT);
         for (int op = 0; op < KD_OP_COUNT; op++)
             for (int b = 0; b < 2; b++) {
-                const char *name = kd_cuda_kernel_names[op][b], *params = NULL, *end = NULL;
+                const char *name = kd_op_kernel_name((kd_op)op, b), *params = NULL, *end = NULL;
                 const char *body = find_entry(ptx, name, &params, &end);
                 CU_ASSERT_PTR_NOT_NULL(body);
                 if (!body) {
@@ -182,11 +183,11 @@ static void test_ptx_batch_axis_and_shared_memory(void)
         for (int op = 0; op < KD_OP_COUNT; op++) {
             kd_launch L;
             char why[128];
-            int64_t k = op == KD_OP_Q4K_GEMV || op == KD_OP_Q6K_GEMV ? 256 : 0;
+            int64_t k = kd_op_is_gemv((kd_op)op) ? 256 : 0;
             CU_ASSERT_EQUAL_FATAL(kd_launch_geometry(KD_DIALECT_CUDA, (kd_op)op, 2, 64, k, &lim,
                                                      &L, why, sizeof why), KD_OK);
             for (int b = 0; b < 2; b++) {
-                const char *name = kd_cuda_kernel_names[op][b], *params = NULL, *end = NULL;
+                const char *name = kd_op_kernel_name((kd_op)op, b), *params = NULL, *end = NULL;
                 const char *body = find_entry(ptx, name, &params, &end);
                 CU_ASSERT_PTR_NOT_NULL_FATAL(body);
                 size_t n = (size_t)(end - body);
@@ -298,7 +299,7 @@ static void test_geometry_covers_the_kernels(void)
     for (int op = 0; op < KD_OP_COUNT; op++)
         for (size_t j = 0; j < sizeof ns / sizeof *ns; j++)
             for (int64_t m = 1; m <= 33; m += 8) {
-                int gemv = op == KD_OP_Q4K_GEMV || op == KD_OP_Q6K_GEMV;
+                int gemv = kd_op_is_gemv((kd_op)op);
                 int64_t n = op == KD_OP_ROPE ? 2 * ns[j] : ns[j];
                 kd_launch L;
                 char why[128];
@@ -413,7 +414,7 @@ int main(void)
 
 int main(void)
 {
-    return kd_test_skip(kd_backend_not_built_reason(KD_BACKEND_CUDA));
+    return kd_test_skip(kd_backend_ops_of(KD_BACKEND_CUDA)->not_built);
 }
 
 #endif

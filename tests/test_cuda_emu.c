@@ -384,6 +384,7 @@ static void kd_mma_tf32(float *d, const unsigned int *a, const unsigned int *b)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wunknown-pragmas"
 #include "../cuda-kernels/kd_kernels.cu"
+#include "op_traits.h"
 #pragma GCC diagnostic pop
 
 /* One argument block for every kernel; each entry unpacks what its kernel takes. */
@@ -460,14 +461,13 @@ typedef struct emu_case {
     int mode;        /* rope */
 } emu_case;
 
-static int is_gemv(kd_op op) { return op == KD_OP_Q4K_GEMV || op == KD_OP_Q6K_GEMV; }
 
 /* Inputs, oracle and both launches of one case; returns the number of failures. */
 static int run_case(const emu_case *c, uint64_t seed)
 {
     kd_rng rng;
     kd_rng_seed(&rng, seed);
-    const int gemv = is_gemv(c->op);
+    const int gemv = kd_op_is_gemv(c->op);
     const kd_type qt = c->op == KD_OP_Q4K_GEMV ? KD_TYPE_Q4_K : KD_TYPE_Q6_K;
     const int64_t in_cols = gemv ? c->k : c->n;
     const int64_t out_count = c->m * c->n;

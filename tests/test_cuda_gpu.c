@@ -201,7 +201,7 @@ int main(void)
 
 int main(void)
 {
-    return kd_test_skip(kd_backend_not_built_reason(KD_BACKEND_CUDA));
+    return kd_test_skip(kd_backend_ops_of(KD_BACKEND_CUDA)->not_built);
 }
 
 #endif

@@ -12,6 +12,7 @@
 #include "../cl-kernels/kd_cl_geometry.h"
 #include "../cuda-kernels/kd_cuda_geometry.h"
 #include "kd_test_util.h"
+#include "op_traits.h"
 
 static const kd_device_limits unlimited = {
     .max_threads_per_block = UINT32_MAX,
@@ -41,7 +42,6 @@ static const int64_t batch[] = {1, 2, 3, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64
                                 255, 256, 257, 1000, 4096, 65535, 65536, 100000};
 static const int64_t gemv_k[] = {256, 512, 768, 4096, 11008 / 256 * 256};
 
-static int is_gemv(kd_op op) { return op == KD_OP_Q4K_GEMV || op == KD_OP_Q6K_GEMV; }
 
 /* Row lengths: 1..130 exhaustively, then around powers of two and model sizes. */
 static int row_lengths(int64_t *out, int cap)
@@ -80,7 +80,7 @@ static uint64_t units_x(kd_dialect d, kd_op op, int64_t n, int64_t k)
 
 static uint64_t per_block_x(kd_op op, const kd_launch *l)
 {
-    if (is_gemv(op))
+    if (kd_op_is_gemv(op))
         return l->rows_per_block;
     if (op == KD_OP_RMSNORM)
         return UINT64_MAX; /* one block per row: the block strides over the row */
@@ -89,7 +89,7 @@ static uint64_t per_block_x(kd_op op, const kd_launch *l)
 
 static uint64_t per_block_y(kd_op op, const kd_launch *l)
 {
-    return is_gemv(op) ? l->m_per_pass : l->block[1];
+    return kd_op_is_gemv(op) ? l->m_per_pass : l->block[1];
 }
 
 typedef struct tally {
@@ -179,7 +179,7 @@ static void check_case(kd_dialect d, kd_op op, int64_t m, int64_t n, int64_t k,
      * block strides over each row). */
     uint64_t threads = kd_launch_threads(&l);
     uint64_t need = op == KD_OP_RMSNORM ? (uint64_t)m
-                    : is_gemv(op)       ? ux * (((uint64_t)m + py - 1) / py)
+                    : kd_op_is_gemv(op)       ? ux * (((uint64_t)m + py - 1) / py)
                                         : ux * (uint64_t)m;
     if (threads < need)
         fail(t, "grid * block < problem size", d, op, m, n, k, dev->name);
@@ -208,7 +208,7 @@ static void test_geometry_exhaustive(void)
                                                head_dims[hi], &devices[di], &t);
                             continue;
                         }
-                        if (!is_gemv((kd_op)op)) {
+                        if (!kd_op_is_gemv((kd_op)op)) {
                             check_case((kd_dialect)d, (kd_op)op, batch[mi], n, 0,
                                        &devices[di], &t);
                             continue;

@@ -117,7 +117,9 @@ static int check_state(const kd_metrics *m, const expected *e, const kd_core_sta
     kd_metrics_snapshot s;
     kd_metrics_snapshot_of(m, &s);
     uint64_t cpu = e->count[KD_BACKEND_CPU];
-    uint64_t gpu = e->count[KD_BACKEND_OPENCL] + e->count[KD_BACKEND_CUDA];
+    uint64_t gpu = 0; /* every backend id but the cpu's is an offload backend */
+    for (int b = 0; b < KD_BACKEND_COUNT; b++)
+        gpu += b == KD_BACKEND_CPU ? 0 : e->count[b];
     if (s.total_dispatches != s.cpu_dispatches + s.gpu_dispatches ||
         s.total_dispatches != (uint64_t)e->steps || s.cpu_dispatches != cpu ||
         s.gpu_dispatches != gpu || !(s.gpu_ratio >= 0.0 && s.gpu_ratio <= 1.0))

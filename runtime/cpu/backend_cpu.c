@@ -138,8 +138,7 @@ static kd_status cpu_run(kd_context *ctx, void *state, const kd_call *c)
 
 const kd_backend_ops kd_cpu_backend = {
     .name = "cpu",
-    .id = KD_BACKEND_CPU,
-    .is_offload = 0,
+    .is_offload = 0, /* what every offload falls back to: no thresholds, no rank */
     .init = cpu_init,
     .shutdown = cpu_shutdown,
     .describe = cpu_describe,

@@ -28,15 +28,7 @@
 #include "kd_backend.h"
 #include "env.h"
 #include "kd_cuda_internal.h"
-
-const char *const kd_cuda_kernel_names[KD_OP_COUNT][2] = {
-    [KD_OP_RMSNORM] = {"kd_rmsnorm_f32", "kd_rmsnorm_f32_batched"},
-    [KD_OP_ROPE] = {"kd_rope_f32", "kd_rope_f32_batched"},
-    [KD_OP_SWIGLU] = {"kd_swiglu_f32", "kd_swiglu_f32_batched"},
-    [KD_OP_RESIDUAL_ADD] = {"kd_residual_add_f32", "kd_residual_add_f32_batched"},
-    [KD_OP_Q4K_GEMV] = {"kd_gemv_q4k", "kd_gemv_q4k_batched"},
-    [KD_OP_Q6K_GEMV] = {"kd_gemv_q6k", "kd_gemv_q6k_batched"},
-};
+#include "op_traits.h"
 
 typedef struct cuda_kernel {
     CUfunction fn;
@@ -381,7 +373,7 @@ static kd_status load_module(kd_context *ctx, cuda_state *s)
     for (int op = 0; op < KD_OP_COUNT; op++)
         for (int b = 0; b < 2; b++) {
             cuda_kernel *k = &s->kernel[op][b];
-            const char *name = kd_cuda_kernel_names[op][b];
+            const char *name = kd_op_kernel_name((kd_op)op, b);
             char what[128];
             snprintf(what, sizeof what, "cuModuleGetFunction(%s)", name);
             if ((r = s->drv.cuModuleGetFunction(&k->fn, m, name)) == CUDA_SUCCESS) {
@@ -501,11 +493,11 @@ static kd_status launch_rows(kd_context *ctx, cuda_state *s, const kd_call *c, i
                              int64_t m)
 {
     const int batched = m > 1;
-    const char *name = kd_cuda_kernel_names[c->op][batched];
+    const char *name = kd_op_kernel_name(c->op, batched);
     const cuda_kernel *k = &s->kernel[c->op][batched];
     kd_launch L;
     char why[256] = "";
-    kd_status st = kd_launch_geometry(KD_DIALECT_CUDA, c->op, m, c->n, c->k, &s->limits, &L,
+    kd_status st = kd_launch_geometry(kd_cuda_backend.device[1].dialect, c->op, m, c->n, c->k, &s->limits, &L,
                                       why, sizeof why);
     if (st != KD_OK)
         return kd_error(ctx, st, "cuda: %s: %s", name, why);
@@ -550,7 +542,7 @@ static kd_status launch_rows(kd_context *ctx, cuda_state *s, const kd_call *c, i
 static int64_t rows_per_launch(const cuda_state *s, kd_op op)
 {
     int64_t y = (int64_t)s->limits.max_grid[1];
-    return op == KD_OP_Q4K_GEMV || op == KD_OP_Q6K_GEMV ? y * KD_CU_GEMV_MAX_M : y;
+    return kd_op_is_gemv(op) ? y * KD_CU_GEMV_MAX_M : y;
 }
 
 static kd_status run_op(kd_context *ctx, cuda_state *s, const kd_call *c)
@@ -591,8 +583,14 @@ static kd_status cuda_run(kd_context *ctx, void *state, const kd_call *c)
 
 const kd_backend_ops kd_cuda_backend = {
     .name = "cuda",
-    .id = KD_BACKEND_CUDA,
     .is_offload = 1,
+    /* Every CUDA device is a GPU (device[0] stays "never"). A GPU pays ~10-30 us per op
+     * for launch and synchronisation, which the cpu backend spends on ~1M elements of an
+     * elementwise op or ~8M multiply-adds of a GEMV. The first choice for offloads. */
+    .device = {[1] = {.threshold_rowwise = UINT64_C(1) << 20,
+                      .threshold_gemv = UINT64_C(1) << 23, .rank = 3,
+                      .dialect = KD_DIALECT_CUDA}},
+    .assumed_gpu = 1,
     .init = cuda_init,
     .shutdown = cuda_shutdown,
     .describe = cuda_describe,

@@ -105,7 +105,4 @@ extern const size_t kd_cuda_ptx_sm_80_size; /* bytes, without the NUL */
 extern const char kd_cuda_ptx_sm_90[];
 extern const size_t kd_cuda_ptx_sm_90_size;
 
-/* The twelve kernels: [op][0] single-row, [op][1] batched. */
-extern const char *const kd_cuda_kernel_names[KD_OP_COUNT][2];
-
 #endif /* KD_CUDA_INTERNAL_H */

@@ -50,6 +50,7 @@ typedef enum kd_status {
     KD_ERR_IO,          /* a file could not be read or written */
     KD_ERR_FORMAT,      /* truncated or corrupt input file (GGUF, PTX, config) */
     KD_ERR_MISMATCH,    /* a numerical comparison failed */
+    KD_ERR_UNSUPPORTED, /* the backend does not implement this op (the dispatcher falls back) */
     KD_STATUS_COUNT
 } kd_status;
 
@@ -60,10 +61,14 @@ typedef enum kd_backend_id {
     KD_BACKEND_CPU = 0,
     KD_BACKEND_OPENCL = 1,
     KD_BACKEND_CUDA = 2,
-    KD_BACKEND_COUNT
+    /* Ids from 3 on belong to further backends, in the order they are registered (find
+     * them by name). KD_BACKEND_COUNT is how many ids there can be: the size of
+     * per-backend arrays, and kd_backend_from_name's answer for an unknown name. */
+    KD_BACKEND_COUNT = 4
 } kd_backend_id;
 
-KD_API const char *kd_backend_name(kd_backend_id b);           /* "cpu", "opencl", "cuda" */
+/* "cpu", "opencl", "cuda" or a further backend's name; "auto" for an id no backend has. */
+KD_API const char *kd_backend_name(kd_backend_id b);
 KD_API kd_backend_id kd_backend_from_name(const char *name);   /* KD_BACKEND_COUNT if unknown */
 
 typedef enum kd_type { KD_TYPE_F32 = 0, KD_TYPE_Q4_K, KD_TYPE_Q6_K, KD_TYPE_COUNT } kd_type;

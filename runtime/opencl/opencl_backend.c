@@ -120,11 +120,7 @@ static kd_status cl_init(kd_context *ctx, void **state, char *why, size_t cap)
     /* GEMV shapes (cl-kernels/kd_cl_geometry.h): CPU devices get one work-item per output
      * row; other devices the GPU shape, where geometry.c knows it, with the build option
      * that makes the kernels match it. */
-    s->dialect = KD_DIALECT_OPENCL;
-#ifdef KD_DIALECT_OPENCL_GPU
-    if (!(s->type & CL_DEVICE_TYPE_CPU))
-        s->dialect = KD_DIALECT_OPENCL_GPU;
-#endif
+    s->dialect = kd_opencl_backend.device[!(s->type & CL_DEVICE_TYPE_CPU)].dialect;
     snprintf(s->options, sizeof s->options, "-cl-std=CL1.2%s",
              s->dialect != KD_DIALECT_OPENCL ? " -DKD_CL_GPU_SHAPES=1" : "");
     clGetDeviceInfo(s->device, CL_DEVICE_MAX_MEM_ALLOC_SIZE, sizeof s->max_alloc,
@@ -546,8 +542,24 @@ static int cl_is_gpu(void *state)
 
 const kd_backend_ops kd_opencl_backend = {
     .name = "opencl",
-    .id = KD_BACKEND_OPENCL,
     .is_offload = 1,
+    /* Defaults until `kdispatch tune` measures the machine. A CPU device (PoCL) runs on the
+     * same cores as the cpu backend with more overhead: only very large ops, and only when
+     * no GPU backend is present. A GPU pays ~10-30 us per op for launch and
+     * synchronisation, which the cpu backend spends on ~1M elements of an elementwise op
+     * or ~8M multiply-adds of a GEMV; OpenCL has more overhead than CUDA (rank below it). */
+    .device = {
+        [0] = {.threshold_rowwise = UINT64_C(1) << 28, .threshold_gemv = UINT64_C(1) << 34,
+               .rank = 1, .dialect = KD_DIALECT_OPENCL},
+        [1] = {.threshold_rowwise = UINT64_C(1) << 21, .threshold_gemv = UINT64_C(1) << 24,
+               .rank = 2,
+#ifdef KD_DIALECT_OPENCL_GPU
+               .dialect = KD_DIALECT_OPENCL_GPU},
+#else
+               .dialect = KD_DIALECT_OPENCL},
+#endif
+    },
+    .assumed_gpu = 0, /* until the device is known: PoCL on this kind of machine */
     .init = cl_init,
     .shutdown = cl_shutdown,
     .describe = cl_describe,

@@ -17,17 +17,9 @@
 #include "kd_opencl_internal.h"
 #include "file_util.h"
 #include "sha256.h"
+#include "op_traits.h"
 
 #define KD_CL_CACHE_MAX_BYTES ((size_t)1 << 28) /* a larger cache file is not ours */
-
-static const char *const kernel_names[KD_OP_COUNT][2] = {
-    [KD_OP_RMSNORM] = {"kd_rmsnorm_f32", "kd_rmsnorm_f32_batched"},
-    [KD_OP_ROPE] = {"kd_rope_f32", "kd_rope_f32_batched"},
-    [KD_OP_SWIGLU] = {"kd_swiglu_f32", "kd_swiglu_f32_batched"},
-    [KD_OP_RESIDUAL_ADD] = {"kd_residual_add_f32", "kd_residual_add_f32_batched"},
-    [KD_OP_Q4K_GEMV] = {"kd_gemv_q4k", "kd_gemv_q4k_batched"},
-    [KD_OP_Q6K_GEMV] = {"kd_gemv_q6k", "kd_gemv_q6k_batched"},
-};
 
 static double now_ms(void)
 {
@@ -407,7 +399,7 @@ static kd_status create_kernels(kd_context *ctx, kd_cl_state *s, cl_program p)
     const char *name = "kd_gemv_xsum";
     for (int op = 0; op < KD_OP_COUNT && err == CL_SUCCESS; op++)
         for (int b = 0; b < 2 && err == CL_SUCCESS; b++) {
-            name = kernel_names[op][b];
+            name = kd_op_kernel_name((kd_op)op, b);
             err = create_kernel(s, p, name, &s->kernel[op][b], &s->kernel_wg_max[op][b]);
         }
     if (err == CL_SUCCESS) {

@@ -4,6 +4,7 @@
 
 #include "kd_oracle.h"
 #include "kd_quant.h"
+#include "op_traits.h"
 
 void kd_rng_seed(kd_rng *r, uint64_t seed) { r->s = seed * 0x9e3779b97f4a7c15ull + 1; }
 
@@ -26,8 +27,6 @@ void kd_fill_uniform(kd_rng *r, float *x, int64_t n, float lo, float hi)
         x[i] = kd_rng_uniform(r, lo, hi);
 }
 
-static int is_gemv(kd_op op) { return op == KD_OP_Q4K_GEMV || op == KD_OP_Q6K_GEMV; }
-
 static int make_f32(kd_context *ctx, kd_rng *rng, int64_t rows, int64_t cols, float lo, float hi,
                     float **host, kd_tensor **t)
 {
@@ -40,7 +39,7 @@ static int make_f32(kd_context *ctx, kd_rng *rng, int64_t rows, int64_t cols, fl
 
 static int make_gemv(kd_context *ctx, kd_rng *rng, kd_op op, kd_problem *p)
 {
-    kd_type t = op == KD_OP_Q4K_GEMV ? KD_TYPE_Q4_K : KD_TYPE_Q6_K;
+    kd_type t = kd_op_traits_of(op)->weight_type;
     p->blocks_bytes = (size_t)p->n * kd_quant_row_bytes(t, p->k);
     p->h_blocks = malloc(p->blocks_bytes);
     if (!p->h_blocks)
@@ -62,9 +61,9 @@ int kd_problem_make(kd_context *ctx, kd_op op, int64_t m, int64_t n, int64_t k, 
     memset(p, 0, sizeof *p);
     p->m = m;
     p->n = n;
-    p->k = is_gemv(op) ? k : 0;
+    p->k = kd_op_is_gemv(op) ? k : 0;
     p->d.op = op;
-    if (is_gemv(op)) {
+    if (kd_op_is_gemv(op)) {
         if (make_gemv(ctx, &rng, op, p))
             return -1;
     } else {
@@ -111,7 +110,7 @@ double *kd_problem_oracle(const kd_problem *p)
     double *y = malloc(sizeof(double) * (size_t)p->out_count);
     if (!y)
         return NULL;
-    const void *s0 = is_gemv(p->d.op) ? p->h_blocks : (const void *)p->h_src[0];
+    const void *s0 = kd_op_is_gemv(p->d.op) ? p->h_blocks : (const void *)p->h_src[0];
     kd_oracle_run(&p->d, s0, p->h_src[1], p->m, p->n, p->k, y);
     return y;
 }
