@@ -54,8 +54,9 @@
 
 /* 8 (16) bytes at p. On the CPU shape vload8 of a block field compiles (PoCL, x86) to one
  * 16-bit insert per 2 bytes where the block's alignment is 2 (block_q6_K, 210 bytes): a
- * packed struct gives LLVM alignment 1 and one unaligned load. GPUs keep vload8. */
-#if KD_GEMV_IPR == 1
+ * packed struct gives LLVM alignment 1 and one unaligned load. GPUs and SPIR (oclgrind,
+ * whose uninitialized-value check crashes on these loads) keep vload. */
+#if KD_GEMV_IPR == 1 && (defined(__x86_64__) || defined(__aarch64__))
 typedef struct __attribute__((packed)) kd_gemv_u8x8 { uchar8 v; } kd_gemv_u8x8;
 typedef struct __attribute__((packed)) kd_gemv_u8x16 { uchar16 v; } kd_gemv_u8x16;
 KD_CL_INLINE uchar8 kd_gemv_load8(__global const kd_u8 *p)
@@ -68,6 +69,7 @@ KD_CL_INLINE uchar16 kd_gemv_load16(__global const kd_u8 *p)
 }
 #else
 KD_CL_INLINE uchar8 kd_gemv_load8(__global const kd_u8 *p) { return vload8(0, p); }
+KD_CL_INLINE uchar16 kd_gemv_load16(__global const kd_u8 *p) { return vload16(0, p); }
 #endif
 
 /* independent accumulator chains per row of x: 4 in all with one or two rows (an FMA

@@ -68,8 +68,7 @@ KD_CL_INLINE void kd_q6k_block(__global const kd_block_q6_K *b, __global const f
                                size_t xs, const int nm, float8 *acc)
 {
     float sc[16];
-    __global const kd_u8 *s8 = (__global const kd_u8 *)b->scales;
-    char16 s16 = as_char16((uchar16)(kd_gemv_load8(s8), kd_gemv_load8(s8 + 8)));
+    char16 s16 = as_char16(kd_gemv_load16((__global const kd_u8 *)b->scales));
     vstore16(kd_f16_to_f32(b->d) * convert_float16(s16), 0, sc);
     for (int h = 0; h < 2; h++) { /* 128 values each */
         __global const float *xh = x + 128 * h;
