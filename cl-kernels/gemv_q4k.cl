@@ -114,8 +114,10 @@ KD_CL_INLINE void kd_q4k_row(__global const kd_block_q4_K *w, __global const flo
     float8 acc[8];
     kd_gemv_zero(acc);
     kd_gemv_span s = kd_gemv_span_of(nb, lane);
-    for (int ib = s.first; ib < s.end; ib += s.step)
+    for (int ib = s.first; ib < s.end; ib += s.step) {
+        kd_gemv_prefetch(w + ib + KD_GEMV_PREFETCH, sizeof(kd_block_q4_K));
         kd_q4k_block(w + ib, x + (size_t)ib * KD_QK_K, xs, nm, pre, xsum + 8 * ib, acc);
+    }
     if (nm == 1) /* kd_q4k_chunk1's layout: scaled dot products, then min terms */
         sums[0] = kd_hsum8(acc[0] + acc[1]) - kd_hsum8(acc[2] + acc[3]);
     else
@@ -153,15 +155,15 @@ void kd_gemv_q4k_batched(__global const kd_block_q4_K *w, __global const float *
     int row = (int)get_group_id(0) * KD_GEMV_ROWS + lid / KD_GEMV_IPR;
     int lane = lid % KD_GEMV_IPR;
     int m0 = (int)get_group_id(1) * KD_CL_GEMV_MAX_M;
-    if (m0 >= m_dim) /* uniform over the group */
-        return;
-    int nm = min(KD_CL_GEMV_MAX_M, m_dim - m0);
-    int nb = row < n_rows ? k / KD_QK_K : 0;
+    /* no return before kd_gemv_store's barrier (GPU shape): a group past m_dim does no work */
+    int nm = clamp(m_dim - m0, 0, KD_CL_GEMV_MAX_M);
+    int nb = row < n_rows && nm > 0 ? k / KD_QK_K : 0;
     __global const kd_block_q4_K *wr = w + (size_t)min(row, n_rows - 1) * (size_t)(k / KD_QK_K);
     __global const float *xr = x + (size_t)m0 * (size_t)k;
     float sums[KD_CL_GEMV_MAX_M];
     /* one copy of the loop per row count: accumulators stay in registers */
     switch (nm) {
+    case 0: break;
     case 1: kd_q4k_row(wr, xr, k, nb, lane, 1, 0, xr, sums); break;
     case 2: kd_q4k_row(wr, xr, k, nb, lane, 2, 0, xr, sums); break;
     case 3: kd_q4k_row(wr, xr, k, nb, lane, 3, 0, xr, sums); break;

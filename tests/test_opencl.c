@@ -443,6 +443,39 @@ static void test_program_binary(void)
 
 /* ---- main ------------------------------------------------------------------------- */
 
+/* ---- GEMV: every batch size 1..9, odd row counts, rows past the prefetch distance ---- */
+
+/* M = 1..9 (single-row, one pass of 8 and a partial one, the batched kernel's edge), N
+ * not a multiple of the rows per group (16 CPU, 4 GPU) nor of 8, K of 1 block (the
+ * CPU shape prefetches 16 blocks past it: a hint that must not fault) and of 17 blocks
+ * (past the prefetch distance). */
+static void check_gemv_all_m(kd_op op)
+{
+    static const shape shapes[] = {{1, 256}, {17, 4352}, {33, 256}, {5, 768}};
+    for (int s = 0; s < N(shapes); s++)
+        for (int64_t m = 1; m <= 9; m++) {
+            kd_problem p;
+            uint64_t seed = 9000 + 100 * (uint64_t)op + 10 * (uint64_t)s + (uint64_t)m;
+            CU_ASSERT_FATAL(kd_problem_make(ctx, op, m, shapes[s].n, shapes[s].k, seed, &p) == 0);
+            double *ref = kd_problem_oracle(&p);
+            kd_status st_cl, st_cpu;
+            float *cl = kd_problem_run(ctx, &p, KD_BACKEND_OPENCL, KD_RUN_NO_FALLBACK, &st_cl);
+            float *cpu = kd_problem_run(ctx, &p, KD_BACKEND_CPU, 0, &st_cpu);
+            if (!cl)
+                printf("\n  %s M=%lld n=%lld k=%lld: %s\n", kd_op_name(op), (long long)m,
+                       (long long)shapes[s].n, (long long)shapes[s].k, kd_last_error(ctx));
+            CU_ASSERT_FATAL(ref && cl && cpu);
+            kd_test_expect_match(&p, "opencl", cl, ref, cpu, "cpu");
+            free(ref);
+            free(cl);
+            free(cpu);
+            kd_problem_free(&p);
+        }
+}
+
+static void test_q4k_gemv_all_m(void) { check_gemv_all_m(KD_OP_Q4K_GEMV); }
+static void test_q6k_gemv_all_m(void) { check_gemv_all_m(KD_OP_Q6K_GEMV); }
+
 static void remove_cache_dir(void)
 {
     kd_opencl_build_info info;
@@ -497,6 +530,8 @@ int main(void)
     CU_add_test(s, "fault injection", test_fault_injection);
     CU_add_test(s, "devices as data", test_device_info);
     CU_add_test(s, "program binary", test_program_binary);
+    CU_add_test(s, "q4k_gemv at M = 1..9, odd N", test_q4k_gemv_all_m);
+    CU_add_test(s, "q6k_gemv at M = 1..9, odd N", test_q6k_gemv_all_m);
     int rc = kd_test_main();
     remove_cache_dir();
     kd_context_destroy(ctx);
