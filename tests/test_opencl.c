@@ -460,7 +460,7 @@ static void check_gemv_all_m(kd_op op)
             double *ref = kd_problem_oracle(&p);
             kd_status st_cl, st_cpu;
             float *cl = kd_problem_run(ctx, &p, KD_BACKEND_OPENCL, KD_RUN_NO_FALLBACK, &st_cl);
-            float *cpu = kd_problem_run(ctx, &p, KD_BACKEND_CPU, 0, &st_cpu);
+            float *cpu = kd_problem_run(ctx, &p, KD_BACKEND_CPU, KD_RUN_CPU_EXACT, &st_cpu);
             if (!cl)
                 printf("\n  %s M=%lld n=%lld k=%lld: %s\n", kd_op_name(op), (long long)m,
                        (long long)shapes[s].n, (long long)shapes[s].k, kd_last_error(ctx));
