@@ -368,8 +368,9 @@ static int shared_size(const kd_ptx_module *m, const unsigned char *reach,
     return 0;
 }
 
-static kd_status analyze(flow_module *fm, const kd_ptx_func *f, kd_ptx_kernel_facts *facts,
-                         viol_list *viol)
+/* twin: the single kernel when f is the batched one (which parameter is m_dim), else NULL */
+static kd_status analyze(flow_module *fm, const kd_ptx_func *f, const kd_ptx_func *twin,
+                         kd_ptx_kernel_facts *facts, viol_list *viol)
 {
     const kd_ptx_module *m = fm->m;
     memset(facts, 0, sizeof *facts);
@@ -379,7 +380,7 @@ static kd_status analyze(flow_module *fm, const kd_ptx_func *f, kd_ptx_kernel_fa
     facts->found = f->has_body;
     facts->line = f->line;
     flow_kernel fk;
-    kd_status st = flow_analyze_kernel(fm, f, &fk);
+    kd_status st = flow_analyze_kernel(fm, f, flow_m_dim_params(twin, f), &fk);
     if (st != KD_OK)
         return st;
     if (shared_size(m, fk.reach, facts) != 0)
@@ -414,7 +415,7 @@ kd_status kd_ptx_analyze_kernel(const kd_ptx_module *m, const kd_ptx_func *f,
     flow_module fm;
     kd_status st = flow_module_init(&fm, m);
     if (st == KD_OK)
-        st = analyze(&fm, f, facts, &l);
+        st = analyze(&fm, f, NULL, facts, &l);
     flow_module_free(&fm);
     if (st != KD_OK) {
         free(l.v);
@@ -566,9 +567,9 @@ static kd_status compare(kd_ptx_pair_result *pr, const side *s, const side *b,
     if (st == KD_OK)
         st = definition_errors(&viol, b);
     if (st == KD_OK)
-        st = analyze(s->fm, s->f, &c->single, &viol);
+        st = analyze(s->fm, s->f, NULL, &c->single, &viol);
     if (st == KD_OK)
-        st = analyze(b->fm, b->f, &c->batched, &viol);
+        st = analyze(b->fm, b->f, s->f, &c->batched, &viol);
     lookup_resources(s->res, &c->single);
     lookup_resources(b->res, &c->batched);
     if (st == KD_OK)

@@ -44,11 +44,11 @@ struct flow_summary {
     int batch_internal;        /* its own batch index reaches a global address */
     char batch_path[KD_PTX_TEXT_MAX];
     int batch_line;
-    char batch_mech[32];
+    char batch_mech[KD_PTX_NAME_MAX];
     int n_rets;
     uint64_t *ret_taint;
     uint64_t out_taint[MAX_PARAM_BITS]; /* stored through pointer parameter k */
-    char flow_mech[32];        /* where a batch index it returns or stores comes from */
+    char flow_mech[KD_PTX_NAME_MAX];        /* where a batch index it returns or stores comes from */
     int shared_accesses;
     int n_issues;
     flow_issue *issues;
@@ -63,6 +63,58 @@ int flow_is_m_dim_param(const char *name)
         return 0;
     size_t n = strlen(name);
     return strcmp(name, "m_dim") == 0 || (n > 6 && strcmp(name + n - 6, "_m_dim") == 0);
+}
+
+/* nvcc's and clang's own parameter names: "<kernel>_param_<digits>". */
+static int generated_param_name(const char *kernel, const char *name)
+{
+    size_t kn = strlen(kernel);
+    if (strncmp(name, kernel, kn) != 0 || strncmp(name + kn, "_param_", 7) != 0)
+        return 0;
+    const char *d = name + kn + 7;
+    return *d && strspn(d, "0123456789") == strlen(d);
+}
+
+static int same_param_type(const kd_ptx_param *a, const kd_ptx_param *b)
+{
+    return a->type && b->type && strcmp(a->type, b->type) == 0 && a->bytes == b->bytes;
+}
+
+static int int32_param(const kd_ptx_param *p)
+{
+    return p->bytes == 4 && p->type &&
+           (strcmp(p->type, ".u32") == 0 || strcmp(p->type, ".s32") == 0 ||
+            strcmp(p->type, ".b32") == 0);
+}
+
+uint64_t flow_m_dim_params(const kd_ptx_func *single, const kd_ptx_func *b)
+{
+    uint64_t mask = 0;
+    int nb = b->n_params < 64 ? b->n_params : 64;
+    for (int k = 0; k < nb; k++)
+        if (flow_is_m_dim_param(b->params[k].name))
+            mask |= (uint64_t)1 << k;
+    if (mask || !single || single->n_params >= nb)
+        return mask;
+    for (int k = 0; k < nb; k++)
+        if (!b->params[k].name || !generated_param_name(b->name, b->params[k].name))
+            return 0;
+    /* the parameters the batched kernel adds to the single one's: those between the
+     * common prefix and the common suffix of the two lists; a type change in between
+     * (rope: pos becomes a pointer) leaves every 32-bit integer after the prefix */
+    int ns = single->n_params, p = 0, q = 0;
+    while (p < ns && same_param_type(&single->params[p], &b->params[p]))
+        p++;
+    while (q < ns - p && same_param_type(&single->params[ns - 1 - q], &b->params[nb - 1 - q]))
+        q++;
+    if (p + q == ns)
+        for (int k = p; k < nb - q; k++)
+            if (int32_param(&b->params[k]))
+                mask |= (uint64_t)1 << k;
+    for (int k = p; k < nb && !mask; k++)
+        if (int32_param(&b->params[k]))
+            mask |= (uint64_t)1 << k;
+    return mask;
 }
 
 /* ---- small helpers ----------------------------------------------------------------------- */
@@ -227,6 +279,7 @@ typedef struct fn_ctx {
     const kd_ptx_module *m;
     const kd_ptx_func *g;
     int kernel;       /* analysed as a kernel (params are the kernel's) */
+    uint64_t m_dim;   /* kernel: bit k when parameter k is the batch size */
     int depth;
     strmap vars, labels;
     strmap regidx;    /* "scope|name" (a register) or "scope|prefix#" (a range) -> id */
@@ -1262,7 +1315,8 @@ static uint64_t def_taint(fn_ctx *c, int i, int d, int *src)
             if (!c->kernel)
                 return t_param(ii->param_k);
             const kd_ptx_param *p = &c->g->params[ii->param_k];
-            return (p->bytes == 8 ? T_GLOBAL : 0) | (flow_is_m_dim_param(p->name) ? T_MDIM : 0);
+            int is_m = ii->param_k < 64 && ((c->m_dim >> ii->param_k) & 1);
+            return (p->bytes == 8 ? T_GLOBAL : 0) | (is_m ? T_MDIM : 0);
         }
         return sources(c, i, U_SLOT, src);
     }
@@ -1410,8 +1464,8 @@ static void batch_mechanism(fn_ctx *c, int d, char *buf, size_t cap)
         snprintf(buf, cap, "ctaid.y");
     else {
         const char *pn = "m_dim";
-        for (int k = 0; k < c->g->n_params; k++)
-            if (flow_is_m_dim_param(c->g->params[k].name))
+        for (int k = 0; k < c->g->n_params && k < 64; k++)
+            if ((c->m_dim >> k) & 1)
                 pn = c->g->params[k].name;
         snprintf(buf, cap, "param %s", pn);
     }
@@ -1635,61 +1689,138 @@ static int check_special_writes(fn_ctx *c, int i)
     return 0;
 }
 
-/* m_dim: a compare of an m_dim-derived value whose predicate guards a backward branch
- * (the loop over rows). Its register operands' reaching defs become batch seeds. */
+/* m_dim seeds: def d becomes a batch index (a seed) and its users are queued. */
+static void seed_def(fn_ctx *c, int d, int *work, int *top, unsigned char *queued)
+{
+    if (c->taint[d] & T_BATCH)
+        return;
+    c->taint[d] |= T_BATCH;
+    c->from[d] = -1;
+    c->seed[d] = 1;
+    for (int q = c->du0[d]; q < c->du0[d + 1]; q++)
+        if (!queued[c->du[q]]) {
+            queued[c->du[q]] = 1;
+            work[(*top)++] = c->du[q];
+        }
+}
+
+static int bra_target(fn_ctx *c, const kd_ptx_insn *br)
+{
+    for (int o = 0; o < br->n_ops; o++)
+        if (br->ops[o].kind == KD_PTX_OPND_SYM)
+            return label_insn(c, br->ops[o].base);
+    return -1;
+}
+
+/* 1 when predicate def d (through and/or/not/xor/mov of predicates) guards a branch of the
+ * loop [top, end] that leaves it or goes back to its top: the compare ends the loop. */
+static int pred_exits_loop(fn_ctx *c, int d, int top, int end, int depth)
+{
+    for (int k = c->du0[d]; k < c->du0[d + 1]; k++) {
+        int j = c->du[k];
+        const kd_ptx_insn *in = &c->g->insns[j];
+        if (opcode_is(in->opcode, "bra") && in->guard && j >= top && j <= end) {
+            int t = bra_target(c, in);
+            if (j == end || t < top || t > end)
+                return 1;
+        } else if (depth < 4 && (opcode_is(in->opcode, "and") || opcode_is(in->opcode, "or") ||
+                                 opcode_is(in->opcode, "not") || opcode_is(in->opcode, "xor") ||
+                                 opcode_is(in->opcode, "mov")) &&
+                   has_mod(in->opcode, "pred")) {
+            for (int e = c->ii[j].def0; e < c->ii[j].def1; e++)
+                if (pred_exits_loop(c, e, top, end, depth + 1))
+                    return 1;
+        }
+    }
+    return 0;
+}
+
+/* The compare in [top, end] that bounds the loop with an m_dim-derived value, -1. */
+static int m_dim_compare(fn_ctx *c, int top, int end)
+{
+    for (int i = top; i <= end; i++) {
+        const kd_ptx_insn *in = &c->g->insns[i];
+        if (!opcode_is(in->opcode, "setp") || !(sources(c, i, U_VAL, NULL) & T_MDIM))
+            continue;
+        for (int d = c->ii[i].def0; d < c->ii[i].def1; d++)
+            if (pred_exits_loop(c, d, top, end, 0))
+                return i;
+    }
+    return -1;
+}
+
+/* 1 when instruction i of the loop [i.., end] reads a value defined at or after it in the
+ * loop: it comes round the back edge, so i's result changes every iteration (a counter,
+ * a pointer advanced by a stride). */
+static int loop_carried(fn_ctx *c, int i, int end)
+{
+    for (int u = c->ii[i].use0; u < c->ii[i].use1; u++) {
+        if (UR(c, u)->role != U_VAL)
+            continue;
+        for (int k = UR(c, u)->ud0; k < UR(c, u)->ud1; k++) {
+            int j = DR(c, c->ud[k])->insn;
+            if (j >= i && j <= end)
+                return 1;
+        }
+    }
+    return 0;
+}
+
+/* m_dim bounds a loop over rows: a loop (a backward branch and its target: [top, end])
+ * whose exit compare reads an m_dim-derived value (the row counter against m_dim, a
+ * down-counter set from it, a pointer against base + m_dim * stride). Then the compare's
+ * operands and every value the loop carries round its back edge (the counter, pointers
+ * nvcc strength-reduced from row * stride) are the batch index: they count when they
+ * reach a global address. A compare whose loop carries nothing to an address adds
+ * nothing. */
 static int seed_m_dim(fn_ctx *c)
 {
     int n = c->g->n_insns, top = 0, any = 0;
     int *work = malloc(((size_t)n + 1) * sizeof *work);
     unsigned char *queued = calloc((size_t)n + 1, 1);
-    if (!work || !queued) {
+    int *mdim_before = malloc(((size_t)n + 1) * sizeof *mdim_before);
+    if (!work || !queued || !mdim_before) {
         free(work);
         free(queued);
+        free(mdim_before);
         return -1;
     }
-    for (int i = 0; i < n; i++) {
-        const kd_ptx_insn *in = &c->g->insns[i];
-        if (!c->breach[c->ii[i].block] || !opcode_is(in->opcode, "setp") ||
-            !(sources(c, i, U_VAL, NULL) & T_MDIM))
+    /* compares of m_dim-derived values before each instruction: loops without one cost
+     * nothing */
+    mdim_before[0] = 0;
+    for (int i = 0; i < n; i++)
+        mdim_before[i + 1] = mdim_before[i] + (c->breach[c->ii[i].block] &&
+                                               opcode_is(c->g->insns[i].opcode, "setp") &&
+                                               (sources(c, i, U_VAL, NULL) & T_MDIM) != 0);
+    for (int end = 0; end < n && mdim_before[n] > 0; end++) {
+        const kd_ptx_insn *br = &c->g->insns[end];
+        if (!c->breach[c->ii[end].block] || !opcode_is(br->opcode, "bra"))
             continue;
-        int loops = 0;
-        for (int d = c->ii[i].def0; d < c->ii[i].def1 && !loops; d++)
-            for (int k = c->du0[d]; k < c->du0[d + 1] && !loops; k++) {
-                int j = c->du[k];
-                const kd_ptx_insn *br = &c->g->insns[j];
-                if (!opcode_is(br->opcode, "bra") || !br->guard)
-                    continue;
-                for (int o = 0; o < br->n_ops; o++) {
-                    int t = br->ops[o].kind == KD_PTX_OPND_SYM
-                                ? label_insn(c, br->ops[o].base)
-                                : -1;
-                    loops |= t >= 0 && t <= j;
-                }
-            }
-        if (!loops)
+        int head = bra_target(c, br);
+        if (head < 0 || head > end || mdim_before[end + 1] == mdim_before[head])
             continue;
-        for (int u = c->ii[i].use0; u < c->ii[i].use1; u++) {
-            if (UR(c, u)->role != U_VAL)
+        int cmp = m_dim_compare(c, head, end);
+        if (cmp < 0)
+            continue;
+        any = 1;
+        for (int u = c->ii[cmp].use0; u < c->ii[cmp].use1; u++)
+            if (UR(c, u)->role == U_VAL)
+                for (int k = UR(c, u)->ud0; k < UR(c, u)->ud1; k++)
+                    seed_def(c, c->ud[k], work, &top, queued);
+        for (int i = head; i <= end; i++) {
+            const char *op = c->g->insns[i].opcode;
+            /* a move only passes a value round the loop; what advances it is arithmetic */
+            if (blocks_taint(op) || is_memory_op(op) || opcode_is(op, "call") ||
+                opcode_is(op, "mov") || !loop_carried(c, i, end))
                 continue;
-            for (int k = UR(c, u)->ud0; k < UR(c, u)->ud1; k++) {
-                int d = c->ud[k];
-                if (c->taint[d] & T_BATCH)
-                    continue;
-                c->taint[d] |= T_BATCH;
-                c->from[d] = -1;
-                c->seed[d] = 1;
-                any = 1;
-                for (int q = c->du0[d]; q < c->du0[d + 1]; q++)
-                    if (!queued[c->du[q]]) {
-                        queued[c->du[q]] = 1;
-                        work[top++] = c->du[q];
-                    }
-            }
+            for (int d = c->ii[i].def0; d < c->ii[i].def1; d++)
+                seed_def(c, d, work, &top, queued);
         }
     }
     int rc = any ? taint_solve(c, work, queued, top) : 0;
     free(work);
     free(queued);
+    free(mdim_before);
     return rc;
 }
 
@@ -1791,7 +1922,8 @@ static void ctx_free(fn_ctx *c)
 }
 
 /* Analyses function fi into s (kernel: parameters are the kernel's). */
-static kd_status analyze_fn(flow_module *fm, int fi, int kernel, int depth, flow_summary *s)
+static kd_status analyze_fn(flow_module *fm, int fi, int kernel, uint64_t m_dim, int depth,
+                            flow_summary *s)
 {
     fn_ctx c;
     memset(&c, 0, sizeof c);
@@ -1802,6 +1934,7 @@ static kd_status analyze_fn(flow_module *fm, int fi, int kernel, int depth, flow
     if (lst != KD_OK)
         return lst;
     c.kernel = kernel;
+    c.m_dim = m_dim;
     c.depth = depth;
     c.sum = s;
     int n = c.g->n_insns;
@@ -1869,7 +2002,7 @@ static kd_status summary_of(flow_module *fm, int fi, int depth, flow_summary **o
         return KD_ERR_NOMEM;
     s->in_progress = 1;
     fm->sum[fi] = s;
-    kd_status st = analyze_fn(fm, fi, 0, depth, s);
+    kd_status st = analyze_fn(fm, fi, 0, 0, depth, s);
     s->in_progress = 0;
     if (st != KD_OK) {
         fm->sum[fi] = NULL;
@@ -1917,7 +2050,8 @@ static int append_issues(flow_kernel *r, const flow_summary *s, const kd_ptx_fun
     return 0;
 }
 
-kd_status flow_analyze_kernel(flow_module *fm, const kd_ptx_func *k, flow_kernel *out)
+kd_status flow_analyze_kernel(flow_module *fm, const kd_ptx_func *k, uint64_t m_dim,
+                              flow_kernel *out)
 {
     memset(out, 0, sizeof *out);
     const kd_ptx_module *m = fm->m;
@@ -1930,7 +2064,7 @@ kd_status flow_analyze_kernel(flow_module *fm, const kd_ptx_func *k, flow_kernel
         free(stack);
         return KD_ERR_NOMEM;
     }
-    kd_status st = analyze_fn(fm, ki, 1, 0, s);
+    kd_status st = analyze_fn(fm, ki, 1, m_dim, 0, s);
     if (st == KD_OK) {
         out->batch_found = s->batch_internal;
         snprintf(out->mechanism, sizeof out->mechanism, "%s",

@@ -50,11 +50,20 @@ typedef struct flow_kernel {
     const kd_ptx_func **issue_func;   /* the function each issue is in */
 } flow_kernel;
 
-kd_status flow_analyze_kernel(flow_module *fm, const kd_ptx_func *k, flow_kernel *out);
+/* m_dim: bit k when the kernel's parameter k is its batch size (flow_m_dim_params). */
+kd_status flow_analyze_kernel(flow_module *fm, const kd_ptx_func *k, uint64_t m_dim,
+                              flow_kernel *out);
 void flow_kernel_free(flow_kernel *r);
 
 /* 1 when a kernel parameter name denotes the batch size: exactly "m_dim" or ending in
  * "_m_dim" (case-sensitive; nvcc's "<kernel>_param_<i>" never matches). */
 int flow_is_m_dim_param(const char *name);
+
+/* The parameters of batched kernel b that are its batch size (bit k: parameter k): those
+ * named by flow_is_m_dim_param; where none is and every name is the compiler's own
+ * ("<kernel>_param_<i>", nvcc and clang), the 32-bit integer parameters b adds to the
+ * single kernel's list (between their common prefix and suffix). single may be NULL
+ * (names only). */
+uint64_t flow_m_dim_params(const kd_ptx_func *single, const kd_ptx_func *b);
 
 #endif /* KD_PTX_FLOW_H */

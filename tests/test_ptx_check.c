@@ -1047,6 +1047,63 @@ static void test_clang_get_group_id_call(void)
     free(t);
 }
 
+/* rows.cu: the batched kernel loops over its m_dim rows; nvcc -O3 turns x + row * n into
+ * pointers advanced each iteration (unrolled with a down-counter, unroll 1, a pointer end,
+ * a down-counter from m_dim). m_dim is nvcc's "kd_demo_batched_param_3": the parameter
+ * the batched kernel adds to the single one's. */
+static void test_nvcc_row_loops(void)
+{
+    static const char *const pass[] = {"nvcc_rows_loop.ptx", "nvcc_rows_loop_unroll1.ptx",
+                                       "nvcc_rows_pointer_end.ptx",
+                                       "nvcc_rows_down_counter.ptx"};
+    for (size_t i = 0; i < sizeof pass / sizeof pass[0]; i++) {
+        char *t = read_fixture(pass[i]);
+        expect_text(pass[i], t, "kd_demo", "kd_demo_batched", 1, 0, 0);
+        free(t);
+    }
+    /* m_dim only checked, the loop over n rows; m_dim bounds a loop that reads one row */
+    static const char *const fail[] = {"nvcc_rows_bound_by_n.ptx", "nvcc_rows_no_row_access.ptx"};
+    for (size_t i = 0; i < sizeof fail / sizeof fail[0]; i++) {
+        char *t = read_fixture(fail[i]);
+        expect_text(fail[i], t, "kd_demo", "kd_demo_batched", 0, KD_PTX_RULE_BATCH_DISPATCH,
+                    line_of(t, ".entry kd_demo_batched("));
+        free(t);
+    }
+    char *t = read_fixture("nvcc_rows_loop_unroll1.ptx");
+    kd_ptx_module *m = parse_str(t);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+    kd_ptx_report *r = check_one(m, "kd_demo", "kd_demo_batched", NULL);
+    CU_ASSERT_STRING_EQUAL(r->pairs[0].comparisons[0].batched.mechanism,
+                           "param kd_demo_batched_param_3");
+    kd_ptx_report_free(r);
+    kd_ptx_module_free(m);
+    /* the loop compares the counter with n, not m_dim */
+    char *e = replace_once(t, "setp.lt.s32 \t%p4, %r10, %r5;", "setp.lt.s32 \t%p4, %r10, %r4;");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(e);
+    expect_text("row loop bound by n", e, "kd_demo", "kd_demo_batched", 0,
+                KD_PTX_RULE_BATCH_DISPATCH, 0);
+    free(e);
+    /* the pointers are no longer advanced: every iteration the same row */
+    e = replace_all(t, "add.s64 \t%rd14, %rd14, %rd2;", "mov.u64 \t%rd14, %rd14;");
+    char *e2 = replace_all(e, "add.s64 \t%rd13, %rd13, %rd2;", "mov.u64 \t%rd13, %rd13;");
+    CU_ASSERT_PTR_NOT_EQUAL(strstr(e2, "mov.u64 \t%rd13, %rd13;"), NULL);
+    expect_text("row loop, pointers not advanced", e2, "kd_demo", "kd_demo_batched", 0,
+                KD_PTX_RULE_BATCH_DISPATCH, 0);
+    free(e2);
+    free(e);
+    /* no parameter added to the single kernel's: no m_dim (the single kernel's own loops
+     * never count) */
+    e = replace_all(t, "\t.param .u32 kd_demo_batched_param_3\n", "");
+    char *e4 = replace_all(e, ",\n)\n{", "\n)\n{");
+    char *e3 = replace_all(e4, "[kd_demo_batched_param_3]", "[kd_demo_batched_param_2]");
+    free(e4);
+    expect_text("no m_dim parameter", e3, "kd_demo", "kd_demo_batched", 0, KD_PTX_RULE_BATCH_DISPATCH,
+                0);
+    free(e3);
+    free(e);
+    free(t);
+}
+
 /* the nvcc fixtures: harmless builds pass, real bugs fail */
 static void test_nvcc_builds(void)
 {
@@ -1059,6 +1116,7 @@ static void test_nvcc_builds(void)
         free(t);
     }
     /* blockIdx.y only bounds-checked (row = 0 after the check): rule 1 */
+    test_nvcc_row_loops();
     char *t = read_fixture("nvcc_rows_only_checked.ptx");
     expect_text("rows only checked", t, "kd_demo", "kd_demo_batched", 0,
                 KD_PTX_RULE_BATCH_DISPATCH, line_of(t, ".entry kd_demo_batched("));

@@ -13,3 +13,12 @@ gen rdc_helper -rdc=true -DHELPER
 gen rows_only_checked -DROWS_ONLY_CHECKED=1
 gen rdc_shared_helper -rdc=true -DSHARED_HELPER
 gen dyn_shared -DDYN_SHARED
+# rows.cu: a batched kernel looping over its m_dim rows (nvcc -O3 strength-reduces the row
+# offset into advancing pointers); the last two are bugs
+rows() { name=$1; shift; nvcc -ptx -arch=sm_80 -O3 "$@" rows.cu -o "$out/nvcc_rows_$name.ptx"; }
+rows loop
+rows loop_unroll1 -DUNROLL1
+rows pointer_end -DPOINTER_END
+rows down_counter -DDOWN_COUNTER
+rows bound_by_n -DBOUND_BY_N
+rows no_row_access -DNO_ROW_ACCESS
