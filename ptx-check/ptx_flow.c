@@ -1749,21 +1749,129 @@ static int m_dim_compare(fn_ctx *c, int top, int end)
     return -1;
 }
 
-/* 1 when instruction i of the loop [i.., end] reads a value defined at or after it in the
- * loop: it comes round the back edge, so i's result changes every iteration (a counter,
- * a pointer advanced by a stride). */
-static int loop_carried(fn_ctx *c, int i, int end)
+/* Reaching definitions inside one loop (its blocks b0..b1, in text order), over the
+ * loop's own definitions only (loc: def -> local index, -1 outside the loop). gen 0: no
+ * definition is added, the start set at the head only flows on until killed. */
+typedef struct loop_rd {
+    int b0, b1;
+    size_t w;
+    const int *loc;
+    uint64_t *in; /* per block of the loop */
+    uint64_t *tmp;
+} loop_rd;
+
+static void loop_apply(fn_ctx *c, const loop_rd *L, int i, uint64_t *set, int gen)
 {
-    for (int u = c->ii[i].use0; u < c->ii[i].use1; u++) {
-        if (UR(c, u)->role != U_VAL)
-            continue;
-        for (int k = UR(c, u)->ud0; k < UR(c, u)->ud1; k++) {
-            int j = DR(c, c->ud[k])->insn;
-            if (j >= i && j <= end)
-                return 1;
+    for (int d = c->ii[i].def0; d < c->ii[i].def1; d++) {
+        def_rec *dr = DR(c, d);
+        if (dr->killing && !dr->guarded) {
+            var_info *vi = VI(c, dr->var);
+            for (int k = vi->def0; k < vi->def1; k++) {
+                int l = L->loc[c->vdefs[k]];
+                if (l >= 0)
+                    set[l >> 6] &= ~((uint64_t)1 << (l & 63));
+            }
+        }
+        if (gen && L->loc[d] >= 0)
+            set[L->loc[d] >> 6] |= (uint64_t)1 << (L->loc[d] & 63);
+    }
+}
+
+static void loop_flow(fn_ctx *c, loop_rd *L, const uint64_t *start, int gen)
+{
+    size_t w = L->w;
+    memset(L->in, 0, (size_t)(L->b1 - L->b0 + 1) * w * sizeof *L->in);
+    if (start)
+        memcpy(L->in, start, w * sizeof *L->in);
+    for (int changed = 1; changed;) {
+        changed = 0;
+        for (int b = L->b0; b <= L->b1; b++) {
+            if (!c->breach[b])
+                continue;
+            memcpy(L->tmp, L->in + (size_t)(b - L->b0) * w, w * sizeof *L->tmp);
+            for (int i = c->bstart[b]; i < c->bend[b]; i++)
+                loop_apply(c, L, i, L->tmp, gen);
+            int s[2] = {c->succ0[b], c->succ1[b]};
+            int extra = c->succ_extra[b] == -2 ? c->g->n_labels : 0;
+            for (int k = 0; k < 2 + extra; k++) {
+                int t = k < 2 ? s[k] : c->label_block[k - 2];
+                if (t < L->b0 || t > L->b1)
+                    continue;
+                uint64_t *dst = L->in + (size_t)(t - L->b0) * w;
+                for (size_t j = 0; j < w; j++)
+                    if ((dst[j] | L->tmp[j]) != dst[j]) {
+                        dst[j] |= L->tmp[j];
+                        changed = 1;
+                    }
+            }
         }
     }
+}
+
+/* 1 when use u reads one of the loop's definitions in set (as a local bit set). */
+static int use_in_set(fn_ctx *c, const loop_rd *L, int u, const uint64_t *set)
+{
+    for (int k = UR(c, u)->ud0; k < UR(c, u)->ud1; k++) {
+        int l = L->loc[c->ud[k]];
+        if (l >= 0 && ((set[l >> 6] >> (l & 63)) & 1))
+            return 1;
+    }
     return 0;
+}
+
+/* Seeds the values loop [head, end] advances round its own back edge: an arithmetic
+ * instruction of the loop that reads a definition of the loop which reached the loop's
+ * head from its end (and was not redefined since). An inner loop's counter, set again
+ * before the inner loop each time, is not advanced by this loop; a pointer that goes on
+ * from row to row through an inner loop is. */
+static int seed_carried(fn_ctx *c, int head, int end, int *loc, int *work, int *top,
+                        unsigned char *queued)
+{
+    int d0 = -1, d1 = -1;
+    for (int i = head; i <= end; i++)
+        if (c->ii[i].def1 > c->ii[i].def0) {
+            if (d0 < 0)
+                d0 = c->ii[i].def0;
+            d1 = c->ii[i].def1;
+        }
+    if (d0 < 0)
+        return 0;
+    loop_rd L = {c->ii[head].block, c->ii[end].block, ((size_t)(d1 - d0) + 63) / 64, loc,
+                 NULL, NULL};
+    L.in = calloc((size_t)(L.b1 - L.b0 + 1) * L.w, sizeof *L.in);
+    L.tmp = calloc(L.w, sizeof *L.tmp);
+    uint64_t *at_head = calloc(L.w, sizeof *at_head);
+    int rc = L.in && L.tmp && at_head ? 0 : -1;
+    for (int d = d0; d < d1; d++)
+        loc[d] = d - d0;
+    if (rc == 0) {
+        loop_flow(c, &L, NULL, 1);
+        memcpy(at_head, L.in, L.w * sizeof *at_head);
+        loop_flow(c, &L, at_head, 0);
+        for (int b = L.b0; b <= L.b1; b++) {
+            if (!c->breach[b])
+                continue;
+            memcpy(L.tmp, L.in + (size_t)(b - L.b0) * L.w, L.w * sizeof *L.tmp);
+            for (int i = c->bstart[b]; i < c->bend[b]; i++) {
+                const char *op = c->g->insns[i].opcode;
+                /* a move only passes a value round the loop; arithmetic advances it */
+                int arith = !blocks_taint(op) && !is_memory_op(op) && !opcode_is(op, "call") &&
+                            !opcode_is(op, "mov");
+                int carried = 0;
+                for (int u = c->ii[i].use0; arith && u < c->ii[i].use1 && !carried; u++)
+                    carried = UR(c, u)->role == U_VAL && use_in_set(c, &L, u, L.tmp);
+                for (int d = c->ii[i].def0; carried && d < c->ii[i].def1; d++)
+                    seed_def(c, d, work, top, queued);
+                loop_apply(c, &L, i, L.tmp, 0);
+            }
+        }
+    }
+    for (int d = d0; d < d1; d++)
+        loc[d] = -1;
+    free(L.in);
+    free(L.tmp);
+    free(at_head);
+    return rc;
 }
 
 /* m_dim bounds a loop over rows: a loop (a backward branch and its target: [top, end])
@@ -1779,12 +1887,16 @@ static int seed_m_dim(fn_ctx *c)
     int *work = malloc(((size_t)n + 1) * sizeof *work);
     unsigned char *queued = calloc((size_t)n + 1, 1);
     int *mdim_before = malloc(((size_t)n + 1) * sizeof *mdim_before);
-    if (!work || !queued || !mdim_before) {
+    int *loc = malloc(((size_t)c->defs.n + 1) * sizeof *loc);
+    if (!work || !queued || !mdim_before || !loc) {
         free(work);
         free(queued);
         free(mdim_before);
+        free(loc);
         return -1;
     }
+    for (int d = 0; d < c->defs.n; d++)
+        loc[d] = -1;
     /* compares of m_dim-derived values before each instruction: loops without one cost
      * nothing */
     mdim_before[0] = 0;
@@ -1807,20 +1919,16 @@ static int seed_m_dim(fn_ctx *c)
             if (UR(c, u)->role == U_VAL)
                 for (int k = UR(c, u)->ud0; k < UR(c, u)->ud1; k++)
                     seed_def(c, c->ud[k], work, &top, queued);
-        for (int i = head; i <= end; i++) {
-            const char *op = c->g->insns[i].opcode;
-            /* a move only passes a value round the loop; what advances it is arithmetic */
-            if (blocks_taint(op) || is_memory_op(op) || opcode_is(op, "call") ||
-                opcode_is(op, "mov") || !loop_carried(c, i, end))
-                continue;
-            for (int d = c->ii[i].def0; d < c->ii[i].def1; d++)
-                seed_def(c, d, work, &top, queued);
+        if (seed_carried(c, head, end, loc, work, &top, queued) != 0) {
+            any = -1;
+            break;
         }
     }
-    int rc = any ? taint_solve(c, work, queued, top) : 0;
+    int rc = any < 0 ? -1 : any ? taint_solve(c, work, queued, top) : 0;
     free(work);
     free(queued);
     free(mdim_before);
+    free(loc);
     return rc;
 }
 

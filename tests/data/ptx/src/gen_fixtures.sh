@@ -22,3 +22,5 @@ rows pointer_end -DPOINTER_END
 rows down_counter -DDOWN_COUNTER
 rows bound_by_n -DBOUND_BY_N
 rows no_row_access -DNO_ROW_ACCESS
+rows flat_pointer -DFLAT_POINTER
+rows inner_loop_row0 -DINNER_LOOP_ROW0

@@ -41,6 +41,26 @@ extern "C" __global__ void kd_demo_batched(const float *x, float *y, int n, int 
     for (int row = 0; row < m_dim; row++)
         s = s * 0.5f + x[i];
     y[i] = s;
+#elif defined(FLAT_POINTER)
+    // one thread walks every row: the pointers go on from row to row through the inner
+    // loop (each row's elements, then the next row's)
+    if (i != 0)
+        return;
+    const float *p = x;
+    float *q = y;
+    for (int row = 0; row < m_dim; row++)
+#pragma unroll 1
+        for (int k = 0; k < n; k++)
+            *q++ = *p++ * 2.0f;
+#elif defined(INNER_LOOP_ROW0)
+    // wrong: the row loop holds a loop over the elements (its counter advances), but every
+    // row reads and writes row 0
+    if (i != 0)
+        return;
+    for (int row = 0; row < m_dim; row++)
+#pragma unroll 1
+        for (int k = 0; k < n; k++)
+            y[k] += x[k] * row;
 #else
 #if defined(UNROLL1)
 #pragma unroll 1
