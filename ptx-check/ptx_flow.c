@@ -54,6 +54,7 @@ struct flow_summary {
     flow_issue *issues;
     int n_callees;
     int *callees;              /* functions called from its reachable code */
+    flow_module **callee_fms;  /* the module each is in */
     int in_progress;
 };
 
@@ -265,7 +266,8 @@ typedef struct var_info {
 typedef struct insn_info {
     int use0, use1, def0, def1;
     int block;
-    int callee;      /* module function index for call, else -1 */
+    int callee;      /* call: index of the callee in cfm's module, else -1 */
+    flow_module *cfm; /* call: the module defining the callee (another input: .extern) */
     int param_k;     /* ld.param of the function's own parameter k, else -1 */
     int space;       /* SP_* of its memory operand */
     int addr_op;     /* operand index of the address, -1 */
@@ -636,6 +638,39 @@ static int arg_frame_slot(fn_ctx *c, int i, const kd_ptx_insn *in, const char *a
     return -1;
 }
 
+static int same_target(const kd_ptx_module *a, const kd_ptx_module *b)
+{
+    return !a->target || !b->target || strcmp(a->target, b->target) == 0;
+}
+
+/* A callee declared here without a body: the one definition of that name among the other
+ * inputs for the same target (the sm_80 and sm_90 builds of a helper are two programs).
+ * None, or more than one: left unresolved (no summary). Returns how many there are. */
+static int resolve_extern(flow_module *fm, const char *name, flow_module **cfm,
+                          const kd_ptx_func **f)
+{
+    flow_module *found_fm = NULL;
+    const kd_ptx_func *found = NULL;
+    int n = 0;
+    for (int k = 0; k < fm->n_peers; k++) {
+        flow_module *p = &fm->peers[k];
+        if (p == fm || !p->m || !same_target(fm->m, p->m))
+            continue;
+        for (const kd_ptx_func *g = kd_ptx_first_func(p->m, name); g;
+             g = kd_ptx_next_func(p->m, g))
+            if (g->has_body && !g->is_entry) {
+                found_fm = p;
+                found = g;
+                n++;
+            }
+    }
+    if (n == 1) {
+        *cfm = found_fm;
+        *f = found;
+    }
+    return n;
+}
+
 /* call [.uni] [(rets),] target, [(args)] [, proto] */
 static int build_call(fn_ctx *c, int i, const kd_ptx_insn *in)
 {
@@ -648,8 +683,12 @@ static int build_call(fn_ctx *c, int i, const kd_ptx_insn *in)
         return 0;
     const kd_ptx_operand *target = &in->ops[t];
     if (target->kind == KD_PTX_OPND_SYM && target->base) {
+        flow_module *cfm = c->fm;
         const kd_ptx_func *f = kd_ptx_find_func(c->m, target->base);
-        ii->callee = f ? (int)(f - c->m->funcs) : -1;
+        if (!f || !f->has_body)
+            resolve_extern(c->fm, target->base, &cfm, &f);
+        ii->cfm = cfm;
+        ii->callee = f ? (int)(f - cfm->m->funcs) : -1;
     }
     const kd_ptx_operand *args = t + 1 < in->n_ops && in->ops[t + 1].kind == KD_PTX_OPND_LIST
                                      ? &in->ops[t + 1] : NULL;
@@ -845,6 +884,7 @@ static int build_insn(fn_ctx *c, int i)
     const kd_ptx_insn *in = &c->g->insns[i];
     insn_info *ii = &c->ii[i];
     ii->callee = -1;
+    ii->cfm = c->fm;
     ii->param_k = -1;
     ii->addr_op = -1;
     ii->use0 = c->uses.n;
@@ -1296,12 +1336,12 @@ static uint64_t def_taint(fn_ctx *c, int i, int d, int *src)
         if (ii->callee < 0 || (ret_k >= ii->n_rets && dr->outk < 0))
             return 0;
         flow_summary *s = NULL;
-        if (summary_of(c->fm, ii->callee, c->depth + 1, &s) != KD_OK) {
+        if (summary_of(ii->cfm, ii->callee, c->depth + 1, &s) != KD_OK) {
             c->nomem = 1;
             return 0;
         }
-        if (!c->m->funcs[ii->callee].has_body)
-            return builtin_call_taint(c, i, c->m->funcs[ii->callee].name, src);
+        if (!ii->cfm->m->funcs[ii->callee].has_body)
+            return builtin_call_taint(c, i, ii->cfm->m->funcs[ii->callee].name, src);
         if (s && dr->outk >= 0)
             return apply_summary(c, i, s->out_taint[dr->outk], src);
         if (!s || ret_k >= s->n_rets)
@@ -1453,7 +1493,7 @@ static void batch_mechanism(fn_ctx *c, int d, char *buf, size_t cap)
             key = c->vars.keys[h];
     int ri = DR(c, root)->insn;
     int callee = ri >= 0 && opcode_is(c->g->insns[ri].opcode, "call") ? c->ii[ri].callee : -1;
-    flow_summary *cs = callee >= 0 ? c->fm->sum[callee] : NULL;
+    flow_summary *cs = callee >= 0 ? c->ii[ri].cfm->sum[callee] : NULL;
     if (cs && cs->flow_mech[0])
         snprintf(buf, cap, "%s", cs->flow_mech);
     else if (ri >= 0 && opcode_is(c->g->insns[ri].opcode, "call"))
@@ -1598,18 +1638,61 @@ static void check_global(fn_ctx *c, int i)
     }
 }
 
+/* Functions the CUDA runtime or the OpenCL library provide: declared, never defined in
+ * the PTX, known not to touch the arguments' memory in a way the rules care about. */
+static int runtime_function(const char *name)
+{
+    static const char *const names[] = {"vprintf", "malloc", "free", "__assertfail",
+                                        "cudaMalloc", "cudaFree", "cudaGetParameterBufferV2",
+                                        "cudaLaunchDeviceV2", "cudaGetDevice",
+                                        "cudaDeviceGetAttribute", "cudaFuncGetAttributes",
+                                        "cudaOccupancyMaxActiveBlocksPerMultiprocessor"};
+    for (size_t k = 0; k < sizeof names / sizeof names[0]; k++)
+        if (strcmp(name, names[k]) == 0)
+            return 1;
+    /* OpenCL work-item functions left as calls (clang without libclc) */
+    return strncmp(name, "_Z", 2) == 0 && strstr(name, "get_") != NULL;
+}
+
+/* A call whose callee is defined in no input (or an indirect call): nothing flows through
+ * it. For rule 1 that is the safe side (it cannot supply the batch index); for rule 2 a
+ * shared address it receives is not followed, so the report says so (a warning, not a
+ * violation: the callee's code is not there to prove or refute anything). */
+static int warn_unresolved(fn_ctx *c, int i, const char *name)
+{
+    if (name && runtime_function(name))
+        return 0;
+    uint64_t t = 0;
+    for (int u = c->ii[i].use0; u < c->ii[i].use1; u++)
+        if (UR(c, u)->role == U_ARG)
+            t |= use_taint(c, u, NULL);
+    flow_module *cfm = NULL;
+    const kd_ptx_func *f = NULL;
+    int n = name ? resolve_extern(c->fm, name, &cfm, &f) : 0;
+    return add_issue(c, FLOW_WARNING, c->g->insns[i].line,
+                     "call to %s, defined in %s: not followed (cannot carry the batch "
+                     "index)%s", name ? name : "an indirect target",
+                     n > 1 ? "more than one input for this target" : "no input",
+                     t & (T_SHARED | T_GSHARED | T_SHARED64)
+                         ? "; it receives a shared-memory address, whose accesses there are "
+                           "not checked"
+                         : "");
+}
+
 /* Rule 1 and 2 through a call: the callee's summary against the arguments. */
 static int check_call(fn_ctx *c, int i)
 {
     const kd_ptx_insn *in = &c->g->insns[i];
     flow_summary *s = NULL;
     if (c->ii[i].callee < 0)
-        return 0;
-    if (summary_of(c->fm, c->ii[i].callee, c->depth + 1, &s) != KD_OK)
+        return warn_unresolved(c, i, NULL);
+    if (summary_of(c->ii[i].cfm, c->ii[i].callee, c->depth + 1, &s) != KD_OK)
         return -1;
+    const char *name = c->ii[i].cfm->m->funcs[c->ii[i].callee].name;
+    if (!c->ii[i].cfm->m->funcs[c->ii[i].callee].has_body)
+        return warn_unresolved(c, i, name);
     if (!s)
         return 0;
-    const char *name = c->m->funcs[c->ii[i].callee].name;
     if (s->batch_internal && !c->sum->batch_internal) {
         c->sum->batch_internal = 1;
         c->sum->batch_line = s->batch_line;
@@ -1635,8 +1718,13 @@ static int check_call(fn_ctx *c, int i)
             c->sum->batch_internal = 1;
             c->sum->batch_line = in->line;
             batch_mechanism(c, src, c->sum->batch_mech, sizeof c->sum->batch_mech);
+            char at[KD_PTX_NAME_MAX + 16];
+            if (c->ii[i].cfm != c->fm) /* the callee is in another input */
+                snprintf(at, sizeof at, "%.200s:%d", c->ii[i].cfm->m->name, s->addr_line);
+            else
+                snprintf(at, sizeof at, "%d", s->addr_line);
             snprintf(c->sum->batch_path, sizeof c->sum->batch_path,
-                     "%.400s -> %.200s parameter %d -> %d", head, name, k, s->addr_line);
+                     "%.400s -> %.200s parameter %d -> %s", head, name, k, at);
         }
         if (s->addr_params & t_param(k)) {
             c->sum->addr_params |= t & T_PARAMS;
@@ -1964,16 +2052,21 @@ static int collect_rets(fn_ctx *c)
     return 0;
 }
 
-static int add_callee(fn_ctx *c, int fi)
+static int add_callee(fn_ctx *c, flow_module *cfm, int fi)
 {
     flow_summary *s = c->sum;
     for (int k = 0; k < s->n_callees; k++)
-        if (s->callees[k] == fi)
+        if (s->callees[k] == fi && s->callee_fms[k] == cfm)
             return 0;
     int *nc = realloc(s->callees, (size_t)(s->n_callees + 1) * sizeof *nc);
     if (!nc)
         return -1;
     s->callees = nc;
+    flow_module **nf = realloc(s->callee_fms, (size_t)(s->n_callees + 1) * sizeof *nf);
+    if (!nf)
+        return -1;
+    s->callee_fms = nf;
+    s->callee_fms[s->n_callees] = cfm;
     s->callees[s->n_callees++] = fi;
     return 0;
 }
@@ -1988,7 +2081,7 @@ static int run_checks(fn_ctx *c)
         if (rc == 0 && opcode_is(op, "call") && c->ii[i].callee >= 0) {
             rc = check_call(c, i);
             if (rc == 0)
-                rc = add_callee(c, c->ii[i].callee);
+                rc = add_callee(c, c->ii[i].cfm, c->ii[i].callee);
         } else if (rc == 0 && is_memory_op(op)) {
             rc = check_access(c, i);
             if (rc == 0) {
@@ -2090,6 +2183,7 @@ static void summary_free(flow_summary *s)
     free(s->ret_taint);
     free(s->issues);
     free(s->callees);
+    free(s->callee_fms);
     free(s);
 }
 
@@ -2121,9 +2215,19 @@ static kd_status summary_of(flow_module *fm, int fi, int depth, flow_summary **o
     return KD_OK;
 }
 
+void flow_link_modules(flow_module *fms, int n)
+{
+    for (int i = 0; i < n; i++) {
+        fms[i].peers = fms;
+        fms[i].n_peers = n;
+    }
+}
+
 kd_status flow_module_init(flow_module *fm, const kd_ptx_module *m)
 {
     fm->m = m;
+    fm->peers = fm;
+    fm->n_peers = 1;
     fm->sum = calloc((size_t)m->n_funcs + 1, sizeof *fm->sum);
     return fm->sum ? KD_OK : KD_ERR_NOMEM;
 }
@@ -2138,22 +2242,81 @@ void flow_module_free(flow_module *fm)
     fm->sum = NULL;
 }
 
-static int append_issues(flow_kernel *r, const flow_summary *s, const kd_ptx_func *f)
+static int append_issues(flow_kernel *r, const flow_summary *s, const kd_ptx_module *m,
+                         const kd_ptx_func *f)
 {
     if (!s->n_issues)
         return 0;
-    flow_issue *ni = realloc(r->issues, (size_t)(r->n_issues + s->n_issues) * sizeof *ni);
+    size_t n = (size_t)(r->n_issues + s->n_issues);
+    flow_issue *ni = realloc(r->issues, n * sizeof *ni);
     if (!ni)
         return -1;
     r->issues = ni;
-    size_t n = (size_t)(r->n_issues + s->n_issues);
     const kd_ptx_func **nf = realloc(r->issue_func, n * sizeof *nf);
     if (!nf)
         return -1;
     r->issue_func = nf;
+    const kd_ptx_module **nm = realloc(r->issue_mod, n * sizeof *nm);
+    if (!nm)
+        return -1;
+    r->issue_mod = nm;
     for (int k = 0; k < s->n_issues; k++) {
         r->issues[r->n_issues] = s->issues[k];
+        r->issue_mod[r->n_issues] = m;
         r->issue_func[r->n_issues++] = f;
+    }
+    return 0;
+}
+
+/* Marks function fi of module cfm reachable; 1 when it was not yet. */
+static int mark_reached(flow_module *fm, flow_kernel *r, flow_module *cfm, int fi)
+{
+    if (cfm == fm) {
+        if (r->reach[fi])
+            return 0;
+        r->reach[fi] = 1;
+        return 1;
+    }
+    for (int k = 0; k < r->n_ext; k++)
+        if (r->ext_mod[k] == cfm->m && r->ext_func[k] == fi)
+            return 0;
+    const kd_ptx_module **nm = realloc(r->ext_mod, (size_t)(r->n_ext + 1) * sizeof *nm);
+    if (!nm)
+        return -1;
+    r->ext_mod = nm;
+    int *nf = realloc(r->ext_func, (size_t)(r->n_ext + 1) * sizeof *nf);
+    if (!nf)
+        return -1;
+    r->ext_func = nf;
+    r->ext_mod[r->n_ext] = cfm->m;
+    r->ext_func[r->n_ext++] = fi;
+    return 1;
+}
+
+typedef struct reach_item {
+    flow_module *fm;
+    int fi;
+} reach_item;
+
+/* Pushes the callees of s not yet reached. */
+static int push_callees(flow_module *fm, flow_kernel *r, const flow_summary *s,
+                        reach_item **stack, int *top, int *cap)
+{
+    for (int j = 0; j < s->n_callees; j++) {
+        int new_one = mark_reached(fm, r, s->callee_fms[j], s->callees[j]);
+        if (new_one < 0)
+            return -1;
+        if (!new_one)
+            continue;
+        if (*top == *cap) {
+            int nc = *cap ? *cap * 2 : 16;
+            reach_item *ns = realloc(*stack, (size_t)nc * sizeof *ns);
+            if (!ns)
+                return -1;
+            *stack = ns;
+            *cap = nc;
+        }
+        (*stack)[(*top)++] = (reach_item){s->callee_fms[j], s->callees[j]};
     }
     return 0;
 }
@@ -2166,12 +2329,13 @@ kd_status flow_analyze_kernel(flow_module *fm, const kd_ptx_func *k, uint64_t m_
     int ki = (int)(k - m->funcs);
     out->reach = calloc((size_t)m->n_funcs + 1, 1);
     flow_summary *s = calloc(1, sizeof *s);
-    int *stack = malloc(((size_t)m->n_funcs + 1) * sizeof *stack);
-    if (!out->reach || !s || !stack) {
+    if (!out->reach || !s) {
         free(s);
-        free(stack);
+        flow_kernel_free(out);
         return KD_ERR_NOMEM;
     }
+    reach_item *stack = NULL;
+    int top = 0, cap = 0;
     kd_status st = analyze_fn(fm, ki, 1, m_dim, 0, s);
     if (st == KD_OK) {
         out->batch_found = s->batch_internal;
@@ -2181,27 +2345,18 @@ kd_status flow_analyze_kernel(flow_module *fm, const kd_ptx_func *k, uint64_t m_
         snprintf(out->path, sizeof out->path, "%s", s->batch_path);
         out->shared_accesses = s->shared_accesses;
         out->reach[ki] = 1;
-        if (append_issues(out, s, k) != 0)
+        if (append_issues(out, s, m, k) != 0 ||
+            push_callees(fm, out, s, &stack, &top, &cap) != 0)
             st = KD_ERR_NOMEM;
-        int top = 0;
-        for (int j = 0; j < s->n_callees; j++)
-            if (!out->reach[s->callees[j]]) {
-                out->reach[s->callees[j]] = 1;
-                stack[top++] = s->callees[j];
-            }
         while (st == KD_OK && top > 0) {
-            int fi = stack[--top];
-            flow_summary *cs = fm->sum[fi];
+            reach_item it = stack[--top];
+            flow_summary *cs = it.fm->sum[it.fi];
             if (!cs || cs->in_progress)
                 continue;
             out->shared_accesses += cs->shared_accesses;
-            if (append_issues(out, cs, &m->funcs[fi]) != 0)
+            if (append_issues(out, cs, it.fm->m, &it.fm->m->funcs[it.fi]) != 0 ||
+                push_callees(fm, out, cs, &stack, &top, &cap) != 0)
                 st = KD_ERR_NOMEM;
-            for (int j = 0; j < cs->n_callees; j++)
-                if (!out->reach[cs->callees[j]]) {
-                    out->reach[cs->callees[j]] = 1;
-                    stack[top++] = cs->callees[j];
-                }
         }
     }
     summary_free(s);
@@ -2218,5 +2373,8 @@ void flow_kernel_free(flow_kernel *r)
     free(r->reach);
     free(r->issues);
     free(r->issue_func);
+    free(r->issue_mod);
+    free(r->ext_mod);
+    free(r->ext_func);
     memset(r, 0, sizeof *r);
 }

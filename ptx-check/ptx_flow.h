@@ -32,10 +32,21 @@ typedef struct flow_summary flow_summary;
 typedef struct flow_module {
     const kd_ptx_module *m;
     flow_summary **sum; /* per function, NULL until analysed */
+    struct flow_module *peers; /* every input module (this one among them), for callees
+                                * declared .extern here and defined in another input */
+    int n_peers;
 } flow_module;
 
 kd_status flow_module_init(flow_module *fm, const kd_ptx_module *m);
 void flow_module_free(flow_module *fm);
+/* Lets the n modules resolve each other's .extern .func declarations (-rdc builds): a
+ * callee with no body in its caller's module is the one definition of that name in the
+ * other inputs (none, or more than one: unresolved). */
+void flow_link_modules(flow_module *fms, int n);
+
+/* flow_issue.rule of a warning (not a violation): a call to a function defined in no
+ * input, whose effects are not checked. */
+#define FLOW_WARNING 0
 
 /* What the analysis of one kernel (and every function it can reach) found. */
 typedef struct flow_kernel {
@@ -48,6 +59,10 @@ typedef struct flow_kernel {
     int n_issues;
     flow_issue *issues;               /* the kernel's and its callees' */
     const kd_ptx_func **issue_func;   /* the function each issue is in */
+    const kd_ptx_module **issue_mod;  /* and its module */
+    int n_ext;                        /* reachable functions of other modules (.extern here) */
+    const kd_ptx_module **ext_mod;
+    int *ext_func;                    /* index into ext_mod[k]->funcs */
 } flow_kernel;
 
 /* m_dim: bit k when the kernel's parameter k is its batch size (flow_m_dim_params). */

@@ -1107,6 +1107,116 @@ static void test_nvcc_row_loops(void)
     free(t);
 }
 
+/* Checks kd_demo/kd_demo_batched over n texts (each parsed under its name). */
+static kd_ptx_report *check_texts(const char *const *texts, const char *const *names, int n)
+{
+    kd_ptx_module *mods[4] = {NULL};
+    for (int i = 0; i < n; i++) {
+        kd_ptx_error e;
+        CU_ASSERT_EQUAL_FATAL(kd_ptx_parse(names[i], texts[i], strlen(texts[i]), &mods[i], &e),
+                              KD_OK);
+    }
+    kd_ptx_pair_def pair = {"pair", "kd_demo", "kd_demo_batched"};
+    kd_ptx_report *r = NULL;
+    CU_ASSERT_EQUAL_FATAL(
+        kd_ptx_check_pairs((const kd_ptx_module *const *)mods, NULL, n, &pair, 1, NULL, &r), KD_OK);
+    for (int i = 0; i < n; i++)
+        kd_ptx_module_free(mods[i]);
+    return r;
+}
+
+/* 1 when some comparison of the report has a violation of rule in file (NULL: any). */
+static int has_violation(const kd_ptx_report *r, int rule, const char *file)
+{
+    for (int i = 0; i < r->pairs[0].n_comparisons; i++)
+        for (int k = 0; k < r->pairs[0].comparisons[i].n_violations; k++) {
+            const kd_ptx_violation *v = &r->pairs[0].comparisons[i].violations[k];
+            if (v->rule == rule && (!file || strcmp(v->file, file) == 0))
+                return 1;
+        }
+    return 0;
+}
+
+static int has_warning(const kd_ptx_report *r, const char *text)
+{
+    for (int i = 0; i < r->pairs[0].n_comparisons; i++)
+        for (int k = 0; k < r->pairs[0].comparisons[i].n_warnings; k++)
+            if (strstr(r->pairs[0].comparisons[i].warnings[k], text))
+                return 1;
+    return 0;
+}
+
+/* -rdc=true across files: the kernels' helpers are .extern in one PTX file and defined in
+ * another. Given both (in either order) the helpers are followed; given the kernels alone
+ * (or a helper defined twice for the target) nothing flows through the calls: rule 1 cannot
+ * be proved there, and the report warns that the calls were not followed. */
+static void test_rdc_across_files(void)
+{
+    char *k = read_fixture("nvcc_rdc_extern_kernels.ptx");
+    char *h = read_fixture("nvcc_rdc_extern_helpers.ptx");
+    const char *kn = "kernels.ptx", *hn = "helpers.ptx";
+    const char *t1[] = {k, h}, *n1[] = {kn, hn};
+    kd_ptx_report *r = check_texts(t1, n1, 2);
+    CU_ASSERT_TRUE(r->pairs[0].passed);
+    CU_ASSERT_STRING_EQUAL(r->pairs[0].comparisons[0].batched.mechanism, "ctaid.y");
+    CU_ASSERT_PTR_NOT_NULL(strstr(r->pairs[0].comparisons[0].batched.mechanism_path,
+                                  "parameter 1 -> helpers.ptx:"));
+    CU_ASSERT_EQUAL(r->pairs[0].comparisons[0].batched.static_shared_bytes, 512);
+    kd_ptx_report_free(r);
+    const char *t2[] = {h, k}, *n2[] = {hn, kn};
+    r = check_texts(t2, n2, 2);
+    CU_ASSERT_TRUE(r->pairs[0].passed);
+    kd_ptx_report_free(r);
+    /* the kernels alone: the helpers are defined in no input */
+    r = check_texts(t1, n1, 1);
+    CU_ASSERT_FALSE(r->pairs[0].passed);
+    CU_ASSERT_TRUE(has_violation(r, KD_PTX_RULE_BATCH_DISPATCH, kn));
+    CU_ASSERT_TRUE(has_warning(r, "defined in no input"));
+    CU_ASSERT_TRUE(has_warning(r, "receives a shared-memory address"));
+    kd_ptx_report_free(r);
+    /* the helpers twice for sm_80: which one is linked is not known */
+    const char *t3[] = {k, h, h}, *n3[] = {kn, hn, "helpers2.ptx"};
+    r = check_texts(t3, n3, 3);
+    CU_ASSERT_FALSE(r->pairs[0].passed);
+    CU_ASSERT_TRUE(has_warning(r, "more than one input"));
+    kd_ptx_report_free(r);
+    /* helpers built for another target are another program */
+    char *h90 = replace_once(h, ".target sm_80", ".target sm_90");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(h90);
+    const char *t4[] = {k, h90}, *n4[] = {kn, hn};
+    r = check_texts(t4, n4, 2);
+    CU_ASSERT_FALSE(r->pairs[0].passed);
+    kd_ptx_report_free(r);
+    /* a 64-bit shared access in the other file's helper fails rule 2 there */
+    char *hbad = replace_once(h, "st.f32 \t[%rd3], %f1;", "st.shared.f32 \t[%rd3], %f1;");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(hbad);
+    const char *t5[] = {k, hbad}, *n5[] = {kn, hn};
+    r = check_texts(t5, n5, 2);
+    CU_ASSERT_FALSE(r->pairs[0].passed);
+    CU_ASSERT_TRUE(has_violation(r, KD_PTX_RULE_SHARED_U64, hn));
+    kd_ptx_report_free(r);
+    /* the row offset no longer reaches the helper's address */
+    char *hrow1 = replace_once(h, "mul.wide.s32 \t%rd3, %r2, %r1;", "mul.wide.s32 \t%rd3, %r2, %r2;");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(hrow1);
+    /* and store_row stores to y[0] */
+    char *hrow = hrow1;
+    char *sr = strstr(hrow, ".func _Z9store_rowPfif(");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(sr);
+    char *st = strstr(sr, "st.f32 \t[%rd3]");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(st);
+    memcpy(st, "st.f32 \t[%rd1]", strlen("st.f32 \t[%rd1]"));
+    const char *t6[] = {k, hrow}, *n6[] = {kn, hn};
+    r = check_texts(t6, n6, 2);
+    CU_ASSERT_FALSE(r->pairs[0].passed);
+    CU_ASSERT_TRUE(has_violation(r, KD_PTX_RULE_BATCH_DISPATCH, kn));
+    kd_ptx_report_free(r);
+    free(hbad);
+    free(h90);
+    free(hrow);
+    free(h);
+    free(k);
+}
+
 /* the nvcc fixtures: harmless builds pass, real bugs fail */
 static void test_nvcc_builds(void)
 {
@@ -1610,6 +1720,7 @@ int main(void)
     CU_add_test(s, "command: help, text, JSON, errors, usage", test_command);
     CU_add_test(s, "command: --from-opencl", test_from_opencl);
     CU_add_test(s, "mutations: nvcc builds", test_nvcc_builds);
+    CU_add_test(s, "mutations: -rdc helpers in another file", test_rdc_across_files);
     CU_add_test(s, "mutations: clang OpenCL PTX", test_clang_opencl_ptx);
     CU_add_test(s, "mutations: clang PTX, get_group_id calls", test_clang_get_group_id_call);
     CU_add_test(s, "mutations: rule 1 is data flow", test_rule1_data_flow);
