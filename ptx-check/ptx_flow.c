@@ -1838,8 +1838,10 @@ static int m_dim_compare(fn_ctx *c, int top, int end)
 }
 
 /* Reaching definitions inside one loop (its blocks b0..b1, in text order), over the
- * loop's own definitions only (loc: def -> local index, -1 outside the loop). gen 0: no
- * definition is added, the start set at the head only flows on until killed. */
+ * loop's own definitions only (loc: def -> local index, -1 outside the loop). gen
+ * LOOP_GEN_ALL: every definition is added; LOOP_GEN_CARRIED: only those of instructions
+ * that read one in the set (values computed from the start set: what the loop carries). */
+enum { LOOP_GEN_ALL = 1, LOOP_GEN_CARRIED = 2 };
 typedef struct loop_rd {
     int b0, b1;
     size_t w;
@@ -1848,8 +1850,28 @@ typedef struct loop_rd {
     uint64_t *tmp;
 } loop_rd;
 
+static int use_in_set(fn_ctx *c, const loop_rd *L, int u, const uint64_t *set);
+
+/* 1 when instruction i computes its result from its register sources' values. */
+static int computes_from_sources(fn_ctx *c, int i)
+{
+    const char *op = c->g->insns[i].opcode;
+    return !blocks_taint(op) && !is_memory_op(op) && !opcode_is(op, "call");
+}
+
+/* 1 when instruction i reads a value of set. */
+static int reads_set(fn_ctx *c, const loop_rd *L, int i, const uint64_t *set)
+{
+    for (int u = c->ii[i].use0; u < c->ii[i].use1; u++)
+        if (UR(c, u)->role == U_VAL && use_in_set(c, L, u, set))
+            return 1;
+    return 0;
+}
+
 static void loop_apply(fn_ctx *c, const loop_rd *L, int i, uint64_t *set, int gen)
 {
+    if (gen == LOOP_GEN_CARRIED)
+        gen = computes_from_sources(c, i) && reads_set(c, L, i, set);
     for (int d = c->ii[i].def0; d < c->ii[i].def1; d++) {
         def_rec *dr = DR(c, d);
         if (dr->killing && !dr->guarded) {
@@ -1908,10 +1930,12 @@ static int use_in_set(fn_ctx *c, const loop_rd *L, int u, const uint64_t *set)
 }
 
 /* Seeds the values loop [head, end] advances round its own back edge: an arithmetic
- * instruction of the loop that reads a definition of the loop which reached the loop's
- * head from its end (and was not redefined since). An inner loop's counter, set again
- * before the inner loop each time, is not advanced by this loop; a pointer that goes on
- * from row to row through an inner loop is. */
+ * instruction (not a move) of the loop that reads a value carried round it: a definition
+ * of the loop that reached the loop's head from its end (and was not redefined since), or
+ * a value computed from one in this iteration (nvcc -G moves each carried value into a
+ * fresh register at the head). An inner loop's counter, set again before the inner loop
+ * each time, is not advanced by this loop; a pointer that goes on from row to row through
+ * an inner loop is. */
 static int seed_carried(fn_ctx *c, int head, int end, int *loc, int *work, int *top,
                         unsigned char *queued)
 {
@@ -1933,24 +1957,21 @@ static int seed_carried(fn_ctx *c, int head, int end, int *loc, int *work, int *
     for (int d = d0; d < d1; d++)
         loc[d] = d - d0;
     if (rc == 0) {
-        loop_flow(c, &L, NULL, 1);
+        loop_flow(c, &L, NULL, LOOP_GEN_ALL);
         memcpy(at_head, L.in, L.w * sizeof *at_head);
-        loop_flow(c, &L, at_head, 0);
+        loop_flow(c, &L, at_head, LOOP_GEN_CARRIED);
         for (int b = L.b0; b <= L.b1; b++) {
             if (!c->breach[b])
                 continue;
             memcpy(L.tmp, L.in + (size_t)(b - L.b0) * L.w, L.w * sizeof *L.tmp);
             for (int i = c->bstart[b]; i < c->bend[b]; i++) {
-                const char *op = c->g->insns[i].opcode;
                 /* a move only passes a value round the loop; arithmetic advances it */
-                int arith = !blocks_taint(op) && !is_memory_op(op) && !opcode_is(op, "call") &&
-                            !opcode_is(op, "mov");
-                int carried = 0;
-                for (int u = c->ii[i].use0; arith && u < c->ii[i].use1 && !carried; u++)
-                    carried = UR(c, u)->role == U_VAL && use_in_set(c, &L, u, L.tmp);
-                for (int d = c->ii[i].def0; carried && d < c->ii[i].def1; d++)
-                    seed_def(c, d, work, top, queued);
-                loop_apply(c, &L, i, L.tmp, 0);
+                int arith = computes_from_sources(c, i) &&
+                            !opcode_is(c->g->insns[i].opcode, "mov");
+                if (arith && reads_set(c, &L, i, L.tmp))
+                    for (int d = c->ii[i].def0; d < c->ii[i].def1; d++)
+                        seed_def(c, d, work, top, queued);
+                loop_apply(c, &L, i, L.tmp, LOOP_GEN_CARRIED);
             }
         }
     }

@@ -27,3 +27,8 @@ rows inner_loop_row0 -DINNER_LOOP_ROW0
 # -rdc=true, kernels and their helpers in two PTX files
 nvcc -ptx -arch=sm_80 -rdc=true rdc_kernels.cu -o "$out/nvcc_rdc_extern_kernels.ptx"
 nvcc -ptx -arch=sm_80 -rdc=true rdc_helpers.cu -o "$out/nvcc_rdc_extern_helpers.ptx"
+# -G (device debug: no optimisation, each carried value moved into a fresh register)
+rowsG() { name=$1; shift; nvcc -ptx -arch=sm_80 -G "$@" rows.cu -o "$out/nvcc_rows_G_$name.ptx"; }
+rowsG down_counter -DDOWN_COUNTER
+rowsG flat_pointer -DFLAT_POINTER
+rowsG inner_loop_row0 -DINNER_LOOP_ROW0
