@@ -1662,6 +1662,13 @@ static int warn_unresolved(fn_ctx *c, int i, const char *name)
 {
     if (name && runtime_function(name))
         return 0;
+    char head[KD_PTX_NAME_MAX + 16];
+    snprintf(head, sizeof head, "call to %s,", name ? name : "an indirect target");
+    for (int k = 0; k < c->issues.n; k++) { /* one warning per callee and function */
+        const flow_issue *is = &((const flow_issue *)c->issues.d)[k];
+        if (is->rule == FLOW_WARNING && strncmp(is->detail, head, strlen(head)) == 0)
+            return 0;
+    }
     uint64_t t = 0;
     for (int u = c->ii[i].use0; u < c->ii[i].use1; u++)
         if (UR(c, u)->role == U_ARG)

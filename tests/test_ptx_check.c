@@ -1058,7 +1058,8 @@ static void test_nvcc_row_loops(void)
                                        "nvcc_rows_down_counter.ptx",
                                        "nvcc_rows_flat_pointer.ptx",
                                        "nvcc_rows_G_down_counter.ptx",
-                                       "nvcc_rows_G_flat_pointer.ptx"};
+                                       "nvcc_rows_G_flat_pointer.ptx",
+                                       "nvcc_rows_noinline_rdc.ptx"};
     for (size_t i = 0; i < sizeof pass / sizeof pass[0]; i++) {
         char *t = read_fixture(pass[i]);
         expect_text(pass[i], t, "kd_demo", "kd_demo_batched", 1, 0, 0);
@@ -1068,7 +1069,8 @@ static void test_nvcc_row_loops(void)
      * the row loop's inner loop over the elements advances, but each row is row 0 */
     static const char *const fail[] = {"nvcc_rows_bound_by_n.ptx", "nvcc_rows_no_row_access.ptx",
                                        "nvcc_rows_inner_loop_row0.ptx",
-                                       "nvcc_rows_G_inner_loop_row0.ptx"};
+                                       "nvcc_rows_G_inner_loop_row0.ptx",
+                                       "nvcc_rows_noinline_rdc_row0.ptx"};
     for (size_t i = 0; i < sizeof fail / sizeof fail[0]; i++) {
         char *t = read_fixture(fail[i]);
         expect_text(fail[i], t, "kd_demo", "kd_demo_batched", 0, KD_PTX_RULE_BATCH_DISPATCH,

@@ -24,6 +24,8 @@ rows bound_by_n -DBOUND_BY_N
 rows no_row_access -DNO_ROW_ACCESS
 rows flat_pointer -DFLAT_POINTER
 rows inner_loop_row0 -DINNER_LOOP_ROW0
+rows noinline_rdc -rdc=true -DNOINLINE
+rows noinline_rdc_row0 -rdc=true -DNOINLINE_ROW0
 # -rdc=true, kernels and their helpers in two PTX files
 nvcc -ptx -arch=sm_80 -rdc=true rdc_kernels.cu -o "$out/nvcc_rdc_extern_kernels.ptx"
 nvcc -ptx -arch=sm_80 -rdc=true rdc_helpers.cu -o "$out/nvcc_rdc_extern_helpers.ptx"

@@ -3,6 +3,12 @@
 // row from blockIdx.y. nvcc -O3 strength-reduces x + row * n into pointers advanced each
 // iteration (unrolled by 4 with a down-counter, or with #pragma unroll 1), so the row
 // counter itself never reaches an address. Variants (-D) select one change each.
+#if defined(NOINLINE) || defined(NOINLINE_ROW0)
+// __noinline__ helpers: the advanced pointers reach memory through .func parameters
+__device__ __noinline__ float load_at(const float *p) { return *p; }
+__device__ __noinline__ void store_at(float *p, float v) { *p = v; }
+#endif
+
 extern "C" __global__ void kd_demo(const float *x, float *y, int n)
 {
     int i = blockIdx.x * blockDim.x + threadIdx.x;
@@ -61,6 +67,13 @@ extern "C" __global__ void kd_demo_batched(const float *x, float *y, int n, int 
 #pragma unroll 1
         for (int k = 0; k < n; k++)
             y[k] += x[k] * row;
+#elif defined(NOINLINE)
+    for (int row = 0; row < m_dim; row++)
+        store_at(y + (long)row * n + i, load_at(x + (long)row * n + i) * 2.0f);
+#elif defined(NOINLINE_ROW0)
+    // wrong: the row only scales the value
+    for (int row = 0; row < m_dim; row++)
+        store_at(y + i, load_at(x + i) * row);
 #else
 #if defined(UNROLL1)
 #pragma unroll 1
