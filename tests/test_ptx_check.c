@@ -1421,8 +1421,19 @@ static void test_rule1_m_dim(void)
     char *t = replace_once(mdim_ptx, "@%p1 bra LOOP;\nret;", "@%p1 bra DONE;\nDONE:\nret;");
     expect_text("m_dim, no loop", t, "kd_m", "kd_m_batched", 0, KD_PTX_RULE_BATCH_DISPATCH, 0);
     free(t);
-    /* the exact-name rule: "<kernel>_param_1" of a kernel whose name contains m_dim does
-     * not count, nor a case-insensitive spelling */
+    /* nvcc's own name of the parameter the batched kernel adds: m_dim by position */
+    t = replace_all(mdim_ptx, "m_dim", "kd_m_batched_param_1");
+    expect_text("nvcc name, added parameter", t, "kd_m", "kd_m_batched", 1, 0, 0);
+    /* ... not when the single kernel has it too (nothing added) */
+    char *t2 = replace_once(t, ".entry kd_m(.param .u64 kd_m_param_0)",
+                            ".entry kd_m(.param .u64 kd_m_param_0, .param .u32 kd_m_param_1)");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(t2);
+    expect_text("nvcc name, nothing added", t2, "kd_m", "kd_m_batched", 0,
+                KD_PTX_RULE_BATCH_DISPATCH, 0);
+    free(t2);
+    free(t);
+    /* the exact-name rule: "<kernel>_param_1" of another kernel whose name contains m_dim
+     * does not count, nor a case-insensitive spelling */
     t = replace_all(mdim_ptx, "m_dim", "kd_m_dim_batched_param_1");
     expect_text("nvcc name, m_dim in kernel name", t, "kd_m", "kd_m_batched", 0,
                 KD_PTX_RULE_BATCH_DISPATCH, 0);
