@@ -1368,6 +1368,15 @@ static void test_harmless_rewrites(void)
     free(t);
     t = replace_all(base, "%r", "r");
     expect_text("registers without %", t, "kd_demo", "kd_demo_batched", 1, 0, 0);
+    /* predicates without '%' too, guards included (@p1 bra) */
+    char *np = replace_all(t, "%p", "p");
+    CU_ASSERT_PTR_NOT_NULL(strstr(np, "@p1 bra"));
+    expect_text("predicates without %", np, "kd_demo", "kd_demo_batched", 1, 0, 0);
+    char *np2 = replace_all(np, "mov.u32 \tr1, %ctaid.y;", "mov.u32 \tr1, %ctaid.x;");
+    expect_text("predicates without %, ctaid.x", np2, "kd_demo", "kd_demo_batched", 0,
+                KD_PTX_RULE_BATCH_DISPATCH, 0);
+    free(np2);
+    free(np);
     free(t);
     /* kernels in the other order */
     const char *b = strstr(base, "\t// .globl\tkd_demo_batched");
