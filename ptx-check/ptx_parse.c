@@ -283,8 +283,8 @@ static int lex_word(lexer *lx)
         if (i < lx->n && is_word_char((unsigned char)lx->s[i])) {
             i++;
         } else if (i + 2 < lx->n && lx->s[i] == ':' && lx->s[i + 1] == ':' &&
-                   isalpha((unsigned char)lx->s[i + 2])) {
-            i += 2; /* .shared::cta, ld.shared::cluster */
+                   isalnum((unsigned char)lx->s[i + 2])) {
+            i += 2; /* .shared::cta, ld.shared::cluster, ld.global.L2::256B */
         } else {
             break;
         }

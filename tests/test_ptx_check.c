@@ -1368,6 +1368,12 @@ static void test_harmless_rewrites(void)
     free(t);
     t = replace_all(base, "%r", "r");
     expect_text("registers without %", t, "kd_demo", "kd_demo_batched", 1, 0, 0);
+    /* cache-hint qualifiers with a digit after '::' (nvcc -Xptxas / inline PTX) */
+    char *hint = replace_once(base, "ld.global.f32 \t%f8, [%rd9];",
+                              "ld.global.nc.L1::no_allocate.L2::256B.f32 \t%f8, [%rd9];");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(hint);
+    expect_text("ld.global.L2::256B", hint, "kd_demo", "kd_demo_batched", 1, 0, 0);
+    free(hint);
     /* predicates without '%' too, guards included (@p1 bra) */
     char *np = replace_all(t, "%p", "p");
     CU_ASSERT_PTR_NOT_NULL(strstr(np, "@p1 bra"));
