@@ -1936,6 +1936,27 @@ static int use_in_set(fn_ctx *c, const loop_rd *L, int u, const uint64_t *set)
     return 0;
 }
 
+/* The fallback for a loop too big for bit sets (as MAX_RD_WORDS): an arithmetic
+ * instruction that reads a definition at or after it in the loop's text (it came round a
+ * back edge: this loop's or an inner one's, so more is seeded than with the sets). */
+static int seed_carried_by_text(fn_ctx *c, int head, int end, int *work, int *top,
+                                unsigned char *queued)
+{
+    for (int i = head; i <= end; i++) {
+        if (!computes_from_sources(c, i) || opcode_is(c->g->insns[i].opcode, "mov"))
+            continue;
+        int carried = 0;
+        for (int u = c->ii[i].use0; u < c->ii[i].use1 && !carried; u++)
+            for (int k = UR(c, u)->ud0; UR(c, u)->role == U_VAL && k < UR(c, u)->ud1; k++) {
+                int j = DR(c, c->ud[k])->insn;
+                carried |= j >= i && j <= end;
+            }
+        for (int d = c->ii[i].def0; carried && d < c->ii[i].def1; d++)
+            seed_def(c, d, work, top, queued);
+    }
+    return 0;
+}
+
 /* Seeds the values loop [head, end] advances round its own back edge: an arithmetic
  * instruction (not a move) of the loop that reads a value carried round it: a definition
  * of the loop that reached the loop's head from its end (and was not redefined since), or
@@ -1957,6 +1978,8 @@ static int seed_carried(fn_ctx *c, int head, int end, int *loc, int *work, int *
         return 0;
     loop_rd L = {c->ii[head].block, c->ii[end].block, ((size_t)(d1 - d0) + 63) / 64, loc,
                  NULL, NULL};
+    if ((size_t)(L.b1 - L.b0 + 1) * L.w > MAX_RD_WORDS)
+        return seed_carried_by_text(c, head, end, work, top, queued);
     L.in = calloc((size_t)(L.b1 - L.b0 + 1) * L.w, sizeof *L.in);
     L.tmp = calloc(L.w, sizeof *L.tmp);
     uint64_t *at_head = calloc(L.w, sizeof *at_head);
