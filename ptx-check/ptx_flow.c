@@ -1807,7 +1807,17 @@ static int bra_target(fn_ctx *c, const kd_ptx_insn *br)
     return -1;
 }
 
-/* 1 when predicate def d (through and/or/not/xor/mov of predicates) guards a branch of the
+/* 1 when instruction in makes a predicate from predicate sources: and/or/not/xor/mov of
+ * predicates, a setp that combines one (setp.lt.and.s32 %p2, %r1, %r2, %p1), a vote. */
+static int combines_predicate(const kd_ptx_insn *in)
+{
+    const char *op = in->opcode;
+    return ((opcode_is(op, "and") || opcode_is(op, "or") || opcode_is(op, "not") ||
+             opcode_is(op, "xor") || opcode_is(op, "mov")) && has_mod(op, "pred")) ||
+           opcode_is(op, "setp") || opcode_is(op, "vote");
+}
+
+/* 1 when predicate def d (directly or through combines_predicate) guards a branch of the
  * loop [top, end] that leaves it or goes back to its top: the compare ends the loop. */
 static int pred_exits_loop(fn_ctx *c, int d, int top, int end, int depth)
 {
@@ -1818,10 +1828,7 @@ static int pred_exits_loop(fn_ctx *c, int d, int top, int end, int depth)
             int t = bra_target(c, in);
             if (j == end || t < top || t > end)
                 return 1;
-        } else if (depth < 4 && (opcode_is(in->opcode, "and") || opcode_is(in->opcode, "or") ||
-                                 opcode_is(in->opcode, "not") || opcode_is(in->opcode, "xor") ||
-                                 opcode_is(in->opcode, "mov")) &&
-                   has_mod(in->opcode, "pred")) {
+        } else if (depth < 4 && combines_predicate(in)) {
             for (int e = c->ii[j].def0; e < c->ii[j].def1; e++)
                 if (pred_exits_loop(c, e, top, end, depth + 1))
                     return 1;

@@ -1421,6 +1421,70 @@ static const char *mdim_ptx =
     "st.global.u32 [%rd4], 0;\nadd.s32 %r2, %r2, 1;\nsetp.lt.u32 %p1, %r2, %r1;\n"
     "@%p1 bra LOOP;\nret;\n}\n";
 
+/* the same loop over rows with the row offset strength-reduced into a pointer */
+static const char *mdim_ptr_ptx =
+    ".version 8.0\n.target sm_80\n.address_size 64\n"
+    ".visible .entry kd_m(.param .u64 kd_m_param_0)\n{\n.reg .b64 %rd<3>;\n"
+    "ld.param.u64 %rd1, [kd_m_param_0];\ncvta.to.global.u64 %rd2, %rd1;\n"
+    "st.global.u32 [%rd2], 0;\nret;\n}\n"
+    ".visible .entry kd_m_batched(.param .u64 kd_m_batched_param_0, .param .u32 m_dim)\n{\n"
+    ".reg .pred %p<4>;\n.reg .b32 %r<6>;\n.reg .b64 %rd<6>;\n"
+    "ld.param.u64 %rd1, [kd_m_batched_param_0];\nld.param.u32 %r1, [m_dim];\n"
+    "cvta.to.global.u64 %rd2, %rd1;\nmov.u32 %r2, 0;\n"
+    "LOOP:\nst.global.u32 [%rd2], 0;\nadd.s64 %rd2, %rd2, 64;\nadd.s32 %r2, %r2, 1;\n"
+    "setp.lt.u32 %p1, %r2, %r1;\n@%p1 bra LOOP;\nret;\n}\n";
+
+#define MDIM_EXIT "setp.lt.u32 %p1, %r2, %r1;\n@%p1 bra LOOP;"
+
+static void test_rule1_m_dim_pointer_loops(void)
+{
+    expect_text("m_dim loop, advanced pointer", mdim_ptr_ptx, "kd_m", "kd_m_batched", 1, 0, 0);
+    static const struct {
+        const char *what, *to;
+        int passes;
+    } cases[] = {
+        {"exit predicate combined by setp.and",
+         "setp.lt.u32 %p1, %r2, %r1;\nsetp.ne.and.u32 %p2, %r2, 999, %p1;\n@%p2 bra LOOP;", 1},
+        {"exit predicate through a vote",
+         "setp.lt.u32 %p1, %r2, %r1;\nvote.sync.any.pred %p2, %p1, -1;\n@%p2 bra LOOP;", 1},
+        {"down-counter from m_dim",
+         "add.s32 %r1, %r1, -1;\nsetp.ne.u32 %p1, %r1, 0;\n@%p1 bra LOOP;", 1},
+        /* the m_dim compare only guards an if inside a loop bounded by a constant */
+        {"m_dim compare inside, not the exit",
+         "setp.lt.u32 %p3, %r2, %r1;\n@%p3 bra SKIP;\nadd.s32 %r3, %r3, 1;\nSKIP:\n"
+         "setp.lt.u32 %p1, %r2, 100;\n@%p1 bra LOOP;", 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *t = replace_once(mdim_ptr_ptx, MDIM_EXIT, cases[i].to);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(t);
+        expect_text(cases[i].what, t, "kd_m", "kd_m_batched", cases[i].passes,
+                    KD_PTX_RULE_BATCH_DISPATCH, 0);
+        free(t);
+    }
+    /* a loop tested at the top, left by a forward branch, closed by bra.uni */
+    char *t = replace_once(mdim_ptr_ptx,
+                           "LOOP:\nst.global.u32 [%rd2], 0;\nadd.s64 %rd2, %rd2, 64;\n"
+                           "add.s32 %r2, %r2, 1;\n" MDIM_EXIT,
+                           "LOOP:\nsetp.ge.u32 %p1, %r2, %r1;\n@%p1 bra DONE;\n"
+                           "st.global.u32 [%rd2], 0;\nadd.s64 %rd2, %rd2, 64;\n"
+                           "add.s32 %r2, %r2, 1;\nbra.uni LOOP;\nDONE:");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(t);
+    expect_text("top-tested loop", t, "kd_m", "kd_m_batched", 1, 0, 0);
+    free(t);
+    /* the pointer is not advanced (every row the same address) */
+    t = replace_once(mdim_ptr_ptx, "add.s64 %rd2, %rd2, 64;", "add.s64 %rd3, %rd2, 64;");
+    expect_text("pointer not advanced", t, "kd_m", "kd_m_batched", 0, KD_PTX_RULE_BATCH_DISPATCH,
+                0);
+    free(t);
+    /* the advanced pointer reaches only a shared address */
+    t = replace_once(mdim_ptr_ptx, "LOOP:\nst.global.u32 [%rd2], 0;",
+                     "LOOP:\nst.global.u32 [%rd1], 0;\n{ .reg .b32 %s;\ncvt.u32.u64 %s, %rd2;\n"
+                     "st.shared.u32 [%s], 0; }");
+    expect_text("advanced pointer, shared only", t, "kd_m", "kd_m_batched", 0,
+                KD_PTX_RULE_BATCH_DISPATCH, 0);
+    free(t);
+}
+
 static void test_rule1_m_dim(void)
 {
     expect_text("m_dim bounds the row loop", mdim_ptx, "kd_m", "kd_m_batched", 1, 0, 0);
@@ -1757,6 +1821,7 @@ int main(void)
     CU_add_test(s, "mutations: rule 1 is data flow", test_rule1_data_flow);
     CU_add_test(s, "mutations: harmless rewrites pass", test_harmless_rewrites);
     CU_add_test(s, "mutations: rule 1 m_dim", test_rule1_m_dim);
+    CU_add_test(s, "mutations: rule 1 m_dim, pointer loops", test_rule1_m_dim_pointer_loops);
     CU_add_test(s, "mutations: rule 1 through out-parameters", test_rule1_out_parameter);
     CU_add_test(s, "mutations: rule 2 scopes, local memory, calls", test_rule2_flow);
     CU_add_test(s, "mutations: rule 3 dynamic shared", test_rule3_dynamic);
