@@ -1222,6 +1222,72 @@ static void test_rdc_across_files(void)
     free(k);
 }
 
+/* nvcc_base with both uses of the row (the load's and the store's offset) cut, and
+ * extra code where the store's offset was; NULL-safe for the caller's asserts. */
+static char *base_row_cut(const char *base, const char *extra)
+{
+    char *a = replace_once(base, "mul.wide.s32 \t%rd4, %r7, %r1;", "mul.wide.s32 \t%rd4, %r7, 0;");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+    char to[512];
+    snprintf(to, sizeof to, "mul.wide.s32 \t%%rd10, %%r2, 0;\n\t%s", extra);
+    char *b = replace_once(a, "mul.wide.s32 \t%rd10, %r1, 4;", to);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+    free(a);
+    return b;
+}
+
+/* the batch index reaches memory, but not a global address: fails */
+static void test_rule1_not_global(void)
+{
+    char *base = read_fixture("nvcc_base.ptx");
+    static const struct {
+        const char *what, *extra;
+    } cases[] = {
+        {"row only in the stored value", "cvt.rn.f32.s32 \t%f9, %r1;"},
+        {"row only in a shared address",
+         "shl.b32 \t%r13, %r1, 2;\n\tadd.s32 \t%r13, %r14, %r13;\n\t"
+         "ld.shared.f32 \t%f9, [%r13];"},
+        {"row only in a .const address",
+         "{ .reg .b64 %c;\n\tcvt.u64.u32 %c, %r1;\n\tld.const.f32 \t%f7, [%c]; }"},
+        {"row only in a generic address of local memory",
+         "{ .reg .b64 %c;\n\t.local .b8 buf[64];\n\tmov.u64 %c, buf;\n\t"
+         "cvta.local.u64 %c, %c;\n\tcvt.u64.u32 %rd5, %r1;\n\tadd.s64 %c, %c, %rd5;\n\t"
+         "ld.f32 \t%f7, [%c]; }"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *t = base_row_cut(base, cases[i].extra);
+        expect_text(cases[i].what, t, "kd_demo", "kd_demo_batched", 0,
+                    KD_PTX_RULE_BATCH_DISPATCH, 0);
+        free(t);
+    }
+    /* the control: the same cut with the row back in the store's global address */
+    char *t = base_row_cut(base, "mul.wide.s32 \t%rd10, %r1, 4;");
+    expect_text("row back in the store address", t, "kd_demo", "kd_demo_batched", 1, 0, 0);
+    free(t);
+    /* the single kernel renamed, with an m_dim parameter added and loaded */
+    const char *bat = strstr(base, ".visible .entry kd_demo_batched(");
+    const char *sgl = strstr(base, ".visible .entry kd_demo(");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(bat);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(sgl);
+    char *copy = strndup(sgl, (size_t)(bat - sgl));
+    char *ren = replace_all(copy, "kd_demo", "kd_demo_batched");
+    char *ren2 = replace_once(ren, "\t.param .u32 kd_demo_batched_param_2\n",
+                              "\t.param .u32 kd_demo_batched_param_2,\n"
+                              "\t.param .u32 kd_demo_batched_param_3\n");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ren2);
+    size_t hl = (size_t)(bat - base);
+    char *whole = malloc(hl + strlen(ren2) + 1);
+    memcpy(whole, base, hl);
+    strcpy(whole + hl, ren2);
+    expect_text("single kernel renamed", whole, "kd_demo", "kd_demo_batched", 0,
+                KD_PTX_RULE_BATCH_DISPATCH, 0);
+    free(whole);
+    free(ren2);
+    free(ren);
+    free(copy);
+    free(base);
+}
+
 /* the nvcc fixtures: harmless builds pass, real bugs fail */
 static void test_nvcc_builds(void)
 {
@@ -1816,6 +1882,7 @@ int main(void)
     CU_add_test(s, "command: --from-opencl", test_from_opencl);
     CU_add_test(s, "mutations: nvcc builds", test_nvcc_builds);
     CU_add_test(s, "mutations: -rdc helpers in another file", test_rdc_across_files);
+    CU_add_test(s, "mutations: rule 1 needs a global address", test_rule1_not_global);
     CU_add_test(s, "mutations: clang OpenCL PTX", test_clang_opencl_ptx);
     CU_add_test(s, "mutations: clang PTX, get_group_id calls", test_clang_get_group_id_call);
     CU_add_test(s, "mutations: rule 1 is data flow", test_rule1_data_flow);
