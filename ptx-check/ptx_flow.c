@@ -48,7 +48,7 @@ struct flow_summary {
     int n_rets;
     uint64_t *ret_taint;
     uint64_t out_taint[MAX_PARAM_BITS]; /* stored through pointer parameter k */
-    char flow_mech[KD_PTX_NAME_MAX];        /* where a batch index it returns or stores comes from */
+    char flow_mech[KD_PTX_NAME_MAX];  /* where a batch index it returns or stores comes from */
     int shared_accesses;
     int n_issues;
     flow_issue *issues;

@@ -1105,8 +1105,8 @@ static void test_nvcc_row_loops(void)
     char *e4 = replace_all(e, ",\n)\n{", "\n)\n{");
     char *e3 = replace_all(e4, "[kd_demo_batched_param_3]", "[kd_demo_batched_param_2]");
     free(e4);
-    expect_text("no m_dim parameter", e3, "kd_demo", "kd_demo_batched", 0, KD_PTX_RULE_BATCH_DISPATCH,
-                0);
+    expect_text("no m_dim parameter", e3, "kd_demo", "kd_demo_batched", 0,
+                KD_PTX_RULE_BATCH_DISPATCH, 0);
     free(e3);
     free(e);
     free(t);
@@ -1201,7 +1201,8 @@ static void test_rdc_across_files(void)
     CU_ASSERT_TRUE(has_violation(r, KD_PTX_RULE_SHARED_U64, hn));
     kd_ptx_report_free(r);
     /* the row offset no longer reaches the helper's address */
-    char *hrow1 = replace_once(h, "mul.wide.s32 \t%rd3, %r2, %r1;", "mul.wide.s32 \t%rd3, %r2, %r2;");
+    char *hrow1 =
+        replace_once(h, "mul.wide.s32 \t%rd3, %r2, %r1;", "mul.wide.s32 \t%rd3, %r2, %r2;");
     CU_ASSERT_PTR_NOT_NULL_FATAL(hrow1);
     /* and store_row stores to y[0] */
     char *hrow = hrow1;
