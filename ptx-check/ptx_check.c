@@ -330,46 +330,77 @@ static void mark_module_shared(const kd_ptx_module *m, const char *name, unsigne
         used[v - m->shared] = 1;
 }
 
-/* Static shared bytes: the function-scope .shared of every reachable function, then the
- * module-scope .shared variables they name, laid out with their alignment. An unsized
- * (.extern) array they name is dynamic shared memory. One pass over their operands. */
-static int shared_size(const kd_ptx_module *m, const unsigned char *reach,
-                       kd_ptx_kernel_facts *facts)
+/* Function i's own .shared (added to *off) and the module-scope ones it names (used). */
+static int func_shared(const kd_ptx_module *m, int i, unsigned char *used,
+                       unsigned long long *off, kd_ptx_kernel_facts *facts)
+{
+    const kd_ptx_func *g = NULL;
+    kd_ptx_body *body = NULL;
+    if (kd_ptx_func_load(m, &m->funcs[i], &g, &body) != KD_OK)
+        return -1;
+    for (int j = 0; j < g->n_shared; j++)
+        *off = add_var_bytes(*off, &g->shared[j], &facts->dynamic_shared);
+    for (int j = 0; j < g->n_insns; j++)
+        for (int k = 0; k < g->insns[j].n_ops; k++) {
+            const kd_ptx_operand *o = &g->insns[j].ops[k];
+            mark_module_shared(m, o->base, used);
+            for (int t = 0; t < o->n_items; t++)
+                mark_module_shared(m, o->items[t], used);
+        }
+    kd_ptx_body_free(body);
+    return 0;
+}
+
+/* The shared bytes of the reachable functions of module m (reach, or only function fi
+ * when reach is NULL), added to *off. */
+static int module_shared(const kd_ptx_module *m, const unsigned char *reach, int fi,
+                         unsigned long long *off, kd_ptx_kernel_facts *facts)
 {
     unsigned char *used = calloc((size_t)m->n_shared + 1, 1);
     if (!used)
         return -1;
-    unsigned long long off = 0;
-    for (int i = 0; i < m->n_funcs; i++) {
-        if (!reach[i])
-            continue;
-        const kd_ptx_func *g = NULL;
-        kd_ptx_body *body = NULL;
-        if (kd_ptx_func_load(m, &m->funcs[i], &g, &body) != KD_OK) {
+    for (int i = 0; i < m->n_funcs; i++)
+        if ((reach ? reach[i] : i == fi) && func_shared(m, i, used, off, facts) != 0) {
             free(used);
             return -1;
         }
-        for (int j = 0; j < g->n_shared; j++)
-            off = add_var_bytes(off, &g->shared[j], &facts->dynamic_shared);
-        for (int j = 0; j < g->n_insns; j++)
-            for (int k = 0; k < g->insns[j].n_ops; k++) {
-                const kd_ptx_operand *o = &g->insns[j].ops[k];
-                mark_module_shared(m, o->base, used);
-                for (int t = 0; t < o->n_items; t++)
-                    mark_module_shared(m, o->items[t], used);
-            }
-        kd_ptx_body_free(body);
-    }
     for (int s = 0; s < m->n_shared; s++)
         if (used[s])
-            off = add_var_bytes(off, &m->shared[s], &facts->dynamic_shared);
-    facts->static_shared_bytes = off;
+            *off = add_var_bytes(*off, &m->shared[s], &facts->dynamic_shared);
     free(used);
     return 0;
 }
 
-static kd_status analyze(flow_module *fm, const kd_ptx_func *f, kd_ptx_kernel_facts *facts,
-                         viol_list *viol)
+/* Static shared bytes: the function-scope .shared of every reachable function, then the
+ * module-scope .shared variables they name, laid out with their alignment; then those of
+ * the reachable functions of other inputs (-rdc: defined there, .extern here). An
+ * unsized (.extern) array they name is dynamic shared memory. */
+static int shared_size(const kd_ptx_module *m, const flow_kernel *fk,
+                       kd_ptx_kernel_facts *facts)
+{
+    unsigned long long off = 0;
+    if (module_shared(m, fk->reach, -1, &off, facts) != 0)
+        return -1;
+    for (int k = 0; k < fk->n_ext; k++)
+        if (module_shared(fk->ext_mod[k], NULL, fk->ext_func[k], &off, facts) != 0)
+            return -1;
+    facts->static_shared_bytes = off;
+    return 0;
+}
+
+static int add_warning(kd_ptx_comparison *c, const char *text)
+{
+    void *nw = realloc(c->warnings, (size_t)(c->n_warnings + 1) * sizeof *c->warnings);
+    if (!nw)
+        return -1;
+    c->warnings = nw;
+    copy_str(c->warnings[c->n_warnings++], sizeof c->warnings[0], text);
+    return 0;
+}
+
+/* twin: the single kernel when f is the batched one (which parameter is m_dim), else NULL */
+static kd_status analyze(flow_module *fm, const kd_ptx_func *f, const kd_ptx_func *twin,
+                         kd_ptx_kernel_facts *facts, viol_list *viol, kd_ptx_comparison *cmp)
 {
     const kd_ptx_module *m = fm->m;
     memset(facts, 0, sizeof *facts);
@@ -379,10 +410,10 @@ static kd_status analyze(flow_module *fm, const kd_ptx_func *f, kd_ptx_kernel_fa
     facts->found = f->has_body;
     facts->line = f->line;
     flow_kernel fk;
-    kd_status st = flow_analyze_kernel(fm, f, &fk);
+    kd_status st = flow_analyze_kernel(fm, f, flow_m_dim_params(twin, f), &fk);
     if (st != KD_OK)
         return st;
-    if (shared_size(m, fk.reach, facts) != 0)
+    if (shared_size(m, &fk, facts) != 0)
         st = KD_ERR_NOMEM;
     if (fk.batch_found) {
         copy_str(facts->mechanism, sizeof facts->mechanism, fk.mechanism);
@@ -391,8 +422,16 @@ static kd_status analyze(flow_module *fm, const kd_ptx_func *f, kd_ptx_kernel_fa
     }
     facts->shared_accesses = fk.shared_accesses;
     for (int i = 0; i < fk.n_issues && st == KD_OK; i++) {
-        kd_ptx_violation *v =
-            viol_add(viol, m, fk.issue_func[i]->name, fk.issues[i].rule, fk.issues[i].line);
+        if (fk.issues[i].rule == FLOW_WARNING) {
+            char w[KD_PTX_TEXT_MAX];
+            snprintf(w, sizeof w, "%.200s (%.200s:%d): %.500s", fk.issue_func[i]->name,
+                     fk.issue_mod[i]->name, fk.issues[i].line, fk.issues[i].detail);
+            if (cmp && add_warning(cmp, w) != 0)
+                st = KD_ERR_NOMEM;
+            continue;
+        }
+        kd_ptx_violation *v = viol_add(viol, fk.issue_mod[i], fk.issue_func[i]->name,
+                                       fk.issues[i].rule, fk.issues[i].line);
         if (!v)
             st = KD_ERR_NOMEM;
         else
@@ -414,7 +453,7 @@ kd_status kd_ptx_analyze_kernel(const kd_ptx_module *m, const kd_ptx_func *f,
     flow_module fm;
     kd_status st = flow_module_init(&fm, m);
     if (st == KD_OK)
-        st = analyze(&fm, f, facts, &l);
+        st = analyze(&fm, f, NULL, facts, &l, NULL);
     flow_module_free(&fm);
     if (st != KD_OK) {
         free(l.v);
@@ -566,9 +605,9 @@ static kd_status compare(kd_ptx_pair_result *pr, const side *s, const side *b,
     if (st == KD_OK)
         st = definition_errors(&viol, b);
     if (st == KD_OK)
-        st = analyze(s->fm, s->f, &c->single, &viol);
+        st = analyze(s->fm, s->f, NULL, &c->single, &viol, c);
     if (st == KD_OK)
-        st = analyze(b->fm, b->f, &c->batched, &viol);
+        st = analyze(b->fm, b->f, s->f, &c->batched, &viol, c);
     lookup_resources(s->res, &c->single);
     lookup_resources(b->res, &c->batched);
     if (st == KD_OK)
@@ -732,6 +771,8 @@ kd_status kd_ptx_check_pairs(const kd_ptx_module *const *mods,
     kd_status st = KD_OK;
     for (int i = 0; i < n_mods && st == KD_OK; i++)
         st = flow_module_init(&fms[i], mods[i]);
+    if (st == KD_OK)
+        flow_link_modules(fms, n_mods);
     r->reg_factor = opt && opt->reg_factor > 0 ? opt->reg_factor : 1.5;
     r->strict = opt && opt->strict;
     r->n_pairs = n_pairs;

@@ -44,16 +44,17 @@ struct flow_summary {
     int batch_internal;        /* its own batch index reaches a global address */
     char batch_path[KD_PTX_TEXT_MAX];
     int batch_line;
-    char batch_mech[32];
+    char batch_mech[KD_PTX_NAME_MAX];
     int n_rets;
     uint64_t *ret_taint;
     uint64_t out_taint[MAX_PARAM_BITS]; /* stored through pointer parameter k */
-    char flow_mech[32];        /* where a batch index it returns or stores comes from */
+    char flow_mech[KD_PTX_NAME_MAX];  /* where a batch index it returns or stores comes from */
     int shared_accesses;
     int n_issues;
     flow_issue *issues;
     int n_callees;
     int *callees;              /* functions called from its reachable code */
+    flow_module **callee_fms;  /* the module each is in */
     int in_progress;
 };
 
@@ -63,6 +64,58 @@ int flow_is_m_dim_param(const char *name)
         return 0;
     size_t n = strlen(name);
     return strcmp(name, "m_dim") == 0 || (n > 6 && strcmp(name + n - 6, "_m_dim") == 0);
+}
+
+/* nvcc's and clang's own parameter names: "<kernel>_param_<digits>". */
+static int generated_param_name(const char *kernel, const char *name)
+{
+    size_t kn = strlen(kernel);
+    if (strncmp(name, kernel, kn) != 0 || strncmp(name + kn, "_param_", 7) != 0)
+        return 0;
+    const char *d = name + kn + 7;
+    return *d && strspn(d, "0123456789") == strlen(d);
+}
+
+static int same_param_type(const kd_ptx_param *a, const kd_ptx_param *b)
+{
+    return a->type && b->type && strcmp(a->type, b->type) == 0 && a->bytes == b->bytes;
+}
+
+static int int32_param(const kd_ptx_param *p)
+{
+    return p->bytes == 4 && p->type &&
+           (strcmp(p->type, ".u32") == 0 || strcmp(p->type, ".s32") == 0 ||
+            strcmp(p->type, ".b32") == 0);
+}
+
+uint64_t flow_m_dim_params(const kd_ptx_func *single, const kd_ptx_func *b)
+{
+    uint64_t mask = 0;
+    int nb = b->n_params < 64 ? b->n_params : 64;
+    for (int k = 0; k < nb; k++)
+        if (flow_is_m_dim_param(b->params[k].name))
+            mask |= (uint64_t)1 << k;
+    if (mask || !single || single->n_params >= nb)
+        return mask;
+    for (int k = 0; k < nb; k++)
+        if (!b->params[k].name || !generated_param_name(b->name, b->params[k].name))
+            return 0;
+    /* the parameters the batched kernel adds to the single one's: those between the
+     * common prefix and the common suffix of the two lists; a type change in between
+     * (rope: pos becomes a pointer) leaves every 32-bit integer after the prefix */
+    int ns = single->n_params, p = 0, q = 0;
+    while (p < ns && same_param_type(&single->params[p], &b->params[p]))
+        p++;
+    while (q < ns - p && same_param_type(&single->params[ns - 1 - q], &b->params[nb - 1 - q]))
+        q++;
+    if (p + q == ns)
+        for (int k = p; k < nb - q; k++)
+            if (int32_param(&b->params[k]))
+                mask |= (uint64_t)1 << k;
+    for (int k = p; k < nb && !mask; k++)
+        if (int32_param(&b->params[k]))
+            mask |= (uint64_t)1 << k;
+    return mask;
 }
 
 /* ---- small helpers ----------------------------------------------------------------------- */
@@ -213,7 +266,8 @@ typedef struct var_info {
 typedef struct insn_info {
     int use0, use1, def0, def1;
     int block;
-    int callee;      /* module function index for call, else -1 */
+    int callee;      /* call: index of the callee in cfm's module, else -1 */
+    flow_module *cfm; /* call: the module defining the callee (another input: .extern) */
     int param_k;     /* ld.param of the function's own parameter k, else -1 */
     int space;       /* SP_* of its memory operand */
     int addr_op;     /* operand index of the address, -1 */
@@ -227,6 +281,7 @@ typedef struct fn_ctx {
     const kd_ptx_module *m;
     const kd_ptx_func *g;
     int kernel;       /* analysed as a kernel (params are the kernel's) */
+    uint64_t m_dim;   /* kernel: bit k when parameter k is the batch size */
     int depth;
     strmap vars, labels;
     strmap regidx;    /* "scope|name" (a register) or "scope|prefix#" (a range) -> id */
@@ -583,6 +638,39 @@ static int arg_frame_slot(fn_ctx *c, int i, const kd_ptx_insn *in, const char *a
     return -1;
 }
 
+static int same_target(const kd_ptx_module *a, const kd_ptx_module *b)
+{
+    return !a->target || !b->target || strcmp(a->target, b->target) == 0;
+}
+
+/* A callee declared here without a body: the one definition of that name among the other
+ * inputs for the same target (the sm_80 and sm_90 builds of a helper are two programs).
+ * None, or more than one: left unresolved (no summary). Returns how many there are. */
+static int resolve_extern(flow_module *fm, const char *name, flow_module **cfm,
+                          const kd_ptx_func **f)
+{
+    flow_module *found_fm = NULL;
+    const kd_ptx_func *found = NULL;
+    int n = 0;
+    for (int k = 0; k < fm->n_peers; k++) {
+        flow_module *p = &fm->peers[k];
+        if (p == fm || !p->m || !same_target(fm->m, p->m))
+            continue;
+        for (const kd_ptx_func *g = kd_ptx_first_func(p->m, name); g;
+             g = kd_ptx_next_func(p->m, g))
+            if (g->has_body && !g->is_entry) {
+                found_fm = p;
+                found = g;
+                n++;
+            }
+    }
+    if (n == 1) {
+        *cfm = found_fm;
+        *f = found;
+    }
+    return n;
+}
+
 /* call [.uni] [(rets),] target, [(args)] [, proto] */
 static int build_call(fn_ctx *c, int i, const kd_ptx_insn *in)
 {
@@ -595,8 +683,12 @@ static int build_call(fn_ctx *c, int i, const kd_ptx_insn *in)
         return 0;
     const kd_ptx_operand *target = &in->ops[t];
     if (target->kind == KD_PTX_OPND_SYM && target->base) {
+        flow_module *cfm = c->fm;
         const kd_ptx_func *f = kd_ptx_find_func(c->m, target->base);
-        ii->callee = f ? (int)(f - c->m->funcs) : -1;
+        if (!f || !f->has_body)
+            resolve_extern(c->fm, target->base, &cfm, &f);
+        ii->cfm = cfm;
+        ii->callee = f ? (int)(f - cfm->m->funcs) : -1;
     }
     const kd_ptx_operand *args = t + 1 < in->n_ops && in->ops[t + 1].kind == KD_PTX_OPND_LIST
                                      ? &in->ops[t + 1] : NULL;
@@ -792,6 +884,7 @@ static int build_insn(fn_ctx *c, int i)
     const kd_ptx_insn *in = &c->g->insns[i];
     insn_info *ii = &c->ii[i];
     ii->callee = -1;
+    ii->cfm = c->fm;
     ii->param_k = -1;
     ii->addr_op = -1;
     ii->use0 = c->uses.n;
@@ -1243,12 +1336,12 @@ static uint64_t def_taint(fn_ctx *c, int i, int d, int *src)
         if (ii->callee < 0 || (ret_k >= ii->n_rets && dr->outk < 0))
             return 0;
         flow_summary *s = NULL;
-        if (summary_of(c->fm, ii->callee, c->depth + 1, &s) != KD_OK) {
+        if (summary_of(ii->cfm, ii->callee, c->depth + 1, &s) != KD_OK) {
             c->nomem = 1;
             return 0;
         }
-        if (!c->m->funcs[ii->callee].has_body)
-            return builtin_call_taint(c, i, c->m->funcs[ii->callee].name, src);
+        if (!ii->cfm->m->funcs[ii->callee].has_body)
+            return builtin_call_taint(c, i, ii->cfm->m->funcs[ii->callee].name, src);
         if (s && dr->outk >= 0)
             return apply_summary(c, i, s->out_taint[dr->outk], src);
         if (!s || ret_k >= s->n_rets)
@@ -1262,7 +1355,8 @@ static uint64_t def_taint(fn_ctx *c, int i, int d, int *src)
             if (!c->kernel)
                 return t_param(ii->param_k);
             const kd_ptx_param *p = &c->g->params[ii->param_k];
-            return (p->bytes == 8 ? T_GLOBAL : 0) | (flow_is_m_dim_param(p->name) ? T_MDIM : 0);
+            int is_m = ii->param_k < 64 && ((c->m_dim >> ii->param_k) & 1);
+            return (p->bytes == 8 ? T_GLOBAL : 0) | (is_m ? T_MDIM : 0);
         }
         return sources(c, i, U_SLOT, src);
     }
@@ -1399,7 +1493,7 @@ static void batch_mechanism(fn_ctx *c, int d, char *buf, size_t cap)
             key = c->vars.keys[h];
     int ri = DR(c, root)->insn;
     int callee = ri >= 0 && opcode_is(c->g->insns[ri].opcode, "call") ? c->ii[ri].callee : -1;
-    flow_summary *cs = callee >= 0 ? c->fm->sum[callee] : NULL;
+    flow_summary *cs = callee >= 0 ? c->ii[ri].cfm->sum[callee] : NULL;
     if (cs && cs->flow_mech[0])
         snprintf(buf, cap, "%s", cs->flow_mech);
     else if (ri >= 0 && opcode_is(c->g->insns[ri].opcode, "call"))
@@ -1410,8 +1504,8 @@ static void batch_mechanism(fn_ctx *c, int d, char *buf, size_t cap)
         snprintf(buf, cap, "ctaid.y");
     else {
         const char *pn = "m_dim";
-        for (int k = 0; k < c->g->n_params; k++)
-            if (flow_is_m_dim_param(c->g->params[k].name))
+        for (int k = 0; k < c->g->n_params && k < 64; k++)
+            if ((c->m_dim >> k) & 1)
                 pn = c->g->params[k].name;
         snprintf(buf, cap, "param %s", pn);
     }
@@ -1544,18 +1638,68 @@ static void check_global(fn_ctx *c, int i)
     }
 }
 
+/* Functions the CUDA runtime or the OpenCL library provide: declared, never defined in
+ * the PTX, known not to touch the arguments' memory in a way the rules care about. */
+static int runtime_function(const char *name)
+{
+    static const char *const names[] = {"vprintf", "malloc", "free", "__assertfail",
+                                        "cudaMalloc", "cudaFree", "cudaGetParameterBufferV2",
+                                        "cudaLaunchDeviceV2", "cudaGetDevice",
+                                        "cudaDeviceGetAttribute", "cudaFuncGetAttributes",
+                                        "cudaOccupancyMaxActiveBlocksPerMultiprocessor"};
+    for (size_t k = 0; k < sizeof names / sizeof names[0]; k++)
+        if (strcmp(name, names[k]) == 0)
+            return 1;
+    /* OpenCL work-item functions left as calls (clang without libclc) */
+    return strncmp(name, "_Z", 2) == 0 && strstr(name, "get_") != NULL;
+}
+
+/* A call whose callee is defined in no input (or an indirect call): nothing flows through
+ * it. For rule 1 that is the safe side (it cannot supply the batch index); for rule 2 a
+ * shared address it receives is not followed, so the report says so (a warning, not a
+ * violation: the callee's code is not there to prove or refute anything). */
+static int warn_unresolved(fn_ctx *c, int i, const char *name)
+{
+    if (name && runtime_function(name))
+        return 0;
+    char head[KD_PTX_NAME_MAX + 16];
+    snprintf(head, sizeof head, "call to %s,", name ? name : "an indirect target");
+    for (int k = 0; k < c->issues.n; k++) { /* one warning per callee and function */
+        const flow_issue *is = &((const flow_issue *)c->issues.d)[k];
+        if (is->rule == FLOW_WARNING && strncmp(is->detail, head, strlen(head)) == 0)
+            return 0;
+    }
+    uint64_t t = 0;
+    for (int u = c->ii[i].use0; u < c->ii[i].use1; u++)
+        if (UR(c, u)->role == U_ARG)
+            t |= use_taint(c, u, NULL);
+    flow_module *cfm = NULL;
+    const kd_ptx_func *f = NULL;
+    int n = name ? resolve_extern(c->fm, name, &cfm, &f) : 0;
+    return add_issue(c, FLOW_WARNING, c->g->insns[i].line,
+                     "call to %s, defined in %s: not followed (cannot carry the batch "
+                     "index)%s", name ? name : "an indirect target",
+                     n > 1 ? "more than one input for this target" : "no input",
+                     t & (T_SHARED | T_GSHARED | T_SHARED64)
+                         ? "; it receives a shared-memory address, whose accesses there are "
+                           "not checked"
+                         : "");
+}
+
 /* Rule 1 and 2 through a call: the callee's summary against the arguments. */
 static int check_call(fn_ctx *c, int i)
 {
     const kd_ptx_insn *in = &c->g->insns[i];
     flow_summary *s = NULL;
     if (c->ii[i].callee < 0)
-        return 0;
-    if (summary_of(c->fm, c->ii[i].callee, c->depth + 1, &s) != KD_OK)
+        return warn_unresolved(c, i, NULL);
+    if (summary_of(c->ii[i].cfm, c->ii[i].callee, c->depth + 1, &s) != KD_OK)
         return -1;
+    const char *name = c->ii[i].cfm->m->funcs[c->ii[i].callee].name;
+    if (!c->ii[i].cfm->m->funcs[c->ii[i].callee].has_body)
+        return warn_unresolved(c, i, name);
     if (!s)
         return 0;
-    const char *name = c->m->funcs[c->ii[i].callee].name;
     if (s->batch_internal && !c->sum->batch_internal) {
         c->sum->batch_internal = 1;
         c->sum->batch_line = s->batch_line;
@@ -1581,8 +1725,13 @@ static int check_call(fn_ctx *c, int i)
             c->sum->batch_internal = 1;
             c->sum->batch_line = in->line;
             batch_mechanism(c, src, c->sum->batch_mech, sizeof c->sum->batch_mech);
+            char at[KD_PTX_NAME_MAX + 16];
+            if (c->ii[i].cfm != c->fm) /* the callee is in another input */
+                snprintf(at, sizeof at, "%.200s:%d", c->ii[i].cfm->m->name, s->addr_line);
+            else
+                snprintf(at, sizeof at, "%d", s->addr_line);
             snprintf(c->sum->batch_path, sizeof c->sum->batch_path,
-                     "%.400s -> %.200s parameter %d -> %d", head, name, k, s->addr_line);
+                     "%.400s -> %.200s parameter %d -> %s", head, name, k, at);
         }
         if (s->addr_params & t_param(k)) {
             c->sum->addr_params |= t & T_PARAMS;
@@ -1635,61 +1784,297 @@ static int check_special_writes(fn_ctx *c, int i)
     return 0;
 }
 
-/* m_dim: a compare of an m_dim-derived value whose predicate guards a backward branch
- * (the loop over rows). Its register operands' reaching defs become batch seeds. */
+/* m_dim seeds: def d becomes a batch index (a seed) and its users are queued. */
+static void seed_def(fn_ctx *c, int d, int *work, int *top, unsigned char *queued)
+{
+    if (c->taint[d] & T_BATCH)
+        return;
+    c->taint[d] |= T_BATCH;
+    c->from[d] = -1;
+    c->seed[d] = 1;
+    for (int q = c->du0[d]; q < c->du0[d + 1]; q++)
+        if (!queued[c->du[q]]) {
+            queued[c->du[q]] = 1;
+            work[(*top)++] = c->du[q];
+        }
+}
+
+static int bra_target(fn_ctx *c, const kd_ptx_insn *br)
+{
+    for (int o = 0; o < br->n_ops; o++)
+        if (br->ops[o].kind == KD_PTX_OPND_SYM)
+            return label_insn(c, br->ops[o].base);
+    return -1;
+}
+
+/* 1 when instruction in makes a predicate from predicate sources: and/or/not/xor/mov of
+ * predicates, a setp that combines one (setp.lt.and.s32 %p2, %r1, %r2, %p1), a vote. */
+static int combines_predicate(const kd_ptx_insn *in)
+{
+    const char *op = in->opcode;
+    return ((opcode_is(op, "and") || opcode_is(op, "or") || opcode_is(op, "not") ||
+             opcode_is(op, "xor") || opcode_is(op, "mov")) && has_mod(op, "pred")) ||
+           opcode_is(op, "setp") || opcode_is(op, "vote");
+}
+
+/* 1 when predicate def d (directly or through combines_predicate) guards a branch of the
+ * loop [top, end] that leaves it or goes back to its top: the compare ends the loop. */
+static int pred_exits_loop(fn_ctx *c, int d, int top, int end, int depth)
+{
+    for (int k = c->du0[d]; k < c->du0[d + 1]; k++) {
+        int j = c->du[k];
+        const kd_ptx_insn *in = &c->g->insns[j];
+        if (opcode_is(in->opcode, "bra") && in->guard && j >= top && j <= end) {
+            int t = bra_target(c, in);
+            if (j == end || t < top || t > end)
+                return 1;
+        } else if (depth < 4 && combines_predicate(in)) {
+            for (int e = c->ii[j].def0; e < c->ii[j].def1; e++)
+                if (pred_exits_loop(c, e, top, end, depth + 1))
+                    return 1;
+        }
+    }
+    return 0;
+}
+
+/* The compare in [top, end] that bounds the loop with an m_dim-derived value, -1. */
+static int m_dim_compare(fn_ctx *c, int top, int end)
+{
+    for (int i = top; i <= end; i++) {
+        const kd_ptx_insn *in = &c->g->insns[i];
+        if (!opcode_is(in->opcode, "setp") || !(sources(c, i, U_VAL, NULL) & T_MDIM))
+            continue;
+        for (int d = c->ii[i].def0; d < c->ii[i].def1; d++)
+            if (pred_exits_loop(c, d, top, end, 0))
+                return i;
+    }
+    return -1;
+}
+
+/* Reaching definitions inside one loop (its blocks b0..b1, in text order), over the
+ * loop's own definitions only (loc: def -> local index, -1 outside the loop). gen
+ * LOOP_GEN_ALL: every definition is added; LOOP_GEN_CARRIED: only those of instructions
+ * that read one in the set (values computed from the start set: what the loop carries). */
+enum { LOOP_GEN_ALL = 1, LOOP_GEN_CARRIED = 2 };
+typedef struct loop_rd {
+    int b0, b1;
+    size_t w;
+    const int *loc;
+    uint64_t *in; /* per block of the loop */
+    uint64_t *tmp;
+} loop_rd;
+
+static int use_in_set(fn_ctx *c, const loop_rd *L, int u, const uint64_t *set);
+
+/* 1 when instruction i computes its result from its register sources' values. */
+static int computes_from_sources(fn_ctx *c, int i)
+{
+    const char *op = c->g->insns[i].opcode;
+    return !blocks_taint(op) && !is_memory_op(op) && !opcode_is(op, "call");
+}
+
+/* 1 when instruction i reads a value of set. */
+static int reads_set(fn_ctx *c, const loop_rd *L, int i, const uint64_t *set)
+{
+    for (int u = c->ii[i].use0; u < c->ii[i].use1; u++)
+        if (UR(c, u)->role == U_VAL && use_in_set(c, L, u, set))
+            return 1;
+    return 0;
+}
+
+static void loop_apply(fn_ctx *c, const loop_rd *L, int i, uint64_t *set, int gen)
+{
+    if (gen == LOOP_GEN_CARRIED)
+        gen = computes_from_sources(c, i) && reads_set(c, L, i, set);
+    for (int d = c->ii[i].def0; d < c->ii[i].def1; d++) {
+        def_rec *dr = DR(c, d);
+        if (dr->killing && !dr->guarded) {
+            var_info *vi = VI(c, dr->var);
+            for (int k = vi->def0; k < vi->def1; k++) {
+                int l = L->loc[c->vdefs[k]];
+                if (l >= 0)
+                    set[l >> 6] &= ~((uint64_t)1 << (l & 63));
+            }
+        }
+        if (gen && L->loc[d] >= 0)
+            set[L->loc[d] >> 6] |= (uint64_t)1 << (L->loc[d] & 63);
+    }
+}
+
+static void loop_flow(fn_ctx *c, loop_rd *L, const uint64_t *start, int gen)
+{
+    size_t w = L->w;
+    memset(L->in, 0, (size_t)(L->b1 - L->b0 + 1) * w * sizeof *L->in);
+    if (start)
+        memcpy(L->in, start, w * sizeof *L->in);
+    for (int changed = 1; changed;) {
+        changed = 0;
+        for (int b = L->b0; b <= L->b1; b++) {
+            if (!c->breach[b])
+                continue;
+            memcpy(L->tmp, L->in + (size_t)(b - L->b0) * w, w * sizeof *L->tmp);
+            for (int i = c->bstart[b]; i < c->bend[b]; i++)
+                loop_apply(c, L, i, L->tmp, gen);
+            int s[2] = {c->succ0[b], c->succ1[b]};
+            int extra = c->succ_extra[b] == -2 ? c->g->n_labels : 0;
+            for (int k = 0; k < 2 + extra; k++) {
+                int t = k < 2 ? s[k] : c->label_block[k - 2];
+                if (t < L->b0 || t > L->b1)
+                    continue;
+                uint64_t *dst = L->in + (size_t)(t - L->b0) * w;
+                for (size_t j = 0; j < w; j++)
+                    if ((dst[j] | L->tmp[j]) != dst[j]) {
+                        dst[j] |= L->tmp[j];
+                        changed = 1;
+                    }
+            }
+        }
+    }
+}
+
+/* 1 when use u reads one of the loop's definitions in set (as a local bit set). */
+static int use_in_set(fn_ctx *c, const loop_rd *L, int u, const uint64_t *set)
+{
+    for (int k = UR(c, u)->ud0; k < UR(c, u)->ud1; k++) {
+        int l = L->loc[c->ud[k]];
+        if (l >= 0 && ((set[l >> 6] >> (l & 63)) & 1))
+            return 1;
+    }
+    return 0;
+}
+
+/* The fallback for a loop too big for bit sets (as MAX_RD_WORDS): an arithmetic
+ * instruction that reads a definition at or after it in the loop's text (it came round a
+ * back edge: this loop's or an inner one's, so more is seeded than with the sets). */
+static int seed_carried_by_text(fn_ctx *c, int head, int end, int *work, int *top,
+                                unsigned char *queued)
+{
+    for (int i = head; i <= end; i++) {
+        if (!computes_from_sources(c, i) || opcode_is(c->g->insns[i].opcode, "mov"))
+            continue;
+        int carried = 0;
+        for (int u = c->ii[i].use0; u < c->ii[i].use1 && !carried; u++)
+            for (int k = UR(c, u)->ud0; UR(c, u)->role == U_VAL && k < UR(c, u)->ud1; k++) {
+                int j = DR(c, c->ud[k])->insn;
+                carried |= j >= i && j <= end;
+            }
+        for (int d = c->ii[i].def0; carried && d < c->ii[i].def1; d++)
+            seed_def(c, d, work, top, queued);
+    }
+    return 0;
+}
+
+/* Seeds the values loop [head, end] advances round its own back edge: an arithmetic
+ * instruction (not a move) of the loop that reads a value carried round it: a definition
+ * of the loop that reached the loop's head from its end (and was not redefined since), or
+ * a value computed from one in this iteration (nvcc -G moves each carried value into a
+ * fresh register at the head). An inner loop's counter, set again before the inner loop
+ * each time, is not advanced by this loop; a pointer that goes on from row to row through
+ * an inner loop is. */
+static int seed_carried(fn_ctx *c, int head, int end, int *loc, int *work, int *top,
+                        unsigned char *queued)
+{
+    int d0 = -1, d1 = -1;
+    for (int i = head; i <= end; i++)
+        if (c->ii[i].def1 > c->ii[i].def0) {
+            if (d0 < 0)
+                d0 = c->ii[i].def0;
+            d1 = c->ii[i].def1;
+        }
+    if (d0 < 0)
+        return 0;
+    loop_rd L = {c->ii[head].block, c->ii[end].block, ((size_t)(d1 - d0) + 63) / 64, loc,
+                 NULL, NULL};
+    if ((size_t)(L.b1 - L.b0 + 1) * L.w > MAX_RD_WORDS)
+        return seed_carried_by_text(c, head, end, work, top, queued);
+    L.in = calloc((size_t)(L.b1 - L.b0 + 1) * L.w, sizeof *L.in);
+    L.tmp = calloc(L.w, sizeof *L.tmp);
+    uint64_t *at_head = calloc(L.w, sizeof *at_head);
+    int rc = L.in && L.tmp && at_head ? 0 : -1;
+    for (int d = d0; d < d1; d++)
+        loc[d] = d - d0;
+    if (rc == 0) {
+        loop_flow(c, &L, NULL, LOOP_GEN_ALL);
+        memcpy(at_head, L.in, L.w * sizeof *at_head);
+        loop_flow(c, &L, at_head, LOOP_GEN_CARRIED);
+        for (int b = L.b0; b <= L.b1; b++) {
+            if (!c->breach[b])
+                continue;
+            memcpy(L.tmp, L.in + (size_t)(b - L.b0) * L.w, L.w * sizeof *L.tmp);
+            for (int i = c->bstart[b]; i < c->bend[b]; i++) {
+                /* a move only passes a value round the loop; arithmetic advances it */
+                int arith = computes_from_sources(c, i) &&
+                            !opcode_is(c->g->insns[i].opcode, "mov");
+                if (arith && reads_set(c, &L, i, L.tmp))
+                    for (int d = c->ii[i].def0; d < c->ii[i].def1; d++)
+                        seed_def(c, d, work, top, queued);
+                loop_apply(c, &L, i, L.tmp, LOOP_GEN_CARRIED);
+            }
+        }
+    }
+    for (int d = d0; d < d1; d++)
+        loc[d] = -1;
+    free(L.in);
+    free(L.tmp);
+    free(at_head);
+    return rc;
+}
+
+/* m_dim bounds a loop over rows: a loop (a backward branch and its target: [top, end])
+ * whose exit compare reads an m_dim-derived value (the row counter against m_dim, a
+ * down-counter set from it, a pointer against base + m_dim * stride). Then the compare's
+ * operands and every value the loop carries round its back edge (the counter, pointers
+ * nvcc strength-reduced from row * stride) are the batch index: they count when they
+ * reach a global address. A compare whose loop carries nothing to an address adds
+ * nothing. */
 static int seed_m_dim(fn_ctx *c)
 {
     int n = c->g->n_insns, top = 0, any = 0;
     int *work = malloc(((size_t)n + 1) * sizeof *work);
     unsigned char *queued = calloc((size_t)n + 1, 1);
-    if (!work || !queued) {
+    int *mdim_before = malloc(((size_t)n + 1) * sizeof *mdim_before);
+    int *loc = malloc(((size_t)c->defs.n + 1) * sizeof *loc);
+    if (!work || !queued || !mdim_before || !loc) {
         free(work);
         free(queued);
+        free(mdim_before);
+        free(loc);
         return -1;
     }
-    for (int i = 0; i < n; i++) {
-        const kd_ptx_insn *in = &c->g->insns[i];
-        if (!c->breach[c->ii[i].block] || !opcode_is(in->opcode, "setp") ||
-            !(sources(c, i, U_VAL, NULL) & T_MDIM))
+    for (int d = 0; d < c->defs.n; d++)
+        loc[d] = -1;
+    /* compares of m_dim-derived values before each instruction: loops without one cost
+     * nothing */
+    mdim_before[0] = 0;
+    for (int i = 0; i < n; i++)
+        mdim_before[i + 1] = mdim_before[i] + (c->breach[c->ii[i].block] &&
+                                               opcode_is(c->g->insns[i].opcode, "setp") &&
+                                               (sources(c, i, U_VAL, NULL) & T_MDIM) != 0);
+    for (int end = 0; end < n && mdim_before[n] > 0; end++) {
+        const kd_ptx_insn *br = &c->g->insns[end];
+        if (!c->breach[c->ii[end].block] || !opcode_is(br->opcode, "bra"))
             continue;
-        int loops = 0;
-        for (int d = c->ii[i].def0; d < c->ii[i].def1 && !loops; d++)
-            for (int k = c->du0[d]; k < c->du0[d + 1] && !loops; k++) {
-                int j = c->du[k];
-                const kd_ptx_insn *br = &c->g->insns[j];
-                if (!opcode_is(br->opcode, "bra") || !br->guard)
-                    continue;
-                for (int o = 0; o < br->n_ops; o++) {
-                    int t = br->ops[o].kind == KD_PTX_OPND_SYM
-                                ? label_insn(c, br->ops[o].base)
-                                : -1;
-                    loops |= t >= 0 && t <= j;
-                }
-            }
-        if (!loops)
+        int head = bra_target(c, br);
+        if (head < 0 || head > end || mdim_before[end + 1] == mdim_before[head])
             continue;
-        for (int u = c->ii[i].use0; u < c->ii[i].use1; u++) {
-            if (UR(c, u)->role != U_VAL)
-                continue;
-            for (int k = UR(c, u)->ud0; k < UR(c, u)->ud1; k++) {
-                int d = c->ud[k];
-                if (c->taint[d] & T_BATCH)
-                    continue;
-                c->taint[d] |= T_BATCH;
-                c->from[d] = -1;
-                c->seed[d] = 1;
-                any = 1;
-                for (int q = c->du0[d]; q < c->du0[d + 1]; q++)
-                    if (!queued[c->du[q]]) {
-                        queued[c->du[q]] = 1;
-                        work[top++] = c->du[q];
-                    }
-            }
+        int cmp = m_dim_compare(c, head, end);
+        if (cmp < 0)
+            continue;
+        any = 1;
+        for (int u = c->ii[cmp].use0; u < c->ii[cmp].use1; u++)
+            if (UR(c, u)->role == U_VAL)
+                for (int k = UR(c, u)->ud0; k < UR(c, u)->ud1; k++)
+                    seed_def(c, c->ud[k], work, &top, queued);
+        if (seed_carried(c, head, end, loc, work, &top, queued) != 0) {
+            any = -1;
+            break;
         }
     }
-    int rc = any ? taint_solve(c, work, queued, top) : 0;
+    int rc = any < 0 ? -1 : any ? taint_solve(c, work, queued, top) : 0;
     free(work);
     free(queued);
+    free(mdim_before);
+    free(loc);
     return rc;
 }
 
@@ -1725,16 +2110,21 @@ static int collect_rets(fn_ctx *c)
     return 0;
 }
 
-static int add_callee(fn_ctx *c, int fi)
+static int add_callee(fn_ctx *c, flow_module *cfm, int fi)
 {
     flow_summary *s = c->sum;
     for (int k = 0; k < s->n_callees; k++)
-        if (s->callees[k] == fi)
+        if (s->callees[k] == fi && s->callee_fms[k] == cfm)
             return 0;
     int *nc = realloc(s->callees, (size_t)(s->n_callees + 1) * sizeof *nc);
     if (!nc)
         return -1;
     s->callees = nc;
+    flow_module **nf = realloc(s->callee_fms, (size_t)(s->n_callees + 1) * sizeof *nf);
+    if (!nf)
+        return -1;
+    s->callee_fms = nf;
+    s->callee_fms[s->n_callees] = cfm;
     s->callees[s->n_callees++] = fi;
     return 0;
 }
@@ -1749,7 +2139,7 @@ static int run_checks(fn_ctx *c)
         if (rc == 0 && opcode_is(op, "call") && c->ii[i].callee >= 0) {
             rc = check_call(c, i);
             if (rc == 0)
-                rc = add_callee(c, c->ii[i].callee);
+                rc = add_callee(c, c->ii[i].cfm, c->ii[i].callee);
         } else if (rc == 0 && is_memory_op(op)) {
             rc = check_access(c, i);
             if (rc == 0) {
@@ -1791,7 +2181,8 @@ static void ctx_free(fn_ctx *c)
 }
 
 /* Analyses function fi into s (kernel: parameters are the kernel's). */
-static kd_status analyze_fn(flow_module *fm, int fi, int kernel, int depth, flow_summary *s)
+static kd_status analyze_fn(flow_module *fm, int fi, int kernel, uint64_t m_dim, int depth,
+                            flow_summary *s)
 {
     fn_ctx c;
     memset(&c, 0, sizeof c);
@@ -1802,6 +2193,7 @@ static kd_status analyze_fn(flow_module *fm, int fi, int kernel, int depth, flow
     if (lst != KD_OK)
         return lst;
     c.kernel = kernel;
+    c.m_dim = m_dim;
     c.depth = depth;
     c.sum = s;
     int n = c.g->n_insns;
@@ -1849,6 +2241,7 @@ static void summary_free(flow_summary *s)
     free(s->ret_taint);
     free(s->issues);
     free(s->callees);
+    free(s->callee_fms);
     free(s);
 }
 
@@ -1869,7 +2262,7 @@ static kd_status summary_of(flow_module *fm, int fi, int depth, flow_summary **o
         return KD_ERR_NOMEM;
     s->in_progress = 1;
     fm->sum[fi] = s;
-    kd_status st = analyze_fn(fm, fi, 0, depth, s);
+    kd_status st = analyze_fn(fm, fi, 0, 0, depth, s);
     s->in_progress = 0;
     if (st != KD_OK) {
         fm->sum[fi] = NULL;
@@ -1880,9 +2273,19 @@ static kd_status summary_of(flow_module *fm, int fi, int depth, flow_summary **o
     return KD_OK;
 }
 
+void flow_link_modules(flow_module *fms, int n)
+{
+    for (int i = 0; i < n; i++) {
+        fms[i].peers = fms;
+        fms[i].n_peers = n;
+    }
+}
+
 kd_status flow_module_init(flow_module *fm, const kd_ptx_module *m)
 {
     fm->m = m;
+    fm->peers = fm;
+    fm->n_peers = 1;
     fm->sum = calloc((size_t)m->n_funcs + 1, sizeof *fm->sum);
     return fm->sum ? KD_OK : KD_ERR_NOMEM;
 }
@@ -1897,40 +2300,101 @@ void flow_module_free(flow_module *fm)
     fm->sum = NULL;
 }
 
-static int append_issues(flow_kernel *r, const flow_summary *s, const kd_ptx_func *f)
+static int append_issues(flow_kernel *r, const flow_summary *s, const kd_ptx_module *m,
+                         const kd_ptx_func *f)
 {
     if (!s->n_issues)
         return 0;
-    flow_issue *ni = realloc(r->issues, (size_t)(r->n_issues + s->n_issues) * sizeof *ni);
+    size_t n = (size_t)(r->n_issues + s->n_issues);
+    flow_issue *ni = realloc(r->issues, n * sizeof *ni);
     if (!ni)
         return -1;
     r->issues = ni;
-    size_t n = (size_t)(r->n_issues + s->n_issues);
     const kd_ptx_func **nf = realloc(r->issue_func, n * sizeof *nf);
     if (!nf)
         return -1;
     r->issue_func = nf;
+    const kd_ptx_module **nm = realloc(r->issue_mod, n * sizeof *nm);
+    if (!nm)
+        return -1;
+    r->issue_mod = nm;
     for (int k = 0; k < s->n_issues; k++) {
         r->issues[r->n_issues] = s->issues[k];
+        r->issue_mod[r->n_issues] = m;
         r->issue_func[r->n_issues++] = f;
     }
     return 0;
 }
 
-kd_status flow_analyze_kernel(flow_module *fm, const kd_ptx_func *k, flow_kernel *out)
+/* Marks function fi of module cfm reachable; 1 when it was not yet. */
+static int mark_reached(flow_module *fm, flow_kernel *r, flow_module *cfm, int fi)
+{
+    if (cfm == fm) {
+        if (r->reach[fi])
+            return 0;
+        r->reach[fi] = 1;
+        return 1;
+    }
+    for (int k = 0; k < r->n_ext; k++)
+        if (r->ext_mod[k] == cfm->m && r->ext_func[k] == fi)
+            return 0;
+    const kd_ptx_module **nm = realloc(r->ext_mod, (size_t)(r->n_ext + 1) * sizeof *nm);
+    if (!nm)
+        return -1;
+    r->ext_mod = nm;
+    int *nf = realloc(r->ext_func, (size_t)(r->n_ext + 1) * sizeof *nf);
+    if (!nf)
+        return -1;
+    r->ext_func = nf;
+    r->ext_mod[r->n_ext] = cfm->m;
+    r->ext_func[r->n_ext++] = fi;
+    return 1;
+}
+
+typedef struct reach_item {
+    flow_module *fm;
+    int fi;
+} reach_item;
+
+/* Pushes the callees of s not yet reached. */
+static int push_callees(flow_module *fm, flow_kernel *r, const flow_summary *s,
+                        reach_item **stack, int *top, int *cap)
+{
+    for (int j = 0; j < s->n_callees; j++) {
+        int new_one = mark_reached(fm, r, s->callee_fms[j], s->callees[j]);
+        if (new_one < 0)
+            return -1;
+        if (!new_one)
+            continue;
+        if (*top == *cap) {
+            int nc = *cap ? *cap * 2 : 16;
+            reach_item *ns = realloc(*stack, (size_t)nc * sizeof *ns);
+            if (!ns)
+                return -1;
+            *stack = ns;
+            *cap = nc;
+        }
+        (*stack)[(*top)++] = (reach_item){s->callee_fms[j], s->callees[j]};
+    }
+    return 0;
+}
+
+kd_status flow_analyze_kernel(flow_module *fm, const kd_ptx_func *k, uint64_t m_dim,
+                              flow_kernel *out)
 {
     memset(out, 0, sizeof *out);
     const kd_ptx_module *m = fm->m;
     int ki = (int)(k - m->funcs);
     out->reach = calloc((size_t)m->n_funcs + 1, 1);
     flow_summary *s = calloc(1, sizeof *s);
-    int *stack = malloc(((size_t)m->n_funcs + 1) * sizeof *stack);
-    if (!out->reach || !s || !stack) {
+    if (!out->reach || !s) {
         free(s);
-        free(stack);
+        flow_kernel_free(out);
         return KD_ERR_NOMEM;
     }
-    kd_status st = analyze_fn(fm, ki, 1, 0, s);
+    reach_item *stack = NULL;
+    int top = 0, cap = 0;
+    kd_status st = analyze_fn(fm, ki, 1, m_dim, 0, s);
     if (st == KD_OK) {
         out->batch_found = s->batch_internal;
         snprintf(out->mechanism, sizeof out->mechanism, "%s",
@@ -1939,27 +2403,18 @@ kd_status flow_analyze_kernel(flow_module *fm, const kd_ptx_func *k, flow_kernel
         snprintf(out->path, sizeof out->path, "%s", s->batch_path);
         out->shared_accesses = s->shared_accesses;
         out->reach[ki] = 1;
-        if (append_issues(out, s, k) != 0)
+        if (append_issues(out, s, m, k) != 0 ||
+            push_callees(fm, out, s, &stack, &top, &cap) != 0)
             st = KD_ERR_NOMEM;
-        int top = 0;
-        for (int j = 0; j < s->n_callees; j++)
-            if (!out->reach[s->callees[j]]) {
-                out->reach[s->callees[j]] = 1;
-                stack[top++] = s->callees[j];
-            }
         while (st == KD_OK && top > 0) {
-            int fi = stack[--top];
-            flow_summary *cs = fm->sum[fi];
+            reach_item it = stack[--top];
+            flow_summary *cs = it.fm->sum[it.fi];
             if (!cs || cs->in_progress)
                 continue;
             out->shared_accesses += cs->shared_accesses;
-            if (append_issues(out, cs, &m->funcs[fi]) != 0)
+            if (append_issues(out, cs, it.fm->m, &it.fm->m->funcs[it.fi]) != 0 ||
+                push_callees(fm, out, cs, &stack, &top, &cap) != 0)
                 st = KD_ERR_NOMEM;
-            for (int j = 0; j < cs->n_callees; j++)
-                if (!out->reach[cs->callees[j]]) {
-                    out->reach[cs->callees[j]] = 1;
-                    stack[top++] = cs->callees[j];
-                }
         }
     }
     summary_free(s);
@@ -1976,5 +2431,8 @@ void flow_kernel_free(flow_kernel *r)
     free(r->reach);
     free(r->issues);
     free(r->issue_func);
+    free(r->issue_mod);
+    free(r->ext_mod);
+    free(r->ext_func);
     memset(r, 0, sizeof *r);
 }

@@ -32,10 +32,21 @@ typedef struct flow_summary flow_summary;
 typedef struct flow_module {
     const kd_ptx_module *m;
     flow_summary **sum; /* per function, NULL until analysed */
+    struct flow_module *peers; /* every input module (this one among them), for callees
+                                * declared .extern here and defined in another input */
+    int n_peers;
 } flow_module;
 
 kd_status flow_module_init(flow_module *fm, const kd_ptx_module *m);
 void flow_module_free(flow_module *fm);
+/* Lets the n modules resolve each other's .extern .func declarations (-rdc builds): a
+ * callee with no body in its caller's module is the one definition of that name in the
+ * other inputs (none, or more than one: unresolved). */
+void flow_link_modules(flow_module *fms, int n);
+
+/* flow_issue.rule of a warning (not a violation): a call to a function defined in no
+ * input, whose effects are not checked. */
+#define FLOW_WARNING 0
 
 /* What the analysis of one kernel (and every function it can reach) found. */
 typedef struct flow_kernel {
@@ -48,13 +59,26 @@ typedef struct flow_kernel {
     int n_issues;
     flow_issue *issues;               /* the kernel's and its callees' */
     const kd_ptx_func **issue_func;   /* the function each issue is in */
+    const kd_ptx_module **issue_mod;  /* and its module */
+    int n_ext;                        /* reachable functions of other modules (.extern here) */
+    const kd_ptx_module **ext_mod;
+    int *ext_func;                    /* index into ext_mod[k]->funcs */
 } flow_kernel;
 
-kd_status flow_analyze_kernel(flow_module *fm, const kd_ptx_func *k, flow_kernel *out);
+/* m_dim: bit k when the kernel's parameter k is its batch size (flow_m_dim_params). */
+kd_status flow_analyze_kernel(flow_module *fm, const kd_ptx_func *k, uint64_t m_dim,
+                              flow_kernel *out);
 void flow_kernel_free(flow_kernel *r);
 
 /* 1 when a kernel parameter name denotes the batch size: exactly "m_dim" or ending in
  * "_m_dim" (case-sensitive; nvcc's "<kernel>_param_<i>" never matches). */
 int flow_is_m_dim_param(const char *name);
+
+/* The parameters of batched kernel b that are its batch size (bit k: parameter k): those
+ * named by flow_is_m_dim_param; where none is and every name is the compiler's own
+ * ("<kernel>_param_<i>", nvcc and clang), the 32-bit integer parameters b adds to the
+ * single kernel's list (between their common prefix and suffix). single may be NULL
+ * (names only). */
+uint64_t flow_m_dim_params(const kd_ptx_func *single, const kd_ptx_func *b);
 
 #endif /* KD_PTX_FLOW_H */

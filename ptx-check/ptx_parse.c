@@ -283,8 +283,8 @@ static int lex_word(lexer *lx)
         if (i < lx->n && is_word_char((unsigned char)lx->s[i])) {
             i++;
         } else if (i + 2 < lx->n && lx->s[i] == ':' && lx->s[i + 1] == ':' &&
-                   isalpha((unsigned char)lx->s[i + 2])) {
-            i += 2; /* .shared::cta, ld.shared::cluster */
+                   isalnum((unsigned char)lx->s[i + 2])) {
+            i += 2; /* .shared::cta, ld.shared::cluster, ld.global.L2::256B */
         } else {
             break;
         }
@@ -1356,7 +1356,9 @@ static int parse_insn(parser *p, func_builder *b)
             in.guard_negated = 1;
             next(p);
         }
-        if (peek(p)->kind != TK_WORD || peek(p)->p[0] != '%')
+        /* a register name, with or without '%' (".reg .pred p<3>; @p1 bra ...") */
+        const char c0 = peek(p)->kind == TK_WORD ? peek(p)->p[0] : '\0';
+        if (c0 != '%' && c0 != '_' && c0 != '$' && !isalpha((unsigned char)c0))
             return fail_expected(p, "a predicate register after '@'");
         const tok *g = next(p);
         if (!p->lazy && !(in.guard = intern(p, g)))

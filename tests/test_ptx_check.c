@@ -1047,6 +1047,248 @@ static void test_clang_get_group_id_call(void)
     free(t);
 }
 
+/* rows.cu: the batched kernel loops over its m_dim rows; nvcc -O3 turns x + row * n into
+ * pointers advanced each iteration (unrolled with a down-counter, unroll 1, a pointer end,
+ * a down-counter from m_dim). m_dim is nvcc's "kd_demo_batched_param_3": the parameter
+ * the batched kernel adds to the single one's. */
+static void test_nvcc_row_loops(void)
+{
+    static const char *const pass[] = {"nvcc_rows_loop.ptx", "nvcc_rows_loop_unroll1.ptx",
+                                       "nvcc_rows_pointer_end.ptx",
+                                       "nvcc_rows_down_counter.ptx",
+                                       "nvcc_rows_flat_pointer.ptx",
+                                       "nvcc_rows_G_down_counter.ptx",
+                                       "nvcc_rows_G_flat_pointer.ptx",
+                                       "nvcc_rows_noinline_rdc.ptx"};
+    for (size_t i = 0; i < sizeof pass / sizeof pass[0]; i++) {
+        char *t = read_fixture(pass[i]);
+        expect_text(pass[i], t, "kd_demo", "kd_demo_batched", 1, 0, 0);
+        free(t);
+    }
+    /* m_dim only checked, the loop over n rows; m_dim bounds a loop that reads one row;
+     * the row loop's inner loop over the elements advances, but each row is row 0 */
+    static const char *const fail[] = {"nvcc_rows_bound_by_n.ptx", "nvcc_rows_no_row_access.ptx",
+                                       "nvcc_rows_inner_loop_row0.ptx",
+                                       "nvcc_rows_G_inner_loop_row0.ptx",
+                                       "nvcc_rows_noinline_rdc_row0.ptx"};
+    for (size_t i = 0; i < sizeof fail / sizeof fail[0]; i++) {
+        char *t = read_fixture(fail[i]);
+        expect_text(fail[i], t, "kd_demo", "kd_demo_batched", 0, KD_PTX_RULE_BATCH_DISPATCH,
+                    line_of(t, ".entry kd_demo_batched("));
+        free(t);
+    }
+    char *t = read_fixture("nvcc_rows_loop_unroll1.ptx");
+    kd_ptx_module *m = parse_str(t);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+    kd_ptx_report *r = check_one(m, "kd_demo", "kd_demo_batched", NULL);
+    CU_ASSERT_STRING_EQUAL(r->pairs[0].comparisons[0].batched.mechanism,
+                           "param kd_demo_batched_param_3");
+    kd_ptx_report_free(r);
+    kd_ptx_module_free(m);
+    /* the loop compares the counter with n, not m_dim */
+    char *e = replace_once(t, "setp.lt.s32 \t%p4, %r10, %r5;", "setp.lt.s32 \t%p4, %r10, %r4;");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(e);
+    expect_text("row loop bound by n", e, "kd_demo", "kd_demo_batched", 0,
+                KD_PTX_RULE_BATCH_DISPATCH, 0);
+    free(e);
+    /* the pointers are no longer advanced: every iteration the same row */
+    e = replace_all(t, "add.s64 \t%rd14, %rd14, %rd2;", "mov.u64 \t%rd14, %rd14;");
+    char *e2 = replace_all(e, "add.s64 \t%rd13, %rd13, %rd2;", "mov.u64 \t%rd13, %rd13;");
+    CU_ASSERT_PTR_NOT_EQUAL(strstr(e2, "mov.u64 \t%rd13, %rd13;"), NULL);
+    expect_text("row loop, pointers not advanced", e2, "kd_demo", "kd_demo_batched", 0,
+                KD_PTX_RULE_BATCH_DISPATCH, 0);
+    free(e2);
+    free(e);
+    /* no parameter added to the single kernel's: no m_dim (the single kernel's own loops
+     * never count) */
+    e = replace_all(t, "\t.param .u32 kd_demo_batched_param_3\n", "");
+    char *e4 = replace_all(e, ",\n)\n{", "\n)\n{");
+    char *e3 = replace_all(e4, "[kd_demo_batched_param_3]", "[kd_demo_batched_param_2]");
+    free(e4);
+    expect_text("no m_dim parameter", e3, "kd_demo", "kd_demo_batched", 0,
+                KD_PTX_RULE_BATCH_DISPATCH, 0);
+    free(e3);
+    free(e);
+    free(t);
+}
+
+/* Checks kd_demo/kd_demo_batched over n texts (each parsed under its name). */
+static kd_ptx_report *check_texts(const char *const *texts, const char *const *names, int n)
+{
+    kd_ptx_module *mods[4] = {NULL};
+    for (int i = 0; i < n; i++) {
+        kd_ptx_error e;
+        CU_ASSERT_EQUAL_FATAL(kd_ptx_parse(names[i], texts[i], strlen(texts[i]), &mods[i], &e),
+                              KD_OK);
+    }
+    kd_ptx_pair_def pair = {"pair", "kd_demo", "kd_demo_batched"};
+    kd_ptx_report *r = NULL;
+    CU_ASSERT_EQUAL_FATAL(
+        kd_ptx_check_pairs((const kd_ptx_module *const *)mods, NULL, n, &pair, 1, NULL, &r), KD_OK);
+    for (int i = 0; i < n; i++)
+        kd_ptx_module_free(mods[i]);
+    return r;
+}
+
+/* 1 when some comparison of the report has a violation of rule in file (NULL: any). */
+static int has_violation(const kd_ptx_report *r, int rule, const char *file)
+{
+    for (int i = 0; i < r->pairs[0].n_comparisons; i++)
+        for (int k = 0; k < r->pairs[0].comparisons[i].n_violations; k++) {
+            const kd_ptx_violation *v = &r->pairs[0].comparisons[i].violations[k];
+            if (v->rule == rule && (!file || strcmp(v->file, file) == 0))
+                return 1;
+        }
+    return 0;
+}
+
+static int has_warning(const kd_ptx_report *r, const char *text)
+{
+    for (int i = 0; i < r->pairs[0].n_comparisons; i++)
+        for (int k = 0; k < r->pairs[0].comparisons[i].n_warnings; k++)
+            if (strstr(r->pairs[0].comparisons[i].warnings[k], text))
+                return 1;
+    return 0;
+}
+
+/* -rdc=true across files: the kernels' helpers are .extern in one PTX file and defined in
+ * another. Given both (in either order) the helpers are followed; given the kernels alone
+ * (or a helper defined twice for the target) nothing flows through the calls: rule 1 cannot
+ * be proved there, and the report warns that the calls were not followed. */
+static void test_rdc_across_files(void)
+{
+    char *k = read_fixture("nvcc_rdc_extern_kernels.ptx");
+    char *h = read_fixture("nvcc_rdc_extern_helpers.ptx");
+    const char *kn = "kernels.ptx", *hn = "helpers.ptx";
+    const char *t1[] = {k, h}, *n1[] = {kn, hn};
+    kd_ptx_report *r = check_texts(t1, n1, 2);
+    CU_ASSERT_TRUE(r->pairs[0].passed);
+    CU_ASSERT_STRING_EQUAL(r->pairs[0].comparisons[0].batched.mechanism, "ctaid.y");
+    CU_ASSERT_PTR_NOT_NULL(strstr(r->pairs[0].comparisons[0].batched.mechanism_path,
+                                  "parameter 1 -> helpers.ptx:"));
+    CU_ASSERT_EQUAL(r->pairs[0].comparisons[0].batched.static_shared_bytes, 512);
+    kd_ptx_report_free(r);
+    const char *t2[] = {h, k}, *n2[] = {hn, kn};
+    r = check_texts(t2, n2, 2);
+    CU_ASSERT_TRUE(r->pairs[0].passed);
+    kd_ptx_report_free(r);
+    /* the kernels alone: the helpers are defined in no input */
+    r = check_texts(t1, n1, 1);
+    CU_ASSERT_FALSE(r->pairs[0].passed);
+    CU_ASSERT_TRUE(has_violation(r, KD_PTX_RULE_BATCH_DISPATCH, kn));
+    CU_ASSERT_TRUE(has_warning(r, "defined in no input"));
+    CU_ASSERT_TRUE(has_warning(r, "receives a shared-memory address"));
+    kd_ptx_report_free(r);
+    /* the helpers twice for sm_80: which one is linked is not known */
+    const char *t3[] = {k, h, h}, *n3[] = {kn, hn, "helpers2.ptx"};
+    r = check_texts(t3, n3, 3);
+    CU_ASSERT_FALSE(r->pairs[0].passed);
+    CU_ASSERT_TRUE(has_warning(r, "more than one input"));
+    kd_ptx_report_free(r);
+    /* helpers built for another target are another program */
+    char *h90 = replace_once(h, ".target sm_80", ".target sm_90");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(h90);
+    const char *t4[] = {k, h90}, *n4[] = {kn, hn};
+    r = check_texts(t4, n4, 2);
+    CU_ASSERT_FALSE(r->pairs[0].passed);
+    kd_ptx_report_free(r);
+    /* a 64-bit shared access in the other file's helper fails rule 2 there */
+    char *hbad = replace_once(h, "st.f32 \t[%rd3], %f1;", "st.shared.f32 \t[%rd3], %f1;");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(hbad);
+    const char *t5[] = {k, hbad}, *n5[] = {kn, hn};
+    r = check_texts(t5, n5, 2);
+    CU_ASSERT_FALSE(r->pairs[0].passed);
+    CU_ASSERT_TRUE(has_violation(r, KD_PTX_RULE_SHARED_U64, hn));
+    kd_ptx_report_free(r);
+    /* the row offset no longer reaches the helper's address */
+    char *hrow1 =
+        replace_once(h, "mul.wide.s32 \t%rd3, %r2, %r1;", "mul.wide.s32 \t%rd3, %r2, %r2;");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(hrow1);
+    /* and store_row stores to y[0] */
+    char *hrow = hrow1;
+    char *sr = strstr(hrow, ".func _Z9store_rowPfif(");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(sr);
+    char *st = strstr(sr, "st.f32 \t[%rd3]");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(st);
+    memcpy(st, "st.f32 \t[%rd1]", strlen("st.f32 \t[%rd1]"));
+    const char *t6[] = {k, hrow}, *n6[] = {kn, hn};
+    r = check_texts(t6, n6, 2);
+    CU_ASSERT_FALSE(r->pairs[0].passed);
+    CU_ASSERT_TRUE(has_violation(r, KD_PTX_RULE_BATCH_DISPATCH, kn));
+    kd_ptx_report_free(r);
+    free(hbad);
+    free(h90);
+    free(hrow);
+    free(h);
+    free(k);
+}
+
+/* nvcc_base with both uses of the row (the load's and the store's offset) cut, and
+ * extra code where the store's offset was; NULL-safe for the caller's asserts. */
+static char *base_row_cut(const char *base, const char *extra)
+{
+    char *a = replace_once(base, "mul.wide.s32 \t%rd4, %r7, %r1;", "mul.wide.s32 \t%rd4, %r7, 0;");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+    char to[512];
+    snprintf(to, sizeof to, "mul.wide.s32 \t%%rd10, %%r2, 0;\n\t%s", extra);
+    char *b = replace_once(a, "mul.wide.s32 \t%rd10, %r1, 4;", to);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+    free(a);
+    return b;
+}
+
+/* the batch index reaches memory, but not a global address: fails */
+static void test_rule1_not_global(void)
+{
+    char *base = read_fixture("nvcc_base.ptx");
+    static const struct {
+        const char *what, *extra;
+    } cases[] = {
+        {"row only in the stored value", "cvt.rn.f32.s32 \t%f9, %r1;"},
+        {"row only in a shared address",
+         "shl.b32 \t%r13, %r1, 2;\n\tadd.s32 \t%r13, %r14, %r13;\n\t"
+         "ld.shared.f32 \t%f9, [%r13];"},
+        {"row only in a .const address",
+         "{ .reg .b64 %c;\n\tcvt.u64.u32 %c, %r1;\n\tld.const.f32 \t%f7, [%c]; }"},
+        {"row only in a generic address of local memory",
+         "{ .reg .b64 %c;\n\t.local .b8 buf[64];\n\tmov.u64 %c, buf;\n\t"
+         "cvta.local.u64 %c, %c;\n\tcvt.u64.u32 %rd5, %r1;\n\tadd.s64 %c, %c, %rd5;\n\t"
+         "ld.f32 \t%f7, [%c]; }"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *t = base_row_cut(base, cases[i].extra);
+        expect_text(cases[i].what, t, "kd_demo", "kd_demo_batched", 0,
+                    KD_PTX_RULE_BATCH_DISPATCH, 0);
+        free(t);
+    }
+    /* the control: the same cut with the row back in the store's global address */
+    char *t = base_row_cut(base, "mul.wide.s32 \t%rd10, %r1, 4;");
+    expect_text("row back in the store address", t, "kd_demo", "kd_demo_batched", 1, 0, 0);
+    free(t);
+    /* the single kernel renamed, with an m_dim parameter added and loaded */
+    const char *bat = strstr(base, ".visible .entry kd_demo_batched(");
+    const char *sgl = strstr(base, ".visible .entry kd_demo(");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(bat);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(sgl);
+    char *copy = strndup(sgl, (size_t)(bat - sgl));
+    char *ren = replace_all(copy, "kd_demo", "kd_demo_batched");
+    char *ren2 = replace_once(ren, "\t.param .u32 kd_demo_batched_param_2\n",
+                              "\t.param .u32 kd_demo_batched_param_2,\n"
+                              "\t.param .u32 kd_demo_batched_param_3\n");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ren2);
+    size_t hl = (size_t)(bat - base);
+    char *whole = malloc(hl + strlen(ren2) + 1);
+    memcpy(whole, base, hl);
+    strcpy(whole + hl, ren2);
+    expect_text("single kernel renamed", whole, "kd_demo", "kd_demo_batched", 0,
+                KD_PTX_RULE_BATCH_DISPATCH, 0);
+    free(whole);
+    free(ren2);
+    free(ren);
+    free(copy);
+    free(base);
+}
+
 /* the nvcc fixtures: harmless builds pass, real bugs fail */
 static void test_nvcc_builds(void)
 {
@@ -1059,6 +1301,7 @@ static void test_nvcc_builds(void)
         free(t);
     }
     /* blockIdx.y only bounds-checked (row = 0 after the check): rule 1 */
+    test_nvcc_row_loops();
     char *t = read_fixture("nvcc_rows_only_checked.ptx");
     expect_text("rows only checked", t, "kd_demo", "kd_demo_batched", 0,
                 KD_PTX_RULE_BATCH_DISPATCH, line_of(t, ".entry kd_demo_batched("));
@@ -1192,6 +1435,21 @@ static void test_harmless_rewrites(void)
     free(t);
     t = replace_all(base, "%r", "r");
     expect_text("registers without %", t, "kd_demo", "kd_demo_batched", 1, 0, 0);
+    /* cache-hint qualifiers with a digit after '::' (nvcc -Xptxas / inline PTX) */
+    char *hint = replace_once(base, "ld.global.f32 \t%f8, [%rd9];",
+                              "ld.global.nc.L1::no_allocate.L2::256B.f32 \t%f8, [%rd9];");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(hint);
+    expect_text("ld.global.L2::256B", hint, "kd_demo", "kd_demo_batched", 1, 0, 0);
+    free(hint);
+    /* predicates without '%' too, guards included (@p1 bra) */
+    char *np = replace_all(t, "%p", "p");
+    CU_ASSERT_PTR_NOT_NULL(strstr(np, "@p1 bra"));
+    expect_text("predicates without %", np, "kd_demo", "kd_demo_batched", 1, 0, 0);
+    char *np2 = replace_all(np, "mov.u32 \tr1, %ctaid.y;", "mov.u32 \tr1, %ctaid.x;");
+    expect_text("predicates without %, ctaid.x", np2, "kd_demo", "kd_demo_batched", 0,
+                KD_PTX_RULE_BATCH_DISPATCH, 0);
+    free(np2);
+    free(np);
     free(t);
     /* kernels in the other order */
     const char *b = strstr(base, "\t// .globl\tkd_demo_batched");
@@ -1230,6 +1488,70 @@ static const char *mdim_ptx =
     "st.global.u32 [%rd4], 0;\nadd.s32 %r2, %r2, 1;\nsetp.lt.u32 %p1, %r2, %r1;\n"
     "@%p1 bra LOOP;\nret;\n}\n";
 
+/* the same loop over rows with the row offset strength-reduced into a pointer */
+static const char *mdim_ptr_ptx =
+    ".version 8.0\n.target sm_80\n.address_size 64\n"
+    ".visible .entry kd_m(.param .u64 kd_m_param_0)\n{\n.reg .b64 %rd<3>;\n"
+    "ld.param.u64 %rd1, [kd_m_param_0];\ncvta.to.global.u64 %rd2, %rd1;\n"
+    "st.global.u32 [%rd2], 0;\nret;\n}\n"
+    ".visible .entry kd_m_batched(.param .u64 kd_m_batched_param_0, .param .u32 m_dim)\n{\n"
+    ".reg .pred %p<4>;\n.reg .b32 %r<6>;\n.reg .b64 %rd<6>;\n"
+    "ld.param.u64 %rd1, [kd_m_batched_param_0];\nld.param.u32 %r1, [m_dim];\n"
+    "cvta.to.global.u64 %rd2, %rd1;\nmov.u32 %r2, 0;\n"
+    "LOOP:\nst.global.u32 [%rd2], 0;\nadd.s64 %rd2, %rd2, 64;\nadd.s32 %r2, %r2, 1;\n"
+    "setp.lt.u32 %p1, %r2, %r1;\n@%p1 bra LOOP;\nret;\n}\n";
+
+#define MDIM_EXIT "setp.lt.u32 %p1, %r2, %r1;\n@%p1 bra LOOP;"
+
+static void test_rule1_m_dim_pointer_loops(void)
+{
+    expect_text("m_dim loop, advanced pointer", mdim_ptr_ptx, "kd_m", "kd_m_batched", 1, 0, 0);
+    static const struct {
+        const char *what, *to;
+        int passes;
+    } cases[] = {
+        {"exit predicate combined by setp.and",
+         "setp.lt.u32 %p1, %r2, %r1;\nsetp.ne.and.u32 %p2, %r2, 999, %p1;\n@%p2 bra LOOP;", 1},
+        {"exit predicate through a vote",
+         "setp.lt.u32 %p1, %r2, %r1;\nvote.sync.any.pred %p2, %p1, -1;\n@%p2 bra LOOP;", 1},
+        {"down-counter from m_dim",
+         "add.s32 %r1, %r1, -1;\nsetp.ne.u32 %p1, %r1, 0;\n@%p1 bra LOOP;", 1},
+        /* the m_dim compare only guards an if inside a loop bounded by a constant */
+        {"m_dim compare inside, not the exit",
+         "setp.lt.u32 %p3, %r2, %r1;\n@%p3 bra SKIP;\nadd.s32 %r3, %r3, 1;\nSKIP:\n"
+         "setp.lt.u32 %p1, %r2, 100;\n@%p1 bra LOOP;", 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *t = replace_once(mdim_ptr_ptx, MDIM_EXIT, cases[i].to);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(t);
+        expect_text(cases[i].what, t, "kd_m", "kd_m_batched", cases[i].passes,
+                    KD_PTX_RULE_BATCH_DISPATCH, 0);
+        free(t);
+    }
+    /* a loop tested at the top, left by a forward branch, closed by bra.uni */
+    char *t = replace_once(mdim_ptr_ptx,
+                           "LOOP:\nst.global.u32 [%rd2], 0;\nadd.s64 %rd2, %rd2, 64;\n"
+                           "add.s32 %r2, %r2, 1;\n" MDIM_EXIT,
+                           "LOOP:\nsetp.ge.u32 %p1, %r2, %r1;\n@%p1 bra DONE;\n"
+                           "st.global.u32 [%rd2], 0;\nadd.s64 %rd2, %rd2, 64;\n"
+                           "add.s32 %r2, %r2, 1;\nbra.uni LOOP;\nDONE:");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(t);
+    expect_text("top-tested loop", t, "kd_m", "kd_m_batched", 1, 0, 0);
+    free(t);
+    /* the pointer is not advanced (every row the same address) */
+    t = replace_once(mdim_ptr_ptx, "add.s64 %rd2, %rd2, 64;", "add.s64 %rd3, %rd2, 64;");
+    expect_text("pointer not advanced", t, "kd_m", "kd_m_batched", 0, KD_PTX_RULE_BATCH_DISPATCH,
+                0);
+    free(t);
+    /* the advanced pointer reaches only a shared address */
+    t = replace_once(mdim_ptr_ptx, "LOOP:\nst.global.u32 [%rd2], 0;",
+                     "LOOP:\nst.global.u32 [%rd1], 0;\n{ .reg .b32 %s;\ncvt.u32.u64 %s, %rd2;\n"
+                     "st.shared.u32 [%s], 0; }");
+    expect_text("advanced pointer, shared only", t, "kd_m", "kd_m_batched", 0,
+                KD_PTX_RULE_BATCH_DISPATCH, 0);
+    free(t);
+}
+
 static void test_rule1_m_dim(void)
 {
     expect_text("m_dim bounds the row loop", mdim_ptx, "kd_m", "kd_m_batched", 1, 0, 0);
@@ -1245,8 +1567,19 @@ static void test_rule1_m_dim(void)
     char *t = replace_once(mdim_ptx, "@%p1 bra LOOP;\nret;", "@%p1 bra DONE;\nDONE:\nret;");
     expect_text("m_dim, no loop", t, "kd_m", "kd_m_batched", 0, KD_PTX_RULE_BATCH_DISPATCH, 0);
     free(t);
-    /* the exact-name rule: "<kernel>_param_1" of a kernel whose name contains m_dim does
-     * not count, nor a case-insensitive spelling */
+    /* nvcc's own name of the parameter the batched kernel adds: m_dim by position */
+    t = replace_all(mdim_ptx, "m_dim", "kd_m_batched_param_1");
+    expect_text("nvcc name, added parameter", t, "kd_m", "kd_m_batched", 1, 0, 0);
+    /* ... not when the single kernel has it too (nothing added) */
+    char *t2 = replace_once(t, ".entry kd_m(.param .u64 kd_m_param_0)",
+                            ".entry kd_m(.param .u64 kd_m_param_0, .param .u32 kd_m_param_1)");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(t2);
+    expect_text("nvcc name, nothing added", t2, "kd_m", "kd_m_batched", 0,
+                KD_PTX_RULE_BATCH_DISPATCH, 0);
+    free(t2);
+    free(t);
+    /* the exact-name rule: "<kernel>_param_1" of another kernel whose name contains m_dim
+     * does not count, nor a case-insensitive spelling */
     t = replace_all(mdim_ptx, "m_dim", "kd_m_dim_batched_param_1");
     expect_text("nvcc name, m_dim in kernel name", t, "kd_m", "kd_m_batched", 0,
                 KD_PTX_RULE_BATCH_DISPATCH, 0);
@@ -1549,11 +1882,14 @@ int main(void)
     CU_add_test(s, "command: help, text, JSON, errors, usage", test_command);
     CU_add_test(s, "command: --from-opencl", test_from_opencl);
     CU_add_test(s, "mutations: nvcc builds", test_nvcc_builds);
+    CU_add_test(s, "mutations: -rdc helpers in another file", test_rdc_across_files);
+    CU_add_test(s, "mutations: rule 1 needs a global address", test_rule1_not_global);
     CU_add_test(s, "mutations: clang OpenCL PTX", test_clang_opencl_ptx);
     CU_add_test(s, "mutations: clang PTX, get_group_id calls", test_clang_get_group_id_call);
     CU_add_test(s, "mutations: rule 1 is data flow", test_rule1_data_flow);
     CU_add_test(s, "mutations: harmless rewrites pass", test_harmless_rewrites);
     CU_add_test(s, "mutations: rule 1 m_dim", test_rule1_m_dim);
+    CU_add_test(s, "mutations: rule 1 m_dim, pointer loops", test_rule1_m_dim_pointer_loops);
     CU_add_test(s, "mutations: rule 1 through out-parameters", test_rule1_out_parameter);
     CU_add_test(s, "mutations: rule 2 scopes, local memory, calls", test_rule2_flow);
     CU_add_test(s, "mutations: rule 3 dynamic shared", test_rule3_dynamic);
