@@ -12,6 +12,7 @@
  * and the slot of each multiply-add are constants in every call (kd_gemv_fma). */
 #ifndef KD_CL_GEMV_COMMON
 #define KD_CL_GEMV_COMMON
+#include "kd_blocks.h" /* kd_u8 (the runtime embeds both ahead of this file) */
 #include "kd_cl_geometry.h"
 
 #ifdef KD_CL_GPU_SHAPES
