@@ -48,6 +48,7 @@ static void test_config_env_dev_zero(void)
         CU_ASSERT_EQUAL(kd_context_create(&o, &c), KD_ERR_IO); /* missing is IO too */
         CU_ASSERT(c == NULL);
         CU_ASSERT(strstr(kd_last_error(NULL), cases[i]) != NULL);
+        CU_ASSERT(strstr(kd_last_error(NULL), "kd_context_options.config") != NULL);
     }
 }
 
