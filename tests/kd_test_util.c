@@ -56,6 +56,61 @@ char *kd_test_read_file(const char *path, size_t *len)
     return buf;
 }
 
+int kd_test_write_file(const char *path, const void *data, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    if (!f)
+        return -1;
+    size_t w = n ? fwrite(data, 1, n, f) : 0;
+    return fclose(f) == 0 && w == n ? 0 : -1;
+}
+
+kd_test_env kd_test_env_set(const char *name, const char *value)
+{
+    const char *old = getenv(name);
+    kd_test_env saved = {name, old ? strdup(old) : NULL};
+    if (value)
+        setenv(name, value, 1);
+    else
+        unsetenv(name);
+    return saved;
+}
+
+void kd_test_env_restore(kd_test_env *saved)
+{
+    if (saved->old)
+        setenv(saved->name, saved->old, 1);
+    else
+        unsetenv(saved->name);
+    free(saved->old);
+    saved->old = NULL;
+}
+
+kd_status kd_test_context_under_env(const char *name, const char *value,
+                                    const kd_context_options *o, kd_context **out)
+{
+    kd_test_env saved = kd_test_env_set(name, value);
+    *out = NULL;
+    kd_status st = kd_context_create(o, out);
+    kd_test_env_restore(&saved);
+    return st;
+}
+
+void kd_test_expect_env_refused(const char *name, const char *value, const kd_context_options *o)
+{
+    kd_context *c = NULL;
+    kd_status st = kd_test_context_under_env(name, value, o, &c);
+    const char *msg = st == KD_OK ? "" : kd_last_error(NULL);
+    int named = strstr(msg, name) && strstr(msg, value);
+    if (st != KD_ERR_ARG || !named)
+        printf("\n  %s='%s': %s: '%s' (want KD_ERR_ARG naming both)", name, value,
+               kd_status_name(st), msg);
+    CU_ASSERT_EQUAL(st, KD_ERR_ARG);
+    CU_ASSERT_PTR_NULL(c);
+    CU_ASSERT(named);
+    kd_context_destroy(c);
+}
+
 const char *kd_test_kdispatch_exe(void)
 {
     static char exe[1024];

@@ -25,6 +25,23 @@ int kd_test_system(const char *cmd);
 /* A whole file as a NUL-terminated string (caller frees), its length in *len if non-NULL;
  * NULL if it cannot be read. */
 char *kd_test_read_file(const char *path, size_t *len);
+/* Writes n bytes to path, replacing it: 0, or -1 if it cannot be written. */
+int kd_test_write_file(const char *path, const void *data, size_t n);
+
+/* An environment variable set for a while and put back: kd_test_env_set sets name to value
+ * (NULL: unsets it) and returns what to restore; kd_test_env_restore puts the old value
+ * (or its absence) back. */
+typedef struct kd_test_env { const char *name; char *old; } kd_test_env;
+kd_test_env kd_test_env_set(const char *name, const char *value);
+void kd_test_env_restore(kd_test_env *saved);
+/* kd_context_create(o, out) with name=value (NULL: unset) only for the call; the status,
+ * with the message in kd_last_error(NULL) on failure. */
+kd_status kd_test_context_under_env(const char *name, const char *value,
+                                    const kd_context_options *o, kd_context **out);
+/* Asserts that kd_context_create(o) under name=value fails with KD_ERR_ARG, no context and
+ * a message naming both (SPEC section 11: a malformed setting is never ignored). */
+void kd_test_expect_env_refused(const char *name, const char *value, const kd_context_options *o);
+
 /* The built `kdispatch` command, or NULL (with a message) if it is not built. */
 const char *kd_test_kdispatch_exe(void);
 

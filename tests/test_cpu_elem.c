@@ -28,18 +28,13 @@ static kd_context *context_at(const char *level, kd_simd want)
         printf("SIMD level %s: not tested (KD_CPU_SIMD=%s)\n", level, outer);
         return NULL;
     }
-    setenv("KD_CPU_SIMD", level, 1);
     int vnni;
     kd_simd best = kd_cpu_simd_supported(&vnni);
     kd_simd got = want < best ? want : best; /* what the cpu backend will run */
     kd_context *ctx = NULL;
     kd_context_options o = {.disable_opencl = 1, .disable_cuda = 1};
-    if (got == want && kd_context_create(&o, &ctx) != KD_OK)
+    if (got == want && kd_test_context_under_env("KD_CPU_SIMD", level, &o, &ctx) != KD_OK)
         ctx = NULL;
-    if (outer)
-        setenv("KD_CPU_SIMD", outer, 1);
-    else
-        unsetenv("KD_CPU_SIMD");
     printf("SIMD level %s: %s\n", level, got != want ? "not supported by this host, not tested"
                                          : ctx ? "tested" : "context failed");
     return ctx;

@@ -121,10 +121,8 @@ static void test_batch_taller_than_one_launch(void)
 /* KD_FAULT: the failed offload falls back to cpu, is counted, and the answer is right. */
 static void check_fault(const char *spec, kd_op op)
 {
-    setenv("KD_FAULT", spec, 1);
     kd_context *fctx;
-    CU_ASSERT_EQUAL_FATAL(kd_context_create(NULL, &fctx), KD_OK);
-    unsetenv("KD_FAULT");
+    CU_ASSERT_EQUAL_FATAL(kd_test_context_under_env("KD_FAULT", spec, NULL, &fctx), KD_OK);
     kd_problem p;
     CU_ASSERT_FATAL(kd_problem_make(fctx, op, 4, 64, op == KD_OP_ROPE ? 16 : 256, 9, &p) == 0);
     kd_status st;
@@ -141,10 +139,8 @@ static void check_fault(const char *spec, kd_op op)
     kd_compare_to_ref(y, ref, p.out_count, KD_TOLERANCE, &c);
     CU_ASSERT(c.pass);
     /* without fallback the fault is the caller's, with cuda's message */
-    setenv("KD_FAULT", spec, 1);
     kd_context *nctx;
-    CU_ASSERT_EQUAL_FATAL(kd_context_create(NULL, &nctx), KD_OK);
-    unsetenv("KD_FAULT");
+    CU_ASSERT_EQUAL_FATAL(kd_test_context_under_env("KD_FAULT", spec, NULL, &nctx), KD_OK);
     kd_problem q;
     CU_ASSERT_FATAL(kd_problem_make(nctx, op, 4, 64, op == KD_OP_ROPE ? 16 : 256, 9, &q) == 0);
     CU_ASSERT_NOT_EQUAL(kd_run(nctx, &q.d, KD_BACKEND_CUDA, KD_RUN_NO_FALLBACK), KD_OK);

@@ -32,32 +32,6 @@ static const shape gemv_shapes[] = {{1, 256}, {3, 768}, {67, 512}, {301, 2560}};
 
 /* ---- environment helpers ---------------------------------------------------------- */
 
-/* Sets (or with value NULL unsets) name, keeping the old value to put back. */
-typedef struct env_save { const char *name; char *old; } env_save;
-
-static env_save env_set(const char *name, const char *value)
-{
-    env_save s = {name, NULL};
-    const char *old = getenv(name);
-    if (old)
-        s.old = strdup(old);
-    if (value)
-        setenv(name, value, 1);
-    else
-        unsetenv(name);
-    return s;
-}
-
-static void env_restore(env_save *s)
-{
-    if (s->old)
-        setenv(s->name, s->old, 1);
-    else
-        unsetenv(s->name);
-    free(s->old);
-    s->old = NULL;
-}
-
 static kd_context *new_context(void)
 {
     kd_context_options o = {.disable_cuda = 1};
@@ -214,20 +188,20 @@ static void test_select_by_index_and_name(void)
 
     const char *values[] = {"0", sub};
     for (int v = 0; v < 2; v++) {
-        env_save e = env_set("KD_OPENCL_DEVICE", values[v]);
+        kd_test_env e = kd_test_env_set("KD_OPENCL_DEVICE", values[v]);
         kd_context *c = new_context();
         CU_ASSERT_FATAL(c != NULL);
         CU_ASSERT(opencl_available(c, values[v]));
         CU_ASSERT(strstr(kd_backend_reason(c, KD_BACKEND_OPENCL), name) != NULL);
         kd_context_destroy(c);
-        env_restore(&e);
+        kd_test_env_restore(&e);
     }
-    env_save e = env_set("KD_OPENCL_PLATFORM", "0");
+    kd_test_env e = kd_test_env_set("KD_OPENCL_PLATFORM", "0");
     kd_context *c = new_context();
     CU_ASSERT_FATAL(c != NULL);
     CU_ASSERT(opencl_available(c, "platform 0"));
     kd_context_destroy(c);
-    env_restore(&e);
+    kd_test_env_restore(&e);
 }
 
 static void test_select_no_match(void)
@@ -240,7 +214,7 @@ static void test_select_no_match(void)
         {"KD_OPENCL_PLATFORM", "no-such-platform-xyz", "matches no OpenCL platform"},
     };
     for (int i = 0; i < N(cases); i++) {
-        env_save e = env_set(cases[i].var, cases[i].value);
+        kd_test_env e = kd_test_env_set(cases[i].var, cases[i].value);
         kd_context *c = new_context(); /* an absent backend is not a context error */
         CU_ASSERT_FATAL(c != NULL);
         CU_ASSERT(!opencl_available(c, cases[i].value));
@@ -256,7 +230,7 @@ static void test_select_no_match(void)
         CU_ASSERT_EQUAL(kd_run(c, &p.d, KD_BACKEND_OPENCL, 0), KD_ERR_UNAVAILABLE);
         kd_problem_free(&p);
         kd_context_destroy(c);
-        env_restore(&e);
+        kd_test_env_restore(&e);
     }
 }
 
@@ -297,7 +271,7 @@ static void test_binary_cache(void)
 {
     char dir[300];
     snprintf(dir, sizeof dir, "%s/cache-test", cache_dir);
-    env_save e = env_set("KD_CACHE_DIR", dir);
+    kd_test_env e = kd_test_env_set("KD_CACHE_DIR", dir);
     kd_opencl_build_info first, second, third;
 
     kd_context *c = new_context();
@@ -347,7 +321,7 @@ static void test_binary_cache(void)
     kd_context_destroy(c);
     unlink(first.cache_file);
     rmdir(dir);
-    env_restore(&e);
+    kd_test_env_restore(&e);
 }
 
 /* KD_FAULT makes the n-th build / launch fail: the op falls back to cpu (counted) with the
@@ -358,7 +332,7 @@ static void test_fault_injection(void)
                            "opencl:alloc:0:always"};
     const kd_status expect[] = {KD_ERR_BUILD, KD_ERR_LAUNCH, KD_ERR_NOMEM};
     for (int i = 0; i < N(specs); i++) {
-        env_save e = env_set("KD_FAULT", specs[i]);
+        kd_test_env e = kd_test_env_set("KD_FAULT", specs[i]);
         kd_context *c = new_context();
         CU_ASSERT_FATAL(c != NULL);
         kd_problem p;
@@ -381,7 +355,7 @@ static void test_fault_injection(void)
         free(y);
         kd_problem_free(&p);
         kd_context_destroy(c);
-        env_restore(&e);
+        kd_test_env_restore(&e);
     }
 }
 
