@@ -43,10 +43,7 @@ static void put_file(const char *dir, int index, const char *name, const char *t
     mkdir(dir, 0755);
     mkdir(path, 0755);
     snprintf(path, sizeof path, "%s/index%d/%s", dir, index, name);
-    FILE *f = fopen(path, "w");
-    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
-    fputs(text, f);
-    fclose(f);
+    CU_ASSERT_FATAL(kd_test_write_file(path, text, strlen(text)) == 0);
 }
 
 static void put_cache(const char *dir, int index, const char *level, const char *type,

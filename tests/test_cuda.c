@@ -26,23 +26,6 @@ static const int archs[2] = {80, 90};
 
 /* ---- reading the PTX -------------------------------------------------------------- */
 
-static char *read_file(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    char *buf = NULL;
-    if (fseek(f, 0, SEEK_END) == 0) {
-        long n = ftell(f);
-        if (n >= 0 && fseek(f, 0, SEEK_SET) == 0 && (buf = malloc((size_t)n + 1))) {
-            *len = fread(buf, 1, (size_t)n, f);
-            buf[*len] = '\0';
-        }
-    }
-    fclose(f);
-    return buf;
-}
-
 static void ptx_path(int arch, char *buf, size_t cap)
 {
     snprintf(buf, cap, "%s/ptx/kdispatch_sm_%d.ptx", KD_BINARY_DIR, arch);
@@ -52,7 +35,7 @@ static char *read_ptx(int arch, size_t *len)
 {
     char path[1024];
     ptx_path(arch, path, sizeof path);
-    char *text = read_file(path, len);
+    char *text = kd_test_read_file(path, len);
     if (!text)
         printf("\n  cannot read %s\n", path);
     return text;

@@ -57,10 +57,7 @@ static void test_config_nul_byte(void)
     char path[256];
     snprintf(path, sizeof path, "%s/nul.conf", dir);
     static const char text[] = "backend = cpu\n# fine\nthreshold.rmsnorm.opencl = 10\0000\n";
-    FILE *f = fopen(path, "wb");
-    CU_ASSERT_FATAL(f != NULL);
-    fwrite(text, 1, sizeof text - 1, f);
-    fclose(f);
+    CU_ASSERT_FATAL(kd_test_write_file(path, text, sizeof text - 1) == 0);
     kd_config c;
     char why[512] = "", where[300];
     kd_config_defaults(&c);

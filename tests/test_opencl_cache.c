@@ -129,15 +129,6 @@ static int child_no_cache(const void *what)
 
 /* ---- entries ------------------------------------------------------------------------- */
 
-static int write_file(const char *path, const unsigned char *data, size_t n)
-{
-    FILE *f = fopen(path, "wb");
-    if (!f)
-        return -1;
-    size_t w = n ? fwrite(data, 1, n, f) : 0;
-    return fclose(f) == 0 && w == n ? 0 : -1;
-}
-
 /* The entry in dir (the only opencl-*.bin file); 1 when found. */
 static int find_entry(const char *dir, char *path, size_t cap)
 {
@@ -166,7 +157,7 @@ static size_t header_len(void)
 /* Writes bytes as the entry, runs the damaged-entry child, and checks the outcome. */
 static void expect_rebuild(const unsigned char *bytes, size_t n, const char *what)
 {
-    CU_ASSERT_FATAL(write_file(good, bytes, n) == 0);
+    CU_ASSERT_FATAL(kd_test_write_file(good, bytes, n) == 0);
     int rc = in_child(child_damaged, what);
     if (rc != 0)
         printf("\n  case '%s': child exit %d", what, rc);
@@ -322,7 +313,7 @@ static void test_unusable_dir(void)
 {
     char file[300], below[400];
     snprintf(file, sizeof file, "%s/plain-file", root);
-    CU_ASSERT_FATAL(write_file(file, (const unsigned char *)"x", 1) == 0);
+    CU_ASSERT_FATAL(kd_test_write_file(file, "x", 1) == 0);
     snprintf(below, sizeof below, "%s/sub", file);
     const char *cases[] = {file, below};
     for (int i = 0; i < 2; i++) {
