@@ -146,3 +146,26 @@ void kd_test_expect_match(const kd_problem *p, const char *name, const float *go
     if (other)
         CU_ASSERT(vs_other.pass);
 }
+
+void kd_test_expect_agreement(kd_context *ctx, kd_problem *p, const double *ref,
+                              kd_test_path path, kd_test_path other)
+{
+    kd_status st_path, st_other;
+    kd_metrics_snapshot before, after;
+    kd_metrics_get(ctx, &before);
+    float *got = kd_problem_run(ctx, p, path.backend, path.flags, &st_path);
+    kd_metrics_get(ctx, &after);
+    if (!got)
+        printf("\n  %s on %s, M=%lld n=%lld: %s: %s\n", kd_op_name(p->d.op), path.name,
+               (long long)p->m, (long long)p->n, kd_status_name(st_path), kd_last_error(ctx));
+    kd_backend_id resident = kd_tensor_residency(p->dst);
+    float *second = kd_problem_run(ctx, p, other.backend, other.flags, &st_other);
+    CU_ASSERT_FATAL(ref && got && second);
+    CU_ASSERT_EQUAL(resident, path.backend);
+    CU_ASSERT_EQUAL(after.per_backend[path.backend], before.per_backend[path.backend] + 1);
+    CU_ASSERT_EQUAL(after.fallbacks, before.fallbacks);
+    kd_test_expect_match(p, other.name, second, ref, NULL, NULL);
+    kd_test_expect_match(p, path.name, got, ref, second, other.name);
+    free(got);
+    free(second);
+}

@@ -19,6 +19,14 @@ int kd_test_main(void);
  * prints the case, the errors and the first bad element. */
 void kd_test_expect_match(const kd_problem *p, const char *name, const float *got,
                           const double *ref, const float *other, const char *other_name);
+/* A way to run a problem: the backend, kd_run flags and the name used in messages. */
+typedef struct kd_test_path { kd_backend_id backend; unsigned flags; const char *name; } kd_test_path;
+/* Runs p on path (the one under test) and on other (the second opinion); asserts that the
+ * path ran on its backend (counted once there, no fallback, output resident there), that
+ * the second opinion matches the oracle ref, and that the path matches both
+ * (kd_test_expect_match). */
+void kd_test_expect_agreement(kd_context *ctx, kd_problem *p, const double *ref,
+                              kd_test_path path, kd_test_path other);
 
 /* Runs a shell command; its exit status, or -1 if it could not run or was killed. */
 int kd_test_system(const char *cmd);

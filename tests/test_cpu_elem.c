@@ -50,14 +50,9 @@ static int use_avx512(void) { ctx = level_ctx[1]; level = levels[1]; return 0; }
  * other. */
 static void expect_both_paths_match(kd_problem *p, const double *ref)
 {
-    kd_status st1, st2;
-    float *scalar = kd_problem_run(ctx, p, KD_BACKEND_CPU, KD_RUN_CPU_SCALAR, &st1);
-    float *fast = kd_problem_run(ctx, p, KD_BACKEND_CPU, 0, &st2);
-    CU_ASSERT_FATAL(scalar && fast);
-    kd_test_expect_match(p, "cpu-scalar", scalar, ref, NULL, NULL);
-    kd_test_expect_match(p, level, fast, ref, scalar, "cpu-scalar");
-    free(scalar);
-    free(fast);
+    kd_test_path fast = {KD_BACKEND_CPU, 0, level};
+    kd_test_path scalar = {KD_BACKEND_CPU, KD_RUN_CPU_SCALAR, "cpu-scalar"};
+    kd_test_expect_agreement(ctx, p, ref, fast, scalar);
 }
 
 /* ---- rmsnorm ------------------------------------------------------------------------- */

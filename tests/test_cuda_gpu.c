@@ -28,6 +28,9 @@ static const shape rope_shapes[] = {{32 * 128, 128}, {3 * 6, 6}, {4 * 64, 64}};
 /* N rows not a multiple of the rows per block; K of 1, 3 and 16 blocks */
 static const shape gemv_shapes[] = {{5, 256}, {37, 768}, {300, 4096}};
 
+static const kd_test_path cuda_path = {KD_BACKEND_CUDA, KD_RUN_NO_FALLBACK, "cuda"};
+static const kd_test_path cpu_exact = {KD_BACKEND_CPU, KD_RUN_CPU_EXACT, "cpu"};
+
 /* Runs every shape and batch size on cuda (no fallback) and on cpu; both must match the
  * oracle and each other. Seeds vary the rope mode (odd seed: neox). */
 static void check_op(kd_op op, const shape *shapes, int nshapes)
@@ -40,19 +43,8 @@ static void check_op(kd_op op, const shape *shapes, int nshapes)
                 kd_problem p;
                 CU_ASSERT_FATAL(kd_problem_make(ctx, op, m, shapes[s].n, shapes[s].k, seed, &p) == 0);
                 double *ref = kd_problem_oracle(&p);
-                kd_status st_gpu, st_cpu;
-                float *gpu = kd_problem_run(ctx, &p, KD_BACKEND_CUDA, KD_RUN_NO_FALLBACK, &st_gpu);
-                if (!gpu)
-                    printf("\n  %s M=%lld n=%lld: cuda failed: %s: %s\n", kd_op_name(op),
-                           (long long)m, (long long)shapes[s].n, kd_status_name(st_gpu),
-                           kd_last_error(ctx));
-                CU_ASSERT_EQUAL(kd_tensor_residency(p.dst), KD_BACKEND_CUDA);
-                float *cpu = kd_problem_run(ctx, &p, KD_BACKEND_CPU, KD_RUN_CPU_EXACT, &st_cpu);
-                CU_ASSERT_FATAL(ref && gpu && cpu);
-                kd_test_expect_match(&p, "cuda", gpu, ref, cpu, "cpu");
+                kd_test_expect_agreement(ctx, &p, ref, cuda_path, cpu_exact);
                 free(ref);
-                free(gpu);
-                free(cpu);
                 kd_problem_free(&p);
             }
 }

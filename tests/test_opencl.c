@@ -45,6 +45,9 @@ static kd_context *new_context(void)
 
 /* ---- kernels against the oracle and the cpu backend ------------------------------- */
 
+static const kd_test_path opencl_path = {KD_BACKEND_OPENCL, KD_RUN_NO_FALLBACK, "opencl"};
+static const kd_test_path cpu_exact = {KD_BACKEND_CPU, KD_RUN_CPU_EXACT, "cpu"};
+
 static void check_op_at(kd_op op, const shape *shapes, int nshapes, const int64_t *ms, int nms)
 {
     for (int s = 0; s < nshapes; s++)
@@ -54,24 +57,9 @@ static void check_op_at(kd_op op, const shape *shapes, int nshapes, const int64_
             uint64_t seed = 5000 + 1000 * (uint64_t)op + 10 * (uint64_t)s + mi;
             CU_ASSERT_FATAL(kd_problem_make(ctx, op, m, shapes[s].n, shapes[s].k, seed, &p) == 0);
             double *ref = kd_problem_oracle(&p);
-            kd_status st_cl, st_cpu;
-            kd_metrics_snapshot before, after;
-            kd_metrics_get(ctx, &before);
             /* no fallback: a failing OpenCL launch must fail the test, not hide on cpu */
-            float *cl = kd_problem_run(ctx, &p, KD_BACKEND_OPENCL, KD_RUN_NO_FALLBACK, &st_cl);
-            kd_metrics_get(ctx, &after);
-            float *cpu = kd_problem_run(ctx, &p, KD_BACKEND_CPU, KD_RUN_CPU_EXACT, &st_cpu);
-            if (!cl)
-                printf("\n  %s M=%lld n=%lld: %s\n", kd_op_name(op), (long long)m,
-                       (long long)shapes[s].n, kd_last_error(ctx));
-            CU_ASSERT_FATAL(ref && cl && cpu);
-            CU_ASSERT_EQUAL(after.per_backend[KD_BACKEND_OPENCL],
-                            before.per_backend[KD_BACKEND_OPENCL] + 1);
-            CU_ASSERT_EQUAL(after.fallbacks, before.fallbacks);
-            kd_test_expect_match(&p, "opencl", cl, ref, cpu, "cpu");
+            kd_test_expect_agreement(ctx, &p, ref, opencl_path, cpu_exact);
             free(ref);
-            free(cl);
-            free(cpu);
             kd_problem_free(&p);
         }
 }
