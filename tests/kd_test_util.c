@@ -169,3 +169,15 @@ void kd_test_expect_agreement(kd_context *ctx, kd_problem *p, const double *ref,
     free(got);
     free(second);
 }
+
+kd_context *kd_test_cpu_context(void)
+{
+    kd_context_options o = {.disable_opencl = 1, .disable_cuda = 1};
+    kd_context *ctx = NULL;
+    if (kd_context_create(&o, &ctx) != KD_OK) {
+        fprintf(stderr, "context: %s\n", kd_last_error(NULL));
+        return NULL;
+    }
+    printf("cpu backend: %s\n", kd_backend_reason(ctx, KD_BACKEND_CPU));
+    return ctx;
+}

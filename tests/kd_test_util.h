@@ -28,6 +28,10 @@ typedef struct kd_test_path { kd_backend_id backend; unsigned flags; const char 
 void kd_test_expect_agreement(kd_context *ctx, kd_problem *p, const double *ref,
                               kd_test_path path, kd_test_path other);
 
+/* A context with only the cpu backend (OpenCL and CUDA disabled), its backend line
+ * printed; NULL with the error on stderr. */
+kd_context *kd_test_cpu_context(void);
+
 /* Runs a shell command; its exit status, or -1 if it could not run or was killed. */
 int kd_test_system(const char *cmd);
 /* A whole file as a NUL-terminated string (caller frees), its length in *len if non-NULL;

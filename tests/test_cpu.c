@@ -91,12 +91,8 @@ int main(void)
     char why[256];
     if (kd_test_cpu_level_untestable(why, sizeof why))
         return kd_test_skip(why);
-    kd_context_options o = {.disable_opencl = 1, .disable_cuda = 1};
-    if (kd_context_create(&o, &ctx) != KD_OK) {
-        fprintf(stderr, "context: %s\n", kd_last_error(NULL));
+    if (!(ctx = kd_test_cpu_context()))
         return 1;
-    }
-    printf("cpu backend: %s\n", kd_backend_reason(ctx, KD_BACKEND_CPU));
     if (CU_initialize_registry() != CUE_SUCCESS)
         return 1;
     CU_pSuite s = CU_add_suite("cpu", NULL, NULL);

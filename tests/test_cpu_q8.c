@@ -287,12 +287,8 @@ int main(void)
     if (want && strcasecmp(want, "avx512") != 0)
         level = strcasecmp(want, "scalar") == 0 ? KD_SIMD_SCALAR : KD_SIMD_AVX2;
     level_vnni = level_vnni && level == KD_SIMD_AVX512;
-    kd_context_options o = {.disable_opencl = 1, .disable_cuda = 1};
-    if (kd_context_create(&o, &ctx) != KD_OK) {
-        fprintf(stderr, "context: %s\n", kd_last_error(NULL));
+    if (!(ctx = kd_test_cpu_context()))
         return 1;
-    }
-    printf("cpu backend: %s\n", kd_backend_reason(ctx, KD_BACKEND_CPU));
     if (CU_initialize_registry() != CUE_SUCCESS)
         return 1;
     CU_pSuite s = CU_add_suite("cpu_q8", NULL, NULL);

@@ -842,11 +842,8 @@ static void test_cli_listing(void)
 
 int main(void)
 {
-    kd_context_options o = {.disable_opencl = 1, .disable_cuda = 1};
-    if (kd_context_create(&o, &ctx) != KD_OK) {
-        fprintf(stderr, "context: %s\n", kd_last_error(NULL));
+    if (!(ctx = kd_test_cpu_context()))
         return 1;
-    }
     if (CU_initialize_registry() != CUE_SUCCESS)
         return 1;
     CU_pSuite s = CU_add_suite("gguf", NULL, NULL);
