@@ -181,3 +181,21 @@ kd_context *kd_test_cpu_context(void)
     printf("cpu backend: %s\n", kd_backend_reason(ctx, KD_BACKEND_CPU));
     return ctx;
 }
+
+void kd_test_check_op(kd_context *ctx, kd_op op, const kd_test_shape *shapes, int nshapes,
+                      const int64_t *ms, int nms, uint64_t seed0, kd_test_path path,
+                      kd_test_path other)
+{
+    for (int s = 0; s < nshapes; s++)
+        for (int mi = 0; mi < nms; mi++)
+            for (int mode = 0; mode < (op == KD_OP_ROPE ? 2 : 1); mode++) {
+                uint64_t seed = seed0 + 10 * (uint64_t)s + 2 * (uint64_t)mi + (uint64_t)mode;
+                kd_problem p;
+                CU_ASSERT_FATAL(kd_problem_make(ctx, op, ms[mi], shapes[s].n, shapes[s].k, seed,
+                                                &p) == 0);
+                double *ref = kd_problem_oracle(&p);
+                kd_test_expect_agreement(ctx, &p, ref, path, other);
+                free(ref);
+                kd_problem_free(&p);
+            }
+}

@@ -32,6 +32,16 @@ void kd_test_expect_agreement(kd_context *ctx, kd_problem *p, const double *ref,
  * printed; NULL with the error on stderr. */
 kd_context *kd_test_cpu_context(void);
 
+/* A problem's size: n (row length, or GEMV output rows) and k (rope head size, or GEMV
+ * input length; 0 where the op has none). */
+typedef struct kd_test_shape { int64_t n, k; } kd_test_shape;
+/* kd_test_expect_agreement for op over every shape and every batch size M in ms (and both
+ * rope modes); the problem for shape s, M = ms[mi] and mode v has seed
+ * seed0 + 10 s + 2 mi + v (kd_problem_make: an odd seed is neox). */
+void kd_test_check_op(kd_context *ctx, kd_op op, const kd_test_shape *shapes, int nshapes,
+                      const int64_t *ms, int nms, uint64_t seed0, kd_test_path path,
+                      kd_test_path other);
+
 /* Runs a shell command; its exit status, or -1 if it could not run or was killed. */
 int kd_test_system(const char *cmd);
 /* A whole file as a NUL-terminated string (caller frees), its length in *len if non-NULL;

@@ -12,7 +12,7 @@
 static kd_context *ctx;
 static const int64_t batch_sizes[] = {1, 2, 7, 8, 33};
 
-typedef struct shape { int64_t n, k; } shape;
+typedef kd_test_shape shape;
 
 /* Row lengths that are not multiples of the SIMD width where the op allows it. */
 static const shape ew_shapes[] = {{1, 0}, {7, 0}, {1000, 0}, {4099, 0}};
@@ -22,22 +22,12 @@ static const shape gemv_shapes[] = {{1, 256}, {3, 768}, {67, 512}};
 static const kd_test_path cpu_exact = {KD_BACKEND_CPU, KD_RUN_CPU_EXACT, "cpu"};
 static const kd_test_path cpu_scalar = {KD_BACKEND_CPU, KD_RUN_CPU_SCALAR, "cpu-scalar"};
 
+#define N(a) ((int)(sizeof(a) / sizeof *(a)))
 static void check_op(kd_op op, const shape *shapes, int nshapes)
 {
-    for (int s = 0; s < nshapes; s++)
-        for (size_t mi = 0; mi < sizeof batch_sizes / sizeof *batch_sizes; mi++) {
-            int64_t m = batch_sizes[mi];
-            kd_problem p;
-            uint64_t seed = 1000 * (uint64_t)op + 10 * (uint64_t)s + mi;
-            CU_ASSERT_FATAL(kd_problem_make(ctx, op, m, shapes[s].n, shapes[s].k, seed, &p) == 0);
-            double *ref = kd_problem_oracle(&p);
-            kd_test_expect_agreement(ctx, &p, ref, cpu_exact, cpu_scalar);
-            free(ref);
-            kd_problem_free(&p);
-        }
+    kd_test_check_op(ctx, op, shapes, nshapes, batch_sizes, N(batch_sizes), 1000 * (uint64_t)op,
+                     cpu_exact, cpu_scalar);
 }
-
-#define N(a) ((int)(sizeof(a) / sizeof *(a)))
 static void test_rmsnorm(void) { check_op(KD_OP_RMSNORM, ew_shapes, N(ew_shapes)); }
 static void test_rope(void) { check_op(KD_OP_ROPE, rope_shapes, N(rope_shapes)); }
 static void test_swiglu(void) { check_op(KD_OP_SWIGLU, ew_shapes, N(ew_shapes)); }

@@ -19,7 +19,7 @@
 static kd_context *ctx;
 static const int64_t batch_sizes[] = {1, 2, 7, 8, 33};
 
-typedef struct shape { int64_t n, k; } shape;
+typedef kd_test_shape shape;
 
 /* n: vector path (n % 4 == 0), scalar path, shorter than a warp */
 static const shape ew_shapes[] = {{4096, 0}, {1003, 0}, {7, 0}};
@@ -33,23 +33,12 @@ static const kd_test_path cpu_exact = {KD_BACKEND_CPU, KD_RUN_CPU_EXACT, "cpu"};
 
 /* Runs every shape and batch size on cuda (no fallback) and on cpu; both must match the
  * oracle and each other. Seeds vary the rope mode (odd seed: neox). */
+#define N(a) ((int)(sizeof(a) / sizeof *(a)))
 static void check_op(kd_op op, const shape *shapes, int nshapes)
 {
-    for (int s = 0; s < nshapes; s++)
-        for (size_t mi = 0; mi < sizeof batch_sizes / sizeof *batch_sizes; mi++)
-            for (int variant = 0; variant < (op == KD_OP_ROPE ? 2 : 1); variant++) {
-                int64_t m = batch_sizes[mi];
-                uint64_t seed = 5000 + 100 * (uint64_t)op + 10 * (uint64_t)s + 2 * mi + variant;
-                kd_problem p;
-                CU_ASSERT_FATAL(kd_problem_make(ctx, op, m, shapes[s].n, shapes[s].k, seed, &p) == 0);
-                double *ref = kd_problem_oracle(&p);
-                kd_test_expect_agreement(ctx, &p, ref, cuda_path, cpu_exact);
-                free(ref);
-                kd_problem_free(&p);
-            }
+    kd_test_check_op(ctx, op, shapes, nshapes, batch_sizes, N(batch_sizes),
+                     5000 + 100 * (uint64_t)op, cuda_path, cpu_exact);
 }
-
-#define N(a) ((int)(sizeof(a) / sizeof *(a)))
 static void test_rmsnorm(void) { check_op(KD_OP_RMSNORM, ew_shapes, N(ew_shapes)); }
 static void test_rope(void) { check_op(KD_OP_ROPE, rope_shapes, N(rope_shapes)); }
 static void test_swiglu(void) { check_op(KD_OP_SWIGLU, ew_shapes, N(ew_shapes)); }

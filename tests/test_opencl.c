@@ -22,7 +22,7 @@ static kd_context *ctx;
 static char cache_dir[256];
 static const int64_t batch_sizes[] = {1, 2, 7, 8, 33};
 
-typedef struct shape { int64_t n, k; } shape;
+typedef kd_test_shape shape;
 
 /* Row lengths that are not multiples of the local sizes (256 elementwise, 64 rmsnorm, 16
  * GEMV rows per group; on a GPU shape 4). */
@@ -48,20 +48,11 @@ static kd_context *new_context(void)
 static const kd_test_path opencl_path = {KD_BACKEND_OPENCL, KD_RUN_NO_FALLBACK, "opencl"};
 static const kd_test_path cpu_exact = {KD_BACKEND_CPU, KD_RUN_CPU_EXACT, "cpu"};
 
+/* no fallback (opencl_path): a failing OpenCL launch must fail the test, not hide on cpu */
 static void check_op_at(kd_op op, const shape *shapes, int nshapes, const int64_t *ms, int nms)
 {
-    for (int s = 0; s < nshapes; s++)
-        for (int mi = 0; mi < nms; mi++) {
-            int64_t m = ms[mi];
-            kd_problem p;
-            uint64_t seed = 5000 + 1000 * (uint64_t)op + 10 * (uint64_t)s + mi;
-            CU_ASSERT_FATAL(kd_problem_make(ctx, op, m, shapes[s].n, shapes[s].k, seed, &p) == 0);
-            double *ref = kd_problem_oracle(&p);
-            /* no fallback: a failing OpenCL launch must fail the test, not hide on cpu */
-            kd_test_expect_agreement(ctx, &p, ref, opencl_path, cpu_exact);
-            free(ref);
-            kd_problem_free(&p);
-        }
+    kd_test_check_op(ctx, op, shapes, nshapes, ms, nms, 5000 + 1000 * (uint64_t)op, opencl_path,
+                     cpu_exact);
 }
 
 #define N(a) ((int)(sizeof(a) / sizeof *(a)))
