@@ -199,3 +199,24 @@ void kd_test_check_op(kd_context *ctx, kd_op op, const kd_test_shape *shapes, in
                 kd_problem_free(&p);
             }
 }
+
+int kd_test_run_matches_oracle(kd_context *ctx, kd_problem *p, kd_backend_id b,
+                               unsigned flags, const char *label)
+{
+    double *ref = kd_problem_oracle(p);
+    kd_status st;
+    float *y = kd_problem_run(ctx, p, b, flags, &st);
+    kd_cmp cmp = {.pass = 0};
+    if (!y)
+        printf("\n  %s: %s on %s: %s: %s\n", label, kd_op_name(p->d.op), kd_backend_name(b),
+               kd_status_name(st), kd_last_error(ctx));
+    else if (!ref)
+        printf("\n  %s: the oracle failed (out of memory?)\n", label);
+    else if (kd_compare_to_ref(y, ref, p->out_count, KD_TOLERANCE, &cmp), !cmp.pass)
+        printf("\n  %s: %s on %s: vs oracle max %.3g nmse %.3g bad %lld\n", label,
+               kd_op_name(p->d.op), kd_backend_name(b), cmp.max_abs, cmp.nmse,
+               (long long)cmp.bad);
+    free(ref);
+    free(y);
+    return cmp.pass;
+}

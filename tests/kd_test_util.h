@@ -32,6 +32,12 @@ void kd_test_expect_agreement(kd_context *ctx, kd_problem *p, const double *ref,
  * printed; NULL with the error on stderr. */
 kd_context *kd_test_cpu_context(void);
 
+/* Runs p on backend b with flags and compares its output with the oracle (KD_TOLERANCE):
+ * 1 when it ran and matched, else 0 with the status and error, or the mismatch, printed
+ * under label. Asserts nothing (CUnit is not thread-safe), so threads may use it too. */
+int kd_test_run_matches_oracle(kd_context *ctx, kd_problem *p, kd_backend_id b,
+                               unsigned flags, const char *label);
+
 /* A problem's size: n (row length, or GEMV output rows) and k (rope head size, or GEMV
  * input length; 0 where the op has none). */
 typedef struct kd_test_shape { int64_t n, k; } kd_test_shape;

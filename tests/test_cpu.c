@@ -63,15 +63,7 @@ static void test_gemv_blas_crossover(void)
     for (int op = KD_OP_Q4K_GEMV; op <= KD_OP_Q6K_GEMV; op++) {
         kd_problem p;
         CU_ASSERT_FATAL(kd_problem_make(ctx, (kd_op)op, 64, 130, 512, 99, &p) == 0);
-        double *ref = kd_problem_oracle(&p);
-        kd_status st;
-        float *y = kd_problem_run(ctx, &p, KD_BACKEND_CPU, 0, &st);
-        CU_ASSERT_FATAL(ref && y);
-        kd_cmp c;
-        kd_compare_to_ref(y, ref, p.out_count, KD_TOLERANCE, &c);
-        CU_ASSERT(c.pass);
-        free(ref);
-        free(y);
+        CU_ASSERT(kd_test_run_matches_oracle(ctx, &p, KD_BACKEND_CPU, 0, "blas path"));
         kd_problem_free(&p);
     }
 }

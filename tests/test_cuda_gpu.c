@@ -85,17 +85,8 @@ static void test_batch_taller_than_one_launch(void)
     const int64_t m = 70000, n = 8;
     kd_problem p;
     CU_ASSERT_FATAL(kd_problem_make(ctx, KD_OP_RESIDUAL_ADD, m, n, 0, 77, &p) == 0);
-    double *ref = kd_problem_oracle(&p);
-    kd_status st;
-    float *y = kd_problem_run(ctx, &p, KD_BACKEND_CUDA, KD_RUN_NO_FALLBACK, &st);
-    if (!y)
-        printf("\n  %s: %s\n", kd_status_name(st), kd_last_error(ctx));
-    CU_ASSERT_FATAL(ref && y);
-    kd_cmp c;
-    kd_compare_to_ref(y, ref, p.out_count, KD_TOLERANCE, &c);
-    CU_ASSERT(c.pass);
-    free(ref);
-    free(y);
+    CU_ASSERT(kd_test_run_matches_oracle(ctx, &p, KD_BACKEND_CUDA, KD_RUN_NO_FALLBACK,
+                                         "70000 rows"));
     kd_problem_free(&p);
 }
 

@@ -94,18 +94,8 @@ static int check_context(int expect_cache, int expect_warnings, const char *what
     } else if (kd_problem_make(c, KD_OP_Q4K_GEMV, 2, 20, 512, 5, &p) != 0) {
         rc = 14;
     } else {
-        double *ref = kd_problem_oracle(&p);
-        kd_status st;
-        float *y = kd_problem_run(c, &p, KD_BACKEND_OPENCL, KD_RUN_NO_FALLBACK, &st);
-        kd_cmp cmp = {0};
-        if (ref && y)
-            kd_compare_to_ref(y, ref, p.out_count, KD_TOLERANCE, &cmp);
-        if (!ref || !y || !cmp.pass) {
-            printf("\n  %s: wrong or no result (%s)", what, y ? "mismatch" : kd_last_error(c));
+        if (!kd_test_run_matches_oracle(c, &p, KD_BACKEND_OPENCL, KD_RUN_NO_FALLBACK, what))
             rc = 15;
-        }
-        free(ref);
-        free(y);
         kd_problem_free(&p);
     }
     kd_context_destroy(c);
