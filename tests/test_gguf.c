@@ -124,25 +124,23 @@ static void expect_refusal(const char *what, const uint8_t *data, size_t size, c
     free(copy);
 }
 
-/* A copy of the good image with a u32 / u64 written at a byte offset. */
-static uint8_t *patched_u32(const uint8_t *base, size_t size, uint64_t at, uint32_t v)
+/* A copy of the good image with v written at a byte offset, as a u32 (width 4) or a u64
+ * (width 8). */
+static uint8_t *patched(const uint8_t *base, size_t size, uint64_t at, int width, uint64_t v)
 {
     uint8_t *c = malloc(size);
     CU_ASSERT_PTR_NOT_NULL_FATAL(c);
     memcpy(c, base, size);
-    CU_ASSERT_FATAL(at + 4 <= size);
-    put_u32(c + at, v);
+    CU_ASSERT_FATAL(at + (uint64_t)width <= size);
+    if (width == 4)
+        put_u32(c + at, (uint32_t)v);
+    else
+        put_u64(c + at, v);
     return c;
 }
-
-static uint8_t *patched_u64(const uint8_t *base, size_t size, uint64_t at, uint64_t v)
+static uint8_t *patched_u32(const uint8_t *base, size_t size, uint64_t at, uint32_t v)
 {
-    uint8_t *c = malloc(size);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
-    memcpy(c, base, size);
-    CU_ASSERT_FATAL(at + 8 <= size);
-    put_u64(c + at, v);
-    return c;
+    return patched(base, size, at, 4, v);
 }
 
 static void refuse_u32(const char *what, uint64_t at, uint32_t v, const char *want)
@@ -154,7 +152,7 @@ static void refuse_u32(const char *what, uint64_t at, uint32_t v, const char *wa
 
 static void refuse_u64(const char *what, uint64_t at, uint64_t v, const char *want)
 {
-    uint8_t *c = patched_u64(img, img_size, at, v);
+    uint8_t *c = patched(img, img_size, at, 8, v);
     expect_refusal(what, c, img_size, want);
     free(c);
 }
