@@ -54,8 +54,17 @@ static float *x_subblock_sums(const float *x, int64_t m, int64_t k)
     return s;
 }
 
+static kd_gemv_rows_fn rows_fn_for(kd_simd simd, const kd_gemv_levels *levels)
+{
+    if (simd >= KD_SIMD_AVX512 && levels->avx512)
+        return levels->avx512;
+    if (simd >= KD_SIMD_AVX2 && levels->avx2)
+        return levels->avx2;
+    return kd_gemv_rows_scalar;
+}
+
 kd_status kd_cpu_gemv_drive(const kd_cpu_env *e, const kd_call *c, kd_type type,
-                            kd_gemv_rows_fn rows_fn, int scalar)
+                            const kd_gemv_levels *levels, int scalar)
 {
     if (!scalar && c->m >= e->blas_min_m) {
         kd_status st = kd_cpu_gemv_blas(e, c, type);
@@ -68,7 +77,7 @@ kd_status kd_cpu_gemv_drive(const kd_cpu_env *e, const kd_call *c, kd_type type,
     if (type == KD_TYPE_Q4_K && j.simd && !(xsum = x_subblock_sums(j.x, j.m, j.k)))
         return KD_ERR_NOMEM;
     j.xsum = xsum;
-    rows_job rj = {&j, rows_fn};
+    rows_job rj = {&j, rows_fn_for(j.simd, levels)};
     if (scalar)
         run_rows(&rj, 0, c->n);
     else

@@ -78,18 +78,12 @@ q6k_row_avx2(const kd_gemv_job *j, int64_t r, int64_t m0, const int mc)
 KD_GEMV_ROWS_BY_M(q6k_rows_simd, q6k_row_avx2, KD_AVX2)
 #endif
 
-static void q6k_rows(const kd_gemv_job *j, int64_t r0, int64_t r1)
-{
-#ifdef KD_HAVE_X86
-    if (j->simd == KD_SIMD_AVX512)
-        return kd_q6k_rows_avx512(j, r0, r1);
-    if (j->simd == KD_SIMD_AVX2)
-        return q6k_rows_simd(j, r0, r1);
-#endif
-    kd_gemv_rows_scalar(j, r0, r1);
-}
-
 kd_status kd_cpu_gemv_q6k(const kd_cpu_env *e, const kd_call *c, int scalar)
 {
-    return kd_cpu_gemv_drive(e, c, KD_TYPE_Q6_K, q6k_rows, scalar);
+#ifdef KD_HAVE_X86
+    static const kd_gemv_levels levels = {q6k_rows_simd, kd_q6k_rows_avx512};
+#else
+    static const kd_gemv_levels levels = {NULL, NULL};
+#endif
+    return kd_cpu_gemv_drive(e, c, KD_TYPE_Q6_K, &levels, scalar);
 }
