@@ -16,6 +16,17 @@ export KD_CACHE_DIR="$work/cache"
 fast=(--shape 0.5b --m 1 --op rmsnorm)   # the quickest compare that still runs every backend
 failed=0 cases=0
 
+# run_case SECONDS [VAR=value ...] -- ARGS...: counts a case and runs the command with
+# those variables, stdout and stderr to $work/out and $work/err; its exit status.
+run_case() {
+    local limit=$1; shift
+    local envs=()
+    while [ "$1" != "--" ]; do envs+=("$1"); shift; done
+    shift
+    cases=$((cases + 1))
+    env "${envs[@]}" timeout "$limit" "$exe" "$@" >"$work/out" 2>"$work/err" </dev/null
+}
+
 # expect_error DESCRIPTION [VAR=value ...] -- ARGS...
 expect_error() { expect_error_naming "$1" "" "${@:2}"; }
 
@@ -23,11 +34,7 @@ expect_error() { expect_error_naming "$1" "" "${@:2}"; }
 # first line must contain WORD (e.g. the variable that was wrong) when WORD is not empty.
 expect_error_naming() {
     local what=$1 word=$2; shift 2
-    local envs=()
-    while [ "$1" != "--" ]; do envs+=("$1"); shift; done
-    shift
-    cases=$((cases + 1))
-    env "${envs[@]}" timeout 60 "$exe" "$@" >"$work/out" 2>"$work/err" </dev/null
+    run_case 60 "$@"
     local rc=$? first
     first=$(head -n 1 "$work/err")
     if [ "$rc" -lt 1 ] || [ "$rc" -gt 127 ] || [[ "$first" != kdispatch* ]] || [ ${#first} -lt 20 ] ||
@@ -48,11 +55,7 @@ expect_env_error() {
 # expect_accepted DESCRIPTION WORD [VAR=value ...] -- ARGS...: exit 0 and WORD on stderr
 expect_accepted() {
     local what=$1 word=$2; shift 2
-    local envs=()
-    while [ "$1" != "--" ]; do envs+=("$1"); shift; done
-    shift
-    cases=$((cases + 1))
-    env "${envs[@]}" timeout 120 "$exe" "$@" >"$work/out" 2>"$work/err" </dev/null
+    run_case 120 "$@"
     local rc=$?
     if [ "$rc" -ne 0 ] || ! grep -q -- "$word" "$work/err"; then
         echo "FAIL: $what: exit $rc (want 0 and '$word' on stderr): $(head -n 1 "$work/err")"
