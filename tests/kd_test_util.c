@@ -220,3 +220,21 @@ int kd_test_run_matches_oracle(kd_context *ctx, kd_problem *p, kd_backend_id b,
     free(y);
     return cmp.pass;
 }
+
+void kd_test_expect_help(const char *command, const char *const *want, size_t n)
+{
+    const char *exe = kd_test_kdispatch_exe();
+    CU_ASSERT_PTR_NOT_NULL_FATAL(exe);
+    char cmd[2048], file[256];
+    snprintf(file, sizeof file, "test_%s_help.txt", command);
+    snprintf(cmd, sizeof cmd, "'%s' %s --help > '%s'", exe, command, file);
+    CU_ASSERT_EQUAL(kd_test_system(cmd), 0);
+    char *help = kd_test_read_file(file, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(help);
+    for (size_t i = 0; i < n; i++)
+        if (!strstr(help, want[i])) {
+            printf("\n  kdispatch %s --help does not mention '%s'", command, want[i]);
+            CU_FAIL("help text incomplete");
+        }
+    free(help);
+}

@@ -72,6 +72,9 @@ void kd_test_expect_env_refused(const char *name, const char *value, const kd_co
 
 /* The built `kdispatch` command, or NULL (with a message) if it is not built. */
 const char *kd_test_kdispatch_exe(void);
+/* Asserts that `kdispatch COMMAND --help` exits 0 and that its text names each of
+ * want[0..n) (the text is kept in test_COMMAND_help.txt in the working directory). */
+void kd_test_expect_help(const char *command, const char *const *want, size_t n);
 
 /* Exit code that ctest reports as skipped, with the reason printed. */
 int kd_test_skip(const char *reason);
