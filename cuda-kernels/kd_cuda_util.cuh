@@ -95,4 +95,28 @@ KD_DEV float kd_quant_byte_to_float(unsigned int word, unsigned int byte_sel)
     return __uint_as_float(__byte_perm(word, 0x3F000000u, 0x7044u | (byte_sel << 8)));
 }
 
+/* KD_CU_ELEMENTWISE_ROW(NAME, F) defines NAME(a, b, y, n): y[i] = F(a[i], b[i]) over one
+ * row of n, KD_CU_EW_VEC (4) consecutive elements per thread: one 16-byte load of each
+ * input and one 16-byte store when the row allows it (n % 4 == 0, 16-byte aligned
+ * pointers), four scalar accesses otherwise. y may alias a or b (in-place): each thread
+ * reads its elements before it writes them, through plain (coherent) loads. The
+ * elementwise ops (swiglu.cu, residual_add.cu) differ only in F. */
+#define KD_CU_ELEMENTWISE_ROW(NAME, F)                                                     \
+    KD_DEV void NAME(const float *a, const float *b, float *y, int n)                      \
+    {                                                                                      \
+        long long i = ((long long)blockIdx.x * blockDim.x + threadIdx.x) * KD_CU_EW_VEC;  \
+        if (i >= n)                                                                        \
+            return;                                                                        \
+        if ((n & 3) == 0 && kd_aligned16(a, b, y)) {                                       \
+            float4 va = kd_ld_f4(a + i);                                                   \
+            float4 vb = kd_ld_f4(b + i);                                                   \
+            kd_st_f4(y + i, make_float4(F(va.x, vb.x), F(va.y, vb.y), F(va.z, vb.z),       \
+                                        F(va.w, vb.w)));                                   \
+            return;                                                                        \
+        }                                                                                  \
+        _Pragma("unroll") for (int j = 0; j < KD_CU_EW_VEC; j++)                           \
+            if (i + j < n)                                                                 \
+                y[i + j] = F(a[i + j], b[i + j]);                                          \
+    }
+
 #endif /* KD_CUDA_UTIL_CUH */

@@ -199,7 +199,7 @@ static kd_status load_config(kd_context *ctx)
     kd_status st = set->config[0] ? kd_config_load_file(&ctx->config, set->config, why, sizeof why)
                                   : KD_OK;
     if (st != KD_OK) /* a missing file is KD_ERR_IO, a bad line KD_ERR_FORMAT */
-        return kd_error(ctx, st, "config: %s", why);
+        return kd_error(ctx, st, "config (%s): %s", set->config_from, why);
     if (kd_config_apply_env(&ctx->config, why, sizeof why) != KD_OK)
         return kd_error(ctx, KD_ERR_ARG, "environment: %s", why);
     if (kd_fault_plan_parse(getenv("KD_FAULT"), &ctx->fault, why, sizeof why) != KD_OK)

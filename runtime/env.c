@@ -188,13 +188,16 @@ static kd_status resolve_config(const kd_context_options *o, kd_settings *s, cha
     s->config_explicit = file != NULL;
     if (!file) {
         char user[sizeof s->config];
-        if (kd_env_user_config_path(user, sizeof user) && access(user, R_OK) == 0)
+        if (kd_env_user_config_path(user, sizeof user) && access(user, R_OK) == 0) {
             snprintf(s->config, sizeof s->config, "%s", user);
+            s->config_from = "the per-user config file";
+        }
         return KD_OK;
     }
+    s->config_from = o && o->config ? "kd_context_options.config" : "KD_CONFIG";
     if (strlen(file) >= sizeof s->config) {
-        snprintf(why, cap, "%s is longer than %zu characters",
-                 o && o->config ? "kd_context_options.config" : "KD_CONFIG", sizeof s->config - 1);
+        snprintf(why, cap, "%s is longer than %zu characters", s->config_from,
+                 sizeof s->config - 1);
         return KD_ERR_ARG;
     }
     snprintf(s->config, sizeof s->config, "%s", file);

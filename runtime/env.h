@@ -55,6 +55,9 @@ typedef struct kd_settings {
     int cuda_device;           /* -1: not named */
     char config[1024];         /* the config file to read; "": none */
     int config_explicit;       /* 1: named by the option or KD_CONFIG (must be readable) */
+    /* Who named it, for messages: "KD_CONFIG", "kd_context_options.config" or "the
+     * per-user config file" (NULL: none). */
+    const char *config_from;
 } kd_settings;
 
 /* The names KD_CPU_SIMD and kd_context_options.cpu_simd take, in kd_simd order. */

@@ -56,6 +56,61 @@ char *kd_test_read_file(const char *path, size_t *len)
     return buf;
 }
 
+int kd_test_write_file(const char *path, const void *data, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    if (!f)
+        return -1;
+    size_t w = n ? fwrite(data, 1, n, f) : 0;
+    return fclose(f) == 0 && w == n ? 0 : -1;
+}
+
+kd_test_env kd_test_env_set(const char *name, const char *value)
+{
+    const char *old = getenv(name);
+    kd_test_env saved = {name, old ? strdup(old) : NULL};
+    if (value)
+        setenv(name, value, 1);
+    else
+        unsetenv(name);
+    return saved;
+}
+
+void kd_test_env_restore(kd_test_env *saved)
+{
+    if (saved->old)
+        setenv(saved->name, saved->old, 1);
+    else
+        unsetenv(saved->name);
+    free(saved->old);
+    saved->old = NULL;
+}
+
+kd_status kd_test_context_under_env(const char *name, const char *value,
+                                    const kd_context_options *o, kd_context **out)
+{
+    kd_test_env saved = kd_test_env_set(name, value);
+    *out = NULL;
+    kd_status st = kd_context_create(o, out);
+    kd_test_env_restore(&saved);
+    return st;
+}
+
+void kd_test_expect_env_refused(const char *name, const char *value, const kd_context_options *o)
+{
+    kd_context *c = NULL;
+    kd_status st = kd_test_context_under_env(name, value, o, &c);
+    const char *msg = st == KD_OK ? "" : kd_last_error(NULL);
+    int named = strstr(msg, name) && strstr(msg, value);
+    if (st != KD_ERR_ARG || !named)
+        printf("\n  %s='%s': %s: '%s' (want KD_ERR_ARG naming both)", name, value,
+               kd_status_name(st), msg);
+    CU_ASSERT_EQUAL(st, KD_ERR_ARG);
+    CU_ASSERT_PTR_NULL(c);
+    CU_ASSERT(named);
+    kd_context_destroy(c);
+}
+
 const char *kd_test_kdispatch_exe(void)
 {
     static char exe[1024];
@@ -90,4 +145,96 @@ void kd_test_expect_match(const kd_problem *p, const char *name, const float *go
     CU_ASSERT(vs_ref.pass);
     if (other)
         CU_ASSERT(vs_other.pass);
+}
+
+void kd_test_expect_agreement(kd_context *ctx, kd_problem *p, const double *ref,
+                              kd_test_path path, kd_test_path other)
+{
+    kd_status st_path, st_other;
+    kd_metrics_snapshot before, after;
+    kd_metrics_get(ctx, &before);
+    float *got = kd_problem_run(ctx, p, path.backend, path.flags, &st_path);
+    kd_metrics_get(ctx, &after);
+    if (!got)
+        printf("\n  %s on %s, M=%lld n=%lld: %s: %s\n", kd_op_name(p->d.op), path.name,
+               (long long)p->m, (long long)p->n, kd_status_name(st_path), kd_last_error(ctx));
+    kd_backend_id resident = kd_tensor_residency(p->dst);
+    float *second = kd_problem_run(ctx, p, other.backend, other.flags, &st_other);
+    CU_ASSERT_FATAL(ref && got && second);
+    CU_ASSERT_EQUAL(resident, path.backend);
+    CU_ASSERT_EQUAL(after.per_backend[path.backend], before.per_backend[path.backend] + 1);
+    CU_ASSERT_EQUAL(after.fallbacks, before.fallbacks);
+    kd_test_expect_match(p, other.name, second, ref, NULL, NULL);
+    kd_test_expect_match(p, path.name, got, ref, second, other.name);
+    free(got);
+    free(second);
+}
+
+kd_context *kd_test_cpu_context(void)
+{
+    kd_context_options o = {.disable_opencl = 1, .disable_cuda = 1};
+    kd_context *ctx = NULL;
+    if (kd_context_create(&o, &ctx) != KD_OK) {
+        fprintf(stderr, "context: %s\n", kd_last_error(NULL));
+        return NULL;
+    }
+    printf("cpu backend: %s\n", kd_backend_reason(ctx, KD_BACKEND_CPU));
+    return ctx;
+}
+
+void kd_test_check_op(kd_context *ctx, kd_op op, const kd_test_shape *shapes, int nshapes,
+                      const int64_t *ms, int nms, uint64_t seed0, kd_test_path path,
+                      kd_test_path other)
+{
+    for (int s = 0; s < nshapes; s++)
+        for (int mi = 0; mi < nms; mi++)
+            for (int mode = 0; mode < (op == KD_OP_ROPE ? 2 : 1); mode++) {
+                uint64_t seed = seed0 + 10 * (uint64_t)s + 2 * (uint64_t)mi + (uint64_t)mode;
+                kd_problem p;
+                CU_ASSERT_FATAL(kd_problem_make(ctx, op, ms[mi], shapes[s].n, shapes[s].k, seed,
+                                                &p) == 0);
+                double *ref = kd_problem_oracle(&p);
+                kd_test_expect_agreement(ctx, &p, ref, path, other);
+                free(ref);
+                kd_problem_free(&p);
+            }
+}
+
+int kd_test_run_matches_oracle(kd_context *ctx, kd_problem *p, kd_backend_id b,
+                               unsigned flags, const char *label)
+{
+    double *ref = kd_problem_oracle(p);
+    kd_status st;
+    float *y = kd_problem_run(ctx, p, b, flags, &st);
+    kd_cmp cmp = {.pass = 0};
+    if (!y)
+        printf("\n  %s: %s on %s: %s: %s\n", label, kd_op_name(p->d.op), kd_backend_name(b),
+               kd_status_name(st), kd_last_error(ctx));
+    else if (!ref)
+        printf("\n  %s: the oracle failed (out of memory?)\n", label);
+    else if (kd_compare_to_ref(y, ref, p->out_count, KD_TOLERANCE, &cmp), !cmp.pass)
+        printf("\n  %s: %s on %s: vs oracle max %.3g nmse %.3g bad %lld\n", label,
+               kd_op_name(p->d.op), kd_backend_name(b), cmp.max_abs, cmp.nmse,
+               (long long)cmp.bad);
+    free(ref);
+    free(y);
+    return cmp.pass;
+}
+
+void kd_test_expect_help(const char *command, const char *const *want, size_t n)
+{
+    const char *exe = kd_test_kdispatch_exe();
+    CU_ASSERT_PTR_NOT_NULL_FATAL(exe);
+    char cmd[2048], file[256];
+    snprintf(file, sizeof file, "test_%s_help.txt", command);
+    snprintf(cmd, sizeof cmd, "'%s' %s --help > '%s'", exe, command, file);
+    CU_ASSERT_EQUAL(kd_test_system(cmd), 0);
+    char *help = kd_test_read_file(file, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(help);
+    for (size_t i = 0; i < n; i++)
+        if (!strstr(help, want[i])) {
+            printf("\n  kdispatch %s --help does not mention '%s'", command, want[i]);
+            CU_FAIL("help text incomplete");
+        }
+    free(help);
 }

@@ -16,32 +16,46 @@ export KD_CACHE_DIR="$work/cache"
 fast=(--shape 0.5b --m 1 --op rmsnorm)   # the quickest compare that still runs every backend
 failed=0 cases=0
 
-# expect_error DESCRIPTION [VAR=value ...] -- ARGS...
-expect_error() {
-    local what=$1; shift
+# run_case SECONDS [VAR=value ...] -- ARGS...: counts a case and runs the command with
+# those variables, stdout and stderr to $work/out and $work/err; its exit status.
+run_case() {
+    local limit=$1; shift
     local envs=()
     while [ "$1" != "--" ]; do envs+=("$1"); shift; done
     shift
     cases=$((cases + 1))
-    env "${envs[@]}" timeout 60 "$exe" "$@" >"$work/out" 2>"$work/err" </dev/null
+    env "${envs[@]}" timeout "$limit" "$exe" "$@" >"$work/out" 2>"$work/err" </dev/null
+}
+
+# expect_error DESCRIPTION [VAR=value ...] -- ARGS...
+expect_error() { expect_error_naming "$1" "" "${@:2}"; }
+
+# expect_error_naming DESCRIPTION WORD [VAR=value ...] -- ARGS...: as expect_error, and the
+# first line must contain WORD (e.g. the variable that was wrong) when WORD is not empty.
+expect_error_naming() {
+    local what=$1 word=$2; shift 2
+    run_case 60 "$@"
     local rc=$? first
     first=$(head -n 1 "$work/err")
-    if [ "$rc" -lt 1 ] || [ "$rc" -gt 127 ] || [[ "$first" != kdispatch* ]] || [ ${#first} -lt 20 ]; then
-        echo "FAIL: $what: exit $rc, stderr: '${first}'"
+    if [ "$rc" -lt 1 ] || [ "$rc" -gt 127 ] || [[ "$first" != kdispatch* ]] || [ ${#first} -lt 20 ] ||
+        [[ "$first" != *"$word"* ]]; then
+        echo "FAIL: $what: exit $rc, stderr: '${first}'${word:+ (want '$word' named)}"
         failed=$((failed + 1))
     else
         echo "ok:   $what: exit $rc: $first"
     fi
 }
 
+# expect_env_error VAR=value ARGS...: the run fails and its message names VAR.
+expect_env_error() {
+    local setting=$1; shift
+    expect_error_naming "$setting $*" "${setting%%=*}" "$setting" -- "$@"
+}
+
 # expect_accepted DESCRIPTION WORD [VAR=value ...] -- ARGS...: exit 0 and WORD on stderr
 expect_accepted() {
     local what=$1 word=$2; shift 2
-    local envs=()
-    while [ "$1" != "--" ]; do envs+=("$1"); shift; done
-    shift
-    cases=$((cases + 1))
-    env "${envs[@]}" timeout 120 "$exe" "$@" >"$work/out" 2>"$work/err" </dev/null
+    run_case 120 "$@"
     local rc=$?
     if [ "$rc" -ne 0 ] || ! grep -q -- "$word" "$work/err"; then
         echo "FAIL: $what: exit $rc (want 0 and '$word' on stderr): $(head -n 1 "$work/err")"
@@ -84,6 +98,19 @@ expect_error "devices --bogus" -- devices --bogus
 # ---- environment
 expect_error "KD_FAULT=bogus" KD_FAULT=bogus -- compare "${fast[@]}"
 expect_error "KD_THRESHOLD_RMSNORM_OPENCL=abc" KD_THRESHOLD_RMSNORM_OPENCL=abc -- devices
+# malformed settings (issue 15 items 3 and 9): each refused by name, never ignored or clamped
+for t in 0 -1 abc 100000 2.5 1025 " 4" 4x; do
+    expect_env_error "KD_CPU_THREADS=$t" devices
+done
+expect_env_error KD_CPU_SIMD=bogus devices
+expect_env_error KD_CPU_GEMV=fast compare "${fast[@]}"
+expect_env_error KD_CPU_BLAS_MIN_M=0 devices
+expect_env_error KD_CPU_BLAS_MIN_M=12x devices
+expect_env_error KD_OPENCL_DEVICE=99999999999 devices
+expect_env_error KD_BACKEND=gpu devices
+for f in /dev/zero "$work/fifo" /nonexistent/kd.conf; do
+    expect_env_error "KD_CONFIG=$f" devices
+done
 if "$exe" devices 2>/dev/null | grep -q '^opencl *present'; then
     # an installed backend that cannot start fails compare (unless --skip-missing)
     expect_error "KD_OPENCL_DEVICE=999 compare" KD_OPENCL_DEVICE=999 -- compare "${fast[@]}"

@@ -382,9 +382,9 @@ static void test_env_override(void)
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         kd_config before = c;
-        setenv(bad[i][0], bad[i][1], 1);
+        kd_test_env saved = kd_test_env_set(bad[i][0], bad[i][1]);
         kd_status st = kd_config_apply_env(&c, why, sizeof why);
-        unsetenv(bad[i][0]);
+        kd_test_env_restore(&saved);
         int ok = st == KD_ERR_ARG && strstr(why, bad[i][2]) != NULL;
         if (!ok)
             printf("\n  %s=%s: %s '%s'\n", bad[i][0], bad[i][1], kd_status_name(st), why);
@@ -398,11 +398,8 @@ static void test_env_override(void)
 static void test_forcing_public_api(void)
 {
     kd_context_options o = {.disable_opencl = 1, .disable_cuda = 1};
-    setenv("KD_BACKEND", "opencl", 1);
     kd_context *ctx;
-    kd_status st = kd_context_create(&o, &ctx);
-    unsetenv("KD_BACKEND");
-    CU_ASSERT_EQUAL_FATAL(st, KD_OK);
+    CU_ASSERT_EQUAL_FATAL(kd_test_context_under_env("KD_BACKEND", "opencl", &o, &ctx), KD_OK);
     kd_tensor *x, *y;
     CU_ASSERT_FATAL(kd_tensor_f32(ctx, 1, 8, NULL, &x) == KD_OK);
     CU_ASSERT_FATAL(kd_tensor_f32(ctx, 1, 8, NULL, &y) == KD_OK);

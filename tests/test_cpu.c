@@ -12,36 +12,22 @@
 static kd_context *ctx;
 static const int64_t batch_sizes[] = {1, 2, 7, 8, 33};
 
-typedef struct shape { int64_t n, k; } shape;
+typedef kd_test_shape shape;
 
 /* Row lengths that are not multiples of the SIMD width where the op allows it. */
 static const shape ew_shapes[] = {{1, 0}, {7, 0}, {1000, 0}, {4099, 0}};
 static const shape rope_shapes[] = {{42, 6}, {5 * 128, 128}, {3 * 64, 64}};
 static const shape gemv_shapes[] = {{1, 256}, {3, 768}, {67, 512}};
 
-static void check_op(kd_op op, const shape *shapes, int nshapes)
-{
-    for (int s = 0; s < nshapes; s++)
-        for (size_t mi = 0; mi < sizeof batch_sizes / sizeof *batch_sizes; mi++) {
-            int64_t m = batch_sizes[mi];
-            kd_problem p;
-            uint64_t seed = 1000 * (uint64_t)op + 10 * (uint64_t)s + mi;
-            CU_ASSERT_FATAL(kd_problem_make(ctx, op, m, shapes[s].n, shapes[s].k, seed, &p) == 0);
-            double *ref = kd_problem_oracle(&p);
-            kd_status st1, st2;
-            float *scalar = kd_problem_run(ctx, &p, KD_BACKEND_CPU, KD_RUN_CPU_SCALAR, &st1);
-            float *fast = kd_problem_run(ctx, &p, KD_BACKEND_CPU, KD_RUN_CPU_EXACT, &st2);
-            CU_ASSERT_FATAL(ref && scalar && fast);
-            kd_test_expect_match(&p, "cpu-scalar", scalar, ref, NULL, NULL);
-            kd_test_expect_match(&p, "cpu", fast, ref, scalar, "cpu-scalar");
-            free(ref);
-            free(scalar);
-            free(fast);
-            kd_problem_free(&p);
-        }
-}
+static const kd_test_path cpu_exact = {KD_BACKEND_CPU, KD_RUN_CPU_EXACT, "cpu"};
+static const kd_test_path cpu_scalar = {KD_BACKEND_CPU, KD_RUN_CPU_SCALAR, "cpu-scalar"};
 
 #define N(a) ((int)(sizeof(a) / sizeof *(a)))
+static void check_op(kd_op op, const shape *shapes, int nshapes)
+{
+    kd_test_check_op(ctx, op, shapes, nshapes, batch_sizes, N(batch_sizes), 1000 * (uint64_t)op,
+                     cpu_exact, cpu_scalar);
+}
 static void test_rmsnorm(void) { check_op(KD_OP_RMSNORM, ew_shapes, N(ew_shapes)); }
 static void test_rope(void) { check_op(KD_OP_ROPE, rope_shapes, N(rope_shapes)); }
 static void test_swiglu(void) { check_op(KD_OP_SWIGLU, ew_shapes, N(ew_shapes)); }
@@ -77,15 +63,7 @@ static void test_gemv_blas_crossover(void)
     for (int op = KD_OP_Q4K_GEMV; op <= KD_OP_Q6K_GEMV; op++) {
         kd_problem p;
         CU_ASSERT_FATAL(kd_problem_make(ctx, (kd_op)op, 64, 130, 512, 99, &p) == 0);
-        double *ref = kd_problem_oracle(&p);
-        kd_status st;
-        float *y = kd_problem_run(ctx, &p, KD_BACKEND_CPU, 0, &st);
-        CU_ASSERT_FATAL(ref && y);
-        kd_cmp c;
-        kd_compare_to_ref(y, ref, p.out_count, KD_TOLERANCE, &c);
-        CU_ASSERT(c.pass);
-        free(ref);
-        free(y);
+        CU_ASSERT(kd_test_run_matches_oracle(ctx, &p, KD_BACKEND_CPU, 0, "blas path"));
         kd_problem_free(&p);
     }
 }
@@ -95,12 +73,8 @@ int main(void)
     char why[256];
     if (kd_test_cpu_level_untestable(why, sizeof why))
         return kd_test_skip(why);
-    kd_context_options o = {.disable_opencl = 1, .disable_cuda = 1};
-    if (kd_context_create(&o, &ctx) != KD_OK) {
-        fprintf(stderr, "context: %s\n", kd_last_error(NULL));
+    if (!(ctx = kd_test_cpu_context()))
         return 1;
-    }
-    printf("cpu backend: %s\n", kd_backend_reason(ctx, KD_BACKEND_CPU));
     if (CU_initialize_registry() != CUE_SUCCESS)
         return 1;
     CU_pSuite s = CU_add_suite("cpu", NULL, NULL);

@@ -28,18 +28,13 @@ static kd_context *context_at(const char *level, kd_simd want)
         printf("SIMD level %s: not tested (KD_CPU_SIMD=%s)\n", level, outer);
         return NULL;
     }
-    setenv("KD_CPU_SIMD", level, 1);
     int vnni;
     kd_simd best = kd_cpu_simd_supported(&vnni);
     kd_simd got = want < best ? want : best; /* what the cpu backend will run */
     kd_context *ctx = NULL;
     kd_context_options o = {.disable_opencl = 1, .disable_cuda = 1};
-    if (got == want && kd_context_create(&o, &ctx) != KD_OK)
+    if (got == want && kd_test_context_under_env("KD_CPU_SIMD", level, &o, &ctx) != KD_OK)
         ctx = NULL;
-    if (outer)
-        setenv("KD_CPU_SIMD", outer, 1);
-    else
-        unsetenv("KD_CPU_SIMD");
     printf("SIMD level %s: %s\n", level, got != want ? "not supported by this host, not tested"
                                          : ctx ? "tested" : "context failed");
     return ctx;
@@ -55,14 +50,9 @@ static int use_avx512(void) { ctx = level_ctx[1]; level = levels[1]; return 0; }
  * other. */
 static void expect_both_paths_match(kd_problem *p, const double *ref)
 {
-    kd_status st1, st2;
-    float *scalar = kd_problem_run(ctx, p, KD_BACKEND_CPU, KD_RUN_CPU_SCALAR, &st1);
-    float *fast = kd_problem_run(ctx, p, KD_BACKEND_CPU, 0, &st2);
-    CU_ASSERT_FATAL(scalar && fast);
-    kd_test_expect_match(p, "cpu-scalar", scalar, ref, NULL, NULL);
-    kd_test_expect_match(p, level, fast, ref, scalar, "cpu-scalar");
-    free(scalar);
-    free(fast);
+    kd_test_path fast = {KD_BACKEND_CPU, 0, level};
+    kd_test_path scalar = {KD_BACKEND_CPU, KD_RUN_CPU_SCALAR, "cpu-scalar"};
+    kd_test_expect_agreement(ctx, p, ref, fast, scalar);
 }
 
 /* ---- rmsnorm ------------------------------------------------------------------------- */

@@ -209,20 +209,10 @@ static void test_kernels_vs_scalar(void)
  * the exact path still meets the tight tolerance. */
 static kd_context *context_with_gemv_env(const char *value)
 {
-    const char *old = getenv("KD_CPU_GEMV");
-    char *saved = old ? strdup(old) : NULL;
-    if (value)
-        setenv("KD_CPU_GEMV", value, 1);
-    else
-        unsetenv("KD_CPU_GEMV");
     kd_context_options o = {.disable_opencl = 1, .disable_cuda = 1};
     kd_context *c = NULL;
-    kd_context_create(&o, &c);
-    if (saved)
-        setenv("KD_CPU_GEMV", saved, 1);
-    else
-        unsetenv("KD_CPU_GEMV");
-    free(saved);
+    if (kd_test_context_under_env("KD_CPU_GEMV", value, &o, &c) != KD_OK)
+        printf("\n  KD_CPU_GEMV=%s: %s\n", value ? value : "(unset)", kd_last_error(NULL));
     return c;
 }
 
@@ -269,24 +259,8 @@ static void test_path_selection(void)
 /* A malformed cpu variable makes context creation fail with a message naming it. */
 static void expect_refused(const char *var, const char *value)
 {
-    const char *old = getenv(var);
-    char *saved = old ? strdup(old) : NULL;
-    setenv(var, value, 1);
     kd_context_options o = {.disable_opencl = 1, .disable_cuda = 1};
-    kd_context *c = NULL;
-    kd_status st = kd_context_create(&o, &c);
-    CU_ASSERT_NOT_EQUAL(st, KD_OK);
-    CU_ASSERT_PTR_NULL(c);
-    const char *msg = kd_last_error(NULL);
-    CU_ASSERT_PTR_NOT_NULL(msg && strstr(msg, var));
-    if (st == KD_OK || !msg || !strstr(msg, var))
-        printf("\n  %s=%s: status %s, message '%s'\n", var, value, kd_status_name(st), msg ? msg : "");
-    kd_context_destroy(c);
-    if (saved)
-        setenv(var, saved, 1);
-    else
-        unsetenv(var);
-    free(saved);
+    kd_test_expect_env_refused(var, value, &o);
 }
 
 static void test_bad_env_refused(void)
@@ -313,12 +287,8 @@ int main(void)
     if (want && strcasecmp(want, "avx512") != 0)
         level = strcasecmp(want, "scalar") == 0 ? KD_SIMD_SCALAR : KD_SIMD_AVX2;
     level_vnni = level_vnni && level == KD_SIMD_AVX512;
-    kd_context_options o = {.disable_opencl = 1, .disable_cuda = 1};
-    if (kd_context_create(&o, &ctx) != KD_OK) {
-        fprintf(stderr, "context: %s\n", kd_last_error(NULL));
+    if (!(ctx = kd_test_cpu_context()))
         return 1;
-    }
-    printf("cpu backend: %s\n", kd_backend_reason(ctx, KD_BACKEND_CPU));
     if (CU_initialize_registry() != CUE_SUCCESS)
         return 1;
     CU_pSuite s = CU_add_suite("cpu_q8", NULL, NULL);

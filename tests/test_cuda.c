@@ -26,23 +26,6 @@ static const int archs[2] = {80, 90};
 
 /* ---- reading the PTX -------------------------------------------------------------- */
 
-static char *read_file(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    char *buf = NULL;
-    if (fseek(f, 0, SEEK_END) == 0) {
-        long n = ftell(f);
-        if (n >= 0 && fseek(f, 0, SEEK_SET) == 0 && (buf = malloc((size_t)n + 1))) {
-            *len = fread(buf, 1, (size_t)n, f);
-            buf[*len] = '\0';
-        }
-    }
-    fclose(f);
-    return buf;
-}
-
 static void ptx_path(int arch, char *buf, size_t cap)
 {
     snprintf(buf, cap, "%s/ptx/kdispatch_sm_%d.ptx", KD_BINARY_DIR, arch);
@@ -52,7 +35,7 @@ static char *read_ptx(int arch, size_t *len)
 {
     char path[1024];
     ptx_path(arch, path, sizeof path);
-    char *text = read_file(path, len);
+    char *text = kd_test_read_file(path, len);
     if (!text)
         printf("\n  cannot read %s\n", path);
     return text;
@@ -325,7 +308,7 @@ static void test_geometry_covers_the_kernels(void)
 
 static void test_missing_driver_is_unavailable_with_reason(void)
 {
-    setenv("KD_CUDA_DRIVER", "/nonexistent/libcuda.so.1", 1);
+    kd_test_env saved = kd_test_env_set("KD_CUDA_DRIVER", "/nonexistent/libcuda.so.1");
     kd_cuda_driver drv;
     char why[512] = "";
     CU_ASSERT_EQUAL(kd_cuda_driver_open(&drv, why, sizeof why), KD_ERR_UNAVAILABLE);
@@ -345,19 +328,19 @@ static void test_missing_driver_is_unavailable_with_reason(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(kd_backend_reason(ctx, KD_BACKEND_CUDA), "libcuda"));
     CU_ASSERT(kd_backend_available(ctx, KD_BACKEND_CPU));
     kd_context_destroy(ctx);
-    unsetenv("KD_CUDA_DRIVER");
+    kd_test_env_restore(&saved);
 }
 
 /* A library that is not the CUDA driver: refused, naming the missing entry point. */
 static void test_wrong_library_is_unavailable_with_reason(void)
 {
-    setenv("KD_CUDA_DRIVER", "libm.so.6", 1);
+    kd_test_env saved = kd_test_env_set("KD_CUDA_DRIVER", "libm.so.6");
     kd_cuda_driver drv;
     char why[512] = "";
     CU_ASSERT_EQUAL(kd_cuda_driver_open(&drv, why, sizeof why), KD_ERR_UNAVAILABLE);
     CU_ASSERT_PTR_NOT_NULL(strstr(why, "does not export cuInit"));
     CU_ASSERT_PTR_NULL(drv.lib);
-    unsetenv("KD_CUDA_DRIVER");
+    kd_test_env_restore(&saved);
 }
 
 /* With the default name: where this machine has no driver, the reason names it. */

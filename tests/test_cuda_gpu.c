@@ -19,7 +19,7 @@
 static kd_context *ctx;
 static const int64_t batch_sizes[] = {1, 2, 7, 8, 33};
 
-typedef struct shape { int64_t n, k; } shape;
+typedef kd_test_shape shape;
 
 /* n: vector path (n % 4 == 0), scalar path, shorter than a warp */
 static const shape ew_shapes[] = {{4096, 0}, {1003, 0}, {7, 0}};
@@ -28,36 +28,17 @@ static const shape rope_shapes[] = {{32 * 128, 128}, {3 * 6, 6}, {4 * 64, 64}};
 /* N rows not a multiple of the rows per block; K of 1, 3 and 16 blocks */
 static const shape gemv_shapes[] = {{5, 256}, {37, 768}, {300, 4096}};
 
+static const kd_test_path cuda_path = {KD_BACKEND_CUDA, KD_RUN_NO_FALLBACK, "cuda"};
+static const kd_test_path cpu_exact = {KD_BACKEND_CPU, KD_RUN_CPU_EXACT, "cpu"};
+
 /* Runs every shape and batch size on cuda (no fallback) and on cpu; both must match the
  * oracle and each other. Seeds vary the rope mode (odd seed: neox). */
+#define N(a) ((int)(sizeof(a) / sizeof *(a)))
 static void check_op(kd_op op, const shape *shapes, int nshapes)
 {
-    for (int s = 0; s < nshapes; s++)
-        for (size_t mi = 0; mi < sizeof batch_sizes / sizeof *batch_sizes; mi++)
-            for (int variant = 0; variant < (op == KD_OP_ROPE ? 2 : 1); variant++) {
-                int64_t m = batch_sizes[mi];
-                uint64_t seed = 5000 + 100 * (uint64_t)op + 10 * (uint64_t)s + 2 * mi + variant;
-                kd_problem p;
-                CU_ASSERT_FATAL(kd_problem_make(ctx, op, m, shapes[s].n, shapes[s].k, seed, &p) == 0);
-                double *ref = kd_problem_oracle(&p);
-                kd_status st_gpu, st_cpu;
-                float *gpu = kd_problem_run(ctx, &p, KD_BACKEND_CUDA, KD_RUN_NO_FALLBACK, &st_gpu);
-                if (!gpu)
-                    printf("\n  %s M=%lld n=%lld: cuda failed: %s: %s\n", kd_op_name(op),
-                           (long long)m, (long long)shapes[s].n, kd_status_name(st_gpu),
-                           kd_last_error(ctx));
-                CU_ASSERT_EQUAL(kd_tensor_residency(p.dst), KD_BACKEND_CUDA);
-                float *cpu = kd_problem_run(ctx, &p, KD_BACKEND_CPU, KD_RUN_CPU_EXACT, &st_cpu);
-                CU_ASSERT_FATAL(ref && gpu && cpu);
-                kd_test_expect_match(&p, "cuda", gpu, ref, cpu, "cpu");
-                free(ref);
-                free(gpu);
-                free(cpu);
-                kd_problem_free(&p);
-            }
+    kd_test_check_op(ctx, op, shapes, nshapes, batch_sizes, N(batch_sizes),
+                     5000 + 100 * (uint64_t)op, cuda_path, cpu_exact);
 }
-
-#define N(a) ((int)(sizeof(a) / sizeof *(a)))
 static void test_rmsnorm(void) { check_op(KD_OP_RMSNORM, ew_shapes, N(ew_shapes)); }
 static void test_rope(void) { check_op(KD_OP_ROPE, rope_shapes, N(rope_shapes)); }
 static void test_swiglu(void) { check_op(KD_OP_SWIGLU, ew_shapes, N(ew_shapes)); }
@@ -104,27 +85,16 @@ static void test_batch_taller_than_one_launch(void)
     const int64_t m = 70000, n = 8;
     kd_problem p;
     CU_ASSERT_FATAL(kd_problem_make(ctx, KD_OP_RESIDUAL_ADD, m, n, 0, 77, &p) == 0);
-    double *ref = kd_problem_oracle(&p);
-    kd_status st;
-    float *y = kd_problem_run(ctx, &p, KD_BACKEND_CUDA, KD_RUN_NO_FALLBACK, &st);
-    if (!y)
-        printf("\n  %s: %s\n", kd_status_name(st), kd_last_error(ctx));
-    CU_ASSERT_FATAL(ref && y);
-    kd_cmp c;
-    kd_compare_to_ref(y, ref, p.out_count, KD_TOLERANCE, &c);
-    CU_ASSERT(c.pass);
-    free(ref);
-    free(y);
+    CU_ASSERT(kd_test_run_matches_oracle(ctx, &p, KD_BACKEND_CUDA, KD_RUN_NO_FALLBACK,
+                                         "70000 rows"));
     kd_problem_free(&p);
 }
 
 /* KD_FAULT: the failed offload falls back to cpu, is counted, and the answer is right. */
 static void check_fault(const char *spec, kd_op op)
 {
-    setenv("KD_FAULT", spec, 1);
     kd_context *fctx;
-    CU_ASSERT_EQUAL_FATAL(kd_context_create(NULL, &fctx), KD_OK);
-    unsetenv("KD_FAULT");
+    CU_ASSERT_EQUAL_FATAL(kd_test_context_under_env("KD_FAULT", spec, NULL, &fctx), KD_OK);
     kd_problem p;
     CU_ASSERT_FATAL(kd_problem_make(fctx, op, 4, 64, op == KD_OP_ROPE ? 16 : 256, 9, &p) == 0);
     kd_status st;
@@ -141,10 +111,8 @@ static void check_fault(const char *spec, kd_op op)
     kd_compare_to_ref(y, ref, p.out_count, KD_TOLERANCE, &c);
     CU_ASSERT(c.pass);
     /* without fallback the fault is the caller's, with cuda's message */
-    setenv("KD_FAULT", spec, 1);
     kd_context *nctx;
-    CU_ASSERT_EQUAL_FATAL(kd_context_create(NULL, &nctx), KD_OK);
-    unsetenv("KD_FAULT");
+    CU_ASSERT_EQUAL_FATAL(kd_test_context_under_env("KD_FAULT", spec, NULL, &nctx), KD_OK);
     kd_problem q;
     CU_ASSERT_FATAL(kd_problem_make(nctx, op, 4, 64, op == KD_OP_ROPE ? 16 : 256, 9, &q) == 0);
     CU_ASSERT_NOT_EQUAL(kd_run(nctx, &q.d, KD_BACKEND_CUDA, KD_RUN_NO_FALLBACK), KD_OK);

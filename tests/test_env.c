@@ -18,61 +18,22 @@
 
 /* ---- environment helpers ---------------------------------------------------------- */
 
-typedef struct env_save { const char *name; char *old; } env_save;
-
-static env_save env_set(const char *name, const char *value)
-{
-    const char *old = getenv(name);
-    env_save s = {name, old ? strdup(old) : NULL};
-    if (value)
-        setenv(name, value, 1);
-    else
-        unsetenv(name);
-    return s;
-}
-
-static void env_restore(env_save *s)
-{
-    if (s->old)
-        setenv(s->name, s->old, 1);
-    else
-        unsetenv(s->name);
-    free(s->old);
-}
-
-/* kd_context_create with opts under name=value: its status; the message in msg. */
-static kd_status create_with(const char *name, const char *value, const kd_context_options *o,
-                             char *msg, size_t cap)
-{
-    env_save e = env_set(name, value);
-    kd_context *c = NULL;
-    kd_status st = kd_context_create(o, &c);
-    snprintf(msg, cap, "%s", st == KD_OK ? "" : kd_last_error(NULL));
-    kd_context_destroy(c);
-    env_restore(&e);
-    return st;
-}
+static const kd_context_options cpu_only = {.disable_opencl = 1, .disable_cuda = 1, .config = ""};
 
 /* The context refuses name=value with KD_ERR_ARG and a message naming both. */
 static void expect_refused(const char *name, const char *value)
 {
-    char msg[2400];
-    kd_context_options o = {.disable_opencl = 1, .disable_cuda = 1, .config = ""};
-    kd_status st = create_with(name, value, &o, msg, sizeof msg);
-    printf("\n  %s='%s': %s: %s", name, value, kd_status_name(st), msg);
-    CU_ASSERT_EQUAL(st, KD_ERR_ARG);
-    CU_ASSERT(strstr(msg, name) != NULL);
-    CU_ASSERT(strstr(msg, value) != NULL);
+    kd_test_expect_env_refused(name, value, &cpu_only);
 }
 
 static void expect_accepted(const char *name, const char *value)
 {
-    char msg[2400];
-    kd_context_options o = {.disable_opencl = 1, .disable_cuda = 1, .config = ""};
-    kd_status st = create_with(name, value, &o, msg, sizeof msg);
+    kd_context *c = NULL;
+    kd_status st = kd_test_context_under_env(name, value, &cpu_only, &c);
     if (st != KD_OK)
-        printf("\n  %s='%s' refused: %s", name, value ? value : "(unset)", msg);
+        printf("\n  %s='%s' refused: %s", name, value ? value : "(unset)", kd_last_error(NULL));
     CU_ASSERT_EQUAL(st, KD_OK);
+    kd_context_destroy(c);
 }
 
 /* ---- the parsers ------------------------------------------------------------------ */
@@ -112,13 +73,13 @@ static void test_parse_choice(void)
         CU_ASSERT(strstr(why, "scalar, avx2, avx512") != NULL);
     }
     /* an unset or empty variable is "not given", not an error */
-    env_save e = env_set("KD_TEST_ENV_CHOICE", "");
+    kd_test_env e = kd_test_env_set("KD_TEST_ENV_CHOICE", "");
     int found = 1;
     i = -1;
     CU_ASSERT_EQUAL(kd_env_choice("KD_TEST_ENV_CHOICE", c, 3, &i, &found, why, sizeof why), KD_OK);
     CU_ASSERT_EQUAL(found, 0);
     CU_ASSERT_EQUAL(i, -1);
-    env_restore(&e);
+    kd_test_env_restore(&e);
 }
 
 /* ---- the variables a context reads ------------------------------------------------ */
@@ -133,20 +94,20 @@ static void test_cpu_threads(void)
     expect_accepted("KD_CPU_THREADS", "1024");
 
     /* the value reaches the cpu backend */
-    env_save e = env_set("KD_CPU_THREADS", "3");
+    kd_test_env e = kd_test_env_set("KD_CPU_THREADS", "3");
     kd_context_options o = {.disable_opencl = 1, .disable_cuda = 1, .config = ""};
     kd_context *c = NULL;
     CU_ASSERT_EQUAL_FATAL(kd_context_create(&o, &c), KD_OK);
     CU_ASSERT(strstr(kd_backend_reason(c, KD_BACKEND_CPU), "3 threads") != NULL);
     kd_context_destroy(c);
     /* the option wins over the environment, even a malformed one */
-    env_restore(&e);
-    e = env_set("KD_CPU_THREADS", "abc");
+    kd_test_env_restore(&e);
+    e = kd_test_env_set("KD_CPU_THREADS", "abc");
     o.cpu_threads = 2;
     CU_ASSERT_EQUAL_FATAL(kd_context_create(&o, &c), KD_OK);
     CU_ASSERT(strstr(kd_backend_reason(c, KD_BACKEND_CPU), "2 threads") != NULL);
     kd_context_destroy(c);
-    env_restore(&e);
+    kd_test_env_restore(&e);
     /* and an option out of range is refused by name */
     const int bad_opt[] = {-1, KD_MAX_CPU_THREADS + 1};
     for (int i = 0; i < N(bad_opt); i++) {
@@ -172,14 +133,14 @@ static void test_cpu_simd(void)
     CU_ASSERT_EQUAL(kd_context_create(&o, &c), KD_ERR_ARG);
     CU_ASSERT(strstr(kd_last_error(NULL), "kd_context_options.cpu_simd='neon'") != NULL);
     /* the option caps the level the cpu backend uses, over the environment */
-    env_save e = env_set("KD_CPU_SIMD", "avx512");
+    kd_test_env e = kd_test_env_set("KD_CPU_SIMD", "avx512");
     o.cpu_simd = "scalar";
     CU_ASSERT_EQUAL_FATAL(kd_context_create(&o, &c), KD_OK);
     CU_ASSERT_EQUAL(kd_context_settings(c)->cpu_simd_cap, 0);
     printf("\n  cpu_simd='scalar': %s", kd_backend_reason(c, KD_BACKEND_CPU));
     CU_ASSERT(strstr(kd_backend_reason(c, KD_BACKEND_CPU), "SIMD scalar") != NULL);
     kd_context_destroy(c);
-    env_restore(&e);
+    kd_test_env_restore(&e);
 }
 
 static void test_device_variables(void)
@@ -200,10 +161,7 @@ static char tmp_dir[64];
 
 static void write_file(const char *path, const char *text)
 {
-    FILE *f = fopen(path, "w");
-    CU_ASSERT_FATAL(f != NULL);
-    fputs(text, f);
-    fclose(f);
+    CU_ASSERT_FATAL(kd_test_write_file(path, text, strlen(text)) == 0);
 }
 
 /* A temporary directory holding a malformed kdispatch.conf, and one under
@@ -238,15 +196,15 @@ static void remove_config_tree(void)
 static kd_status create_config(const kd_context_options *o, const char *xdg, const char *home,
                                const char *kd_config)
 {
-    env_save e[3] = {env_set("XDG_CONFIG_HOME", xdg), env_set("HOME", home),
-                     env_set("KD_CONFIG", kd_config)};
+    kd_test_env e[3] = {kd_test_env_set("XDG_CONFIG_HOME", xdg), kd_test_env_set("HOME", home),
+                        kd_test_env_set("KD_CONFIG", kd_config)};
     kd_context *c = NULL;
     kd_status st = kd_context_create(o, &c);
     if (st != KD_OK)
         printf("\n  config: %s: %s", kd_status_name(st), kd_last_error(NULL));
     kd_context_destroy(c);
     for (int i = 2; i >= 0; i--)
-        env_restore(&e[i]);
+        kd_test_env_restore(&e[i]);
     return st;
 }
 
@@ -291,21 +249,22 @@ static void test_config_sources(void)
 static void test_user_config_path(void)
 {
     char buf[256];
-    env_save e[2] = {env_set("XDG_CONFIG_HOME", "/x/cfg"), env_set("HOME", "/home/u")};
+    kd_test_env e[2] = {kd_test_env_set("XDG_CONFIG_HOME", "/x/cfg"),
+                        kd_test_env_set("HOME", "/home/u")};
     CU_ASSERT(kd_env_user_config_path(buf, sizeof buf));
     CU_ASSERT_STRING_EQUAL(buf, "/x/cfg/kdispatch/kdispatch.conf");
-    env_restore(&e[0]);
-    e[0] = env_set("XDG_CONFIG_HOME", NULL);
+    kd_test_env_restore(&e[0]);
+    e[0] = kd_test_env_set("XDG_CONFIG_HOME", NULL);
     CU_ASSERT(kd_env_user_config_path(buf, sizeof buf));
     CU_ASSERT_STRING_EQUAL(buf, "/home/u/.config/kdispatch/kdispatch.conf");
-    env_restore(&e[1]);
-    e[1] = env_set("HOME", NULL);
+    kd_test_env_restore(&e[1]);
+    e[1] = kd_test_env_set("HOME", NULL);
     CU_ASSERT(!kd_env_user_config_path(buf, sizeof buf));
-    env_restore(&e[1]);
-    e[1] = env_set("HOME", "/a/path/longer/than/the/buffer");
+    kd_test_env_restore(&e[1]);
+    e[1] = kd_test_env_set("HOME", "/a/path/longer/than/the/buffer");
     CU_ASSERT(!kd_env_user_config_path(buf, 16)); /* does not fit: refused, not cut */
-    env_restore(&e[1]);
-    env_restore(&e[0]);
+    kd_test_env_restore(&e[1]);
+    kd_test_env_restore(&e[0]);
 }
 
 /* ---- devices as data ---------------------------------------------------------------- */

@@ -28,10 +28,8 @@ static const kd_status kind_status[] = {KD_ERR_NOMEM, KD_ERR_BUILD, KD_ERR_LAUNC
 
 static kd_context *context_with_fault(const char *spec)
 {
-    setenv("KD_FAULT", spec, 1);
     kd_context *ctx = NULL;
-    kd_status st = kd_context_create(NULL, &ctx);
-    unsetenv("KD_FAULT");
+    kd_status st = kd_test_context_under_env("KD_FAULT", spec, NULL, &ctx);
     if (st != KD_OK) {
         printf("\n  KD_FAULT=%s: context: %s\n", spec, kd_last_error(NULL));
         return NULL;

@@ -144,13 +144,8 @@ static void test_hits_concurrent(void)
 /* Through a context: a bad KD_FAULT stops kd_context_create with a message. */
 static void test_context_rejects_bad_fault(void)
 {
-    setenv("KD_FAULT", "cpu:launch:0", 1);
     kd_context_options o = {.disable_opencl = 1, .disable_cuda = 1};
-    kd_context *ctx = NULL;
-    kd_status st = kd_context_create(&o, &ctx);
-    unsetenv("KD_FAULT");
-    CU_ASSERT_NOT_EQUAL(st, KD_OK);
-    CU_ASSERT_PTR_NULL(ctx);
+    kd_test_expect_env_refused("KD_FAULT", "cpu:launch:0", &o);
     CU_ASSERT_PTR_NOT_NULL(strstr(kd_last_error(NULL), "cpu cannot be faulted"));
 }
 

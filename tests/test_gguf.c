@@ -28,33 +28,6 @@ static kd_gguf *good64;
 
 /* ---- helpers ------------------------------------------------------------------------- */
 
-static uint8_t *read_whole(const char *path, size_t *size)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    uint8_t *buf = NULL;
-    long n = -1;
-    if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0 &&
-        (buf = malloc((size_t)n + 1)) && fread(buf, 1, (size_t)n, f) == (size_t)n) {
-        *size = (size_t)n;
-    } else {
-        free(buf);
-        buf = NULL;
-    }
-    fclose(f);
-    return buf;
-}
-
-static int write_whole(const char *path, const void *data, size_t size)
-{
-    FILE *f = fopen(path, "wb");
-    if (!f)
-        return -1;
-    int ok = fwrite(data, 1, size, f) == size;
-    return (fclose(f) == 0 && ok) ? 0 : -1;
-}
-
 /* Writes a test file with tests/gen_gguf.py. The gguf package is part of the set-up, so
  * its absence fails the test with the fix in the message. */
 static int generate(const char *out, const char *extra)
@@ -151,25 +124,23 @@ static void expect_refusal(const char *what, const uint8_t *data, size_t size, c
     free(copy);
 }
 
-/* A copy of the good image with a u32 / u64 written at a byte offset. */
-static uint8_t *patched_u32(const uint8_t *base, size_t size, uint64_t at, uint32_t v)
+/* A copy of the good image with v written at a byte offset, as a u32 (width 4) or a u64
+ * (width 8). */
+static uint8_t *patched(const uint8_t *base, size_t size, uint64_t at, int width, uint64_t v)
 {
     uint8_t *c = malloc(size);
     CU_ASSERT_PTR_NOT_NULL_FATAL(c);
     memcpy(c, base, size);
-    CU_ASSERT_FATAL(at + 4 <= size);
-    put_u32(c + at, v);
+    CU_ASSERT_FATAL(at + (uint64_t)width <= size);
+    if (width == 4)
+        put_u32(c + at, (uint32_t)v);
+    else
+        put_u64(c + at, v);
     return c;
 }
-
-static uint8_t *patched_u64(const uint8_t *base, size_t size, uint64_t at, uint64_t v)
+static uint8_t *patched_u32(const uint8_t *base, size_t size, uint64_t at, uint32_t v)
 {
-    uint8_t *c = malloc(size);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
-    memcpy(c, base, size);
-    CU_ASSERT_FATAL(at + 8 <= size);
-    put_u64(c + at, v);
-    return c;
+    return patched(base, size, at, 4, v);
 }
 
 static void refuse_u32(const char *what, uint64_t at, uint32_t v, const char *want)
@@ -181,7 +152,7 @@ static void refuse_u32(const char *what, uint64_t at, uint32_t v, const char *wa
 
 static void refuse_u64(const char *what, uint64_t at, uint64_t v, const char *want)
 {
-    uint8_t *c = patched_u64(img, img_size, at, v);
+    uint8_t *c = patched(img, img_size, at, 8, v);
     expect_refusal(what, c, img_size, want);
     free(c);
 }
@@ -246,8 +217,8 @@ static void test_generate(void)
 {
     CU_ASSERT_FATAL(generate(GEN_FILE, "") == 0);
     CU_ASSERT_FATAL(generate(GEN_FILE64, "--alignment 64 --seed 99") == 0);
-    img = read_whole(GEN_FILE, &img_size);
-    img64 = read_whole(GEN_FILE64, &img64_size);
+    img = (uint8_t *)kd_test_read_file(GEN_FILE, &img_size);
+    img64 = (uint8_t *)kd_test_read_file(GEN_FILE64, &img64_size);
     CU_ASSERT_FATAL(img && img64);
     char err[1024];
     CU_ASSERT_FATAL(kd_gguf_from_memory(img, img_size, &good, err, sizeof err) == KD_OK);
@@ -460,7 +431,7 @@ static void test_tensor_values(void)
 {
     NEED_FILES();
     size_t ref_size = 0;
-    float *ref = (float *)read_whole(GEN_FILE ".ref", &ref_size);
+    float *ref = (float *)kd_test_read_file(GEN_FILE ".ref", &ref_size);
     CU_ASSERT_FATAL(ref != NULL);
     kd_gguf *g = NULL;
     CU_ASSERT_FATAL(kd_gguf_open(ctx, GEN_FILE, &g) == KD_OK);
@@ -562,7 +533,7 @@ static void test_gemv_on_file_weights(void)
 {
     NEED_FILES();
     size_t ref_size = 0;
-    float *ref = (float *)read_whole(GEN_FILE ".ref", &ref_size);
+    float *ref = (float *)kd_test_read_file(GEN_FILE ".ref", &ref_size);
     CU_ASSERT_FATAL(ref != NULL);
     kd_gguf *g = NULL;
     CU_ASSERT_FATAL(kd_gguf_open(ctx, GEN_FILE, &g) == KD_OK);
@@ -802,13 +773,13 @@ static void test_open_file_errors(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(kd_last_error(ctx), "not a regular file"));
     CU_ASSERT_EQUAL(kd_gguf_open(ctx, NULL, &g), KD_ERR_NULL);
 
-    CU_ASSERT_FATAL(write_whole("test_gguf_empty.gguf", "", 0) == 0);
+    CU_ASSERT_FATAL(kd_test_write_file("test_gguf_empty.gguf", "", 0) == 0);
     CU_ASSERT_EQUAL(kd_gguf_open(ctx, "test_gguf_empty.gguf", &g), KD_ERR_FORMAT);
     printf("\n  empty file: %s", kd_last_error(ctx));
     CU_ASSERT_PTR_NOT_NULL(strstr(kd_last_error(ctx), "truncated"));
 
     const kd_gguf_tensor_info *last = tensor(N_WANT - 1);
-    CU_ASSERT_FATAL(write_whole("test_gguf_cut.gguf", img, (size_t)last->file_offset + 10) == 0);
+    CU_ASSERT_FATAL(kd_test_write_file("test_gguf_cut.gguf", img, (size_t)last->file_offset + 10) == 0);
     CU_ASSERT_EQUAL(kd_gguf_open(ctx, "test_gguf_cut.gguf", &g), KD_ERR_FORMAT);
     printf("\n  truncated file: %s", kd_last_error(ctx));
     CU_ASSERT_PTR_NOT_NULL(strstr(kd_last_error(ctx), "test_gguf_cut.gguf"));
@@ -833,7 +804,7 @@ static void test_cli_listing(void)
     snprintf(cmd, sizeof cmd, "'%s' gguf '%s' > test_gguf_list.txt", exe, GEN_FILE);
     CU_ASSERT_EQUAL(kd_test_system(cmd), 0);
     size_t n = 0;
-    char *text = (char *)read_whole("test_gguf_list.txt", &n);
+    char *text = kd_test_read_file("test_gguf_list.txt", &n);
     CU_ASSERT_FATAL(text != NULL);
     text[n] = '\0';
     CU_ASSERT_PTR_NOT_NULL(strstr(text, "blk.0.ffn_down.weight"));
@@ -857,7 +828,7 @@ static void test_cli_listing(void)
     CU_ASSERT_EQUAL(kd_test_system(cmd), 0);
 
     uint8_t *c = patched_u32(img, img_size, 4, 1);
-    CU_ASSERT_FATAL(write_whole("test_gguf_v1.gguf", c, img_size) == 0);
+    CU_ASSERT_FATAL(kd_test_write_file("test_gguf_v1.gguf", c, img_size) == 0);
     free(c);
     snprintf(cmd, sizeof cmd, "'%s' gguf test_gguf_v1.gguf 2>/dev/null", exe);
     CU_ASSERT_EQUAL(kd_test_system(cmd), 1);
@@ -869,11 +840,8 @@ static void test_cli_listing(void)
 
 int main(void)
 {
-    kd_context_options o = {.disable_opencl = 1, .disable_cuda = 1};
-    if (kd_context_create(&o, &ctx) != KD_OK) {
-        fprintf(stderr, "context: %s\n", kd_last_error(NULL));
+    if (!(ctx = kd_test_cpu_context()))
         return 1;
-    }
     if (CU_initialize_registry() != CUE_SUCCESS)
         return 1;
     CU_pSuite s = CU_add_suite("gguf", NULL, NULL);

@@ -48,6 +48,7 @@ static void test_config_env_dev_zero(void)
         CU_ASSERT_EQUAL(kd_context_create(&o, &c), KD_ERR_IO); /* missing is IO too */
         CU_ASSERT(c == NULL);
         CU_ASSERT(strstr(kd_last_error(NULL), cases[i]) != NULL);
+        CU_ASSERT(strstr(kd_last_error(NULL), "kd_context_options.config") != NULL);
     }
 }
 
@@ -56,10 +57,7 @@ static void test_config_nul_byte(void)
     char path[256];
     snprintf(path, sizeof path, "%s/nul.conf", dir);
     static const char text[] = "backend = cpu\n# fine\nthreshold.rmsnorm.opencl = 10\0000\n";
-    FILE *f = fopen(path, "wb");
-    CU_ASSERT_FATAL(f != NULL);
-    fwrite(text, 1, sizeof text - 1, f);
-    fclose(f);
+    CU_ASSERT_FATAL(kd_test_write_file(path, text, sizeof text - 1) == 0);
     kd_config c;
     char why[512] = "", where[300];
     kd_config_defaults(&c);
@@ -93,6 +91,19 @@ static void put_str(FILE *f, const char *s)
     fputs(s, f);
 }
 
+/* A new GGUF v3 file at path (fatal if it cannot be made): the magic, the version and
+ * the tensor and metadata-key counts written; the caller writes the rest and closes it. */
+static FILE *start_gguf_v3(const char *path, uint64_t tensors, uint64_t keys)
+{
+    FILE *f = fopen(path, "wb");
+    CU_ASSERT_FATAL(f != NULL);
+    fwrite("GGUF", 1, 4, f);
+    put_u32(f, 3);
+    put_u64(f, tensors);
+    put_u64(f, keys);
+    return f;
+}
+
 static void put_tensor_info(FILE *f, const char *name, uint32_t type, uint64_t ne0, uint64_t ne1,
                             uint64_t offset)
 {
@@ -109,12 +120,7 @@ static void put_tensor_info(FILE *f, const char *name, uint32_t type, uint64_t n
  * files keep every tensor at an even offset, which hides the problem). */
 static void write_alignment_one_gguf(const char *path)
 {
-    FILE *f = fopen(path, "wb");
-    CU_ASSERT_FATAL(f != NULL);
-    fwrite("GGUF", 1, 4, f);
-    put_u32(f, 3);
-    put_u64(f, 3); /* tensors */
-    put_u64(f, 2); /* metadata keys */
+    FILE *f = start_gguf_v3(path, 3, 2);
     put_str(f, "general.architecture");
     put_u32(f, 8);
     put_str(f, "llama");
@@ -207,12 +213,7 @@ static void test_alignment_one(void)
  * BEL, an 8-bit CSI as U+009B, a right-to-left override, an invalid UTF-8 byte). */
 static void write_evil_gguf(const char *path)
 {
-    FILE *f = fopen(path, "wb");
-    CU_ASSERT_FATAL(f != NULL);
-    fwrite("GGUF", 1, 4, f);
-    put_u32(f, 3);
-    put_u64(f, 1); /* tensors */
-    put_u64(f, 1); /* metadata keys */
+    FILE *f = start_gguf_v3(path, 1, 1);
     put_str(f, "evil\x1b[31m.key\xc2\x9b" "2J");
     put_u32(f, 8); /* string */
     put_str(f, "value\x1b]0;owned\x07 \xe2\x80\xae" "txt\xff");

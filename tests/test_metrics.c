@@ -433,6 +433,19 @@ static void js_number(json_parser *j, const char *path)
     }
 }
 
+/* After a member or element: 1 when a ',' says another follows; 0 at the closing
+ * character (consumed) or on an error (j->ok = 0, e.g. anything else there). */
+static int js_more(json_parser *j, char close)
+{
+    if (!j->ok)
+        return 0;
+    js_ws(j);
+    if (*j->p == ',' || *j->p == close)
+        return *j->p++ == ',';
+    j->ok = 0;
+    return 0;
+}
+
 static void js_object(json_parser *j, const char *path)
 {
     j->p++;
@@ -454,19 +467,8 @@ static void js_object(json_parser *j, const char *path)
         j->p++;
         snprintf(sub, sizeof sub, "%s%s%s", path, path[0] ? "." : "", key);
         js_value(j, sub);
-        if (!j->ok)
+        if (!js_more(j, '}'))
             return;
-        js_ws(j);
-        if (*j->p == ',') {
-            j->p++;
-            continue;
-        }
-        if (*j->p == '}') {
-            j->p++;
-            return;
-        }
-        j->ok = 0;
-        return;
     }
 }
 
@@ -482,19 +484,8 @@ static void js_array(json_parser *j, const char *path)
         char sub[128];
         snprintf(sub, sizeof sub, "%s[%d]", path, i);
         js_value(j, sub);
-        if (!j->ok)
+        if (!js_more(j, ']'))
             return;
-        js_ws(j);
-        if (*j->p == ',') {
-            j->p++;
-            continue;
-        }
-        if (*j->p == ']') {
-            j->p++;
-            return;
-        }
-        j->ok = 0;
-        return;
     }
 }
 
@@ -612,6 +603,9 @@ static void test_metrics_export_json(void)
     CU_ASSERT(!json_parse("{\"a\": nan}", &bad));
     CU_ASSERT(!json_parse("{\"a\": 01}", &bad));
     CU_ASSERT(!json_parse("{\"a\": 1} x", &bad));
+    CU_ASSERT(!json_parse("{\"a\": [1 2]}", &bad));
+    CU_ASSERT(!json_parse("{\"a\": 1 \"b\": 2}", &bad));
+    CU_ASSERT(!json_parse("{\"a\": [1, 2}", &bad));
 
     /* Truncation: snprintf semantics, always NUL-terminated. */
     size_t need = strlen(text);

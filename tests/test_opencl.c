@@ -22,7 +22,7 @@ static kd_context *ctx;
 static char cache_dir[256];
 static const int64_t batch_sizes[] = {1, 2, 7, 8, 33};
 
-typedef struct shape { int64_t n, k; } shape;
+typedef kd_test_shape shape;
 
 /* Row lengths that are not multiples of the local sizes (256 elementwise, 64 rmsnorm, 16
  * GEMV rows per group; on a GPU shape 4). */
@@ -31,32 +31,6 @@ static const shape rope_shapes[] = {{42, 6}, {5 * 128, 128}, {3 * 64, 64}};
 static const shape gemv_shapes[] = {{1, 256}, {3, 768}, {67, 512}, {301, 2560}};
 
 /* ---- environment helpers ---------------------------------------------------------- */
-
-/* Sets (or with value NULL unsets) name, keeping the old value to put back. */
-typedef struct env_save { const char *name; char *old; } env_save;
-
-static env_save env_set(const char *name, const char *value)
-{
-    env_save s = {name, NULL};
-    const char *old = getenv(name);
-    if (old)
-        s.old = strdup(old);
-    if (value)
-        setenv(name, value, 1);
-    else
-        unsetenv(name);
-    return s;
-}
-
-static void env_restore(env_save *s)
-{
-    if (s->old)
-        setenv(s->name, s->old, 1);
-    else
-        unsetenv(s->name);
-    free(s->old);
-    s->old = NULL;
-}
 
 static kd_context *new_context(void)
 {
@@ -71,35 +45,14 @@ static kd_context *new_context(void)
 
 /* ---- kernels against the oracle and the cpu backend ------------------------------- */
 
+static const kd_test_path opencl_path = {KD_BACKEND_OPENCL, KD_RUN_NO_FALLBACK, "opencl"};
+static const kd_test_path cpu_exact = {KD_BACKEND_CPU, KD_RUN_CPU_EXACT, "cpu"};
+
+/* no fallback (opencl_path): a failing OpenCL launch must fail the test, not hide on cpu */
 static void check_op_at(kd_op op, const shape *shapes, int nshapes, const int64_t *ms, int nms)
 {
-    for (int s = 0; s < nshapes; s++)
-        for (int mi = 0; mi < nms; mi++) {
-            int64_t m = ms[mi];
-            kd_problem p;
-            uint64_t seed = 5000 + 1000 * (uint64_t)op + 10 * (uint64_t)s + mi;
-            CU_ASSERT_FATAL(kd_problem_make(ctx, op, m, shapes[s].n, shapes[s].k, seed, &p) == 0);
-            double *ref = kd_problem_oracle(&p);
-            kd_status st_cl, st_cpu;
-            kd_metrics_snapshot before, after;
-            kd_metrics_get(ctx, &before);
-            /* no fallback: a failing OpenCL launch must fail the test, not hide on cpu */
-            float *cl = kd_problem_run(ctx, &p, KD_BACKEND_OPENCL, KD_RUN_NO_FALLBACK, &st_cl);
-            kd_metrics_get(ctx, &after);
-            float *cpu = kd_problem_run(ctx, &p, KD_BACKEND_CPU, KD_RUN_CPU_EXACT, &st_cpu);
-            if (!cl)
-                printf("\n  %s M=%lld n=%lld: %s\n", kd_op_name(op), (long long)m,
-                       (long long)shapes[s].n, kd_last_error(ctx));
-            CU_ASSERT_FATAL(ref && cl && cpu);
-            CU_ASSERT_EQUAL(after.per_backend[KD_BACKEND_OPENCL],
-                            before.per_backend[KD_BACKEND_OPENCL] + 1);
-            CU_ASSERT_EQUAL(after.fallbacks, before.fallbacks);
-            kd_test_expect_match(&p, "opencl", cl, ref, cpu, "cpu");
-            free(ref);
-            free(cl);
-            free(cpu);
-            kd_problem_free(&p);
-        }
+    kd_test_check_op(ctx, op, shapes, nshapes, ms, nms, 5000 + 1000 * (uint64_t)op, opencl_path,
+                     cpu_exact);
 }
 
 #define N(a) ((int)(sizeof(a) / sizeof *(a)))
@@ -214,20 +167,20 @@ static void test_select_by_index_and_name(void)
 
     const char *values[] = {"0", sub};
     for (int v = 0; v < 2; v++) {
-        env_save e = env_set("KD_OPENCL_DEVICE", values[v]);
+        kd_test_env e = kd_test_env_set("KD_OPENCL_DEVICE", values[v]);
         kd_context *c = new_context();
         CU_ASSERT_FATAL(c != NULL);
         CU_ASSERT(opencl_available(c, values[v]));
         CU_ASSERT(strstr(kd_backend_reason(c, KD_BACKEND_OPENCL), name) != NULL);
         kd_context_destroy(c);
-        env_restore(&e);
+        kd_test_env_restore(&e);
     }
-    env_save e = env_set("KD_OPENCL_PLATFORM", "0");
+    kd_test_env e = kd_test_env_set("KD_OPENCL_PLATFORM", "0");
     kd_context *c = new_context();
     CU_ASSERT_FATAL(c != NULL);
     CU_ASSERT(opencl_available(c, "platform 0"));
     kd_context_destroy(c);
-    env_restore(&e);
+    kd_test_env_restore(&e);
 }
 
 static void test_select_no_match(void)
@@ -240,7 +193,7 @@ static void test_select_no_match(void)
         {"KD_OPENCL_PLATFORM", "no-such-platform-xyz", "matches no OpenCL platform"},
     };
     for (int i = 0; i < N(cases); i++) {
-        env_save e = env_set(cases[i].var, cases[i].value);
+        kd_test_env e = kd_test_env_set(cases[i].var, cases[i].value);
         kd_context *c = new_context(); /* an absent backend is not a context error */
         CU_ASSERT_FATAL(c != NULL);
         CU_ASSERT(!opencl_available(c, cases[i].value));
@@ -256,7 +209,7 @@ static void test_select_no_match(void)
         CU_ASSERT_EQUAL(kd_run(c, &p.d, KD_BACKEND_OPENCL, 0), KD_ERR_UNAVAILABLE);
         kd_problem_free(&p);
         kd_context_destroy(c);
-        env_restore(&e);
+        kd_test_env_restore(&e);
     }
 }
 
@@ -297,7 +250,7 @@ static void test_binary_cache(void)
 {
     char dir[300];
     snprintf(dir, sizeof dir, "%s/cache-test", cache_dir);
-    env_save e = env_set("KD_CACHE_DIR", dir);
+    kd_test_env e = kd_test_env_set("KD_CACHE_DIR", dir);
     kd_opencl_build_info first, second, third;
 
     kd_context *c = new_context();
@@ -315,15 +268,8 @@ static void test_binary_cache(void)
            first.build_ms, second.build_ms, second.cache_file);
     kd_problem p; /* the cached program computes */
     CU_ASSERT_FATAL(kd_problem_make(c, KD_OP_Q4K_GEMV, 2, 20, 512, 5, &p) == 0);
-    double *ref = kd_problem_oracle(&p);
-    kd_status st;
-    float *y = kd_problem_run(c, &p, KD_BACKEND_OPENCL, KD_RUN_NO_FALLBACK, &st);
-    CU_ASSERT_FATAL(ref && y);
-    kd_cmp cmp;
-    kd_compare_to_ref(y, ref, p.out_count, KD_TOLERANCE, &cmp);
-    CU_ASSERT(cmp.pass);
-    free(ref);
-    free(y);
+    CU_ASSERT(kd_test_run_matches_oracle(c, &p, KD_BACKEND_OPENCL, KD_RUN_NO_FALLBACK,
+                                         "cached program"));
     kd_problem_free(&p);
     kd_context_destroy(c);
 
@@ -347,7 +293,7 @@ static void test_binary_cache(void)
     kd_context_destroy(c);
     unlink(first.cache_file);
     rmdir(dir);
-    env_restore(&e);
+    kd_test_env_restore(&e);
 }
 
 /* KD_FAULT makes the n-th build / launch fail: the op falls back to cpu (counted) with the
@@ -358,30 +304,23 @@ static void test_fault_injection(void)
                            "opencl:alloc:0:always"};
     const kd_status expect[] = {KD_ERR_BUILD, KD_ERR_LAUNCH, KD_ERR_NOMEM};
     for (int i = 0; i < N(specs); i++) {
-        env_save e = env_set("KD_FAULT", specs[i]);
+        kd_test_env e = kd_test_env_set("KD_FAULT", specs[i]);
         kd_context *c = new_context();
         CU_ASSERT_FATAL(c != NULL);
         kd_problem p;
         CU_ASSERT_FATAL(kd_problem_make(c, KD_OP_Q6K_GEMV, 3, 10, 256, 8, &p) == 0);
-        double *ref = kd_problem_oracle(&p);
         CU_ASSERT_EQUAL(kd_run(c, &p.d, KD_BACKEND_OPENCL, KD_RUN_NO_FALLBACK), expect[i]);
         CU_ASSERT(strstr(kd_last_error(c), "injected") != NULL);
-        kd_status st;
         /* the fallback runs the cpu's exact path, held to the tight tolerance */
-        float *y = kd_problem_run(c, &p, KD_BACKEND_OPENCL, KD_RUN_CPU_EXACT, &st);
-        CU_ASSERT_FATAL(ref && y);
+        CU_ASSERT(kd_test_run_matches_oracle(c, &p, KD_BACKEND_OPENCL, KD_RUN_CPU_EXACT,
+                                             specs[i]));
         kd_metrics_snapshot m;
         kd_metrics_get(c, &m);
         CU_ASSERT(m.fallbacks >= 1);
         CU_ASSERT_EQUAL(kd_tensor_residency(p.dst), KD_BACKEND_CPU);
-        kd_cmp cmp;
-        kd_compare_to_ref(y, ref, p.out_count, KD_TOLERANCE, &cmp);
-        CU_ASSERT(cmp.pass);
-        free(ref);
-        free(y);
         kd_problem_free(&p);
         kd_context_destroy(c);
-        env_restore(&e);
+        kd_test_env_restore(&e);
     }
 }
 

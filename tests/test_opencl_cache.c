@@ -94,18 +94,8 @@ static int check_context(int expect_cache, int expect_warnings, const char *what
     } else if (kd_problem_make(c, KD_OP_Q4K_GEMV, 2, 20, 512, 5, &p) != 0) {
         rc = 14;
     } else {
-        double *ref = kd_problem_oracle(&p);
-        kd_status st;
-        float *y = kd_problem_run(c, &p, KD_BACKEND_OPENCL, KD_RUN_NO_FALLBACK, &st);
-        kd_cmp cmp = {0};
-        if (ref && y)
-            kd_compare_to_ref(y, ref, p.out_count, KD_TOLERANCE, &cmp);
-        if (!ref || !y || !cmp.pass) {
-            printf("\n  %s: wrong or no result (%s)", what, y ? "mismatch" : kd_last_error(c));
+        if (!kd_test_run_matches_oracle(c, &p, KD_BACKEND_OPENCL, KD_RUN_NO_FALLBACK, what))
             rc = 15;
-        }
-        free(ref);
-        free(y);
         kd_problem_free(&p);
     }
     kd_context_destroy(c);
@@ -128,15 +118,6 @@ static int child_no_cache(const void *what)
 }
 
 /* ---- entries ------------------------------------------------------------------------- */
-
-static int write_file(const char *path, const unsigned char *data, size_t n)
-{
-    FILE *f = fopen(path, "wb");
-    if (!f)
-        return -1;
-    size_t w = n ? fwrite(data, 1, n, f) : 0;
-    return fclose(f) == 0 && w == n ? 0 : -1;
-}
 
 /* The entry in dir (the only opencl-*.bin file); 1 when found. */
 static int find_entry(const char *dir, char *path, size_t cap)
@@ -166,7 +147,7 @@ static size_t header_len(void)
 /* Writes bytes as the entry, runs the damaged-entry child, and checks the outcome. */
 static void expect_rebuild(const unsigned char *bytes, size_t n, const char *what)
 {
-    CU_ASSERT_FATAL(write_file(good, bytes, n) == 0);
+    CU_ASSERT_FATAL(kd_test_write_file(good, bytes, n) == 0);
     int rc = in_child(child_damaged, what);
     if (rc != 0)
         printf("\n  case '%s': child exit %d", what, rc);
@@ -322,7 +303,7 @@ static void test_unusable_dir(void)
 {
     char file[300], below[400];
     snprintf(file, sizeof file, "%s/plain-file", root);
-    CU_ASSERT_FATAL(write_file(file, (const unsigned char *)"x", 1) == 0);
+    CU_ASSERT_FATAL(kd_test_write_file(file, "x", 1) == 0);
     snprintf(below, sizeof below, "%s/sub", file);
     const char *cases[] = {file, below};
     for (int i = 0; i < 2; i++) {

@@ -15,33 +15,11 @@
 #define BLOCKS_FILE "test_quant_gguf_blocks.bin"
 #define VALUES_FILE "test_quant_gguf_values.f32"
 
-static uint8_t *read_whole(const char *path, size_t *size)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    uint8_t *buf = NULL;
-    long n = -1;
-    if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0 &&
-        (buf = malloc((size_t)n + 1)) && fread(buf, 1, (size_t)n, f) == (size_t)n) {
-        *size = (size_t)n;
-    } else {
-        free(buf);
-        buf = NULL;
-    }
-    fclose(f);
-    return buf;
-}
-
 /* gguf-py's dequantization of nblocks blocks (caller frees), NULL on failure. */
 static float *python_dequant(kd_type t, const void *blocks, int64_t nblocks)
 {
     size_t bytes = (size_t)nblocks * kd_quant_block_bytes(t);
-    FILE *f = fopen(BLOCKS_FILE, "wb");
-    if (!f)
-        return NULL;
-    int ok = fwrite(blocks, 1, bytes, f) == bytes;
-    if (fclose(f) != 0 || !ok)
+    if (kd_test_write_file(BLOCKS_FILE, blocks, bytes) != 0)
         return NULL;
     char cmd[2048];
     snprintf(cmd, sizeof cmd, "python3 '%s/tests/dequant_ref.py' %s %s %s", KD_SOURCE_DIR,
@@ -57,7 +35,7 @@ static float *python_dequant(kd_type t, const void *blocks, int64_t nblocks)
         return NULL;
     }
     size_t got = 0;
-    float *v = (float *)read_whole(VALUES_FILE, &got);
+    float *v = (float *)kd_test_read_file(VALUES_FILE, &got);
     if (v && got != (size_t)nblocks * KD_QK_K * sizeof(float)) {
         fprintf(stderr, "\ndequant_ref.py wrote %zu bytes, expected %zu\n", got,
                 (size_t)nblocks * KD_QK_K * sizeof(float));

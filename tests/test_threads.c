@@ -51,16 +51,9 @@ static int succeeding_call(kd_context *ctx, int id, int round)
     kd_problem p;
     if (kd_problem_make(ctx, KD_OP_Q4K_GEMV, 1 + round % 3, 8 + id, 256, (uint64_t)(id * 1000 + round), &p))
         return 1;
-    double *ref = kd_problem_oracle(&p);
-    kd_status st;
-    float *y = kd_problem_run(ctx, &p, KD_BACKEND_CPU, KD_RUN_CPU_EXACT, &st);
-    kd_cmp cmp = {0};
-    if (ref && y)
-        kd_compare_to_ref(y, ref, p.out_count, KD_TOLERANCE, &cmp);
-    free(ref);
-    free(y);
+    int ok = kd_test_run_matches_oracle(ctx, &p, KD_BACKEND_CPU, KD_RUN_CPU_EXACT, "thread");
     kd_problem_free(&p);
-    return !cmp.pass;
+    return !ok;
 }
 
 static void *work(void *arg)

@@ -16,9 +16,14 @@ typedef struct kd_gemv_job {
     float *y;           /* M x N */
     int64_t n, k, m;
     kd_simd simd;       /* KD_SIMD_SCALAR: the scalar reference path */
+    kd_type type;       /* KD_TYPE_Q4_K or KD_TYPE_Q6_K */
 } kd_gemv_job;
 
 typedef void (*kd_gemv_rows_fn)(const kd_gemv_job *j, int64_t r0, int64_t r1);
+
+/* The scalar reference for either type: each block decoded to floats once
+ * (kd_dequant_row), then dotted with every row of x. */
+void kd_gemv_rows_scalar(const kd_gemv_job *j, int64_t r0, int64_t r1);
 
 /* KD_GEMV_ROWS_BY_M(NAME, ROW, TARGET) defines NAME(job, r0, r1): output rows r0..r1
  * through ROW(job, r, m0, mc), an always-inline row kernel, specialized for each M of 1..8
@@ -53,9 +58,13 @@ typedef void (*kd_gemv_rows_fn)(const kd_gemv_job *j, int64_t r0, int64_t r1);
 void kd_q4k_rows_avx512(const kd_gemv_job *j, int64_t r0, int64_t r1);
 void kd_q6k_rows_avx512(const kd_gemv_job *j, int64_t r0, int64_t r1);
 
-/* Runs rows_fn over all N rows on the pool (scalar: one thread, the reference). Q4_K jobs
- * get their xsum table here. */
+/* A type's row kernels per SIMD level (NULL where not built: the next lower level serves,
+ * down to kd_gemv_rows_scalar). */
+typedef struct kd_gemv_levels { kd_gemv_rows_fn avx2, avx512; } kd_gemv_levels;
+
+/* Runs the kernel of the context's SIMD level over all N rows on the pool (scalar: the
+ * reference on one thread). Q4_K jobs get their xsum table here. */
 kd_status kd_cpu_gemv_drive(const kd_cpu_env *e, const kd_call *c, kd_type type,
-                            kd_gemv_rows_fn rows_fn, int scalar);
+                            const kd_gemv_levels *levels, int scalar);
 
 #endif

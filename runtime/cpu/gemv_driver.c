@@ -17,6 +17,28 @@ static void run_rows(void *arg, int64_t r0, int64_t r1)
     rj->fn(rj->j, r0, r1);
 }
 
+void kd_gemv_rows_scalar(const kd_gemv_job *j, int64_t r0, int64_t r1)
+{
+    const int64_t nb = j->k / KD_QK_K;
+    const size_t block_bytes = kd_quant_block_bytes(j->type);
+    float w[KD_QK_K];
+    for (int64_t r = r0; r < r1; r++) {
+        const char *row = (const char *)j->w + (size_t)(r * nb) * block_bytes;
+        for (int64_t m = 0; m < j->m; m++)
+            j->y[m * j->n + r] = 0.0f;
+        for (int64_t b = 0; b < nb; b++) {
+            kd_dequant_row(j->type, row + (size_t)b * block_bytes, KD_QK_K, w);
+            for (int64_t m = 0; m < j->m; m++) {
+                const float *x = j->x + m * j->k + b * KD_QK_K;
+                float s = 0.0f;
+                for (int i = 0; i < KD_QK_K; i++)
+                    s += w[i] * x[i];
+                j->y[m * j->n + r] += s;
+            }
+        }
+    }
+}
+
 /* xsum[m][s] = sum of x[m][32s .. 32s+31], in f32 like the kernels. */
 static float *x_subblock_sums(const float *x, int64_t m, int64_t k)
 {
@@ -32,8 +54,17 @@ static float *x_subblock_sums(const float *x, int64_t m, int64_t k)
     return s;
 }
 
+static kd_gemv_rows_fn rows_fn_for(kd_simd simd, const kd_gemv_levels *levels)
+{
+    if (simd >= KD_SIMD_AVX512 && levels->avx512)
+        return levels->avx512;
+    if (simd >= KD_SIMD_AVX2 && levels->avx2)
+        return levels->avx2;
+    return kd_gemv_rows_scalar;
+}
+
 kd_status kd_cpu_gemv_drive(const kd_cpu_env *e, const kd_call *c, kd_type type,
-                            kd_gemv_rows_fn rows_fn, int scalar)
+                            const kd_gemv_levels *levels, int scalar)
 {
     if (!scalar && c->m >= e->blas_min_m) {
         kd_status st = kd_cpu_gemv_blas(e, c, type);
@@ -41,12 +72,12 @@ kd_status kd_cpu_gemv_drive(const kd_cpu_env *e, const kd_call *c, kd_type type,
             return st;
     }
     kd_gemv_job j = {c->src[0], c->src[1], NULL, c->dst, c->n, c->k, c->m,
-                     scalar ? KD_SIMD_SCALAR : e->simd};
+                     scalar ? KD_SIMD_SCALAR : e->simd, type};
     float *xsum = NULL;
     if (type == KD_TYPE_Q4_K && j.simd && !(xsum = x_subblock_sums(j.x, j.m, j.k)))
         return KD_ERR_NOMEM;
     j.xsum = xsum;
-    rows_job rj = {&j, rows_fn};
+    rows_job rj = {&j, rows_fn_for(j.simd, levels)};
     if (scalar)
         run_rows(&rj, 0, c->n);
     else

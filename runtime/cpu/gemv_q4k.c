@@ -7,28 +7,6 @@
 #include "kd_quant.h"
 #include "simd.h"
 
-/* Scalar reference: decode a block to floats once, then dot it with every row of x. */
-static void q4k_rows_scalar(const kd_gemv_job *j, int64_t r0, int64_t r1)
-{
-    const int64_t nb = j->k / KD_QK_K;
-    float w[KD_QK_K];
-    for (int64_t r = r0; r < r1; r++) {
-        const kd_block_q4_K *row = (const kd_block_q4_K *)j->w + r * nb;
-        for (int64_t m = 0; m < j->m; m++)
-            j->y[m * j->n + r] = 0.0f;
-        for (int64_t b = 0; b < nb; b++) {
-            kd_dequant_row(KD_TYPE_Q4_K, row + b, KD_QK_K, w);
-            for (int64_t m = 0; m < j->m; m++) {
-                const float *x = j->x + m * j->k + b * KD_QK_K;
-                float s = 0.0f;
-                for (int i = 0; i < KD_QK_K; i++)
-                    s += w[i] * x[i];
-                j->y[m * j->n + r] += s;
-            }
-        }
-    }
-}
-
 #ifdef KD_HAVE_X86
 /* The 8 six-bit scales and mins of a block, as bytes: words w0, w1, w2 of the 12 packed
  * bytes hold sc[0..3] = w0 & 63, mn[0..3] = w1 & 63, and for j = 4..7 the low nibbles in
@@ -114,18 +92,12 @@ q4k_row_avx2(const kd_gemv_job *j, int64_t r, int64_t m0, const int mc)
 KD_GEMV_ROWS_BY_M(q4k_rows_simd, q4k_row_avx2, KD_AVX2)
 #endif
 
-static void q4k_rows(const kd_gemv_job *j, int64_t r0, int64_t r1)
-{
-#ifdef KD_HAVE_X86
-    if (j->simd == KD_SIMD_AVX512)
-        return kd_q4k_rows_avx512(j, r0, r1);
-    if (j->simd == KD_SIMD_AVX2)
-        return q4k_rows_simd(j, r0, r1);
-#endif
-    q4k_rows_scalar(j, r0, r1);
-}
-
 kd_status kd_cpu_gemv_q4k(const kd_cpu_env *e, const kd_call *c, int scalar)
 {
-    return kd_cpu_gemv_drive(e, c, KD_TYPE_Q4_K, q4k_rows, scalar);
+#ifdef KD_HAVE_X86
+    static const kd_gemv_levels levels = {q4k_rows_simd, kd_q4k_rows_avx512};
+#else
+    static const kd_gemv_levels levels = {NULL, NULL};
+#endif
+    return kd_cpu_gemv_drive(e, c, KD_TYPE_Q4_K, &levels, scalar);
 }

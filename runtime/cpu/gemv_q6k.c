@@ -3,27 +3,6 @@
 #include "kd_quant.h"
 #include "simd.h"
 
-static void q6k_rows_scalar(const kd_gemv_job *j, int64_t r0, int64_t r1)
-{
-    const int64_t nb = j->k / KD_QK_K;
-    float w[KD_QK_K];
-    for (int64_t r = r0; r < r1; r++) {
-        const kd_block_q6_K *row = (const kd_block_q6_K *)j->w + r * nb;
-        for (int64_t m = 0; m < j->m; m++)
-            j->y[m * j->n + r] = 0.0f;
-        for (int64_t b = 0; b < nb; b++) {
-            kd_dequant_row(KD_TYPE_Q6_K, row + b, KD_QK_K, w);
-            for (int64_t m = 0; m < j->m; m++) {
-                const float *x = j->x + m * j->k + b * KD_QK_K;
-                float s = 0.0f;
-                for (int i = 0; i < KD_QK_K; i++)
-                    s += w[i] * x[i];
-                j->y[m * j->n + r] += s;
-            }
-        }
-    }
-}
-
 #ifdef KD_HAVE_X86
 /* 32 signed quants (one per byte) -> 4 vectors of 8 floats. */
 static inline __attribute__((always_inline)) KD_AVX2 void i8_to_f32(__m256i v, __m256 q[4])
@@ -99,18 +78,12 @@ q6k_row_avx2(const kd_gemv_job *j, int64_t r, int64_t m0, const int mc)
 KD_GEMV_ROWS_BY_M(q6k_rows_simd, q6k_row_avx2, KD_AVX2)
 #endif
 
-static void q6k_rows(const kd_gemv_job *j, int64_t r0, int64_t r1)
-{
-#ifdef KD_HAVE_X86
-    if (j->simd == KD_SIMD_AVX512)
-        return kd_q6k_rows_avx512(j, r0, r1);
-    if (j->simd == KD_SIMD_AVX2)
-        return q6k_rows_simd(j, r0, r1);
-#endif
-    q6k_rows_scalar(j, r0, r1);
-}
-
 kd_status kd_cpu_gemv_q6k(const kd_cpu_env *e, const kd_call *c, int scalar)
 {
-    return kd_cpu_gemv_drive(e, c, KD_TYPE_Q6_K, q6k_rows, scalar);
+#ifdef KD_HAVE_X86
+    static const kd_gemv_levels levels = {q6k_rows_simd, kd_q6k_rows_avx512};
+#else
+    static const kd_gemv_levels levels = {NULL, NULL};
+#endif
+    return kd_cpu_gemv_drive(e, c, KD_TYPE_Q6_K, &levels, scalar);
 }

@@ -67,6 +67,8 @@ typedef struct kd_cl_state {
 
 /* "CL_OUT_OF_RESOURCES" etc.; "CL_UNKNOWN_ERROR(<n>)" for codes it does not know. */
 const char *kd_cl_error_name(cl_int err);
+/* "GPU", "accelerator", "CPU" or "other" (the first that t has, in that order). */
+const char *kd_cl_device_type_name(cl_device_type t);
 
 /* Chooses the device (the platform and device the context was asked for, else the best
  * one) and fills the device fields of s. On failure why says what exists. */

@@ -11,15 +11,6 @@
 
 #include "kd_opencl_internal.h"
 
-static const char *device_type_name(cl_device_type t)
-{
-    if (t & CL_DEVICE_TYPE_GPU)
-        return "GPU";
-    if (t & CL_DEVICE_TYPE_ACCELERATOR)
-        return "accelerator";
-    return t & CL_DEVICE_TYPE_CPU ? "CPU" : "other";
-}
-
 /* OpenCL memory errors map to KD_ERR_NOMEM, the rest of a failed call to fallback. */
 static kd_status status_of(cl_int err, kd_status otherwise)
 {
@@ -146,7 +137,7 @@ static void cl_describe(void *state, char *buf, size_t cap)
 {
     const kd_cl_state *s = state;
     snprintf(buf, cap, "%s [%s] on %s: %s, driver %s, %u compute units, %s GEMV shape",
-             s->device_name, device_type_name(s->type), s->platform_name, s->device_version,
+             s->device_name, kd_cl_device_type_name(s->type), s->platform_name, s->device_version,
              s->driver_version, s->compute_units,
              s->dialect == KD_DIALECT_OPENCL ? "row-per-item" : "GPU");
 }

@@ -59,33 +59,45 @@ const char *kd_cl_error_name(cl_int err)
 
 /* ---- queries ---------------------------------------------------------------------- */
 
+/* clGetDeviceInfo or clGetPlatformInfo on *obj, so that one function reads strings of both. */
+typedef cl_int (*info_query)(const void *obj, cl_uint what, size_t size, void *value,
+                             size_t *size_ret);
+
+static cl_int query_device(const void *obj, cl_uint what, size_t size, void *value,
+                           size_t *size_ret)
+{
+    return clGetDeviceInfo(*(const cl_device_id *)obj, what, size, value, size_ret);
+}
+
+static cl_int query_platform(const void *obj, cl_uint what, size_t size, void *value,
+                             size_t *size_ret)
+{
+    return clGetPlatformInfo(*(const cl_platform_id *)obj, what, size, value, size_ret);
+}
+
 /* A string property, truncated to cap; "?" if the query fails. */
-static void dev_str(cl_device_id d, cl_device_info what, char *buf, size_t cap)
+static void info_str(info_query query, const void *obj, cl_uint what, char *buf, size_t cap)
 {
     size_t need = 0;
     snprintf(buf, cap, "?");
-    if (clGetDeviceInfo(d, what, 0, NULL, &need) != CL_SUCCESS || need == 0)
+    if (query(obj, what, 0, NULL, &need) != CL_SUCCESS || need == 0)
         return;
     char *tmp = malloc(need + 1);
-    if (tmp && clGetDeviceInfo(d, what, need, tmp, NULL) == CL_SUCCESS) {
+    if (tmp && query(obj, what, need, tmp, NULL) == CL_SUCCESS) {
         tmp[need] = '\0';
         snprintf(buf, cap, "%s", tmp);
     }
     free(tmp);
 }
 
+static void dev_str(cl_device_id d, cl_device_info what, char *buf, size_t cap)
+{
+    info_str(query_device, &d, what, buf, cap);
+}
+
 static void plat_str(cl_platform_id p, cl_platform_info what, char *buf, size_t cap)
 {
-    size_t need = 0;
-    snprintf(buf, cap, "?");
-    if (clGetPlatformInfo(p, what, 0, NULL, &need) != CL_SUCCESS || need == 0)
-        return;
-    char *tmp = malloc(need + 1);
-    if (tmp && clGetPlatformInfo(p, what, need, tmp, NULL) == CL_SUCCESS) {
-        tmp[need] = '\0';
-        snprintf(buf, cap, "%s", tmp);
-    }
-    free(tmp);
+    info_str(query_platform, &p, what, buf, cap);
 }
 
 /* A fixed-size property (cl_uint, cl_ulong, size_t, ...); 0 if the query fails. */
@@ -95,7 +107,7 @@ static void dev_val(cl_device_id d, cl_device_info what, void *out, size_t size)
         memset(out, 0, size);
 }
 
-static const char *type_name(cl_device_type t)
+const char *kd_cl_device_type_name(cl_device_type t)
 {
     if (t & CL_DEVICE_TYPE_GPU)
         return "GPU";
@@ -233,7 +245,7 @@ static void list_devices_of(const cl_list *l, const int *keep, char *why, size_t
     for (int i = 0; i < l->count; i++)
         if (keep[i])
             append(why, cap, " [%d] '%s' (%s, platform %d '%s')%s", l->e[i].di, l->e[i].dname,
-                   type_name(l->e[i].type), l->e[i].pi, l->e[i].pname,
+                   kd_cl_device_type_name(l->e[i].type), l->e[i].pi, l->e[i].pname,
                    l->e[i].usable ? "" : " not usable");
 }
 
