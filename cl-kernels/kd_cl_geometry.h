@@ -9,9 +9,11 @@
  * innermost loops over work-items, so per-element items with a bounds check, or items
  * that loop over a row, ran scalar (0.05-0.27 of the streaming bandwidth). */
 #define KD_CL_EW_VEC 16            /* swiglu, residual_add: floats per work-item */
-#define KD_CL_ROPE_VEC 8           /* rope: pairs (frequencies) per work-item */
-#define KD_CL_ROPE_HEADS 4         /* rope: heads per work-item (head_dim / 2 % 8 == 0) */
-#define KD_CL_NORM_CPU_LOCAL 16    /* rmsnorm: items per row, each a contiguous slice */
+#define KD_CL_ROPE_VEC 8           /* rope: pairs (frequencies) per float8 */
+#define KD_CL_ROPE_HEADS 4         /* rope: whole heads per work-item (see rope.cl) */
+#define KD_CL_ROPE_MAX_VECS 32     /* rope: head_dim / 16 at most for whole heads (512) */
+#define KD_CL_ROPE_CPU_LOCAL 8     /* rope: work-items per group */
+#define KD_CL_NORM_CPU_ROWS 4      /* rmsnorm: rows per work-item (one item per group) */
 /* GEMV on CPU devices (PoCL): one work-item per output row, no barrier, no local memory.
  * PoCL runs a group's items one after the other on one core; an item that owns a whole
  * row streams it with vector code and needs no reduction. */

@@ -2,10 +2,14 @@
  * mode 0 (normal) rotates (x[2i], x[2i+1]), mode 1 (neox) rotates (x[i], x[i+D/2]):
  * (u, v) -> (u cos a - v sin a, u sin a + v cos a).
  * GPU devices (KD_CL_GPU_SHAPES): one work-item per pair. CPU devices: when head_dim / 2
- * is a multiple of KD_CL_ROPE_VEC (8), one work-item per 8 consecutive frequencies of
- * KD_CL_ROPE_HEADS heads, in float8 vectors, the sines and cosines formed once for all
- * those heads; otherwise one work-item per 8 consecutive pairs, pair by pair (PoCL vectorizes only innermost loops over work-items: the per-pair kernel
- * ran scalar, at 0.05 of the streaming bandwidth).
+ * is a multiple of KD_CL_ROPE_VEC (8) and at most KD_CL_ROPE_MAX_VECS float8s, one
+ * work-item per KD_CL_ROPE_HEADS whole heads: it forms the sines and cosines of all
+ * head_dim / 2 frequencies once (float8 vectors, kept in private arrays), then rotates its
+ * heads front to back, so each item streams a contiguous span. Otherwise one work-item per
+ * 8 consecutive pairs, pair by pair. (PoCL vectorizes only innermost loops over
+ * work-items: the per-pair kernel ran scalar, at 0.05 of the streaming bandwidth; 8
+ * frequencies of 4 heads per item, 64-byte pieces 512 bytes apart, reached 0.41; whole
+ * heads per item 0.9, see docs/opencl-checks.md.)
  *
  * Accuracy: a reaches thousands of radians at long positions, where a float product
  * pos * freq is off by up to half an ulp of a (1e-4 rad at pos 4096). The host computes
@@ -131,6 +135,26 @@ static inline void kd_rope_rotate8(__global const float *x, __global float *y, i
     }
 }
 
+/* CPU devices: heads h0 .. h1 - 1 whole (none when h1 <= h0). The sines and cosines of
+ * the head_dim / 2 frequencies, the costly part, are the same for every head of the row:
+ * formed once here, then each head is rotated front to back. The loops over heads and
+ * frequency blocks stay loops: unrolled, PoCL's work-item loop vectorizer widens this
+ * vector code across items (2.5x slower). */
+static inline void kd_rope_heads8(__global const float *x, __global float *y,
+                                  __global const uint *tab, uint pos, int h0, int h1,
+                                  int head_dim, int mode)
+{
+    int npair = head_dim / 2;
+    int nblk = h1 > h0 ? npair / KD_CL_ROPE_VEC : 0;
+    float8 c[KD_CL_ROPE_MAX_VECS], s[KD_CL_ROPE_MAX_VECS];
+    for (int b = 0; b < nblk; b++)
+        s[b] = kd_rope_sincos8(pos, as_float8(vload8(b, tab)),
+                               as_float8(vload8(b, tab + npair)), &c[b]);
+    for (int h = h0; h < h1; h++)
+        for (int b = 0; b < nblk; b++)
+            kd_rope_rotate8(x, y, h, b * KD_CL_ROPE_VEC, head_dim, mode, c[b], s[b]);
+}
+
 /* Work unit `unit` of a row (see above and runtime/geometry.c, which sizes the grid by the
  * same rule); no barrier. */
 static inline void kd_rope_unit(__global const float *x, __global float *y,
@@ -141,26 +165,14 @@ static inline void kd_rope_unit(__global const float *x, __global float *y,
     if (unit < n / 2)
         kd_rope_pair(x, y, tab, pos, unit, head_dim, mode);
 #else
-    int npair = head_dim / 2;
-    if (npair % KD_CL_ROPE_VEC == 0) {
-        /* frequency block b (pairs 8b .. 8b + 7) of KD_CL_ROPE_HEADS heads: the sines and
-         * cosines, the costly part, are the same for every head of the row */
-        int nblk = npair / KD_CL_ROPE_VEC, n_heads = n / head_dim;
-        int i0 = (unit % nblk) * KD_CL_ROPE_VEC;
-        int h0 = (unit / nblk) * KD_CL_ROPE_HEADS;
-        int h1 = min(h0 + KD_CL_ROPE_HEADS, n_heads);
+    int npair = head_dim / 2, nblk = npair / KD_CL_ROPE_VEC;
+    if (npair % KD_CL_ROPE_VEC == 0 && nblk <= KD_CL_ROPE_MAX_VECS && n % head_dim == 0) {
+        int h0 = unit * KD_CL_ROPE_HEADS, h1 = min(h0 + KD_CL_ROPE_HEADS, n / head_dim);
         if (pos < (1u << 24)) { /* kd_round8 holds for positions below 2^24 */
-            float8 c;
-            float8 s = kd_rope_sincos8(pos, as_float8(vload8(0, tab + i0)),
-                                       as_float8(vload8(0, tab + npair + i0)), &c);
-            /* a loop (not unrolled): with none, PoCL's work-item loop vectorizer widens
-             * this vector code across items, 2.5x slower */
-            for (int h = h0; h < h1; h++)
-                kd_rope_rotate8(x, y, h, i0, head_dim, mode, c, s);
+            kd_rope_heads8(x, y, tab, pos, h0, h1, head_dim, mode);
         } else {
-            for (int h = h0; h < h1; h++)
-                for (int i = i0; i < i0 + KD_CL_ROPE_VEC; i++)
-                    kd_rope_pair(x, y, tab, pos, h * npair + i, head_dim, mode);
+            for (int p = h0 * npair; p < h1 * npair; p++)
+                kd_rope_pair(x, y, tab, pos, p, head_dim, mode);
         }
     } else {
         int p0 = unit * KD_CL_ROPE_VEC;
@@ -170,14 +182,20 @@ static inline void kd_rope_unit(__global const float *x, __global float *y,
 #endif
 }
 
-__kernel __attribute__((reqd_work_group_size(KD_CL_EW_LOCAL, 1, 1)))
+#ifdef KD_CL_GPU_SHAPES
+#define KD_ROPE_LOCAL KD_CL_EW_LOCAL
+#else
+#define KD_ROPE_LOCAL KD_CL_ROPE_CPU_LOCAL
+#endif
+
+__kernel __attribute__((reqd_work_group_size(KD_ROPE_LOCAL, 1, 1)))
 void kd_rope_f32(__global const float *x, __global float *y, __global const uint *tab, int n,
                  int head_dim, int mode)
 {
     kd_rope_unit(x, y, tab, tab[head_dim], (int)get_global_id(0), n, head_dim, mode);
 }
 
-__kernel __attribute__((reqd_work_group_size(KD_CL_EW_LOCAL, 1, 1)))
+__kernel __attribute__((reqd_work_group_size(KD_ROPE_LOCAL, 1, 1)))
 void kd_rope_f32_batched(__global const float *x, __global float *y, __global const uint *tab,
                          int n, int head_dim, int mode, int m_dim)
 {

@@ -18,13 +18,14 @@ static kd_status refuse(char *why, size_t cap, kd_status s, const char *msg)
 }
 
 /* Rope work-items on OpenCL CPU devices (cl-kernels/rope.cl, the same rule): with k =
- * head_dim and head_dim / 2 a multiple of KD_CL_ROPE_VEC, one item per 8 frequencies of
- * KD_CL_ROPE_HEADS heads; otherwise (or k = 0: head_dim not given) one per 8 pairs. */
+ * head_dim, head_dim / 2 a multiple of KD_CL_ROPE_VEC and at most KD_CL_ROPE_MAX_VECS
+ * float8s, one item per KD_CL_ROPE_HEADS whole heads; otherwise (or k = 0: head_dim not
+ * given) one per 8 pairs. */
 static uint64_t rope_cpu_units(int64_t n, int64_t head_dim)
 {
-    if (head_dim > 0 && (head_dim / 2) % KD_CL_ROPE_VEC == 0 && n % head_dim == 0)
-        return (uint64_t)(head_dim / 2 / KD_CL_ROPE_VEC) *
-               ceil_div((uint64_t)(n / head_dim), KD_CL_ROPE_HEADS);
+    if (head_dim > 0 && (head_dim / 2) % KD_CL_ROPE_VEC == 0 &&
+        head_dim / 2 / KD_CL_ROPE_VEC <= KD_CL_ROPE_MAX_VECS && n % head_dim == 0)
+        return ceil_div((uint64_t)(n / head_dim), KD_CL_ROPE_HEADS);
     return ceil_div((uint64_t)n / 2, KD_CL_ROPE_VEC);
 }
 
@@ -37,15 +38,17 @@ static void kernel_shape(kd_dialect d, kd_op op, kd_launch *l)
     l->rows_per_block = 0;
     l->m_per_pass = 0;
     switch (op) {
-    case KD_OP_RMSNORM: {
-        /* OpenCL CPU devices: fewer items per row, each a contiguous slice in float16s */
-        uint32_t cl_local = d == KD_DIALECT_OPENCL ? KD_CL_NORM_CPU_LOCAL : KD_CL_NORM_LOCAL;
-        l->block[0] = cuda ? KD_CU_NORM_BLOCK : cl_local;
+    case KD_OP_RMSNORM:
+        if (d == KD_DIALECT_OPENCL) {
+            /* CPU devices: one work-item per KD_CL_NORM_CPU_ROWS rows, no local memory */
+            l->m_per_pass = KD_CL_NORM_CPU_ROWS;
+            break;
+        }
+        l->block[0] = cuda ? KD_CU_NORM_BLOCK : KD_CL_NORM_LOCAL;
         /* CUDA: one partial sum per warp; OpenCL 1.2 (no sub-groups): one per item. */
         l->shared_bytes = cuda ? (KD_CU_NORM_BLOCK / KD_CU_WARP) * sizeof(float)
-                               : cl_local * sizeof(float);
+                               : KD_CL_NORM_LOCAL * sizeof(float);
         break;
-    }
     case KD_OP_Q4K_GEMV:
     case KD_OP_Q6K_GEMV:
         if (cuda) {
@@ -68,6 +71,8 @@ static void kernel_shape(kd_dialect d, kd_op op, kd_launch *l)
         break;
     default: /* rope, swiglu, residual_add */
         l->block[0] = cuda ? KD_CU_EW_BLOCK : KD_CL_EW_LOCAL;
+        if (op == KD_OP_ROPE && d == KD_DIALECT_OPENCL)
+            l->block[0] = KD_CL_ROPE_CPU_LOCAL; /* an item does whole heads */
         break;
     }
 }
@@ -106,7 +111,8 @@ kd_status kd_launch_geometry(kd_dialect dialect, kd_op op, int64_t m, int64_t n,
         out->grid[0] = ceil_div(units, out->rows_per_block);
     else
         out->grid[0] = ceil_div(units, out->block[0]);
-    out->grid[1] = gemv ? ceil_div((uint64_t)m, out->m_per_pass) : (uint64_t)m;
+    /* batch rows per block along y: GEMV passes, OpenCL CPU rmsnorm rows per item */
+    out->grid[1] = out->m_per_pass ? ceil_div((uint64_t)m, out->m_per_pass) : (uint64_t)m;
     out->grid[2] = 1;
 
     uint64_t threads = (uint64_t)out->block[0] * out->block[1] * out->block[2];

@@ -30,7 +30,8 @@ typedef struct kd_launch {
     uint64_t grid[3];      /* blocks (CUDA) / groups (OpenCL: global = grid*block) */
     uint64_t shared_bytes; /* static shared memory the kernel declares */
     uint32_t rows_per_block; /* GEMV: output rows per block; else 0 */
-    uint32_t m_per_pass;     /* batched GEMV: x rows per block (grid y covers M) */
+    uint32_t m_per_pass;     /* batch rows per block along y (grid y covers M): batched
+                              * GEMV x rows; OpenCL CPU rmsnorm rows per item; else 0 */
 } kd_launch;
 
 /* Shape: m = batch rows, n = row length (GEMV: output rows N), k = GEMV K (rope: head_dim,

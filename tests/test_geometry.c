@@ -61,11 +61,11 @@ static int row_lengths(int64_t *out, int cap)
 /* CUDA's swiglu and residual_add threads take KD_CU_EW_VEC elements (one float4) each. */
 static uint64_t units_x(kd_dialect d, kd_op op, int64_t n, int64_t k)
 {
-    /* OpenCL CPU devices: 8 frequencies of KD_CL_ROPE_HEADS heads per item when k =
-     * head_dim allows it (head_dim / 2 % 8 == 0), else 8 pairs per item */
-    if (op == KD_OP_ROPE && d == KD_DIALECT_OPENCL && k > 0 && (k / 2) % KD_CL_ROPE_VEC == 0)
-        return (uint64_t)(k / 2 / KD_CL_ROPE_VEC) *
-               (((uint64_t)(n / k) + KD_CL_ROPE_HEADS - 1) / KD_CL_ROPE_HEADS);
+    /* OpenCL CPU devices: KD_CL_ROPE_HEADS whole heads per item when k = head_dim allows
+     * it (head_dim / 2 % 8 == 0, at most KD_CL_ROPE_MAX_VECS float8s), else 8 pairs */
+    if (op == KD_OP_ROPE && d == KD_DIALECT_OPENCL && k > 0 && (k / 2) % KD_CL_ROPE_VEC == 0 &&
+        k / 2 / KD_CL_ROPE_VEC <= KD_CL_ROPE_MAX_VECS)
+        return ((uint64_t)(n / k) + KD_CL_ROPE_HEADS - 1) / KD_CL_ROPE_HEADS;
     if (op == KD_OP_ROPE && d == KD_DIALECT_OPENCL)
         return ((uint64_t)n / 2 + KD_CL_ROPE_VEC - 1) / KD_CL_ROPE_VEC;
     if (op == KD_OP_ROPE)
@@ -89,7 +89,8 @@ static uint64_t per_block_x(kd_op op, const kd_launch *l)
 
 static uint64_t per_block_y(kd_op op, const kd_launch *l)
 {
-    return kd_op_is_gemv(op) ? l->m_per_pass : l->block[1];
+    /* GEMV passes and OpenCL CPU rmsnorm items cover m_per_pass batch rows */
+    return l->m_per_pass ? l->m_per_pass : l->block[1];
 }
 
 typedef struct tally {
@@ -176,9 +177,9 @@ static void check_case(kd_dialect d, kd_op op, int64_t m, int64_t n, int64_t k,
     /* The contract's formula in threads: grid * block >= problem size, in what one
      * thread does: an element or a rope pair per batch row; a GEMV output row per pass of
      * m_per_pass batch rows (a thread keeps that many accumulators); an rmsnorm row (one
-     * block strides over each row). */
+     * block strides over each row; an OpenCL CPU item takes m_per_pass rows). */
     uint64_t threads = kd_launch_threads(&l);
-    uint64_t need = op == KD_OP_RMSNORM ? (uint64_t)m
+    uint64_t need = op == KD_OP_RMSNORM ? ((uint64_t)m + py - 1) / py
                     : kd_op_is_gemv(op)       ? ux * (((uint64_t)m + py - 1) / py)
                                         : ux * (uint64_t)m;
     if (threads < need)
@@ -230,8 +231,8 @@ static void test_geometry_refusals(void)
     char why[256];
     kd_device_limits lim = devices[0].lim;
     lim.max_shared_bytes = 0;
-    CU_ASSERT_EQUAL(kd_launch_geometry(KD_DIALECT_OPENCL, KD_OP_RMSNORM, 1, 4096, 0, &lim, &l,
-                                       why, sizeof why), KD_ERR_TOO_LARGE);
+    CU_ASSERT_EQUAL(kd_launch_geometry(KD_DIALECT_OPENCL_GPU, KD_OP_RMSNORM, 1, 4096, 0, &lim,
+                                       &l, why, sizeof why), KD_ERR_TOO_LARGE);
     CU_ASSERT_PTR_NOT_NULL(strstr(why, "shared memory"));
     lim = devices[0].lim;
     lim.max_threads_per_block = 16;

@@ -415,6 +415,19 @@ static void check_gemv_all_m(kd_op op)
 static void test_q4k_gemv_all_m(void) { check_gemv_all_m(KD_OP_Q4K_GEMV); }
 static void test_q6k_gemv_all_m(void) { check_gemv_all_m(KD_OP_Q6K_GEMV); }
 
+/* The CPU-device shapes' edges (cl-kernels/kd_cl_geometry.h): rope takes 4 whole heads per
+ * work-item when head_dim / 16 <= 32 (head_dim 512 at the limit, 528 just past it: 8 pairs
+ * per item), heads not a multiple of 4; rmsnorm takes 4 rows per work-item, M not a
+ * multiple of 4, rows with a tail after the last float16 and rows longer than L2. */
+static void test_cpu_shape_edges(void)
+{
+    static const int64_t ms[] = {1, 3, 5, 6};
+    static const shape rope[] = {{5 * 512, 512}, {3 * 528, 528}, {7 * 16, 16}, {9 * 128, 128}};
+    static const shape norm[] = {{16, 0}, {17, 0}, {16 * 1000 + 5, 0}, {300000, 0}};
+    check_op_at(KD_OP_ROPE, rope, N(rope), ms, N(ms));
+    check_op_at(KD_OP_RMSNORM, norm, N(norm), ms, N(ms));
+}
+
 static void remove_cache_dir(void)
 {
     kd_opencl_build_info info;
@@ -471,6 +484,7 @@ int main(void)
     CU_add_test(s, "program binary", test_program_binary);
     CU_add_test(s, "q4k_gemv at M = 1..9, odd N", test_q4k_gemv_all_m);
     CU_add_test(s, "q6k_gemv at M = 1..9, odd N", test_q6k_gemv_all_m);
+    CU_add_test(s, "rope and rmsnorm at the CPU shapes' edges", test_cpu_shape_edges);
     int rc = kd_test_main();
     remove_cache_dir();
     kd_context_destroy(ctx);
