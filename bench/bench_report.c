@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "bench_internal.h"
+#include "kd_json.h"
 
 #ifndef KD_BENCH_SOURCE_DIR
 #define KD_BENCH_SOURCE_DIR "."
@@ -187,26 +188,11 @@ int bench_write_csv(const bench_report *rep, const char *path)
 
 /* ---- JSON -------------------------------------------------------------------------------------- */
 
-static void json_str(FILE *f, const char *s)
-{
-    fputc('"', f);
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\')
-            fprintf(f, "\\%c", c);
-        else if (c < 0x20)
-            fprintf(f, "\\u%04x", c);
-        else
-            fputc(c, f);
-    }
-    fputc('"', f);
-}
-
 static void json_host(FILE *f, const bench_report *rep)
 {
     const bench_host *h = rep->host;
     fputs("\"host\":{\"cpu\":", f);
-    json_str(f, h->cpu_model);
+    kd_json_write_str(f, h->cpu_model);
     fprintf(f, ",\"cpus\":%d,\"read_bw_gbps\":%.4f,\"l1d_bytes\":%lld,\"l2_bytes\":%lld,"
                "\"llc_bytes\":%lld,\"llc_level\":%d,\"caches_from_sysfs\":%s},\n",
             h->cpus, h->read_bw / 1e9, h->caches.l1d, h->caches.l2, h->caches.llc,
@@ -227,9 +213,9 @@ static void json_settings(FILE *f, const bench_report *rep)
     fputs("]},\n\"targets\":[", f);
     for (int t = 0; t < rep->ntargets; t++) {
         fprintf(f, "%s{\"label\":", t ? "," : "");
-        json_str(f, rep->targets[t].label);
+        kd_json_write_str(f, rep->targets[t].label);
         fprintf(f, ",\"backend\":\"%s\",\"device\":", kd_backend_name(rep->targets[t].backend));
-        json_str(f, rep->targets[t].device);
+        kd_json_write_str(f, rep->targets[t].device);
         fprintf(f, ",\"device_bw_gbps\":%.6g}", rep->targets[t].device_bw / 1e9);
     }
     fputs("],\n", f);
@@ -242,7 +228,7 @@ static void json_row(FILE *f, const bench_report *rep, const bench_row *r, int f
             first ? "" : ",", bench_section_name(r->c.section), kd_op_name(r->c.op),
             kernel_of(r), r->c.m, (long long)r->c.n, (long long)r->c.k,
             kd_backend_name(rep->targets[r->c.target].backend));
-    json_str(f, label_of(rep, r));
+    kd_json_write_str(f, label_of(rep, r));
     fprintf(f, ",\"bytes\":%.0f,\"repeats\":%d,\"inner\":%d,\"median_s\":%.9e,\"min_s\":%.9e,"
                "\"max_s\":%.9e,\"p25_s\":%.9e,\"p75_s\":%.9e,\"gbps\":%.6g,"
                "\"frac_of_read_bw\":%.6g,\"frac_of_device_bw\":%.6g}",
@@ -263,7 +249,7 @@ static void json_speedups(FILE *f, const bench_report *rep)
                     continue;
                 fprintf(f, "%s\n {\"op\":\"%s\",\"device\":", n++ ? "," : "",
                         kd_op_name((kd_op)op));
-                json_str(f, rep->targets[t].label);
+                kd_json_write_str(f, rep->targets[t].label);
                 fprintf(f, ",\"m\":%lld,\"speedup\":%.4f}", m, speedup(one, b));
             }
         }

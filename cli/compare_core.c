@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "kdispatch.h"
+#include "kd_json.h"
 #include "kd_quant.h"
 #include "op_traits.h"
 
@@ -122,34 +123,6 @@ static int any_set(const int *f, int n)
 static int op_selected(const kd_compare_opts *o, kd_op op)
 {
     return !any_set(o->use_op, KD_OP_COUNT) || o->use_op[op];
-}
-
-/* ---- JSON helpers ------------------------------------------------------------------------ */
-
-static void json_strn(FILE *f, const char *s, size_t len)
-{
-    fputc('"', f);
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == '"' || c == '\\')
-            fprintf(f, "\\%c", c);
-        else if (c < 0x20 || c == 0x7f)
-            fprintf(f, "\\u%04x", c);
-        else
-            fputc(c, f);
-    }
-    fputc('"', f);
-}
-
-static void json_str(FILE *f, const char *s) { json_strn(f, s, strlen(s)); }
-
-/* JSON has no inf or nan: those become null. */
-static void json_num(FILE *f, double x)
-{
-    if (isfinite(x))
-        fprintf(f, "%.6e", x);
-    else
-        fputs("null", f);
 }
 
 /* ---- the model: built-in shape or GGUF file --------------------------------------------- */
@@ -951,14 +924,14 @@ static void print_json_model(run_state *s)
     fprintf(f, "\"model\":{\"source\":\"%s\",", src->g ? "gguf" : "builtin");
     if (src->g) {
         fputs("\"file\":", f);
-        json_str(f, s->o->gguf);
+        kd_json_write_str(f, s->o->gguf);
         fputs(",\"architecture\":", f);
-        json_str(f, src->arch);
+        kd_json_write_str(f, src->arch);
     } else {
         fputs("\"name\":", f);
-        json_str(f, sh->name);
+        kd_json_write_str(f, sh->name);
         fputs(",\"like\":", f);
-        json_str(f, sh->like);
+        kd_json_write_str(f, sh->like);
     }
     fprintf(f, ",\"hidden\":%" PRId64 ",\"intermediate\":%" PRId64 ",\"heads\":%d,"
                "\"head_dim\":%d,\"rms_eps\":%g,\"rope_base\":%g},\n",
@@ -973,24 +946,24 @@ static void print_json_result(run_state *s, const result *r, int first)
                ",\"tensor\":",
             first ? "" : ",", kd_op_name(j->op), kernel_of(j), j->m, j->n, j->k);
     if (j->weight) {
-        json_strn(f, j->weight->name.data, (size_t)j->weight->name.len);
+        kd_json_write_strn(f, j->weight->name.data, (size_t)j->weight->name.len);
         fprintf(f, ",\"tensor_type\":\"%s\",\"tensor_rows\":%" PRId64 ",\"rows_checked\":%" PRId64,
                 kd_ggml_type_name(j->weight->ggml_type), j->weight_rows, j->n);
     } else {
         fputs("null", f);
     }
     fputs(",\"backend\":", f);
-    json_str(f, s->v[r->variant].name);
+    kd_json_write_str(f, s->v[r->variant].name);
     fputs(",\"reference\":", f);
-    json_str(f, r->reference < 0 ? "oracle" : s->v[r->reference].name);
+    kd_json_write_str(f, r->reference < 0 ? "oracle" : s->v[r->reference].name);
     fprintf(f, ",\"status\":\"%s\",\"max_abs_err\":",
             r->no_input ? "no_input" : kd_status_name(r->status));
-    json_num(f, r->cmp.max_abs);
+    kd_json_write_num(f, r->cmp.max_abs, "%.6e");
     fputs(",\"nmse\":", f);
-    json_num(f, r->cmp.nmse);
+    kd_json_write_num(f, r->cmp.nmse, "%.6e");
     if (s->v[r->variant].q8) {
         fprintf(f, ",\"gemv_path\":\"q8\",\"nmse_budget\":%g,\"max_rel_err\":", Q8_NMSE_BUDGET);
-        json_num(f, r->max_rel);
+        kd_json_write_num(f, r->max_rel, "%.6e");
     }
     fprintf(f, ",\"bad\":%" PRId64 ",\"count\":%" PRId64 ",\"pass\":%s}", r->cmp.bad, r->count,
             r->pass ? "true" : "false");
@@ -1006,9 +979,9 @@ static void print_json(run_state *s)
     fputs("\"variants\":[", f);
     for (int i = 0; i < s->nv; i++) {
         fprintf(f, "%s{\"name\":", i ? "," : "");
-        json_str(f, s->v[i].name);
+        kd_json_write_str(f, s->v[i].name);
         fprintf(f, ",\"backend\":\"%s\",\"detail\":", kd_backend_name(s->v[i].backend));
-        json_str(f, variant_detail(s, &s->v[i]));
+        kd_json_write_str(f, variant_detail(s, &s->v[i]));
         fputc('}', f);
     }
     fputs("],\n\"results\":[", f);

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "fleet_json.h"
+#include "kd_json.h"
 #include "kd_oracle.h"
 
 extern char **environ;
@@ -533,14 +534,6 @@ static void print_text(const report *r)
 
 /* ---- JSON --------------------------------------------------------------------------------- */
 
-static void json_num(FILE *f, double x)
-{
-    if (isfinite(x))
-        fprintf(f, "%.6e", x);
-    else
-        fputs("null", f);
-}
-
 static void print_json(const report *r, char *const *records, const size_t *lens)
 {
     FILE *f = stdout;
@@ -560,20 +553,20 @@ static void print_json(const report *r, char *const *records, const size_t *lens
         fprintf(f, "%s\n {\"op\":\"%s\",\"m\":%lld,\"n\":%lld,\"k\":%lld,\"seed\":%llu,"
                    "\"outputs\":%d,\"not_run\":%d,\"max_diff\":",
                 i ? "," : "", a->op, a->m, a->n, a->k, a->seed, a->outputs, a->not_run);
-        json_num(f, a->max_diff);
+        kd_json_write_num(f, a->max_diff, "%.6e");
         fputs(",\"worst_vs_oracle\":", f);
-        json_num(f, a->worst_oracle);
+        kd_json_write_num(f, a->worst_oracle, "%.6e");
         fputs(",\"worst_at\":", f);
-        fj_write_str(f, a->worst_where);
+        kd_json_write_str(f, a->worst_where);
         fprintf(f, ",\"pass\":%s}", a->pass ? "true" : "false");
     }
     fputs("],\n\"failures\":[", f);
     for (int i = 0, k = 0; i < r->n; i++)
         if (r->failed[i]) {
             fprintf(f, "%s{\"rank\":%d,\"node\":", k++ ? "," : "", i);
-            fj_write_str(f, r->rec[i] ? node_of(r, i) : "?");
+            kd_json_write_str(f, r->rec[i] ? node_of(r, i) : "?");
             fputs(",\"reason\":", f);
-            fj_write_str(f, r->fail_reason[i]);
+            kd_json_write_str(f, r->fail_reason[i]);
             fputc('}', f);
         }
     fprintf(f, "],\n\"failed_ranks\":%d,\"verdict\":\"%s\"}\n", count_failed(r),

@@ -199,6 +199,30 @@ void kd_json_raw(kd_json *w, const char *json, size_t len)
     fwrite(json, 1, len, w->f);
 }
 
+void kd_json_key_str(kd_json *w, const char *key, const char *s)
+{
+    kd_json_key(w, key);
+    kd_json_str(w, s);
+}
+
+void kd_json_key_num(kd_json *w, const char *key, double x, const char *fmt)
+{
+    kd_json_key(w, key);
+    kd_json_num(w, x, fmt);
+}
+
+void kd_json_key_int(kd_json *w, const char *key, long long v)
+{
+    kd_json_key(w, key);
+    kd_json_int(w, v);
+}
+
+void kd_json_key_bool(kd_json *w, const char *key, int b)
+{
+    kd_json_key(w, key);
+    kd_json_bool(w, b);
+}
+
 void kd_json_newline(kd_json *w) { w->newline = 1; }
 
 int kd_json_finish(kd_json *w)

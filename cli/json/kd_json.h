@@ -62,6 +62,11 @@ void kd_json_bool(kd_json *w, int b);
 void kd_json_null(kd_json *w);
 /* A value that is already JSON text (e.g. a subcommand's --json output), copied as is. */
 void kd_json_raw(kd_json *w, const char *json, size_t len);
+/* A key and its value in one call. */
+void kd_json_key_str(kd_json *w, const char *key, const char *s);
+void kd_json_key_num(kd_json *w, const char *key, double x, const char *fmt);
+void kd_json_key_int(kd_json *w, const char *key, long long v);
+void kd_json_key_bool(kd_json *w, const char *key, int b);
 /* Layout only: a line break before the next item (or the closing bracket). */
 void kd_json_newline(kd_json *w);
 /* 0 when every object and array was closed and the writer was used as documented (then
