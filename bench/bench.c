@@ -16,7 +16,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../cli/commands.h"
+#include "cli_util.h"
+#include "commands.h" /* kd_cmd_bench */
 #include "bench_internal.h"
 #include "kd_backend.h"
 #include "kd_oracle.h"
@@ -779,17 +780,6 @@ static int write_outputs(const bench_opts *o, const bench_report *rep)
     return rc;
 }
 
-static void print_metrics(kd_context *ctx, const char *fmt)
-{
-    size_t need = kd_metrics_export(ctx, fmt, NULL, 0) + 1;
-    char *buf = malloc(need);
-    if (buf) {
-        kd_metrics_export(ctx, fmt, buf, need);
-        fputs(buf, stdout);
-        free(buf);
-    }
-}
-
 static int bench_with(const bench_opts *o, kd_context *ctx, bench_target *targets)
 {
     bench_host host;
@@ -848,7 +838,7 @@ int kd_cmd_bench(int argc, char **argv)
     static bench_target targets[BENCH_MAX_TARGETS];
     int rc = bench_with(&o, ctx, targets);
     if (o.metrics)
-        print_metrics(ctx, o.metrics);
+        kd_cli_print_metrics(ctx, o.metrics, stdout);
     kd_context_destroy(ctx);
     return rc;
 }
