@@ -153,15 +153,22 @@ void bench_print_speedups(FILE *f, const bench_report *rep)
         }
 }
 
+/* NULL with a message if path cannot be written. */
+static FILE *open_for_writing(const char *path)
+{
+    FILE *f = fopen(path, "w");
+    if (!f)
+        fprintf(stderr, "kdispatch bench: cannot write %s: %s\n", path, strerror(errno));
+    return f;
+}
+
 /* ---- CSV --------------------------------------------------------------------------------------- */
 
 int bench_write_csv(const bench_report *rep, const char *path)
 {
-    FILE *f = fopen(path, "w");
-    if (!f) {
-        fprintf(stderr, "kdispatch bench: cannot write %s: %s\n", path, strerror(errno));
+    FILE *f = open_for_writing(path);
+    if (!f)
         return -1;
-    }
     fprintf(f, "section,op,kernel,m,n,k,backend,device,bytes,repeats,inner,median_s,min_s,max_s,"
                "p25_s,p75_s,gbps,frac_of_read_bw,read_bw_gbps,frac_of_device_bw,device_bw_gbps,"
                "l2_bytes,llc_bytes\n");
@@ -258,11 +265,9 @@ static void json_speedups(FILE *f, const bench_report *rep)
 
 int bench_write_json(const bench_report *rep, const char *path)
 {
-    FILE *f = fopen(path, "w");
-    if (!f) {
-        fprintf(stderr, "kdispatch bench: cannot write %s: %s\n", path, strerror(errno));
+    FILE *f = open_for_writing(path);
+    if (!f)
         return -1;
-    }
     int failed = 0, first = 1;
     fprintf(f, "{\"command\":\"bench\",\"version\":\"%s\",\n", kd_version());
     json_host(f, rep);

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli_util.h"
 #include "kdispatch.h"
 #include "kd_quant.h"
 #include "op_traits.h"
@@ -35,17 +36,9 @@ static int is_gemv(kd_op op) { return kd_op_is_gemv(op); } /* op_traits.h */
 
 kd_op compare_gemv_op_of(kd_type t) { return t == KD_TYPE_Q4_K ? KD_OP_Q4K_GEMV : KD_OP_Q6K_GEMV; }
 
-static int any_set(const int *f, int n)
-{
-    for (int i = 0; i < n; i++)
-        if (f[i])
-            return 1;
-    return 0;
-}
-
 int compare_op_selected(const kd_compare_opts *o, kd_op op)
 {
-    return !any_set(o->use_op, KD_OP_COUNT) || o->use_op[op];
+    return !kd_cli_any_set(o->use_op, KD_OP_COUNT) || o->use_op[op];
 }
 
 void compare_note(run_state *s, const char *fmt, ...)
@@ -82,7 +75,7 @@ static int missing_backend(run_state *s, kd_backend_id b)
 static int pick_variants(run_state *s)
 {
     const kd_compare_opts *o = s->o;
-    int all = !any_set(o->use_backend, KD_BACKEND_COUNT);
+    int all = !kd_cli_any_set(o->use_backend, KD_BACKEND_COUNT);
     s->nv = 0;
     s->v[s->nv++] = (variant){"cpu-scalar", KD_BACKEND_CPU, KD_RUN_CPU_SCALAR, NULL, 0};
     for (int b = 0; b < KD_BACKEND_COUNT; b++) {
@@ -160,14 +153,8 @@ static void describe_run(run_state *s)
 
 static int add_job(run_state *s, job j)
 {
-    if (s->njobs == s->jobs_cap) {
-        int cap = s->jobs_cap ? 2 * s->jobs_cap : 32;
-        job *p = realloc(s->jobs, sizeof *p * (size_t)cap);
-        if (!p)
-            return -1;
-        s->jobs = p;
-        s->jobs_cap = cap;
-    }
+    if (kd_cli_grow(&s->jobs, &s->jobs_cap, s->njobs, sizeof *s->jobs))
+        return -1;
     s->jobs[s->njobs++] = j;
     return 0;
 }
@@ -298,14 +285,8 @@ static void free_problem(const job *j, kd_problem *p)
 static kd_compare_check *new_check(run_state *s, int ji, int vi, int reference)
 {
     kd_compare_result *r = s->res;
-    if (r->nchecks == s->checks_cap) {
-        int cap = s->checks_cap ? 2 * s->checks_cap : 64;
-        kd_compare_check *p = realloc(r->checks, sizeof *p * (size_t)cap);
-        if (!p)
-            return NULL;
-        r->checks = p;
-        s->checks_cap = cap;
-    }
+    if (kd_cli_grow(&r->checks, &s->checks_cap, r->nchecks, sizeof *r->checks))
+        return NULL;
     const job *j = &s->jobs[ji];
     kd_compare_check *c = &r->checks[r->nchecks++];
     *c = (kd_compare_check){.op = j->op, .m = j->m, .n = j->n, .k = j->k,
@@ -419,7 +400,8 @@ static int q8_within_budget(const kd_problem *p, const float *y, const double *r
 }
 
 /* Adds and reports the checks of one problem: each variant against the oracle (err: why
- * a variant did not run), then each pair of variants that ran. */
+ * a variant did not run), then each pair of variants that ran. p NULL: the problem's
+ * inputs could not be built (err says why), so no variant ran. */
 static int check_outputs(run_state *s, int ji, const kd_problem *p, const double *ref,
                          float *const *y, const kd_status *st,
                          char (*err)[KD_COMPARE_ERROR_MAX])
@@ -431,12 +413,16 @@ static int check_outputs(run_state *s, int ji, const kd_problem *p, const double
         if (!c)
             return -1;
         c->status = st[i];
-        c->count = p->out_count;
+        c->no_input = !p;
         snprintf(c->error, sizeof c->error, "%s", err[i]);
-        if (y[i])
-            kd_compare_to_ref(y[i], ref, p->out_count, s->o->tol, &c->cmp);
-        c->pass = y[i] && c->cmp.pass;
-        if (y[i] && s->v[i].q8)
+        if (!y[i]) {
+            report_check(s, c);
+            continue;
+        }
+        c->count = p->out_count;
+        kd_compare_to_ref(y[i], ref, p->out_count, s->o->tol, &c->cmp);
+        c->pass = c->cmp.pass;
+        if (s->v[i].q8)
             c->pass = q8_within_budget(p, y[i], ref, &c->max_rel, &c->cmp);
         report_check(s, c);
     }
@@ -461,17 +447,12 @@ static int record_no_input(run_state *s, int ji, const char *why)
 {
     fprintf(stderr, "kdispatch compare: cannot build the %s inputs (M=%lld): %s\n",
             kd_op_name(s->jobs[ji].op), s->jobs[ji].m, why);
-    for (int i = 0; i < s->nv; i++) {
-        if (!variant_applies(&s->v[i], s->jobs[ji].op))
-            continue;
-        kd_compare_check *c = new_check(s, ji, i, -1);
-        if (!c)
-            return -1;
-        c->no_input = 1;
-        snprintf(c->error, sizeof c->error, "%s", why);
-        report_check(s, c);
-    }
-    return 0;
+    float *y[KD_COMPARE_MAX_VARIANTS] = {0};
+    kd_status st[KD_COMPARE_MAX_VARIANTS] = {KD_OK};
+    char err[KD_COMPARE_MAX_VARIANTS][KD_COMPARE_ERROR_MAX];
+    for (int i = 0; i < s->nv; i++)
+        snprintf(err[i], sizeof err[i], "%s", why);
+    return check_outputs(s, ji, NULL, NULL, y, st, err);
 }
 
 static int run_job(run_state *s, int ji)

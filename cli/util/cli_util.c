@@ -38,3 +38,34 @@ void kd_cli_print_metrics(const kd_context *ctx, const char *fmt, FILE *out)
         free(buf);
     }
 }
+
+int kd_cli_any_set(const int *flags, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (flags[i])
+            return 1;
+    return 0;
+}
+
+void kd_cli_none_means_all(int *flags, int n)
+{
+    if (kd_cli_any_set(flags, n))
+        return;
+    for (int i = 0; i < n; i++)
+        flags[i] = 1;
+}
+
+int kd_cli_grow(void *items, int *cap, int n, size_t size)
+{
+    if (n < *cap)
+        return 0;
+    int grown = *cap ? 2 * *cap : 64;
+    void *p;
+    memcpy(&p, items, sizeof p); /* items is the address of a T* */
+    p = realloc(p, size * (size_t)grown);
+    if (!p)
+        return -1;
+    memcpy(items, &p, sizeof p);
+    *cap = grown;
+    return 0;
+}

@@ -14,4 +14,13 @@ int kd_cli_parse_list(const char *s, long long *out, int cap);
 /* The context's metrics in fmt ("json" or "prometheus", kd_metrics_export) to out. */
 void kd_cli_print_metrics(const kd_context *ctx, const char *fmt, FILE *out);
 
+/* 1 if any of the n flags is set. */
+int kd_cli_any_set(const int *flags, int n);
+/* A selection where none set means all: sets all n flags when none is set. */
+void kd_cli_none_means_all(int *flags, int n);
+/* Room for one more element in a growing array: *items (a pointer to elements of size
+ * bytes) holds *cap, n of them used; doubles it (first: 64) when full. -1 if out of
+ * memory (then the array is as it was). */
+int kd_cli_grow(void *items, int *cap, int n, size_t size);
+
 #endif
