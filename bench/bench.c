@@ -814,11 +814,9 @@ int kd_cmd_bench(int argc, char **argv)
     int parsed = parse(argc, argv, &o);
     if (parsed)
         return parsed > 0 ? 0 : 2;
-    kd_context *ctx;
-    if (kd_context_create(NULL, &ctx) != KD_OK) {
-        fprintf(stderr, "kdispatch: %s\n", kd_last_error(NULL));
+    kd_context *ctx = kd_cli_context("kdispatch");
+    if (!ctx)
         return 1;
-    }
     static bench_target targets[BENCH_MAX_TARGETS];
     int rc = bench_with(&o, ctx, targets);
     if (o.metrics)

@@ -189,11 +189,9 @@ int kd_cmd_compare(int argc, char **argv)
     int parsed = parse_args(argc, argv, &o, &metrics);
     if (parsed)
         return parsed > 0 ? 0 : 2;
-    kd_context *ctx;
-    if (kd_context_create(NULL, &ctx) != KD_OK) {
-        fprintf(stderr, "kdispatch: %s\n", kd_last_error(NULL));
+    kd_context *ctx = kd_cli_context("kdispatch");
+    if (!ctx)
         return 1;
-    }
     int rc = kd_compare_run(ctx, &o, stdout);
     print_warnings(ctx);
     /* With --json, stdout stays one JSON document: the metrics go to stderr. */

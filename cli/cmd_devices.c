@@ -101,11 +101,9 @@ int kd_cmd_devices(int argc, char **argv)
             return 2;
         }
     }
-    kd_context *ctx;
-    if (kd_context_create(NULL, &ctx) != KD_OK) {
-        fprintf(stderr, "kdispatch: %s\n", kd_last_error(NULL));
+    kd_context *ctx = kd_cli_context("kdispatch");
+    if (!ctx)
         return 1;
-    }
     if (json)
         print_json(ctx);
     else

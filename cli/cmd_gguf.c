@@ -135,17 +135,23 @@ static void print_number(FILE *f, const kd_gguf_value *v, int json)
     }
 }
 
-static void print_value_text(FILE *f, const kd_gguf_value *v, int depth, int full)
+/* A value as text (C-like strings; arrays shortened with "... N more") or, with json, as
+ * JSON (arrays shortened to JSON_ARRAY_SHOWN, which sets *truncated). */
+static void print_value(FILE *f, const kd_gguf_value *v, int depth, int full, int json,
+                        int *truncated)
 {
     if (v->type == KD_GGUF_STRING) {
-        print_str_text(f, &v->v.s, full);
+        if (json)
+            print_str_json(f, v->v.s.data, v->v.s.len);
+        else
+            print_str_text(f, &v->v.s, full);
         return;
     }
     if (v->type != KD_GGUF_ARRAY) {
-        print_number(f, v, 0);
+        print_number(f, v, json);
         return;
     }
-    uint64_t limit = depth == 0 ? TEXT_ARRAY_SHOWN : TEXT_NESTED_SHOWN;
+    uint64_t limit = json ? JSON_ARRAY_SHOWN : depth == 0 ? TEXT_ARRAY_SHOWN : TEXT_NESTED_SHOWN;
     kd_gguf_array_iter it;
     kd_gguf_value e;
     uint64_t i = 0;
@@ -154,36 +160,12 @@ static void print_value_text(FILE *f, const kd_gguf_value *v, int depth, int ful
     while ((full || i < limit) && kd_gguf_array_next(&it, &e)) {
         if (i++)
             fputs(", ", f);
-        print_value_text(f, &e, depth + 1, full);
+        print_value(f, &e, depth + 1, full, json, truncated);
     }
-    if (i < v->v.arr.count)
-        fprintf(f, "%s... %" PRIu64 " more", i ? ", " : "", v->v.arr.count - i);
-    fputc(']', f);
-}
-
-/* Sets *truncated when any array was shortened. */
-static void print_value_json(FILE *f, const kd_gguf_value *v, int full, int *truncated)
-{
-    if (v->type == KD_GGUF_STRING) {
-        print_str_json(f, v->v.s.data, v->v.s.len);
-        return;
-    }
-    if (v->type != KD_GGUF_ARRAY) {
-        print_number(f, v, 1);
-        return;
-    }
-    kd_gguf_array_iter it;
-    kd_gguf_value e;
-    uint64_t i = 0;
-    fputc('[', f);
-    kd_gguf_array_begin(v, &it);
-    while ((full || i < JSON_ARRAY_SHOWN) && kd_gguf_array_next(&it, &e)) {
-        if (i++)
-            fputs(", ", f);
-        print_value_json(f, &e, full, truncated);
-    }
-    if (i < v->v.arr.count)
+    if (i < v->v.arr.count && json)
         *truncated = 1;
+    else if (i < v->v.arr.count)
+        fprintf(f, "%s... %" PRIu64 " more", i ? ", " : "", v->v.arr.count - i);
     fputc(']', f);
 }
 
@@ -238,7 +220,7 @@ static void list_text(FILE *f, const char *path, const kd_gguf *g, const list_op
         fputs("  ", f);
         print_name_text(f, &kv->key, kw);
         fprintf(f, "  %-*s  ", tw, label);
-        print_value_text(f, &kv->value, 0, o->full);
+        print_value(f, &kv->value, 0, o->full, 0, NULL);
         fputc('\n', f);
     }
 
@@ -281,7 +263,7 @@ static void list_json(FILE *f, const char *path, const kd_gguf *g, const list_op
                     kd_gguf_vtype_name(kv->value.v.arr.type), kv->value.v.arr.count);
         fputs(", \"value\": ", f);
         int truncated = 0;
-        print_value_json(f, &kv->value, o->full, &truncated);
+        print_value(f, &kv->value, 0, o->full, 1, &truncated);
         fprintf(f, "%s}", truncated ? ", \"truncated\": true" : "");
     }
     fputs(nkv ? "\n  ],\n  \"tensors\": [" : "],\n  \"tensors\": [", f);

@@ -69,3 +69,12 @@ int kd_cli_grow(void *items, int *cap, int n, size_t size)
     *cap = grown;
     return 0;
 }
+
+kd_context *kd_cli_context(const char *who)
+{
+    kd_context *ctx;
+    if (kd_context_create(NULL, &ctx) == KD_OK)
+        return ctx;
+    fprintf(stderr, "%s: %s\n", who, kd_last_error(NULL));
+    return NULL;
+}

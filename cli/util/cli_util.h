@@ -14,6 +14,9 @@ int kd_cli_parse_list(const char *s, long long *out, int cap);
 /* The context's metrics in fmt ("json" or "prometheus", kd_metrics_export) to out. */
 void kd_cli_print_metrics(const kd_context *ctx, const char *fmt, FILE *out);
 
+/* A context with the default options (the environment, the config file), or NULL with
+ * the reason on stderr behind who ("kdispatch", "kdispatch tune"). */
+kd_context *kd_cli_context(const char *who);
 /* 1 if any of the n flags is set. */
 int kd_cli_any_set(const int *flags, int n);
 /* A selection where none set means all: sets all n flags when none is set. */
