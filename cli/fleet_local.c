@@ -185,20 +185,12 @@ static void write_devices(FILE *f, const kd_fleet_identity *id)
 
 /* ---- agreement: each kernel's output on compare's problems, subsampled ------------------------ */
 
-static int op_in(const int *use, kd_op op)
-{
-    for (int i = 0; i < KD_OP_COUNT; i++)
-        if (use[i])
-            return use[op];
-    return 1;
-}
+/* A selection where none set means all. */
+static int op_in(const int *use, kd_op op) { return !kd_cli_any_set(use, KD_OP_COUNT) || use[op]; }
 
 static int backend_in(const int *use, int b)
 {
-    for (int i = 0; i < KD_BACKEND_COUNT; i++)
-        if (use[i])
-            return use[b];
-    return 1;
+    return !kd_cli_any_set(use, KD_BACKEND_COUNT) || use[b];
 }
 
 /* KD_FLEET_TEST_SKEW=<rank>: that rank's digests are shifted by 1e-2, as a kernel giving
