@@ -222,10 +222,8 @@ static void json_document(void *self, const kd_compare_result *r)
     kd_json_begin_object(&w);
     kd_json_key_str(&w, "command", "compare");
     kd_json_key_str(&w, "version", kd_version());
-    char seed[24]; /* unsigned 64-bit: beyond kd_json_int */
-    int len = snprintf(seed, sizeof seed, "%llu", r->seed);
     kd_json_key(&w, "seed");
-    kd_json_raw(&w, seed, (size_t)len);
+    kd_json_uint(&w, r->seed);
     kd_json_key_num(&w, "tolerance", r->tol, "%g");
     kd_json_newline(&w);
     json_model(&w, r);

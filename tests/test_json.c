@@ -125,13 +125,15 @@ static void test_nesting_and_commas(void)
     kd_json_key_str(&w, "t", NULL);
     kd_json_key_num(&w, "n", INFINITY, NULL);
     kd_json_key_int(&w, "i", 7);
+    kd_json_key(&w, "u");
+    kd_json_uint(&w, 18446744073709551615ull);
     kd_json_key_bool(&w, "b", 0);
     kd_json_end_object(&w);
     CU_ASSERT_EQUAL(kd_json_finish(&w), 0);
     const char *got = sink_text(&k);
     CU_ASSERT_STRING_EQUAL(got, "{\"a\":-3,\"list\":[\n1.5,\n\"x\\\"\",{},[],null,true,null\n],"
                                 "\"raw\":{\"k\":[1]},\"s\":\"a\",\"t\":null,\"n\":null,"
-                                "\"i\":7,\"b\":false}\n");
+                                "\"i\":7,\"u\":18446744073709551615,\"b\":false}\n");
     fj *v = fj_parse(got, strlen(got), NULL, 0);
     CU_ASSERT_PTR_NOT_NULL_FATAL(v);
     CU_ASSERT_EQUAL(fj_len(fj_get(v, "list")), 7);

@@ -181,6 +181,12 @@ void kd_json_int(kd_json *w, long long v)
     fprintf(w->f, "%lld", v);
 }
 
+void kd_json_uint(kd_json *w, unsigned long long v)
+{
+    before_value(w);
+    fprintf(w->f, "%llu", v);
+}
+
 void kd_json_bool(kd_json *w, int b)
 {
     before_value(w);

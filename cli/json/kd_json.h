@@ -58,6 +58,7 @@ void kd_json_str(kd_json *w, const char *s); /* NULL: null */
 void kd_json_strn(kd_json *w, const char *s, size_t len);
 void kd_json_num(kd_json *w, double x, const char *fmt); /* as kd_json_write_num */
 void kd_json_int(kd_json *w, long long v);
+void kd_json_uint(kd_json *w, unsigned long long v); /* e.g. a 64-bit seed */
 void kd_json_bool(kd_json *w, int b);
 void kd_json_null(kd_json *w);
 /* A value that is already JSON text (e.g. a subcommand's --json output), copied as is. */
