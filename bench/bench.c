@@ -16,7 +16,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../cli/commands.h"
+#include "cli_util.h"
+#include "commands.h" /* kd_cmd_bench */
 #include "bench_internal.h"
 #include "kd_backend.h"
 #include "kd_oracle.h"
@@ -190,18 +191,8 @@ static int parse_flag(bench_opts *o, const char *a)
 /* Quick-mode defaults apply to what the command line did not set. */
 static void apply_defaults(bench_opts *o)
 {
-    int any_backend = 0;
-    for (int b = 0; b < KD_BACKEND_COUNT; b++)
-        any_backend |= o->use_backend[b];
-    if (!any_backend)
-        for (int b = 0; b < KD_BACKEND_COUNT; b++)
-            o->use_backend[b] = 1;
-    int any_op = 0;
-    for (int op = 0; op < KD_OP_COUNT; op++)
-        any_op |= o->use_op[op];
-    if (!any_op)
-        for (int op = 0; op < KD_OP_COUNT; op++)
-            o->use_op[op] = 1;
+    kd_cli_none_means_all(o->use_backend, KD_BACKEND_COUNT);
+    kd_cli_none_means_all(o->use_op, KD_OP_COUNT);
     if (!o->nm) {
         static const long long full[] = {1, 2, 4, 8}, quick[] = {1, 8};
         o->nm = o->quick ? 2 : 4;
@@ -325,14 +316,8 @@ static int pick_targets(const bench_opts *o, kd_context *ctx, bench_target *t)
 
 static int plan_add(plan *p, bench_case c)
 {
-    if (p->n == p->cap) {
-        int cap = p->cap ? 2 * p->cap : 128;
-        bench_case *x = realloc(p->c, sizeof *x * (size_t)cap);
-        if (!x)
-            return -1;
-        p->c = x;
-        p->cap = cap;
-    }
+    if (kd_cli_grow(&p->c, &p->cap, p->n, sizeof *p->c))
+        return -1;
     p->c[p->n++] = c;
     return 0;
 }
@@ -779,17 +764,6 @@ static int write_outputs(const bench_opts *o, const bench_report *rep)
     return rc;
 }
 
-static void print_metrics(kd_context *ctx, const char *fmt)
-{
-    size_t need = kd_metrics_export(ctx, fmt, NULL, 0) + 1;
-    char *buf = malloc(need);
-    if (buf) {
-        kd_metrics_export(ctx, fmt, buf, need);
-        fputs(buf, stdout);
-        free(buf);
-    }
-}
-
 static int bench_with(const bench_opts *o, kd_context *ctx, bench_target *targets)
 {
     bench_host host;
@@ -840,15 +814,13 @@ int kd_cmd_bench(int argc, char **argv)
     int parsed = parse(argc, argv, &o);
     if (parsed)
         return parsed > 0 ? 0 : 2;
-    kd_context *ctx;
-    if (kd_context_create(NULL, &ctx) != KD_OK) {
-        fprintf(stderr, "kdispatch: %s\n", kd_last_error(NULL));
+    kd_context *ctx = kd_cli_context("kdispatch");
+    if (!ctx)
         return 1;
-    }
     static bench_target targets[BENCH_MAX_TARGETS];
     int rc = bench_with(&o, ctx, targets);
     if (o.metrics)
-        print_metrics(ctx, o.metrics);
+        kd_cli_print_metrics(ctx, o.metrics, stdout);
     kd_context_destroy(ctx);
     return rc;
 }

@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "bench_internal.h"
+#include "kd_json.h"
 
 #ifndef KD_BENCH_SOURCE_DIR
 #define KD_BENCH_SOURCE_DIR "."
@@ -152,15 +153,22 @@ void bench_print_speedups(FILE *f, const bench_report *rep)
         }
 }
 
+/* NULL with a message if path cannot be written. */
+static FILE *open_for_writing(const char *path)
+{
+    FILE *f = fopen(path, "w");
+    if (!f)
+        fprintf(stderr, "kdispatch bench: cannot write %s: %s\n", path, strerror(errno));
+    return f;
+}
+
 /* ---- CSV --------------------------------------------------------------------------------------- */
 
 int bench_write_csv(const bench_report *rep, const char *path)
 {
-    FILE *f = fopen(path, "w");
-    if (!f) {
-        fprintf(stderr, "kdispatch bench: cannot write %s: %s\n", path, strerror(errno));
+    FILE *f = open_for_writing(path);
+    if (!f)
         return -1;
-    }
     fprintf(f, "section,op,kernel,m,n,k,backend,device,bytes,repeats,inner,median_s,min_s,max_s,"
                "p25_s,p75_s,gbps,frac_of_read_bw,read_bw_gbps,frac_of_device_bw,device_bw_gbps,"
                "l2_bytes,llc_bytes\n");
@@ -187,73 +195,88 @@ int bench_write_csv(const bench_report *rep, const char *path)
 
 /* ---- JSON -------------------------------------------------------------------------------------- */
 
-static void json_str(FILE *f, const char *s)
-{
-    fputc('"', f);
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\')
-            fprintf(f, "\\%c", c);
-        else if (c < 0x20)
-            fprintf(f, "\\u%04x", c);
-        else
-            fputc(c, f);
-    }
-    fputc('"', f);
-}
-
-static void json_host(FILE *f, const bench_report *rep)
+static void json_host(kd_json *w, const bench_report *rep)
 {
     const bench_host *h = rep->host;
-    fputs("\"host\":{\"cpu\":", f);
-    json_str(f, h->cpu_model);
-    fprintf(f, ",\"cpus\":%d,\"read_bw_gbps\":%.4f,\"l1d_bytes\":%lld,\"l2_bytes\":%lld,"
-               "\"llc_bytes\":%lld,\"llc_level\":%d,\"caches_from_sysfs\":%s},\n",
-            h->cpus, h->read_bw / 1e9, h->caches.l1d, h->caches.l2, h->caches.llc,
-            h->caches.llc_level, h->caches.from_sysfs ? "true" : "false");
+    kd_json_key(w, "host");
+    kd_json_begin_object(w);
+    kd_json_key_str(w, "cpu", h->cpu_model);
+    kd_json_key_int(w, "cpus", h->cpus);
+    kd_json_key_num(w, "read_bw_gbps", h->read_bw / 1e9, "%.4f");
+    kd_json_key_int(w, "l1d_bytes", h->caches.l1d);
+    kd_json_key_int(w, "l2_bytes", h->caches.l2);
+    kd_json_key_int(w, "llc_bytes", h->caches.llc);
+    kd_json_key_int(w, "llc_level", h->caches.llc_level);
+    kd_json_key_bool(w, "caches_from_sysfs", h->caches.from_sysfs);
+    kd_json_end_object(w);
+    kd_json_newline(w);
 }
 
-static void json_settings(FILE *f, const bench_report *rep)
+static void json_ints(kd_json *w, const char *key, const long long *v, int n)
+{
+    kd_json_key(w, key);
+    kd_json_begin_array(w);
+    for (int i = 0; i < n; i++)
+        kd_json_int(w, v[i]);
+    kd_json_end_array(w);
+}
+
+static void json_settings(kd_json *w, const bench_report *rep)
 {
     const bench_opts *o = rep->o;
-    fprintf(f, "\"settings\":{\"quick\":%s,\"repeats\":%d,\"warmup_s\":%g,\"sample_s\":%g,"
-               "\"m\":[",
-            o->quick ? "true" : "false", o->repeats, o->warmup_s, o->sample_s);
-    for (int i = 0; i < o->nm; i++)
-        fprintf(f, "%s%lld", i ? "," : "", o->m[i]);
-    fputs("],\"sweep_bytes\":[", f);
-    for (int i = 0; i < rep->nsweep; i++)
-        fprintf(f, "%s%lld", i ? "," : "", rep->sweep_sizes[i]);
-    fputs("]},\n\"targets\":[", f);
+    kd_json_key(w, "settings");
+    kd_json_begin_object(w);
+    kd_json_key_bool(w, "quick", o->quick);
+    kd_json_key_int(w, "repeats", o->repeats);
+    kd_json_key_num(w, "warmup_s", o->warmup_s, "%g");
+    kd_json_key_num(w, "sample_s", o->sample_s, "%g");
+    json_ints(w, "m", o->m, o->nm);
+    json_ints(w, "sweep_bytes", rep->sweep_sizes, rep->nsweep);
+    kd_json_end_object(w);
+    kd_json_newline(w);
+    kd_json_key(w, "targets");
+    kd_json_begin_array(w);
     for (int t = 0; t < rep->ntargets; t++) {
-        fprintf(f, "%s{\"label\":", t ? "," : "");
-        json_str(f, rep->targets[t].label);
-        fprintf(f, ",\"backend\":\"%s\",\"device\":", kd_backend_name(rep->targets[t].backend));
-        json_str(f, rep->targets[t].device);
-        fprintf(f, ",\"device_bw_gbps\":%.6g}", rep->targets[t].device_bw / 1e9);
+        kd_json_begin_object(w);
+        kd_json_key_str(w, "label", rep->targets[t].label);
+        kd_json_key_str(w, "backend", kd_backend_name(rep->targets[t].backend));
+        kd_json_key_str(w, "device", rep->targets[t].device);
+        kd_json_key_num(w, "device_bw_gbps", rep->targets[t].device_bw / 1e9, "%.6g");
+        kd_json_end_object(w);
     }
-    fputs("],\n", f);
+    kd_json_end_array(w);
+    kd_json_newline(w);
 }
 
-static void json_row(FILE *f, const bench_report *rep, const bench_row *r, int first)
+static void json_row(kd_json *w, const bench_report *rep, const bench_row *r)
 {
-    fprintf(f, "%s\n {\"section\":\"%s\",\"op\":\"%s\",\"kernel\":\"%s\",\"m\":%lld,\"n\":%lld,"
-               "\"k\":%lld,\"backend\":\"%s\",\"device\":",
-            first ? "" : ",", bench_section_name(r->c.section), kd_op_name(r->c.op),
-            kernel_of(r), r->c.m, (long long)r->c.n, (long long)r->c.k,
-            kd_backend_name(rep->targets[r->c.target].backend));
-    json_str(f, label_of(rep, r));
-    fprintf(f, ",\"bytes\":%.0f,\"repeats\":%d,\"inner\":%d,\"median_s\":%.9e,\"min_s\":%.9e,"
-               "\"max_s\":%.9e,\"p25_s\":%.9e,\"p75_s\":%.9e,\"gbps\":%.6g,"
-               "\"frac_of_read_bw\":%.6g,\"frac_of_device_bw\":%.6g}",
-            r->c.bytes, r->repeats, r->inner, r->median_s, r->min_s, r->max_s, r->p25_s,
-            r->p75_s, bench_gbps(r), bench_frac(rep, r), bench_device_frac(rep, r));
+    kd_json_begin_object(w);
+    kd_json_key_str(w, "section", bench_section_name(r->c.section));
+    kd_json_key_str(w, "op", kd_op_name(r->c.op));
+    kd_json_key_str(w, "kernel", kernel_of(r));
+    kd_json_key_int(w, "m", r->c.m);
+    kd_json_key_int(w, "n", (long long)r->c.n);
+    kd_json_key_int(w, "k", (long long)r->c.k);
+    kd_json_key_str(w, "backend", kd_backend_name(rep->targets[r->c.target].backend));
+    kd_json_key_str(w, "device", label_of(rep, r));
+    kd_json_key_num(w, "bytes", r->c.bytes, "%.0f");
+    kd_json_key_int(w, "repeats", r->repeats);
+    kd_json_key_int(w, "inner", r->inner);
+    kd_json_key_num(w, "median_s", r->median_s, "%.9e");
+    kd_json_key_num(w, "min_s", r->min_s, "%.9e");
+    kd_json_key_num(w, "max_s", r->max_s, "%.9e");
+    kd_json_key_num(w, "p25_s", r->p25_s, "%.9e");
+    kd_json_key_num(w, "p75_s", r->p75_s, "%.9e");
+    kd_json_key_num(w, "gbps", bench_gbps(r), "%.6g");
+    kd_json_key_num(w, "frac_of_read_bw", bench_frac(rep, r), "%.6g");
+    kd_json_key_num(w, "frac_of_device_bw", bench_device_frac(rep, r), "%.6g");
+    kd_json_end_object(w);
 }
 
-static void json_speedups(FILE *f, const bench_report *rep)
+static void json_speedups(kd_json *w, const bench_report *rep)
 {
-    int n = 0;
-    fputs("\"batched_speedup\":[", f);
+    kd_json_key(w, "batched_speedup");
+    kd_json_begin_array(w);
     for (int t = 0; t < rep->ntargets; t++)
         for (int op = KD_OP_Q4K_GEMV; op <= KD_OP_Q6K_GEMV; op++) {
             const bench_row *one = headline_gemv(rep, t, (kd_op)op, 1);
@@ -261,36 +284,51 @@ static void json_speedups(FILE *f, const bench_report *rep)
                 const bench_row *b = headline_gemv(rep, t, (kd_op)op, m);
                 if (!b)
                     continue;
-                fprintf(f, "%s\n {\"op\":\"%s\",\"device\":", n++ ? "," : "",
-                        kd_op_name((kd_op)op));
-                json_str(f, rep->targets[t].label);
-                fprintf(f, ",\"m\":%lld,\"speedup\":%.4f}", m, speedup(one, b));
+                kd_json_newline(w);
+                kd_json_begin_object(w);
+                kd_json_key_str(w, "op", kd_op_name((kd_op)op));
+                kd_json_key_str(w, "device", rep->targets[t].label);
+                kd_json_key_int(w, "m", m);
+                kd_json_key_num(w, "speedup", speedup(one, b), "%.4f");
+                kd_json_end_object(w);
             }
         }
-    fputs("],\n", f);
+    kd_json_end_array(w);
+    kd_json_newline(w);
 }
 
 int bench_write_json(const bench_report *rep, const char *path)
 {
-    FILE *f = fopen(path, "w");
-    if (!f) {
-        fprintf(stderr, "kdispatch bench: cannot write %s: %s\n", path, strerror(errno));
+    FILE *f = open_for_writing(path);
+    if (!f)
         return -1;
-    }
-    int failed = 0, first = 1;
-    fprintf(f, "{\"command\":\"bench\",\"version\":\"%s\",\n", kd_version());
-    json_host(f, rep);
-    json_settings(f, rep);
-    json_speedups(f, rep);
-    fputs("\"rows\":[", f);
+    int failed = 0;
+    kd_json w;
+    kd_json_init(&w, f);
+    kd_json_begin_object(&w);
+    kd_json_key_str(&w, "command", "bench");
+    kd_json_key_str(&w, "version", kd_version());
+    kd_json_newline(&w);
+    json_host(&w, rep);
+    json_settings(&w, rep);
+    json_speedups(&w, rep);
+    kd_json_key(&w, "rows");
+    kd_json_begin_array(&w);
     for (int i = 0; i < rep->nrows; i++) {
-        if (rep->rows[i].ok)
-            json_row(f, rep, &rep->rows[i], first), first = 0;
-        else
+        if (!rep->rows[i].ok) {
             failed++;
+            continue;
+        }
+        kd_json_newline(&w);
+        json_row(&w, rep, &rep->rows[i]);
     }
-    fprintf(f, "\n],\n\"failed\":%d}\n", failed);
-    if (fclose(f) != 0) {
+    kd_json_newline(&w);
+    kd_json_end_array(&w);
+    kd_json_newline(&w);
+    kd_json_key_int(&w, "failed", failed);
+    kd_json_end_object(&w);
+    int bad = kd_json_finish(&w);
+    if (fclose(f) != 0 || bad) {
         fprintf(stderr, "kdispatch bench: cannot write %s\n", path);
         return -1;
     }

@@ -172,17 +172,6 @@ static int parse_args(int argc, char **argv, kd_compare_opts *o, const char **me
     return 0;
 }
 
-static void print_metrics(const kd_context *ctx, const char *fmt, FILE *out)
-{
-    size_t need = kd_metrics_export(ctx, fmt, NULL, 0) + 1;
-    char *buf = malloc(need);
-    if (buf) {
-        kd_metrics_export(ctx, fmt, buf, need);
-        fputs(buf, out);
-        free(buf);
-    }
-}
-
 /* The library's warnings (e.g. a damaged program cache entry that was rebuilt). */
 static void print_warnings(const kd_context *ctx)
 {
@@ -200,16 +189,14 @@ int kd_cmd_compare(int argc, char **argv)
     int parsed = parse_args(argc, argv, &o, &metrics);
     if (parsed)
         return parsed > 0 ? 0 : 2;
-    kd_context *ctx;
-    if (kd_context_create(NULL, &ctx) != KD_OK) {
-        fprintf(stderr, "kdispatch: %s\n", kd_last_error(NULL));
+    kd_context *ctx = kd_cli_context("kdispatch");
+    if (!ctx)
         return 1;
-    }
     int rc = kd_compare_run(ctx, &o, stdout);
     print_warnings(ctx);
     /* With --json, stdout stays one JSON document: the metrics go to stderr. */
     if (metrics && rc != 2)
-        print_metrics(ctx, metrics, o.json ? stderr : stdout);
+        kd_cli_print_metrics(ctx, metrics, o.json ? stderr : stdout);
     kd_context_destroy(ctx);
     return rc;
 }

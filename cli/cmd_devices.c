@@ -3,22 +3,9 @@
 #include <string.h>
 
 #include "commands.h"
+#include "kd_json.h"
 #include "kd_backend.h"
 #include "kdispatch.h"
-
-static void json_string(FILE *f, const char *s)
-{
-    fputc('"', f);
-    for (; *s; s++) {
-        if (*s == '"' || *s == '\\')
-            fprintf(f, "\\%c", *s);
-        else if ((unsigned char)*s < 0x20)
-            fprintf(f, "\\u%04x", *s);
-        else
-            fputc(*s, f);
-    }
-    fputc('"', f);
-}
 
 /* Every device of every backend, from kd_device_count / kd_device_info_get. */
 static void print_device_table(void)
@@ -49,41 +36,49 @@ static void print_text(const kd_context *ctx)
     print_device_table();
 }
 
-static void print_device_json(const kd_device_info *d, int first)
+static void print_device_json(kd_json *w, const kd_device_info *d)
 {
-    printf("%s{\"backend\":\"%s\",\"index\":%d,\"name\":", first ? "" : ",",
-           kd_backend_name(d->backend), d->index);
-    json_string(stdout, d->name);
-    printf(",\"vendor\":");
-    json_string(stdout, d->vendor);
-    printf(",\"platform\":");
-    json_string(stdout, d->platform);
-    printf(",\"driver_version\":");
-    json_string(stdout, d->driver_version);
-    printf(",\"is_gpu\":%s,\"usable\":%s,\"global_mem_bytes\":%llu,\"compute_units\":%d}",
-           d->is_gpu ? "true" : "false", d->usable ? "true" : "false",
-           (unsigned long long)d->global_mem_bytes, d->compute_units);
+    kd_json_begin_object(w);
+    kd_json_key_str(w, "backend", kd_backend_name(d->backend));
+    kd_json_key_int(w, "index", d->index);
+    kd_json_key_str(w, "name", d->name);
+    kd_json_key_str(w, "vendor", d->vendor);
+    kd_json_key_str(w, "platform", d->platform);
+    kd_json_key_str(w, "driver_version", d->driver_version);
+    kd_json_key_bool(w, "is_gpu", d->is_gpu);
+    kd_json_key_bool(w, "usable", d->usable);
+    kd_json_key_int(w, "global_mem_bytes", (long long)d->global_mem_bytes);
+    kd_json_key_int(w, "compute_units", d->compute_units);
+    kd_json_end_object(w);
 }
 
 static void print_json(const kd_context *ctx)
 {
-    printf("{\"version\":\"%s\",\"backends\":[", kd_version());
+    kd_json w;
+    kd_json_init(&w, stdout);
+    kd_json_begin_object(&w);
+    kd_json_key_str(&w, "version", kd_version());
+    kd_json_key(&w, "backends");
+    kd_json_begin_array(&w);
     for (int b = 0; b < kd_backend_count(); b++) {
-        printf("%s{\"name\":\"%s\",\"present\":%s,\"detail\":", b ? "," : "", kd_backend_name(b),
-               kd_backend_available(ctx, b) ? "true" : "false");
-        json_string(stdout, kd_backend_reason(ctx, b));
-        printf(",\"devices\":[");
+        kd_json_begin_object(&w);
+        kd_json_key_str(&w, "name", kd_backend_name(b));
+        kd_json_key_bool(&w, "present", kd_backend_available(ctx, b));
+        kd_json_key_str(&w, "detail", kd_backend_reason(ctx, b));
+        kd_json_key(&w, "devices");
+        kd_json_begin_array(&w);
         int n = kd_device_count((kd_backend_id)b);
-        for (int i = 0, first = 1; i < n; i++) {
+        for (int i = 0; i < n; i++) {
             kd_device_info d;
-            if (kd_device_info_get((kd_backend_id)b, i, &d) == KD_OK) {
-                print_device_json(&d, first);
-                first = 0;
-            }
+            if (kd_device_info_get((kd_backend_id)b, i, &d) == KD_OK)
+                print_device_json(&w, &d);
         }
-        printf("]}");
+        kd_json_end_array(&w);
+        kd_json_end_object(&w);
     }
-    printf("]}\n");
+    kd_json_end_array(&w);
+    kd_json_end_object(&w);
+    kd_json_finish(&w);
 }
 
 int kd_cmd_devices(int argc, char **argv)
@@ -106,11 +101,9 @@ int kd_cmd_devices(int argc, char **argv)
             return 2;
         }
     }
-    kd_context *ctx;
-    if (kd_context_create(NULL, &ctx) != KD_OK) {
-        fprintf(stderr, "kdispatch: %s\n", kd_last_error(NULL));
+    kd_context *ctx = kd_cli_context("kdispatch");
+    if (!ctx)
         return 1;
-    }
     if (json)
         print_json(ctx);
     else

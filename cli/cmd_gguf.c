@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "commands.h"
+#include "kd_json.h"
 #include "kdispatch.h"
 
 
@@ -44,33 +45,6 @@ static void usage(FILE *f)
 
 /* ---- strings ------------------------------------------------------------------------- */
 
-/* Length of the valid UTF-8 sequence at p (n bytes available), 0 if invalid. */
-static int utf8_len(const unsigned char *p, uint64_t n)
-{
-    int len = p[0] >= 0xf0 ? 4 : p[0] >= 0xe0 ? 3 : p[0] >= 0xc0 ? 2 : 0;
-    if (len == 0 || p[0] > 0xf4 || (uint64_t)len > n || p[0] == 0xc0 || p[0] == 0xc1)
-        return 0;
-    for (int i = 1; i < len; i++)
-        if ((p[i] & 0xc0) != 0x80)
-            return 0;
-    uint32_t cp = p[0] & (0x7f >> len);
-    for (int i = 1; i < len; i++)
-        cp = cp << 6 | (p[i] & 0x3f);
-    static const uint32_t min_cp[5] = {0, 0, 0x80, 0x800, 0x10000};
-    if (cp < min_cp[len] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-        return 0;
-    return len;
-}
-
-/* The code point of a valid UTF-8 sequence of len bytes. */
-static uint32_t utf8_cp(const unsigned char *p, int len)
-{
-    uint32_t cp = p[0] & (0x7f >> len);
-    for (int i = 1; i < len; i++)
-        cp = cp << 6 | (p[i] & 0x3f);
-    return cp;
-}
-
 /* Code points a terminal may act on rather than show: C1 controls (U+0080..U+009F, e.g.
  * U+009B is an 8-bit CSI) and the bidirectional overrides that reorder what is shown. */
 static int is_terminal_control(uint32_t cp)
@@ -88,9 +62,9 @@ static int put_escaped(FILE *f, const unsigned char *p, uint64_t n, int quoted)
     int cols = 0;
     for (uint64_t i = 0; i < n; i++) {
         unsigned char ch = p[i];
-        int u = ch >= 0x80 ? utf8_len(p + i, n - i) : 0;
-        if (u > 0 && is_terminal_control(utf8_cp(p + i, u))) {
-            cols += fprintf(f, "\\u{%04x}", (unsigned)utf8_cp(p + i, u));
+        int u = ch >= 0x80 ? kd_json_utf8_len(p + i, n - i) : 0;
+        if (u > 0 && is_terminal_control(kd_json_utf8_cp(p + i, u))) {
+            cols += fprintf(f, "\\u{%04x}", (unsigned)kd_json_utf8_cp(p + i, u));
             i += (uint64_t)u - 1;
         } else if (u > 0) {
             fwrite(p + i, 1, (size_t)u, f);
@@ -132,36 +106,10 @@ static void print_str_text(FILE *f, const kd_gguf_str *s, int full)
         fprintf(f, "...(%" PRIu64 " bytes)", s->len);
 }
 
-/* A JSON string; bytes that are not valid UTF-8 become U+FFFD so the output stays JSON. */
+/* A JSON string (kd_json's escaping: bytes that are not valid UTF-8 become \u00XX). */
 static void print_str_json(FILE *f, const char *data, uint64_t len)
 {
-    const unsigned char *p = (const unsigned char *)data;
-    fputc('"', f);
-    for (uint64_t i = 0; i < len; i++) {
-        unsigned char ch = p[i];
-        if (ch >= 0x80) {
-            int u = utf8_len(p + i, len - i);
-            if (u > 0) {
-                fwrite(p + i, 1, (size_t)u, f);
-                i += (uint64_t)u - 1;
-            } else {
-                fputs("\\ufffd", f);
-            }
-        } else if (ch == '"' || ch == '\\') {
-            fprintf(f, "\\%c", ch);
-        } else if (ch == '\n') {
-            fputs("\\n", f);
-        } else if (ch == '\t') {
-            fputs("\\t", f);
-        } else if (ch == '\r') {
-            fputs("\\r", f);
-        } else if (ch < 0x20 || ch == 0x7f) {
-            fprintf(f, "\\u%04x", ch);
-        } else {
-            fputc(ch, f);
-        }
-    }
-    fputc('"', f);
+    kd_json_write_strn(f, data, (size_t)len);
 }
 
 /* ---- values ---------------------------------------------------------------------------- */
@@ -173,8 +121,8 @@ static void print_number(FILE *f, const kd_gguf_value *v, int json)
         fprintf(f, "%" PRId64, v->v.i);
         break;
     case KD_GGUF_FLOAT32: case KD_GGUF_FLOAT64:
-        if (json && !isfinite(v->v.f))
-            fputs("null", f); /* JSON has no NaN or infinity */
+        if (json)
+            kd_json_write_num(f, v->v.f, v->type == KD_GGUF_FLOAT32 ? "%.9g" : "%.17g");
         else
             fprintf(f, v->type == KD_GGUF_FLOAT32 ? "%.9g" : "%.17g", v->v.f);
         break;
@@ -187,17 +135,23 @@ static void print_number(FILE *f, const kd_gguf_value *v, int json)
     }
 }
 
-static void print_value_text(FILE *f, const kd_gguf_value *v, int depth, int full)
+/* A value as text (C-like strings; arrays shortened with "... N more") or, with json, as
+ * JSON (arrays shortened to JSON_ARRAY_SHOWN, which sets *truncated). */
+static void print_value(FILE *f, const kd_gguf_value *v, int depth, int full, int json,
+                        int *truncated)
 {
     if (v->type == KD_GGUF_STRING) {
-        print_str_text(f, &v->v.s, full);
+        if (json)
+            print_str_json(f, v->v.s.data, v->v.s.len);
+        else
+            print_str_text(f, &v->v.s, full);
         return;
     }
     if (v->type != KD_GGUF_ARRAY) {
-        print_number(f, v, 0);
+        print_number(f, v, json);
         return;
     }
-    uint64_t limit = depth == 0 ? TEXT_ARRAY_SHOWN : TEXT_NESTED_SHOWN;
+    uint64_t limit = json ? JSON_ARRAY_SHOWN : depth == 0 ? TEXT_ARRAY_SHOWN : TEXT_NESTED_SHOWN;
     kd_gguf_array_iter it;
     kd_gguf_value e;
     uint64_t i = 0;
@@ -206,36 +160,12 @@ static void print_value_text(FILE *f, const kd_gguf_value *v, int depth, int ful
     while ((full || i < limit) && kd_gguf_array_next(&it, &e)) {
         if (i++)
             fputs(", ", f);
-        print_value_text(f, &e, depth + 1, full);
+        print_value(f, &e, depth + 1, full, json, truncated);
     }
-    if (i < v->v.arr.count)
-        fprintf(f, "%s... %" PRIu64 " more", i ? ", " : "", v->v.arr.count - i);
-    fputc(']', f);
-}
-
-/* Sets *truncated when any array was shortened. */
-static void print_value_json(FILE *f, const kd_gguf_value *v, int full, int *truncated)
-{
-    if (v->type == KD_GGUF_STRING) {
-        print_str_json(f, v->v.s.data, v->v.s.len);
-        return;
-    }
-    if (v->type != KD_GGUF_ARRAY) {
-        print_number(f, v, 1);
-        return;
-    }
-    kd_gguf_array_iter it;
-    kd_gguf_value e;
-    uint64_t i = 0;
-    fputc('[', f);
-    kd_gguf_array_begin(v, &it);
-    while ((full || i < JSON_ARRAY_SHOWN) && kd_gguf_array_next(&it, &e)) {
-        if (i++)
-            fputs(", ", f);
-        print_value_json(f, &e, full, truncated);
-    }
-    if (i < v->v.arr.count)
+    if (i < v->v.arr.count && json)
         *truncated = 1;
+    else if (i < v->v.arr.count)
+        fprintf(f, "%s... %" PRIu64 " more", i ? ", " : "", v->v.arr.count - i);
     fputc(']', f);
 }
 
@@ -290,7 +220,7 @@ static void list_text(FILE *f, const char *path, const kd_gguf *g, const list_op
         fputs("  ", f);
         print_name_text(f, &kv->key, kw);
         fprintf(f, "  %-*s  ", tw, label);
-        print_value_text(f, &kv->value, 0, o->full);
+        print_value(f, &kv->value, 0, o->full, 0, NULL);
         fputc('\n', f);
     }
 
@@ -333,7 +263,7 @@ static void list_json(FILE *f, const char *path, const kd_gguf *g, const list_op
                     kd_gguf_vtype_name(kv->value.v.arr.type), kv->value.v.arr.count);
         fputs(", \"value\": ", f);
         int truncated = 0;
-        print_value_json(f, &kv->value, o->full, &truncated);
+        print_value(f, &kv->value, 0, o->full, 1, &truncated);
         fprintf(f, "%s}", truncated ? ", \"truncated\": true" : "");
     }
     fputs(nkv ? "\n  ],\n  \"tensors\": [" : "],\n  \"tensors\": [", f);

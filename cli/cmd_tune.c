@@ -424,11 +424,9 @@ int kd_cmd_tune(int argc, char **argv)
     int rc = parse_args(argc, argv, &o);
     if (rc)
         return rc == 1 ? 0 : rc;
-    kd_context *ctx;
-    if (kd_context_create(NULL, &ctx) != KD_OK) {
-        fprintf(stderr, "kdispatch tune: %s\n", kd_last_error(NULL));
+    kd_context *ctx = kd_cli_context("kdispatch tune");
+    if (!ctx)
         return 1;
-    }
     int any_b = 0, any_op = 0;
     for (int b = 0; b < KD_BACKEND_COUNT; b++)
         any_b |= o.use_backend[b];

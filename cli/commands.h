@@ -11,9 +11,7 @@ int kd_cmd_gguf(int argc, char **argv);
 int kd_cmd_ptx_check(int argc, char **argv);
 int kd_cmd_fleet(int argc, char **argv);
 
-/* Shared option helpers. */
-int kd_cli_is_help(const char *arg);
-/* Parses "1,8" into up to cap values; returns the count or -1. */
-int kd_cli_parse_list(const char *s, long long *out, int cap);
+/* Shared option helpers: kd_cli_is_help, kd_cli_parse_list, kd_cli_print_metrics. */
+#include "cli_util.h"
 
 #endif

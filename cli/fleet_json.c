@@ -1,7 +1,7 @@
 /* A small recursive-descent JSON reader (RFC 8259 values; depth limited). */
 #include "fleet_json.h"
+#include "kd_json.h"
 
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -297,40 +297,22 @@ double fj_num(const fj *v, double dflt) { return v && v->type == FJ_NUM ? v->num
 
 int fj_bool(const fj *v, int dflt) { return v && v->type == FJ_BOOL ? v->boolean : dflt; }
 
-void fj_write_str(FILE *f, const char *s)
-{
-    fputc('"', f);
-    for (; s && *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\')
-            fprintf(f, "\\%c", c);
-        else if (c < 0x20 || c == 0x7f)
-            fprintf(f, "\\u%04x", c);
-        else
-            fputc(c, f);
-    }
-    fputc('"', f);
-}
-
 void fj_write(FILE *f, const fj *v)
 {
     switch (v ? v->type : FJ_NULL) {
     case FJ_NULL: fputs("null", f); return;
     case FJ_BOOL: fputs(v->boolean ? "true" : "false", f); return;
     case FJ_NUM:
-        if (isfinite(v->num))
-            fprintf(f, "%.10g", v->num);
-        else
-            fputs("null", f);
+        kd_json_write_num(f, v->num, "%.10g");
         return;
-    case FJ_STR: fj_write_str(f, v->str); return;
+    case FJ_STR: kd_json_write_str(f, v->str); return;
     case FJ_ARR: case FJ_OBJ:
         fputc(v->type == FJ_OBJ ? '{' : '[', f);
         for (int i = 0; i < v->n; i++) {
             if (i)
                 fputc(',', f);
             if (v->type == FJ_OBJ) {
-                fj_write_str(f, v->keys[i]);
+                kd_json_write_str(f, v->keys[i]);
                 fputc(':', f);
             }
             fj_write(f, &v->items[i]);

@@ -33,9 +33,7 @@ const char *fj_str(const fj *v, const char *dflt);
 double fj_num(const fj *v, double dflt);
 int fj_bool(const fj *v, int dflt);
 
-/* Writes s as a JSON string literal (quotes and escapes). */
-void fj_write_str(FILE *f, const char *s);
-/* Writes a value back as compact JSON. */
+/* Writes a value back as compact JSON (with kd_json's escaping). */
 void fj_write(FILE *f, const fj *v);
 
 #endif

@@ -17,6 +17,7 @@
 #include "commands.h"
 #include "config.h"
 #include "fleet_json.h"
+#include "kd_json.h"
 #include "kd_oracle.h"
 #include "membw.h"
 
@@ -149,12 +150,12 @@ static void write_identity(FILE *f, const kd_fleet_identity *id)
     char cpu[128];
     kd_host_cpu_model(cpu, sizeof cpu);
     fprintf(f, "{\"rank\":%d,\"ranks\":%d,\"node\":", id->rank, id->size);
-    fj_write_str(f, id->node);
+    kd_json_write_str(f, id->node);
     fputs(",\"hostname\":", f);
-    fj_write_str(f, id->hostname);
+    kd_json_write_str(f, id->hostname);
     fprintf(f, ",\"host_rank\":%d,\"host_ranks\":%d,\"role\":\"%s\",\"cpu\":", id->host_rank,
             id->host_size, id->worker ? "worker" : "shared-host");
-    fj_write_str(f, cpu);
+    kd_json_write_str(f, cpu);
     fprintf(f, ",\"cpus\":%ld,\"version\":\"%s\"", sysconf(_SC_NPROCESSORS_ONLN), kd_version());
 }
 
@@ -173,7 +174,7 @@ static void write_devices(FILE *f, const kd_fleet_identity *id)
                 char simd[32];
                 simd_of(fj_str(fj_get(fj_at(b, i), "detail"), ""), simd, sizeof simd);
                 fputs(",\"simd\":", f);
-                fj_write_str(f, simd);
+                kd_json_write_str(f, simd);
             }
         fj_free(d);
     } else {
@@ -184,20 +185,12 @@ static void write_devices(FILE *f, const kd_fleet_identity *id)
 
 /* ---- agreement: each kernel's output on compare's problems, subsampled ------------------------ */
 
-static int op_in(const int *use, kd_op op)
-{
-    for (int i = 0; i < KD_OP_COUNT; i++)
-        if (use[i])
-            return use[op];
-    return 1;
-}
+/* A selection where none set means all. */
+static int op_in(const int *use, kd_op op) { return !kd_cli_any_set(use, KD_OP_COUNT) || use[op]; }
 
 static int backend_in(const int *use, int b)
 {
-    for (int i = 0; i < KD_BACKEND_COUNT; i++)
-        if (use[i])
-            return use[b];
-    return 1;
+    return !kd_cli_any_set(use, KD_BACKEND_COUNT) || use[b];
 }
 
 /* KD_FLEET_TEST_SKEW=<rank>: that rank's digests are shifted by 1e-2, as a kernel giving
@@ -250,7 +243,7 @@ static void write_output(FILE *f, kd_context *ctx, kd_problem *p, int b, int k, 
         write_digest(f, y, p->out_count, k, skew);
     else {
         fputs(",\"error\":", f);
-        fj_write_str(f, kd_last_error(ctx));
+        kd_json_write_str(f, kd_last_error(ctx));
     }
     fputc('}', f);
     free(y);
@@ -372,7 +365,7 @@ static void write_stderr_tail(FILE *f, const captured *c)
         return;
     }
     size_t from = c->err_len > FLEET_STDERR_KEEP ? c->err_len - FLEET_STDERR_KEEP : 0;
-    fj_write_str(f, c->err + from);
+    kd_json_write_str(f, c->err + from);
 }
 
 static void run_sub(FILE *f, const kd_fleet_opts *o, const kd_fleet_identity *id)

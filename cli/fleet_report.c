@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "fleet_json.h"
+#include "kd_json.h"
 #include "kd_oracle.h"
 
 extern char **environ;
@@ -533,51 +534,72 @@ static void print_text(const report *r)
 
 /* ---- JSON --------------------------------------------------------------------------------- */
 
-static void json_num(FILE *f, double x)
+static void json_agreement(kd_json *w, const agreement *a)
 {
-    if (isfinite(x))
-        fprintf(f, "%.6e", x);
-    else
-        fputs("null", f);
+    kd_json_begin_object(w);
+    kd_json_key_str(w, "op", a->op);
+    kd_json_key_int(w, "m", a->m);
+    kd_json_key_int(w, "n", a->n);
+    kd_json_key_int(w, "k", a->k);
+    kd_json_key(w, "seed");
+    kd_json_uint(w, a->seed);
+    kd_json_key_int(w, "outputs", a->outputs);
+    kd_json_key_int(w, "not_run", a->not_run);
+    kd_json_key_num(w, "max_diff", a->max_diff, "%.6e");
+    kd_json_key_num(w, "worst_vs_oracle", a->worst_oracle, "%.6e");
+    kd_json_key_str(w, "worst_at", a->worst_where);
+    kd_json_key_bool(w, "pass", a->pass);
+    kd_json_end_object(w);
 }
 
 static void print_json(const report *r, char *const *records, const size_t *lens)
 {
-    FILE *f = stdout;
-    fprintf(f, "{\"command\":\"fleet\",\"subcommand\":\"%s\",\"ranks\":%d,\"seed\":%llu,"
-               "\"tolerance\":%g,\"digest\":%d,\n\"records\":[",
-            r->o->sub, r->n, r->o->seed, r->o->tol, r->o->digest);
+    kd_json w;
+    kd_json_init(&w, stdout);
+    kd_json_begin_object(&w);
+    kd_json_key_str(&w, "command", "fleet");
+    kd_json_key_str(&w, "subcommand", r->o->sub);
+    kd_json_key_int(&w, "ranks", r->n);
+    kd_json_key(&w, "seed");
+    kd_json_uint(&w, r->o->seed);
+    kd_json_key_num(&w, "tolerance", r->o->tol, "%g");
+    kd_json_key_int(&w, "digest", r->o->digest);
+    kd_json_newline(&w);
+    kd_json_key(&w, "records");
+    kd_json_begin_array(&w);
     for (int i = 0; i < r->n; i++) {
-        fputs(i ? ",\n" : "\n", f);
-        if (r->rec[i])
-            fwrite(records[i], 1, lens[i] - (records[i][lens[i] - 1] == '\n'), f);
+        kd_json_newline(&w);
+        if (r->rec[i]) /* each rank's record as it sent it, but its final line break */
+            kd_json_raw(&w, records[i], lens[i] - (records[i][lens[i] - 1] == '\n'));
         else
-            fputs("null", f);
+            kd_json_null(&w);
     }
-    fputs("],\n\"agreement\":[", f);
+    kd_json_end_array(&w);
+    kd_json_newline(&w);
+    kd_json_key(&w, "agreement");
+    kd_json_begin_array(&w);
     for (int i = 0; i < r->nkern; i++) {
-        const agreement *a = &r->kern[i];
-        fprintf(f, "%s\n {\"op\":\"%s\",\"m\":%lld,\"n\":%lld,\"k\":%lld,\"seed\":%llu,"
-                   "\"outputs\":%d,\"not_run\":%d,\"max_diff\":",
-                i ? "," : "", a->op, a->m, a->n, a->k, a->seed, a->outputs, a->not_run);
-        json_num(f, a->max_diff);
-        fputs(",\"worst_vs_oracle\":", f);
-        json_num(f, a->worst_oracle);
-        fputs(",\"worst_at\":", f);
-        fj_write_str(f, a->worst_where);
-        fprintf(f, ",\"pass\":%s}", a->pass ? "true" : "false");
+        kd_json_newline(&w);
+        json_agreement(&w, &r->kern[i]);
     }
-    fputs("],\n\"failures\":[", f);
-    for (int i = 0, k = 0; i < r->n; i++)
+    kd_json_end_array(&w);
+    kd_json_newline(&w);
+    kd_json_key(&w, "failures");
+    kd_json_begin_array(&w);
+    for (int i = 0; i < r->n; i++)
         if (r->failed[i]) {
-            fprintf(f, "%s{\"rank\":%d,\"node\":", k++ ? "," : "", i);
-            fj_write_str(f, r->rec[i] ? node_of(r, i) : "?");
-            fputs(",\"reason\":", f);
-            fj_write_str(f, r->fail_reason[i]);
-            fputc('}', f);
+            kd_json_begin_object(&w);
+            kd_json_key_int(&w, "rank", i);
+            kd_json_key_str(&w, "node", r->rec[i] ? node_of(r, i) : "?");
+            kd_json_key_str(&w, "reason", r->fail_reason[i]);
+            kd_json_end_object(&w);
         }
-    fprintf(f, "],\n\"failed_ranks\":%d,\"verdict\":\"%s\"}\n", count_failed(r),
-            count_failed(r) || agreement_failed(r) ? "FAIL" : "PASS");
+    kd_json_end_array(&w);
+    kd_json_newline(&w);
+    kd_json_key_int(&w, "failed_ranks", count_failed(r));
+    kd_json_key_str(&w, "verdict", count_failed(r) || agreement_failed(r) ? "FAIL" : "PASS");
+    kd_json_end_object(&w);
+    kd_json_finish(&w);
 }
 
 /* ---- CSV ---------------------------------------------------------------------------------- */

@@ -1,5 +1,4 @@
 /* kdispatch: the command-line front end. */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,29 +23,6 @@ static const command commands[] = {
     {"ptx-check", kd_cmd_ptx_check, "check the six batched/single kernel pairs' PTX parity"},
     {"fleet", kd_cmd_fleet, "run a subcommand on every rank of an MPI job, one report (mpirun)"},
 };
-
-int kd_cli_is_help(const char *arg)
-{
-    return strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0 || strcmp(arg, "help") == 0;
-}
-
-int kd_cli_parse_list(const char *s, long long *out, int cap)
-{
-    int n = 0;
-    const char *p = s;
-    while (*p) {
-        char *end;
-        errno = 0;
-        long long v = strtoll(p, &end, 10);
-        if (end == p || n == cap || v <= 0 || errno == ERANGE) /* no silent clamp */
-            return -1;
-        out[n++] = v;
-        p = *end == ',' ? end + 1 : end;
-        if (*end && *end != ',')
-            return -1;
-    }
-    return n;
-}
 
 static void usage(FILE *f)
 {

@@ -1,6 +1,7 @@
 /* The parity report as text (a line per pair, details below it, the summary line) and
  * as JSON. */
 #include "ptx_check.h"
+#include "kd_json.h"
 
 #include <string.h>
 
@@ -86,23 +87,8 @@ void kd_ptx_report_print_text(const kd_ptx_report *r, FILE *out)
 
 /* ---- JSON ------------------------------------------------------------------------------------ */
 
-static void json_str(const char *s, FILE *out)
-{
-    fputc('"', out);
-    for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p; p++) {
-        if (*p == '"' || *p == '\\')
-            fprintf(out, "\\%c", *p);
-        else if (*p == '\n')
-            fputs("\\n", out);
-        else if (*p == '\t')
-            fputs("\\t", out);
-        else if (*p < 0x20 || *p >= 0x7f)
-            fprintf(out, "\\u%04x", *p); /* bytes as Latin-1: always valid JSON */
-        else
-            fputc(*p, out);
-    }
-    fputc('"', out);
-}
+/* NULL as "" (the report's texts are fixed arrays; a missing one is empty). */
+static void json_str(const char *s, FILE *out) { kd_json_write_str(out, s ? s : ""); }
 
 static void json_strings(const char (*list)[KD_PTX_TEXT_MAX], int n, FILE *out)
 {
