@@ -3,15 +3,17 @@
  * Work layout: a work-group of KD_GEMV_LOCAL items computes KD_GEMV_ROWS output rows; the
  * KD_GEMV_IPR items of one row take interleaved blocks (adjacent items, adjacent blocks)
  * and meet in local memory. On CPU devices the shape is one item per row (IPR 1: no
- * barrier, no local memory); KD_CL_GPU_SHAPES (a build option the backend sets with the
+ * barrier, no local memory; batched: KD_GEMV_RPI rows per item); KD_CL_GPU_SHAPES (a build option the backend sets with the
  * GPU geometry) selects the GPU shape. Each item decodes whole blocks with vector loads (8
  * values at a time) and multiplies them with up to KD_CL_GEMV_MAX_M rows of x, so the
  * batched kernel reads each weight block once for all its rows of x. The accumulators are
- * float8 "chains" (4 in all for one or two rows of x, one per row beyond), enough to hide
+ * float8 "chains" (4 in all for one or two rows of x, one per row beyond; the batched CPU
+ * shape, further down, has its own layout), enough to hide
  * the FMA latency. No loop has to be unrolled for them to stay in registers: the row count
  * and the slot of each multiply-add are constants in every call (kd_gemv_fma). */
 #ifndef KD_CL_GEMV_COMMON
 #define KD_CL_GEMV_COMMON
+#include "kd_blocks.h" /* kd_u8 (compiled alone by scripts/nvptx-from-cl.sh) */
 #include "kd_cl_geometry.h"
 
 #ifdef KD_CL_GPU_SHAPES
@@ -188,11 +190,13 @@ KD_CL_INLINE void kd_gemv_store(const float *sums, int nm, __global float *y, in
 }
 #if KD_GEMV_IPR == 1
 /* Batched CPU shape: each item owns KD_GEMV_RPI output rows and walks the blocks in order;
- * at each block it takes its rows two at a time (kd_gemv_pair), so each float16 of x,
+ * at each tile of KD_GEMV_TILE blocks it takes its rows two at a time (kd_gemv_pair_fma),
+ * so each float16 of x,
  * loaded once, feeds two FMAs, and the block's x (at most 8 KB) stays in L1 for all the
  * item's rows. With one row per item x came from L2 at one load per FMA (PoCL, Zen 4: half
  * the FMA rate at M = 8). A pair's accumulators (2 x 8 float16: 16 of AVX-512's 32
- * registers) start at zero at each block and are added into the item's sums in memory. */
+ * registers) start at zero at each tile and are added into the item's sums in memory
+ * (docs/opencl-gemv-cpu.md has the measurements). */
 #define KD_GEMV_RPI (KD_CL_GEMV_ROWS / KD_CL_GEMV_BATCH_LOCAL)
 /* blocks a pair sums in registers before adding into the item's sums in memory (x of a
  * tile: 8 KB per block at M = 8, in L1) */

@@ -12,7 +12,8 @@
 #define KD_CL_ROPE_VEC 8           /* rope: pairs (frequencies) per work-item */
 #define KD_CL_ROPE_HEADS 4         /* rope: heads per work-item (head_dim / 2 % 8 == 0) */
 #define KD_CL_NORM_CPU_LOCAL 16    /* rmsnorm: items per row, each a contiguous slice */
-/* GEMV on CPU devices (PoCL): one work-item per output row, no barrier, no local memory.
+/* GEMV on CPU devices (PoCL): one work-item per output row (M = 1; batched: below), no
+ * barrier, no local memory.
  * PoCL runs a group's items one after the other on one core; an item that owns a whole
  * row streams it with vector code and needs no reduction. */
 #define KD_CL_GEMV_LOCAL 16        /* gemv: work-items per group */
