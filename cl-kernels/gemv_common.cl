@@ -3,16 +3,17 @@
  * Work layout: a work-group of KD_GEMV_LOCAL items computes KD_GEMV_ROWS output rows; the
  * KD_GEMV_IPR items of one row take interleaved blocks (adjacent items, adjacent blocks)
  * and meet in local memory. On CPU devices the shape is one item per row (IPR 1: no
- * barrier, no local memory); KD_CL_GPU_SHAPES (a build option the backend sets with the
+ * barrier, no local memory; batched: KD_GEMV_RPI rows per item); KD_CL_GPU_SHAPES (a build option the backend sets with the
  * GPU geometry) selects the GPU shape. Each item decodes whole blocks with vector loads (8
  * values at a time) and multiplies them with up to KD_CL_GEMV_MAX_M rows of x, so the
  * batched kernel reads each weight block once for all its rows of x. The accumulators are
- * float8 "chains" (4 in all for one or two rows of x, one per row beyond), enough to hide
+ * float8 "chains" (4 in all for one or two rows of x, one per row beyond; the batched CPU
+ * shape, further down, has its own layout), enough to hide
  * the FMA latency. No loop has to be unrolled for them to stay in registers: the row count
  * and the slot of each multiply-add are constants in every call (kd_gemv_fma). */
 #ifndef KD_CL_GEMV_COMMON
 #define KD_CL_GEMV_COMMON
-#include "kd_blocks.h" /* kd_u8 (the runtime embeds both ahead of this file) */
+#include "kd_blocks.h" /* kd_u8 (the runtime embeds it ahead; scripts/nvptx-from-cl.sh compiles this alone) */
 #include "kd_cl_geometry.h"
 
 #ifdef KD_CL_GPU_SHAPES
@@ -187,6 +188,80 @@ KD_CL_INLINE void kd_gemv_store(const float *sums, int nm, __global float *y, in
     }
 #endif
 }
+#if KD_GEMV_IPR == 1
+/* Batched CPU shape: each item owns KD_GEMV_RPI output rows and walks the blocks in order;
+ * at each tile of KD_GEMV_TILE blocks it takes its rows two at a time (kd_gemv_pair_fma),
+ * so each float16 of x,
+ * loaded once, feeds two FMAs, and the block's x (at most 8 KB) stays in L1 for all the
+ * item's rows. With one row per item x came from L2 at one load per FMA (PoCL, Zen 4: half
+ * the FMA rate at M = 8). A pair's accumulators (2 x 8 float16: 16 of AVX-512's 32
+ * registers) start at zero at each tile and are added into the item's sums in memory
+ * (docs/opencl-gemv-cpu.md has the measurements). */
+#define KD_GEMV_RPI (KD_CL_GEMV_ROWS / KD_CL_GEMV_BATCH_LOCAL)
+/* blocks a pair sums in registers before adding into the item's sums in memory (x of a
+ * tile: 8 KB per block at M = 8, in L1) */
+#ifndef KD_GEMV_TILE
+#define KD_GEMV_TILE 2
+#endif
+#ifndef KD_GEMV_BATCH_PREFETCH
+#define KD_GEMV_BATCH_PREFETCH 2
+#endif
+#if KD_GEMV_RPI % 2 != 0
+#error "the batched CPU GEMV takes its rows two at a time"
+#endif
+
+/* acc[m] += w0 * x[m], acc[8 + m] += w1 * x[m] for the nm rows of x (xs floats apart); nm
+ * a constant at every call, so each index folds. */
+KD_CL_INLINE void kd_gemv_pair_fma(float16 *acc, const int nm, float16 w0, float16 w1,
+                                   __global const float *x, size_t xs)
+{
+    float16 v;
+#define KD_GEMV_PAIR_ROW(m)                                                          \
+    if (nm > (m)) {                                                                  \
+        v = vload16(0, x + (m) * xs);                                                \
+        acc[m] += w0 * v;                                                            \
+        acc[8 + (m)] += w1 * v;                                                      \
+    }
+    KD_GEMV_PAIR_ROW(0) KD_GEMV_PAIR_ROW(1) KD_GEMV_PAIR_ROW(2) KD_GEMV_PAIR_ROW(3)
+    KD_GEMV_PAIR_ROW(4) KD_GEMV_PAIR_ROW(5) KD_GEMV_PAIR_ROW(6) KD_GEMV_PAIR_ROW(7)
+#undef KD_GEMV_PAIR_ROW
+}
+
+/* Zeroes a pair's 16 accumulators (constant indices: they stay in registers). */
+KD_CL_INLINE void kd_gemv_pair_zero(float16 *acc)
+{
+    acc[0] = acc[1] = acc[2] = acc[3] = acc[4] = acc[5] = acc[6] = acc[7] = (float16)(0.0f);
+    acc[8] = acc[9] = acc[10] = acc[11] = (float16)(0.0f);
+    acc[12] = acc[13] = acc[14] = acc[15] = (float16)(0.0f);
+}
+
+/* Adds a pair's accumulators into the item's sums (sum[r * 8 + m], r = 2p, 2p + 1). */
+KD_CL_INLINE void kd_gemv_pair_add(float16 *sum, int p, const float16 *acc, const int nm)
+{
+    float16 *s = sum + 16 * p;
+#define KD_GEMV_PAIR_ADD(m)                                                          \
+    if (nm > (m)) {                                                                  \
+        s[m] += acc[m];                                                              \
+        s[8 + (m)] += acc[8 + (m)];                                                  \
+    }
+    KD_GEMV_PAIR_ADD(0) KD_GEMV_PAIR_ADD(1) KD_GEMV_PAIR_ADD(2) KD_GEMV_PAIR_ADD(3)
+    KD_GEMV_PAIR_ADD(4) KD_GEMV_PAIR_ADD(5) KD_GEMV_PAIR_ADD(6) KD_GEMV_PAIR_ADD(7)
+#undef KD_GEMV_PAIR_ADD
+}
+
+KD_CL_INLINE float kd_hsum16(float16 v) { return kd_hsum8(v.lo + v.hi); }
+
+/* y[m * n_rows + row0 + r] for the item's rows that exist and the nm rows of x. */
+KD_CL_INLINE void kd_gemv_store_rows(const float16 *sum, int nm, __global float *y,
+                                     int n_rows, int row0)
+{
+    for (int r = 0; r < KD_GEMV_RPI; r++)
+        if (row0 + r < n_rows)
+            for (int m = 0; m < nm; m++)
+                y[(size_t)m * (size_t)n_rows + (size_t)(row0 + r)] = kd_hsum16(sum[8 * r + m]);
+}
+#endif
+
 /* The single-row Q4_K kernel's pre-pass: xsum[r * k/32 + j] = sum of x[r, 32j .. 32j + 31]
  * for the m_dim rows of x, one work-item per sum (elementwise geometry over k/32). Every
  * output row needs these sums (the sub-block mins multiply them), so they are formed once

@@ -76,24 +76,30 @@ KD_CL_INLINE void kd_q4k_chunk(__global const kd_block_q4_K *b, __global const f
     kd_q4k_step(qs, xc, xs, nm, 3, d0, m0, d1, m1, acc);
 }
 
-/* Block b times nm rows of x (xs floats apart; x at the block's first value), into acc.
- * The eight 6-bit (scale, min) pairs are unpacked four at a time from the 12 bytes read as
- * three little-endian words (ggml's packing; kd_q4k_scale_min is the one-at-a-time form):
- * pairs 0..3 are the low 6 bits of bytes 0..3 and 4..7, pairs 4..7 take their low 4 bits
- * from bytes 8..11 and their top 2 from the top bits of bytes 0..3 and 4..7. The chunk
- * loop stays a loop: unrolled, the eight batched variants take PoCL tens of seconds to
- * compile. */
-KD_CL_INLINE void kd_q4k_block(__global const kd_block_q4_K *b, __global const float *x,
-                               size_t xs, const int nm, const int pre,
-                               __global const float *xsum, float8 *acc)
+/* The eight 6-bit scales (lanes 0..7) and mins (lanes 8..15) of block b, unpacked four at
+ * a time from the 12 bytes read as three little-endian words (ggml's packing;
+ * kd_q4k_scale_min is the one-at-a-time form): pairs 0..3 are the low 6 bits of bytes 0..3
+ * and 4..7, pairs 4..7 take their low 4 bits from bytes 8..11 and their top 2 from the top
+ * bits of bytes 0..3 and 4..7. */
+KD_CL_INLINE float16 kd_q4k_scales_mins(__global const kd_block_q4_K *b)
 {
-    float d = kd_f16_to_f32(b->d), dmin = kd_f16_to_f32(b->dmin);
     uint3 w = vload3(0, (__global const uint *)b->scales);
     uint4 packed = (uint4)(w.x & 0x3f3f3f3fu,
                            (w.z & 0x0f0f0f0fu) | ((w.x >> 2) & 0x30303030u),
                            w.y & 0x3f3f3f3fu,
                            ((w.z >> 4) & 0x0f0f0f0fu) | ((w.y >> 2) & 0x30303030u));
-    float16 sm = convert_float16(as_uchar16(packed)); /* scales 0..7, then mins 0..7 */
+    return convert_float16(as_uchar16(packed));
+}
+
+/* Block b times nm rows of x (xs floats apart; x at the block's first value), into acc,
+ * with b's scales and mins from kd_q4k_scales_mins. The chunk loop stays a loop: unrolled,
+ * the eight batched variants take PoCL tens of seconds to compile. */
+KD_CL_INLINE void kd_q4k_block(__global const kd_block_q4_K *b, __global const float *x,
+                               size_t xs, const int nm, const int pre,
+                               __global const float *xsum, float8 *acc)
+{
+    float d = kd_f16_to_f32(b->d), dmin = kd_f16_to_f32(b->dmin);
+    float16 sm = kd_q4k_scales_mins(b);
     float dl[8], ml[8];
     vstore8(d * sm.lo, 0, dl);
     vstore8(dmin * sm.hi, 0, ml);
@@ -142,6 +148,86 @@ void kd_gemv_q4k(__global const kd_block_q4_K *w, __global const float *x, __glo
     kd_gemv_store(sums, 1, y, n_rows, row, red);
 }
 
+#if KD_GEMV_IPR == 1
+/* Batched CPU shape (gemv_common.cl, kd_gemv_pair_fma): block b0 of one row and b1 of the
+ * next times nm rows of x, into a pair's accumulators. Each 16 bytes of quants hold 16
+ * values of sub-block 2c (low nibbles) and 16 of sub-block 2c + 1 (high nibbles). */
+KD_CL_INLINE void kd_q4k_pair_block(__global const kd_block_q4_K *b0,
+                                    __global const kd_block_q4_K *b1,
+                                    __global const float *x, size_t xs, const int nm,
+                                    float16 *acc)
+{
+    float c0[16], c1[16]; /* d * scales 0..7, dmin * mins 0..7 */
+    float16 sm0 = kd_q4k_scales_mins(b0), sm1 = kd_q4k_scales_mins(b1);
+    float16 dd0 = (float16)((float8)(kd_f16_to_f32(b0->d)), (float8)(kd_f16_to_f32(b0->dmin)));
+    float16 dd1 = (float16)((float8)(kd_f16_to_f32(b1->d)), (float8)(kd_f16_to_f32(b1->dmin)));
+    vstore16(dd0 * sm0, 0, c0);
+    vstore16(dd1 * sm1, 0, c1);
+    for (int c = 0; c < 4; c++) {
+        for (int h = 0; h < 2; h++) {
+            uchar16 q0 = kd_gemv_load16(b0->qs + 32 * c + 16 * h);
+            uchar16 q1 = kd_gemv_load16(b1->qs + 32 * c + 16 * h);
+            __global const float *xc = x + 64 * c + 16 * h;
+            kd_gemv_pair_fma(acc, nm, convert_float16(q0 & (uchar)15) * c0[2 * c] - c0[8 + 2 * c],
+                             convert_float16(q1 & (uchar)15) * c1[2 * c] - c1[8 + 2 * c], xc,
+                             xs);
+            kd_gemv_pair_fma(acc, nm,
+                             convert_float16(q0 >> (uchar)4) * c0[2 * c + 1] - c0[9 + 2 * c],
+                             convert_float16(q1 >> (uchar)4) * c1[2 * c + 1] - c1[9 + 2 * c],
+                             xc + 32, xs);
+        }
+    }
+}
+
+/* The item's rows row0.. (clamped to n_rows - 1; kd_gemv_store_rows skips the copies) times
+ * nm rows of x: sum[8 r + m]. */
+KD_CL_INLINE void kd_q4k_rows(__global const kd_block_q4_K *w, int row0, int n_rows, int nb,
+                              __global const float *x, size_t xs, const int nm, float16 *sum)
+{
+    for (int i = 0; i < 8 * KD_GEMV_RPI; i++)
+        sum[i] = (float16)(0.0f);
+    for (int t = 0; t < nb; t += KD_GEMV_TILE) {
+        int t_end = min(t + KD_GEMV_TILE, nb);
+        for (int p = 0; p < KD_GEMV_RPI / 2; p++) {
+            __global const kd_block_q4_K *w0 = w + (size_t)min(row0 + 2 * p, n_rows - 1) * (size_t)nb;
+            __global const kd_block_q4_K *w1 = w + (size_t)min(row0 + 2 * p + 1, n_rows - 1) * (size_t)nb;
+            float16 acc[16];
+            kd_gemv_pair_zero(acc);
+            for (int ib = t; ib < t_end; ib++) {
+                kd_gemv_prefetch(w0 + ib + KD_GEMV_BATCH_PREFETCH, sizeof(kd_block_q4_K));
+                kd_gemv_prefetch(w1 + ib + KD_GEMV_BATCH_PREFETCH, sizeof(kd_block_q4_K));
+                kd_q4k_pair_block(w0 + ib, w1 + ib, x + (size_t)ib * KD_QK_K, xs, nm, acc);
+            }
+            kd_gemv_pair_add(sum, p, acc, nm);
+        }
+    }
+}
+
+__kernel __attribute__((reqd_work_group_size(KD_CL_GEMV_BATCH_LOCAL, 1, 1)))
+void kd_gemv_q4k_batched(__global const kd_block_q4_K *w, __global const float *x,
+                         __global float *y, int n_rows, int k, int m_dim)
+{
+    int row0 = (int)get_group_id(0) * KD_GEMV_ROWS + (int)get_local_id(0) * KD_GEMV_RPI;
+    int m0 = (int)get_group_id(1) * KD_CL_GEMV_MAX_M;
+    int nm = clamp(m_dim - m0, 0, KD_CL_GEMV_MAX_M);
+    int nb = row0 < n_rows && nm > 0 ? k / KD_QK_K : 0;
+    __global const float *xr = x + (size_t)m0 * (size_t)k;
+    float16 sum[8 * KD_GEMV_RPI];
+    /* one copy of the loop per row count: accumulators stay in registers */
+    switch (nm) {
+    case 0: break;
+    case 1: kd_q4k_rows(w, row0, n_rows, nb, xr, k, 1, sum); break;
+    case 2: kd_q4k_rows(w, row0, n_rows, nb, xr, k, 2, sum); break;
+    case 3: kd_q4k_rows(w, row0, n_rows, nb, xr, k, 3, sum); break;
+    case 4: kd_q4k_rows(w, row0, n_rows, nb, xr, k, 4, sum); break;
+    case 5: kd_q4k_rows(w, row0, n_rows, nb, xr, k, 5, sum); break;
+    case 6: kd_q4k_rows(w, row0, n_rows, nb, xr, k, 6, sum); break;
+    case 7: kd_q4k_rows(w, row0, n_rows, nb, xr, k, 7, sum); break;
+    default: kd_q4k_rows(w, row0, n_rows, nb, xr, k, 8, sum); break;
+    }
+    kd_gemv_store_rows(sum, nm, y + (size_t)m0 * (size_t)n_rows, n_rows, row0);
+}
+#else
 __kernel __attribute__((reqd_work_group_size(KD_GEMV_LOCAL, 1, 1)))
 void kd_gemv_q4k_batched(__global const kd_block_q4_K *w, __global const float *x,
                          __global float *y, int n_rows, int k, int m_dim)
@@ -175,3 +261,4 @@ void kd_gemv_q4k_batched(__global const kd_block_q4_K *w, __global const float *
     }
     kd_gemv_store(sums, nm, y + (size_t)m0 * (size_t)n_rows, n_rows, row, red);
 }
+#endif

@@ -116,6 +116,106 @@ void kd_gemv_q6k(__global const kd_block_q6_K *w, __global const float *x, __glo
     kd_gemv_store(sums, 1, y, n_rows, row, red);
 }
 
+#if KD_GEMV_IPR == 1
+/* 16 values of each quarter of half h (l = 16g .. 16g + 15) of block b, one scale per
+ * quarter (kd_q6k_step16's decoding): w[q]. */
+KD_CL_INLINE void kd_q6k_quarters16(__global const kd_block_q6_K *b, int h, int g,
+                                    const float *sc, float16 *w)
+{
+    int l = 16 * g;
+    uchar16 a = kd_gemv_load16(b->ql + 64 * h + l);
+    uchar16 c = kd_gemv_load16(b->ql + 64 * h + 32 + l);
+    uchar16 t = kd_gemv_load16(b->qh + 32 * h + l);
+    const float *s = sc + 8 * h + g; /* quarter q's scale is s[2q] */
+    w[0] = convert_float16(as_char16((a & (uchar)15) | ((t & (uchar)3) << (uchar)4)) -
+                           (char)32) * s[0];
+    w[1] = convert_float16(as_char16((c & (uchar)15) | ((t & (uchar)12) << (uchar)2)) -
+                           (char)32) * s[2];
+    w[2] = convert_float16(as_char16((a >> (uchar)4) | (t & (uchar)48)) - (char)32) * s[4];
+    w[3] = convert_float16(as_char16((c >> (uchar)4) | ((t & (uchar)192) >> (uchar)2)) -
+                           (char)32) * s[6];
+}
+
+/* d * scales[g] of block b: sc[16]. */
+KD_CL_INLINE void kd_q6k_scales(__global const kd_block_q6_K *b, float *sc)
+{
+    char16 s16 = as_char16(kd_gemv_load16((__global const kd_u8 *)b->scales));
+    vstore16(kd_f16_to_f32(b->d) * convert_float16(s16), 0, sc);
+}
+
+/* Batched CPU shape (gemv_common.cl, kd_gemv_pair_fma): block b0 of one row and b1 of the
+ * next times nm rows of x, into a pair's accumulators. */
+KD_CL_INLINE void kd_q6k_pair_block(__global const kd_block_q6_K *b0,
+                                    __global const kd_block_q6_K *b1,
+                                    __global const float *x, size_t xs, const int nm,
+                                    float16 *acc)
+{
+    float sc0[16], sc1[16];
+    kd_q6k_scales(b0, sc0);
+    kd_q6k_scales(b1, sc1);
+    for (int h = 0; h < 2; h++) {
+        for (int g = 0; g < 2; g++) {
+            float16 w0[4], w1[4];
+            kd_q6k_quarters16(b0, h, g, sc0, w0);
+            kd_q6k_quarters16(b1, h, g, sc1, w1);
+            __global const float *xq = x + 128 * h + 16 * g;
+            kd_gemv_pair_fma(acc, nm, w0[0], w1[0], xq, xs);
+            kd_gemv_pair_fma(acc, nm, w0[1], w1[1], xq + 32, xs);
+            kd_gemv_pair_fma(acc, nm, w0[2], w1[2], xq + 64, xs);
+            kd_gemv_pair_fma(acc, nm, w0[3], w1[3], xq + 96, xs);
+        }
+    }
+}
+
+/* The item's rows row0.. (clamped to n_rows - 1; kd_gemv_store_rows skips the copies) times
+ * nm rows of x: sum[8 r + m]. */
+KD_CL_INLINE void kd_q6k_rows(__global const kd_block_q6_K *w, int row0, int n_rows, int nb,
+                              __global const float *x, size_t xs, const int nm, float16 *sum)
+{
+    for (int i = 0; i < 8 * KD_GEMV_RPI; i++)
+        sum[i] = (float16)(0.0f);
+    for (int t = 0; t < nb; t += KD_GEMV_TILE) {
+        int t_end = min(t + KD_GEMV_TILE, nb);
+        for (int p = 0; p < KD_GEMV_RPI / 2; p++) {
+            __global const kd_block_q6_K *w0 = w + (size_t)min(row0 + 2 * p, n_rows - 1) * (size_t)nb;
+            __global const kd_block_q6_K *w1 = w + (size_t)min(row0 + 2 * p + 1, n_rows - 1) * (size_t)nb;
+            float16 acc[16];
+            kd_gemv_pair_zero(acc);
+            for (int ib = t; ib < t_end; ib++) {
+                kd_gemv_prefetch(w0 + ib + KD_GEMV_BATCH_PREFETCH, sizeof(kd_block_q6_K));
+                kd_gemv_prefetch(w1 + ib + KD_GEMV_BATCH_PREFETCH, sizeof(kd_block_q6_K));
+                kd_q6k_pair_block(w0 + ib, w1 + ib, x + (size_t)ib * KD_QK_K, xs, nm, acc);
+            }
+            kd_gemv_pair_add(sum, p, acc, nm);
+        }
+    }
+}
+
+__kernel __attribute__((reqd_work_group_size(KD_CL_GEMV_BATCH_LOCAL, 1, 1)))
+void kd_gemv_q6k_batched(__global const kd_block_q6_K *w, __global const float *x,
+                         __global float *y, int n_rows, int k, int m_dim)
+{
+    int row0 = (int)get_group_id(0) * KD_GEMV_ROWS + (int)get_local_id(0) * KD_GEMV_RPI;
+    int m0 = (int)get_group_id(1) * KD_CL_GEMV_MAX_M;
+    int nm = clamp(m_dim - m0, 0, KD_CL_GEMV_MAX_M);
+    int nb = row0 < n_rows && nm > 0 ? k / KD_QK_K : 0;
+    __global const float *xr = x + (size_t)m0 * (size_t)k;
+    float16 sum[8 * KD_GEMV_RPI];
+    /* one copy of the loop per row count: accumulators stay in registers */
+    switch (nm) {
+    case 0: break;
+    case 1: kd_q6k_rows(w, row0, n_rows, nb, xr, k, 1, sum); break;
+    case 2: kd_q6k_rows(w, row0, n_rows, nb, xr, k, 2, sum); break;
+    case 3: kd_q6k_rows(w, row0, n_rows, nb, xr, k, 3, sum); break;
+    case 4: kd_q6k_rows(w, row0, n_rows, nb, xr, k, 4, sum); break;
+    case 5: kd_q6k_rows(w, row0, n_rows, nb, xr, k, 5, sum); break;
+    case 6: kd_q6k_rows(w, row0, n_rows, nb, xr, k, 6, sum); break;
+    case 7: kd_q6k_rows(w, row0, n_rows, nb, xr, k, 7, sum); break;
+    default: kd_q6k_rows(w, row0, n_rows, nb, xr, k, 8, sum); break;
+    }
+    kd_gemv_store_rows(sum, nm, y + (size_t)m0 * (size_t)n_rows, n_rows, row0);
+}
+#else
 __kernel __attribute__((reqd_work_group_size(KD_GEMV_LOCAL, 1, 1)))
 void kd_gemv_q6k_batched(__global const kd_block_q6_K *w, __global const float *x,
                          __global float *y, int n_rows, int k, int m_dim)
@@ -149,3 +249,4 @@ void kd_gemv_q6k_batched(__global const kd_block_q6_K *w, __global const float *
     }
     kd_gemv_store(sums, nm, y + (size_t)m0 * (size_t)n_rows, n_rows, row, red);
 }
+#endif

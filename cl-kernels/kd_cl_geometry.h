@@ -14,11 +14,16 @@
 #define KD_CL_ROPE_MAX_VECS 32     /* rope: head_dim / 16 at most for whole heads (512) */
 #define KD_CL_ROPE_CPU_LOCAL 8     /* rope: work-items per group */
 #define KD_CL_NORM_CPU_ROWS 4      /* rmsnorm: rows per work-item (one item per group) */
-/* GEMV on CPU devices (PoCL): one work-item per output row, no barrier, no local memory.
+/* GEMV on CPU devices (PoCL): one work-item per output row (M = 1; batched: below), no
+ * barrier, no local memory.
  * PoCL runs a group's items one after the other on one core; an item that owns a whole
  * row streams it with vector code and needs no reduction. */
 #define KD_CL_GEMV_LOCAL 16        /* gemv: work-items per group */
 #define KD_CL_GEMV_ROWS 16         /* gemv: output rows per group */
+/* Batched GEMV (M > 1) on CPU devices: KD_CL_GEMV_ROWS / KD_CL_GEMV_BATCH_LOCAL (an even
+ * count) rows per work-item, so an item reuses each block's x (8 rows of x: 8 KB) from L1
+ * for all its rows, two rows at a time, instead of streaming x from L2 once per row. */
+#define KD_CL_GEMV_BATCH_LOCAL 2   /* batched gemv, CPU: work-items per group */
 /* GEMV on GPU devices (dialect KD_DIALECT_OPENCL_GPU): 16 work-items per row take
  * interleaved blocks (coalesced loads) and meet in local memory. */
 #define KD_CL_GEMV_GPU_LOCAL 64

@@ -95,6 +95,8 @@ kd_status kd_launch_geometry(kd_dialect dialect, kd_op op, int64_t m, int64_t n,
         return refuse(why, why_cap, KD_ERR_SHAPE, "geometry: rope row length must be even");
 
     kernel_shape(dialect, op, out);
+    if (gemv && dialect == KD_DIALECT_OPENCL && m > 1)
+        out->block[0] = KD_CL_GEMV_BATCH_LOCAL; /* batched CPU kernels: several rows per item */
     uint64_t units = (uint64_t)n; /* work units along x */
     int ew = op == KD_OP_SWIGLU || op == KD_OP_RESIDUAL_ADD;
     if (op == KD_OP_ROPE)

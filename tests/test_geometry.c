@@ -87,6 +87,13 @@ static uint64_t per_block_x(kd_op op, const kd_launch *l)
     return l->block[0];
 }
 
+/* GEMV output rows one thread computes: several on OpenCL CPU devices' batched kernels
+ * (they reuse each block of x from L1 across their rows), else one. */
+static uint64_t gemv_rows_per_thread(kd_dialect d, int64_t m)
+{
+    return d == KD_DIALECT_OPENCL && m > 1 ? KD_CL_GEMV_ROWS / KD_CL_GEMV_BATCH_LOCAL : 1;
+}
+
 static uint64_t per_block_y(kd_op op, const kd_launch *l)
 {
     /* GEMV passes and OpenCL CPU rmsnorm items cover m_per_pass batch rows */
@@ -175,12 +182,15 @@ static void check_case(kd_dialect d, kd_op op, int64_t m, int64_t n, int64_t k,
     if (l.grid[2] != 1)
         fail(t, "grid z is not 1", d, op, m, n, k, dev->name);
     /* The contract's formula in threads: grid * block >= problem size, in what one
-     * thread does: an element or a rope pair per batch row; a GEMV output row per pass of
+     * thread does: an element or a rope pair per batch row; a GEMV output row (OpenCL CPU
+     * batched: several) per pass of
      * m_per_pass batch rows (a thread keeps that many accumulators); an rmsnorm row (one
      * block strides over each row; an OpenCL CPU item takes m_per_pass rows). */
     uint64_t threads = kd_launch_threads(&l);
     uint64_t need = op == KD_OP_RMSNORM ? ((uint64_t)m + py - 1) / py
-                    : kd_op_is_gemv(op)       ? ux * (((uint64_t)m + py - 1) / py)
+                    : kd_op_is_gemv(op)
+                        ? (ux + gemv_rows_per_thread(d, m) - 1) / gemv_rows_per_thread(d, m) *
+                              (((uint64_t)m + py - 1) / py)
                                         : ux * (uint64_t)m;
     if (threads < need)
         fail(t, "grid * block < problem size", d, op, m, n, k, dev->name);
