@@ -47,7 +47,6 @@ static double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-static int is_gemv(kd_op op) { return kd_op_is_gemv(op); } /* op_traits.h */
 static kd_type quant_of(kd_op op) { return op == KD_OP_Q4K_GEMV ? KD_TYPE_Q4_K : KD_TYPE_Q6_K; }
 static int qi(kd_op op) { return op == KD_OP_Q4K_GEMV ? 0 : 1; }
 
@@ -333,7 +332,7 @@ static double bytes_per_column(kd_op op, long long m)
 /* Bytes one call must move: inputs read and output written once. */
 static double case_bytes(kd_op op, long long m, int64_t n, int64_t k)
 {
-    if (is_gemv(op))
+    if (kd_op_is_gemv(op))
         return (double)n * (double)kd_quant_row_bytes(quant_of(op), k) + 4.0 * m * k + 4.0 * m * n;
     return bytes_per_column(op, m) * (double)n;
 }
@@ -347,7 +346,7 @@ static bench_case make_case(bench_section s, kd_op op, long long m, int64_t n, i
  * rows of n values (rope: whole heads of 128). */
 static void sweep_shape(kd_op op, long long m, long long ws, int64_t *n, int64_t *k)
 {
-    if (is_gemv(op)) {
+    if (kd_op_is_gemv(op)) {
         *k = SWEEP_K;
         *n = ws / (long long)kd_quant_row_bytes(quant_of(op), SWEEP_K);
     } else {
@@ -431,12 +430,12 @@ static int make_plan(const bench_opts *o, const bench_report *rep, plan *p)
 
 static size_t case_floats(const bench_case *c)
 {
-    return (size_t)(c->m * (is_gemv(c->op) ? c->k : c->n));
+    return (size_t)(c->m * (kd_op_is_gemv(c->op) ? c->k : c->n));
 }
 
 static size_t case_block_bytes(const bench_case *c)
 {
-    return is_gemv(c->op) ? (size_t)c->n * kd_quant_row_bytes(quant_of(c->op), c->k) : 0;
+    return kd_op_is_gemv(c->op) ? (size_t)c->n * kd_quant_row_bytes(quant_of(c->op), c->k) : 0;
 }
 
 static int make_pool(const plan *p, pool *pl)
@@ -447,7 +446,7 @@ static int make_pool(const plan *p, pool *pl)
         size_t f = case_floats(c), b = case_block_bytes(c);
         if (f > pl->nf32)
             pl->nf32 = f;
-        if (is_gemv(c->op) && b > pl->block_bytes[qi(c->op)])
+        if (kd_op_is_gemv(c->op) && b > pl->block_bytes[qi(c->op)])
             pl->block_bytes[qi(c->op)] = b;
     }
     if (!(pl->f32 = malloc(sizeof(float) * (pl->nf32 ? pl->nf32 : 1))))
@@ -494,7 +493,7 @@ static kd_status make_inputs(kd_context *ctx, const bench_case *c, const pool *p
     memset(cd, 0, sizeof *cd);
     kd_op_desc *d = &cd->d;
     d->op = c->op;
-    if (is_gemv(c->op)) {
+    if (kd_op_is_gemv(c->op)) {
         kd_status st = kd_tensor_quant_borrow(ctx, quant_of(c->op), c->n, c->k,
                                               pl->blocks[qi(c->op)], case_block_bytes(c), &cd->a);
         if (st == KD_OK)

@@ -32,7 +32,6 @@ void kd_compare_opts_init(kd_compare_opts *o)
                            .max_tensors = KD_COMPARE_DEFAULT_MAX_TENSORS};
 }
 
-static int is_gemv(kd_op op) { return kd_op_is_gemv(op); } /* op_traits.h */
 
 kd_op compare_gemv_op_of(kd_type t) { return t == KD_TYPE_Q4_K ? KD_OP_Q4K_GEMV : KD_OP_Q6K_GEMV; }
 
@@ -195,12 +194,12 @@ static int plan_jobs(run_state *s)
     for (int op = 0; op < KD_OP_COUNT; op++) {
         if (!compare_op_selected(s->o, (kd_op)op))
             continue;
-        if (is_gemv((kd_op)op) && weights_of_op(&s->src, (kd_op)op) > 0) {
+        if (kd_op_is_gemv((kd_op)op) && weights_of_op(&s->src, (kd_op)op) > 0) {
             if (add_weight_jobs(s, (kd_op)op))
                 return -1;
             continue;
         }
-        if (is_gemv((kd_op)op) && s->src.g)
+        if (kd_op_is_gemv((kd_op)op) && s->src.g)
             compare_note(s, "no %s weight picked from the file: %s runs on random blocks of the model's "
                  "shape", op == KD_OP_Q4K_GEMV ? "Q4_K" : "Q6_K", kd_op_name((kd_op)op));
         int64_t n, k;
@@ -331,7 +330,7 @@ static float *run_variant(run_state *s, const variant *v, kd_problem *p, const f
     return y;
 }
 
-static int variant_applies(const variant *v, kd_op op) { return !v->q8 || is_gemv(op); }
+static int variant_applies(const variant *v, kd_op op) { return !v->q8 || kd_op_is_gemv(op); }
 
 
 /* Every element within what quantizing x can explain: x is rounded to the nearest step of
