@@ -12,10 +12,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "commands.h"
 #include "config.h"
+#include "env.h"
 #include "kd_backend.h"
 #include "kdispatch.h"
 #include "op_traits.h"
@@ -68,7 +70,9 @@ static void usage(void)
            "stay on the device), then the crossover is bisected. Elementwise ops and rope use\n"
            "rows of %d; GEMV uses K = %d, M = 1 and grows N.\n\n"
            "options:\n"
-           "  --out PATH        config file to write (default ./%s)\n"
+           "  --out PATH        config file to write (default: the per-user file every\n"
+           "                    context reads, $XDG_CONFIG_HOME/kdispatch/kdispatch.conf,\n"
+           "                    else ~/.config/kdispatch/kdispatch.conf)\n"
            "  --quick           smaller ladder and fewer runs (seconds, not minutes)\n"
            "  --reps N          timed runs per point (default 5, --quick 3)\n"
            "  --max-size N      largest data_size to try (default 8388608 elementwise,\n"
@@ -76,7 +80,7 @@ static void usage(void)
            "  --backend LIST    offload backends to tune: opencl,cuda (default: all present)\n"
            "  --op LIST         ops to tune (default: all six)\n"
            "  --dry-run         measure and print, do not write the file\n",
-           ROW, GEMV_K, KD_CONFIG_DEFAULT_FILE);
+           ROW, GEMV_K);
 }
 
 static int parse_list(const char *s, int *flags, int count, int is_backend)
@@ -92,9 +96,22 @@ static int parse_list(const char *s, int *flags, int count, int is_backend)
     return 0;
 }
 
+/* mkdir -p of path's folders (a failure shows when the file is written). */
+static void make_parent_dirs(const char *path)
+{
+    char dir[1024];
+    snprintf(dir, sizeof dir, "%s", path);
+    for (char *p = dir + 1; *p; p++)
+        if (*p == '/') {
+            *p = '\0';
+            mkdir(dir, 0700);
+            *p = '/';
+        }
+}
+
 static int parse_args(int argc, char **argv, tune_opts *o)
 {
-    *o = (tune_opts){.out = KD_CONFIG_DEFAULT_FILE};
+    *o = (tune_opts){.out = NULL}; /* NULL: the per-user config file (write_config) */
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (kd_cli_is_help(a)) {
@@ -395,12 +412,25 @@ static int write_config(const tune_opts *o, kd_context *ctx, const op_result *re
             len += snprintf(header + len, sizeof header - (size_t)len, "\n%s: %s",
                             kd_backend_name((kd_backend_id)b),
                             kd_backend_reason(ctx, (kd_backend_id)b));
-    char why[512];
-    if (kd_config_write_file(&c, o->out, header, why, sizeof why) != KD_OK) {
+    char why[512], user[1024];
+    const char *out = o->out;
+    if (!out) { /* the file contexts read when nothing names one (runtime/env.c) */
+        if (!kd_env_user_config_path(user, sizeof user)) {
+            fprintf(stderr, "kdispatch tune: neither XDG_CONFIG_HOME nor HOME is set: "
+                            "name the file with --out\n");
+            return 1;
+        }
+        make_parent_dirs(user);
+        out = user;
+    }
+    if (kd_config_write_file(&c, out, header, why, sizeof why) != KD_OK) {
         fprintf(stderr, "kdispatch tune: %s\n", why);
         return 1;
     }
-    printf("\nwrote %s; use it with: export KD_CONFIG=%s\n", o->out, o->out);
+    if (o->out)
+        printf("\nwrote %s; use it with: export KD_CONFIG=%s\n", out, out);
+    else
+        printf("\nwrote %s: every new context reads it (KD_CONFIG names another)\n", out);
     return 0;
 }
 

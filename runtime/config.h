@@ -20,7 +20,7 @@
 #include <stdint.h>
 #include "kdispatch.h"
 
-#define KD_CONFIG_DEFAULT_FILE "kdispatch.conf" /* what `kdispatch tune` writes */
+
 #define KD_THRESHOLD_NEVER UINT64_MAX           /* "never": no size offloads */
 
 /* Where a threshold came from: a default may still be adapted to the device found. */
