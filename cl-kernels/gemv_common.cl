@@ -260,6 +260,60 @@ KD_CL_INLINE void kd_gemv_store_rows(const float16 *sum, int nm, __global float 
             for (int m = 0; m < nm; m++)
                 y[(size_t)m * (size_t)n_rows + (size_t)(row0 + r)] = kd_hsum16(sum[8 * r + m]);
 }
+
+/* The batched CPU-shape kernel of one weight type T (q4k, q6k) with blocks BLOCK: the
+ * scaffold around the type's own math, kd_T_pair_block (two weight rows' block times the
+ * nm rows of x), which the type's file defines before it expands this. Defines
+ * kd_T_rows (the item's rows row0.., clamped to n_rows - 1 since kd_gemv_store_rows skips
+ * the copies, times nm rows of x: sum[8 r + m]) and __kernel kd_gemv_T_batched. */
+#define KD_GEMV_CPU_BATCHED(T, BLOCK)                                                     \
+KD_CL_INLINE void kd_##T##_rows(__global const BLOCK *w, int row0, int n_rows, int nb,    \
+                                __global const float *x, size_t xs, const int nm,         \
+                                float16 *sum)                                             \
+{                                                                                         \
+    for (int i = 0; i < 8 * KD_GEMV_RPI; i++)                                             \
+        sum[i] = (float16)(0.0f);                                                         \
+    for (int t = 0; t < nb; t += KD_GEMV_TILE) {                                          \
+        int t_end = min(t + KD_GEMV_TILE, nb);                                            \
+        for (int p = 0; p < KD_GEMV_RPI / 2; p++) {                                       \
+            __global const BLOCK *w0 = w + (size_t)min(row0 + 2 * p, n_rows - 1) * (size_t)nb; \
+            __global const BLOCK *w1 = w + (size_t)min(row0 + 2 * p + 1, n_rows - 1) * (size_t)nb; \
+            float16 acc[16];                                                              \
+            kd_gemv_pair_zero(acc);                                                       \
+            for (int ib = t; ib < t_end; ib++) {                                          \
+                kd_gemv_prefetch(w0 + ib + KD_GEMV_BATCH_PREFETCH, sizeof(BLOCK));        \
+                kd_gemv_prefetch(w1 + ib + KD_GEMV_BATCH_PREFETCH, sizeof(BLOCK));        \
+                kd_##T##_pair_block(w0 + ib, w1 + ib, x + (size_t)ib * KD_QK_K, xs, nm, acc); \
+            }                                                                             \
+            kd_gemv_pair_add(sum, p, acc, nm);                                            \
+        }                                                                                 \
+    }                                                                                     \
+}                                                                                         \
+                                                                                          \
+__kernel __attribute__((reqd_work_group_size(KD_CL_GEMV_BATCH_LOCAL, 1, 1)))              \
+void kd_gemv_##T##_batched(__global const BLOCK *w, __global const float *x,              \
+                           __global float *y, int n_rows, int k, int m_dim)               \
+{                                                                                         \
+    int row0 = (int)get_group_id(0) * KD_GEMV_ROWS + (int)get_local_id(0) * KD_GEMV_RPI;  \
+    int m0 = (int)get_group_id(1) * KD_CL_GEMV_MAX_M;                                     \
+    int nm = clamp(m_dim - m0, 0, KD_CL_GEMV_MAX_M);                                      \
+    int nb = row0 < n_rows && nm > 0 ? k / KD_QK_K : 0;                                   \
+    __global const float *xr = x + (size_t)m0 * (size_t)k;                                \
+    float16 sum[8 * KD_GEMV_RPI];                                                         \
+    /* one copy of the loop per row count: accumulators stay in registers */              \
+    switch (nm) {                                                                         \
+    case 0: break;                                                                        \
+    case 1: kd_##T##_rows(w, row0, n_rows, nb, xr, k, 1, sum); break;                     \
+    case 2: kd_##T##_rows(w, row0, n_rows, nb, xr, k, 2, sum); break;                     \
+    case 3: kd_##T##_rows(w, row0, n_rows, nb, xr, k, 3, sum); break;                     \
+    case 4: kd_##T##_rows(w, row0, n_rows, nb, xr, k, 4, sum); break;                     \
+    case 5: kd_##T##_rows(w, row0, n_rows, nb, xr, k, 5, sum); break;                     \
+    case 6: kd_##T##_rows(w, row0, n_rows, nb, xr, k, 6, sum); break;                     \
+    case 7: kd_##T##_rows(w, row0, n_rows, nb, xr, k, 7, sum); break;                     \
+    default: kd_##T##_rows(w, row0, n_rows, nb, xr, k, 8, sum); break;                    \
+    }                                                                                     \
+    kd_gemv_store_rows(sum, nm, y + (size_t)m0 * (size_t)n_rows, n_rows, row0);           \
+}
 #endif
 
 /* The single-row Q4_K kernel's pre-pass: xsum[r * k/32 + j] = sum of x[r, 32j .. 32j + 31]
