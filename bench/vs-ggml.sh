@@ -18,7 +18,8 @@ R rounds), and prints per shape the median time of each and the ratio kdispatch 
              one shape as a MUL_MAT case (ggml's built-in perf list lacks 14336 x 4096);
              its time is ggml's mean per run over at least one second.
   kdispatch: kdispatch bench --backend cpu --op q4k_gemv|q6k_gemv --no-sweep
-             --n N --k K --m M; its time is the median of its samples.
+             --n N --k K --m M; its time is the median of 10 samples of >= 100 ms
+             each, after 200 ms of warm-up (about one second, as ggml's).
   Threads: ggml's test-backend-ops always uses std::thread::hardware_concurrency()
   threads; kdispatch gets the same number (KD_CPU_THREADS), unless --threads says
   otherwise.
@@ -117,8 +118,10 @@ ggml_us() { # q n k m -> microseconds per run, or nothing
 kd_us() { # q n k m -> microseconds (median of the samples), or nothing
     local op=q4k_gemv csv=$tmp/kd.csv
     [ "$1" = q6_K ] && op=q6k_gemv
-    local extra=(--repeats 10 --budget-ms 1000)
-    [ "$quick" = 1 ] && extra=(--repeats 5 --budget-ms 300)
+    # like ggml's mean over >= 1 s: warm-up, then 10 samples of >= 100 ms each, so that
+    # both tools are timed in the same steady state of the caches (docs/vs-ggml.md)
+    local extra=(--warmup-ms 200 --sample-ms 100 --repeats 10 --budget-ms 1000)
+    [ "$quick" = 1 ] && extra=(--warmup-ms 50 --sample-ms 20 --repeats 5 --budget-ms 100)
     rm -f "$csv"
     KD_CPU_THREADS=$threads "$kd" bench --backend cpu --op "$op" --no-sweep --no-progress \
         --quick "${extra[@]}" --n "$2" --k "$3" --m "$4" --csv "$csv" >/dev/null 2>>"$tmp/kd.err" || true
@@ -182,7 +185,7 @@ if [ -n "$json" ]; then
         printf '{"cpu":"%s","cpus":%s,"kd_cpu_threads":%s,"rounds":%s,"quick":%s,' \
             "${cpu//\"/}" "$(getconf _NPROCESSORS_ONLN)" "$threads" "$rounds" "$quick"
         printf '"ggml_command":"%s perf -o MUL_MAT -b CPU --test-file <one shape>",' "$ggml"
-        printf '"kdispatch_command":"KD_CPU_THREADS=%s %s bench --backend cpu --op <op> --no-sweep --quick --n N --k K --m M",' "$threads" "$kd"
+        printf '"kdispatch_command":"KD_CPU_THREADS=%s %s bench --backend cpu --op <op> --no-sweep --quick --warmup-ms 200 --sample-ms 100 --repeats 10 --budget-ms 1000 --n N --k K --m M",' "$threads" "$kd"
         printf '"rows":[%s]}\n' "$(IFS=,; echo "${rows[*]}")"
     } >"$json"
     echo "wrote $json"
