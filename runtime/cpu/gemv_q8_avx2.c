@@ -119,6 +119,7 @@ KD_INLINE KD_AVX2 void q6k_row(const kd_q8_job *j, int64_t r, int64_t m0, const 
         __m256i s[KD_Q8_MAX_MC];
         for (int m = 0; m < mc; m++)
             s[m] = _mm256_setzero_si256();
+        _Pragma("GCC unroll 8") /* constant c: shifts, shuffle indices */
         for (int c = 0; c < 8; c++) {
             const __m256i wq = q6k_chunk(blk, c / 4, c % 4);
             /* int16 pairs 0-7 are scale group 2c, pairs 8-15 group 2c+1 */
