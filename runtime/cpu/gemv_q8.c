@@ -54,7 +54,19 @@ static void q6k_row_scalar(const kd_q8_job *j, int64_t r, int64_t m0, int mc)
     }
 }
 
-const kd_q8_kernels kd_q8_scalar_kernels = {q4k_row_scalar, q6k_row_scalar};
+static void q4k_rows_scalar(const kd_q8_job *j, int64_t r0, int64_t r1, int64_t m0, int mc)
+{
+    for (int64_t r = r0; r < r1; r++)
+        q4k_row_scalar(j, r, m0, mc);
+}
+
+static void q6k_rows_scalar(const kd_q8_job *j, int64_t r0, int64_t r1, int64_t m0, int mc)
+{
+    for (int64_t r = r0; r < r1; r++)
+        q6k_row_scalar(j, r, m0, mc);
+}
+
+const kd_q8_kernels kd_q8_scalar_kernels = {q4k_rows_scalar, q6k_rows_scalar};
 
 const kd_q8_kernels *kd_q8_kernels_for(const kd_cpu_env *e, kd_simd simd)
 {
@@ -78,15 +90,20 @@ typedef struct q8_rows_job {
     kd_q8_row_fn row;
 } q8_rows_job;
 
-/* Output rows [r0, r1): each weight row serves all M rows of x, eight at a time, while it
- * is in L1 (so M > 8 never decodes a weight row from memory more than once). */
+/* Output rows [r0, r1): M <= 8 in one kernel call over the range; larger M row by row, so
+ * that each weight row serves all M rows of x, eight at a time, while it is in L1 (M > 8
+ * never decodes a weight row from memory more than once). */
 static void q8_rows(void *arg, int64_t r0, int64_t r1)
 {
     const q8_rows_job *q = arg;
+    if (q->j.m <= KD_Q8_MAX_MC) {
+        q->row(&q->j, r0, r1, 0, (int)q->j.m);
+        return;
+    }
     for (int64_t r = r0; r < r1; r++)
         for (int64_t m0 = 0; m0 < q->j.m; m0 += KD_Q8_MAX_MC) {
             int64_t mc = q->j.m - m0 < KD_Q8_MAX_MC ? q->j.m - m0 : KD_Q8_MAX_MC;
-            q->row(&q->j, r, m0, (int)mc);
+            q->row(&q->j, r, r + 1, m0, (int)mc);
         }
 }
 

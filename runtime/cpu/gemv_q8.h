@@ -38,8 +38,10 @@ typedef struct kd_q8_job {
     int64_t n, nb, m;       /* nb = K / 256 */
 } kd_q8_job;
 
-/* One output row r for rows m0 .. m0 + mc - 1 of x (mc <= 8). */
-typedef void (*kd_q8_row_fn)(const kd_q8_job *j, int64_t r, int64_t m0, int mc);
+/* Output rows r0 .. r1 - 1 for rows m0 .. m0 + mc - 1 of x (mc <= 8). A range rather than
+ * one row per call, so that the call and the kernel's constant vectors are paid once per
+ * range (1-3 % at K = 4096, where a row is 16 blocks). */
+typedef void (*kd_q8_row_fn)(const kd_q8_job *j, int64_t r0, int64_t r1, int64_t m0, int mc);
 
 /* The kernels of one level, for Q4_K and Q6_K. */
 typedef struct kd_q8_kernels {
@@ -53,23 +55,26 @@ extern const kd_q8_kernels kd_q8_vnni512_kernels;
 /* Rows of x that one decoded weight block serves (accumulators in registers). */
 #define KD_Q8_MAX_MC 8
 
-/* Defines NAME(j, r, m0, mc) dispatching to ROW specialized for mc = 1..8, so that each
- * specialization keeps its per-row accumulators in registers. */
-#define KD_Q8_ROW_BY_MC(NAME, ROW, TARGET)                                               \
-    static TARGET void NAME##_1(const kd_q8_job *j, int64_t r, int64_t m0) { ROW(j, r, m0, 1); } \
-    static TARGET void NAME##_2(const kd_q8_job *j, int64_t r, int64_t m0) { ROW(j, r, m0, 2); } \
-    static TARGET void NAME##_3(const kd_q8_job *j, int64_t r, int64_t m0) { ROW(j, r, m0, 3); } \
-    static TARGET void NAME##_4(const kd_q8_job *j, int64_t r, int64_t m0) { ROW(j, r, m0, 4); } \
-    static TARGET void NAME##_5(const kd_q8_job *j, int64_t r, int64_t m0) { ROW(j, r, m0, 5); } \
-    static TARGET void NAME##_6(const kd_q8_job *j, int64_t r, int64_t m0) { ROW(j, r, m0, 6); } \
-    static TARGET void NAME##_7(const kd_q8_job *j, int64_t r, int64_t m0) { ROW(j, r, m0, 7); } \
-    static TARGET void NAME##_8(const kd_q8_job *j, int64_t r, int64_t m0) { ROW(j, r, m0, 8); } \
-    static void NAME(const kd_q8_job *j, int64_t r, int64_t m0, int mc)                  \
+/* Defines NAME(j, r0, r1, m0, mc): the rows r0 .. r1 - 1 with ROW(j, r, m0, mc) specialized
+ * for mc = 1..8, so that each specialization keeps its per-row accumulators in registers
+ * and its constants stay loaded across the rows. */
+#define KD_Q8_ROWS_MC(NAME, ROW, TARGET, MC)                                             \
+    static TARGET void NAME##_##MC(const kd_q8_job *j, int64_t r0, int64_t r1, int64_t m0) \
     {                                                                                    \
-        static void (*const by_mc[9])(const kd_q8_job *, int64_t, int64_t) = {           \
+        for (int64_t r = r0; r < r1; r++)                                                \
+            ROW(j, r, m0, MC);                                                           \
+    }
+#define KD_Q8_ROW_BY_MC(NAME, ROW, TARGET)                                               \
+    KD_Q8_ROWS_MC(NAME, ROW, TARGET, 1) KD_Q8_ROWS_MC(NAME, ROW, TARGET, 2)              \
+    KD_Q8_ROWS_MC(NAME, ROW, TARGET, 3) KD_Q8_ROWS_MC(NAME, ROW, TARGET, 4)              \
+    KD_Q8_ROWS_MC(NAME, ROW, TARGET, 5) KD_Q8_ROWS_MC(NAME, ROW, TARGET, 6)              \
+    KD_Q8_ROWS_MC(NAME, ROW, TARGET, 7) KD_Q8_ROWS_MC(NAME, ROW, TARGET, 8)              \
+    static void NAME(const kd_q8_job *j, int64_t r0, int64_t r1, int64_t m0, int mc)     \
+    {                                                                                    \
+        static void (*const by_mc[9])(const kd_q8_job *, int64_t, int64_t, int64_t) = {  \
             NULL, NAME##_1, NAME##_2, NAME##_3, NAME##_4, NAME##_5, NAME##_6, NAME##_7,  \
             NAME##_8};                                                                   \
-        by_mc[mc](j, r, m0);                                                             \
+        by_mc[mc](j, r0, r1, m0);                                                        \
     }
 
 /* The q8 GEMV of one call (Q4_K or Q6_K) on the pool: quantize x, then rows of W in
