@@ -30,6 +30,8 @@ options:
   --rounds R         rounds (default 5)
   --quick            2 rounds and shorter kdispatch samples: a check that it works
   --threads T        KD_CPU_THREADS for kdispatch (default: the online CPU count)
+  --backend B        kdispatch's backend: cpu (default) or opencl (its first device,
+                     e.g. PoCL on the same CPU: the OpenCL path against ggml's CPU code)
   --json FILE        also write the machine, the commands and every round as JSON
   -h, --help         this text
 
@@ -51,6 +53,7 @@ rounds=5
 quick=0
 threads=$(getconf _NPROCESSORS_ONLN 2>/dev/null || nproc)
 json=
+backend=cpu
 
 while [ $# -gt 0 ]; do
     case $1 in
@@ -60,6 +63,7 @@ while [ $# -gt 0 ]; do
     --rounds) [ $# -ge 2 ] || die "--rounds needs a number"; rounds=$2; shift ;;
     --threads) [ $# -ge 2 ] || die "--threads needs a number"; threads=$2; shift ;;
     --json) [ $# -ge 2 ] || die "--json needs a file"; json=$2; shift ;;
+    --backend) [ $# -ge 2 ] || die "--backend needs cpu or opencl"; backend=$2; shift ;;
     --quick) quick=1 ;;
     *) die "unknown option '$1' (see --help)" ;;
     esac
@@ -68,6 +72,7 @@ done
 [ "$quick" = 1 ] && [ "$rounds" = 5 ] && rounds=2
 case $rounds in '' | *[!0-9]* | 0) die "--rounds: a positive number" ;; esac
 case $threads in '' | *[!0-9]* | 0) die "--threads: a positive number" ;; esac
+case $backend in cpu | opencl) ;; *) die "--backend: cpu or opencl, not '$backend'" ;; esac
 [ -n "$ggml" ] || die "no ggml test-backend-ops given: --ggml-bin PATH or GGML_TEST_BACKEND_OPS (see --help for how to build it)"
 [ -x "$ggml" ] || die "$ggml: not an executable (see --help for how to build test-backend-ops)"
 [ -x "$kd" ] || die "$kd: not an executable (build kdispatch first, or pass --kdispatch)"
@@ -123,14 +128,14 @@ kd_us() { # q n k m -> microseconds (median of the samples), or nothing
     local extra=(--warmup-ms 200 --sample-ms 100 --repeats 10 --budget-ms 1000)
     [ "$quick" = 1 ] && extra=(--warmup-ms 50 --sample-ms 20 --repeats 5 --budget-ms 100)
     rm -f "$csv"
-    KD_CPU_THREADS=$threads "$kd" bench --backend cpu --op "$op" --no-sweep --no-progress \
+    KD_CPU_THREADS=$threads "$kd" bench --backend "$backend" --op "$op" --no-sweep --no-progress \
         --quick "${extra[@]}" --n "$2" --k "$3" --m "$4" --csv "$csv" >/dev/null 2>>"$tmp/kd.err" || true
     [ -f "$csv" ] || return 0
     # columns found by name, so that added columns do not matter; device "cpu" is the
     # default GEMV path (bench adds a "cpu-exact" or "cpu-q8" row for the other one)
-    awk -F, -v op="$op" -v n="$2" -v k="$3" -v m="$4" '
+    awk -F, -v op="$op" -v dev="$backend" -v n="$2" -v k="$3" -v m="$4" '
         NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; next }
-        $col["section"] == "headline" && $col["device"] == "cpu" && $col["op"] == op && $col["n"] == n &&
+        $col["section"] == "headline" && $col["device"] == dev && $col["op"] == op && $col["n"] == n &&
         $col["k"] == k && $col["m"] == m { printf "%.2f\n", $col["median_s"] * 1e6; exit }' "$csv"
 }
 
@@ -146,7 +151,7 @@ mul_mat_op=$(find_mul_mat_op)
 [ -n "$mul_mat_op" ] || { echo "vs-ggml.sh: $ggml did not run a MUL_MAT case from a test file" >&2; exit 1; }
 
 cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo 2>/dev/null | head -n 1)
-echo "vs-ggml: ${cpu:-unknown cpu}, $(getconf _NPROCESSORS_ONLN) cpus; kdispatch KD_CPU_THREADS=$threads;" \
+echo "vs-ggml: ${cpu:-unknown cpu}, $(getconf _NPROCESSORS_ONLN) cpus; kdispatch --backend $backend, KD_CPU_THREADS=$threads;" \
     "ggml: its hardware_concurrency; $rounds rounds, interleaved per shape"
 [ "$threads" = "$(getconf _NPROCESSORS_ONLN)" ] ||
     echo "note: kdispatch runs $threads threads, ggml its own count: not a like-for-like run" >&2
@@ -182,10 +187,10 @@ done
 
 if [ -n "$json" ]; then
     {
-        printf '{"cpu":"%s","cpus":%s,"kd_cpu_threads":%s,"rounds":%s,"quick":%s,' \
-            "${cpu//\"/}" "$(getconf _NPROCESSORS_ONLN)" "$threads" "$rounds" "$quick"
+        printf '{"cpu":"%s","cpus":%s,"kd_backend":"%s","kd_cpu_threads":%s,"rounds":%s,"quick":%s,' \
+            "${cpu//\"/}" "$(getconf _NPROCESSORS_ONLN)" "$backend" "$threads" "$rounds" "$quick"
         printf '"ggml_command":"%s perf -o MUL_MAT -b CPU --test-file <one shape>",' "$ggml"
-        printf '"kdispatch_command":"KD_CPU_THREADS=%s %s bench --backend cpu --op <op> --no-sweep --quick --warmup-ms 200 --sample-ms 100 --repeats 10 --budget-ms 1000 --n N --k K --m M",' "$threads" "$kd"
+        printf '"kdispatch_command":"KD_CPU_THREADS=%s %s bench --backend %s --op <op> --no-sweep --quick --warmup-ms 200 --sample-ms 100 --repeats 10 --budget-ms 1000 --n N --k K --m M",' "$threads" "$kd" "$backend"
         printf '"rows":[%s]}\n' "$(IFS=,; echo "${rows[*]}")"
     } >"$json"
     echo "wrote $json"

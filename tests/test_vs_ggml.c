@@ -42,6 +42,9 @@ static void test_usage(void)
     CU_ASSERT_EQUAL(kd_test_system(cmd), 2);
     snprintf(cmd, sizeof cmd, "%s/bench/vs-ggml.sh --rounds x 2>/dev/null", KD_SOURCE_DIR);
     CU_ASSERT_EQUAL(kd_test_system(cmd), 2);
+    snprintf(cmd, sizeof cmd, "%s/bench/vs-ggml.sh --ggml-bin /bin/true --backend vulkan 2>/dev/null",
+             KD_SOURCE_DIR);
+    CU_ASSERT_EQUAL(kd_test_system(cmd), 2); /* only cpu and opencl */
     snprintf(cmd, sizeof cmd, "%s/bench/vs-ggml.sh --help | grep -q 'GGML_BUILD_TESTS=ON'",
              KD_SOURCE_DIR);
     CU_ASSERT_EQUAL(kd_test_system(cmd), 0);
@@ -67,7 +70,7 @@ static void test_table_and_json(void)
     /* 8 shapes, ggml's stand-in time, kdispatch's own, ratio = kdispatch / ggml */
     CU_ASSERT_EQUAL(kd_test_system(
         "python3 -c \"import json; d=json.load(open('test_vs_ggml.json')); r=d['rows']; "
-        "assert len(r)==8 and d['rounds']==1; "
+        "assert len(r)==8 and d['rounds']==1 and d['kd_backend']=='cpu'; "
         "assert {(x['type'],x['n'],x['k'],x['m']) for x in r}=={(q,n,k,m) for q in ('q4_K','q6_K') "
         "for (n,k) in ((4096,14336),(14336,4096)) for m in (1,8)}; "
         "assert all(x['ggml_median_us']==2000 and x['kdispatch_median_us']>0 and "
