@@ -7,11 +7,11 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh
 jobs=$(nproc 2>/dev/null || echo 2)
 
-echo "== ThreadSanitizer: metrics, fault, config, threads, bounded harnesses"
+echo "== ThreadSanitizer: metrics, fault, config, threads, cpu pool, bounded harnesses"
 cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=Debug -DKD_SANITIZE=thread \
       -DKD_ENABLE_OPENCL=OFF -DKD_ENABLE_CUDA=OFF >/dev/null
-cmake --build build-tsan -j "$jobs" --target test_metrics test_fault test_kani_harnesses test_config test_threads >/dev/null
-(cd build-tsan && ctest --output-on-failure -R 'test_(metrics|fault|kani_harnesses|config|threads)$')
+cmake --build build-tsan -j "$jobs" --target test_metrics test_fault test_kani_harnesses test_config test_threads test_pool >/dev/null
+(cd build-tsan && ctest --output-on-failure -R 'test_(metrics|fault|kani_harnesses|config|threads|pool)$')
 
 echo "== short fuzz run of the GGUF reader (libFuzzer, corpus tests/data/gguf_corpus)"
 if command -v clang >/dev/null; then
