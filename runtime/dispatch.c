@@ -3,8 +3,8 @@
  * an offload fails. */
 #include <math.h>
 #include <string.h>
-#include <time.h>
 
+#include "kd_clock.h"
 #include "kd_internal.h"
 #include "op_traits.h"
 
@@ -123,13 +123,6 @@ static kd_status validate(kd_context *ctx, const kd_op_desc *d, op_shape *s)
     return KD_OK;
 }
 
-static double now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
-}
-
 static kd_call make_call(const kd_op_desc *d, const op_shape *s, kd_backend_id b, unsigned flags)
 {
     kd_call c = {0};
@@ -155,7 +148,7 @@ static kd_status run_on(kd_context *ctx, const kd_op_desc *d, const op_shape *s,
                         kd_backend_id b, unsigned flags)
 {
     struct kd_backend_slot *slot = &ctx->backend[b];
-    double t0 = now_us();
+    int64_t t0 = kd_monotonic_ns();
     for (int i = 0; i < 2; i++)
         if (d->src[i])
             TRY(kd_tensor_make_resident(ctx, (kd_tensor *)d->src[i], b));
@@ -163,7 +156,8 @@ static kd_status run_on(kd_context *ctx, const kd_op_desc *d, const op_shape *s,
     kd_call call = make_call(d, s, b, flags);
     TRY(slot->ops->run(ctx, slot->state, &call));
     kd_tensor_mark_written(d->dst, b);
-    kd_metrics_record(&ctx->metrics, b, slot->ops->is_offload, now_us() - t0);
+    double us = (double)(kd_monotonic_ns() - t0) / 1e3;
+    kd_metrics_record(&ctx->metrics, b, slot->ops->is_offload, us);
     return KD_OK;
 }
 

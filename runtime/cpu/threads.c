@@ -8,9 +8,9 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
-#include <time.h>
 
 #include "cpu_ops.h"
+#include "kd_clock.h"
 
 #define KD_POOL_SPIN_NS 200000 /* 200 us */
 
@@ -50,13 +50,6 @@ static void cpu_relax(void)
 #endif
 }
 
-static int64_t now_ns(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
-}
-
 /* Spins until done(p, arg) holds or KD_POOL_SPIN_NS pass; returns whether it holds. */
 static int spin_until(int (*done)(kd_pool *, const void *), kd_pool *p, const void *arg)
 {
@@ -66,7 +59,7 @@ static int spin_until(int (*done)(kd_pool *, const void *), kd_pool *p, const vo
             return 1;
         cpu_relax();
         if (i % 64 == 63) { /* the clock only now and then: it costs more than a pause */
-            int64_t t = now_ns();
+            int64_t t = kd_monotonic_ns();
             if (!start)
                 start = t;
             else if (t - start > KD_POOL_SPIN_NS)

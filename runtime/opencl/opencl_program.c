@@ -10,9 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "kd_clock.h"
 #include "kd_internal.h"
 #include "kd_opencl_internal.h"
 #include "file_util.h"
@@ -20,13 +20,6 @@
 #include "op_traits.h"
 
 #define KD_CL_CACHE_MAX_BYTES ((size_t)1 << 28) /* a larger cache file is not ours */
-
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
 
 /* ---- the disk cache --------------------------------------------------------------- */
 /*
@@ -469,7 +462,7 @@ kd_status kd_cl_ensure_program(kd_context *ctx, kd_cl_state *s)
         return kd_error(ctx, s->build_status, "%s", s->build_message);
     if (kd_fault_hit(ctx, KD_BACKEND_OPENCL, KD_FAULT_BUILD))
         return kd_error(ctx, KD_ERR_BUILD, "opencl: injected program build fault (KD_FAULT)");
-    double t0 = now_ms();
+    int64_t t0 = kd_monotonic_ns();
     char key[2048];
     cache_key(s, key, sizeof key);
     cache_path(ctx, key, s->cache_file, sizeof s->cache_file);
@@ -494,7 +487,7 @@ kd_status kd_cl_ensure_program(kd_context *ctx, kd_cl_state *s)
     }
     s->program = p;
     s->from_cache = from_cache;
-    s->build_ms = now_ms() - t0;
+    s->build_ms = (double)(kd_monotonic_ns() - t0) / 1e6;
     return KD_OK;
 }
 
