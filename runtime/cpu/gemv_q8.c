@@ -54,17 +54,8 @@ static void q6k_row_scalar(const kd_q8_job *j, int64_t r, int64_t m0, int mc)
     }
 }
 
-static void q4k_rows_scalar(const kd_q8_job *j, int64_t r0, int64_t r1, int64_t m0, int mc)
-{
-    for (int64_t r = r0; r < r1; r++)
-        q4k_row_scalar(j, r, m0, mc);
-}
-
-static void q6k_rows_scalar(const kd_q8_job *j, int64_t r0, int64_t r1, int64_t m0, int mc)
-{
-    for (int64_t r = r0; r < r1; r++)
-        q6k_row_scalar(j, r, m0, mc);
-}
+KD_Q8_ROW_BY_MC(q4k_rows_scalar, q4k_row_scalar, )
+KD_Q8_ROW_BY_MC(q6k_rows_scalar, q6k_row_scalar, )
 
 const kd_q8_kernels kd_q8_scalar_kernels = {q4k_rows_scalar, q6k_rows_scalar};
 
