@@ -317,18 +317,33 @@ void kd_gemv_##T##_batched(__global const BLOCK *w, __global const float *x,    
 #endif
 
 /* The single-row Q4_K kernel's pre-pass: xsum[r * k/32 + j] = sum of x[r, 32j .. 32j + 31]
- * for the m_dim rows of x, one work-item per sum (elementwise geometry over k/32). Every
- * output row needs these sums (the sub-block mins multiply them), so they are formed once
- * per call instead of once per row. */
+ * for the m_dim rows of x. Every output row needs these sums (the sub-block mins multiply
+ * them), so they are formed once per call instead of once per row. Elementwise geometry
+ * over the k/32 sums: on CPU devices a work-item forms KD_CL_EW_VEC of them (the geometry
+ * counts one float16 per item there), on GPU shapes one. */
+KD_CL_INLINE void kd_gemv_xsum_one(__global const float *x, __global float *xsum, int j)
+{
+    __global const float *p = x + 32 * (size_t)j;
+    float8 t = (vload8(0, p) + vload8(1, p)) + (vload8(2, p) + vload8(3, p));
+    xsum[j] = kd_hsum8(t);
+}
+
 __kernel __attribute__((reqd_work_group_size(KD_CL_EW_LOCAL, 1, 1)))
 void kd_gemv_xsum(__global const float *x, __global float *xsum, int k, int m_dim)
 {
-    int row = (int)get_group_id(1);
-    int j = (int)get_global_id(0);
-    if (row >= m_dim || j >= k / 32)
-        return;
-    __global const float *p = x + (size_t)row * (size_t)k + 32 * (size_t)j;
-    float8 t = (vload8(0, p) + vload8(1, p)) + (vload8(2, p) + vload8(3, p));
-    xsum[(size_t)row * (size_t)(k / 32) + (size_t)j] = kd_hsum8(t);
+    int row = (int)get_group_id(1), nsum = k / 32;
+    if (row < m_dim) { /* guarded work, no early return */
+        __global const float *xr = x + (size_t)row * (size_t)k;
+        __global float *sr = xsum + (size_t)row * (size_t)nsum;
+#ifdef KD_CL_GPU_SHAPES
+        int j = (int)get_global_id(0);
+        if (j < nsum)
+            kd_gemv_xsum_one(xr, sr, j);
+#else
+        int j0 = (int)get_global_id(0) * KD_CL_EW_VEC;
+        for (int j = j0; j < min(j0 + KD_CL_EW_VEC, nsum); j++)
+            kd_gemv_xsum_one(xr, sr, j);
+#endif
+    }
 }
 #endif /* KD_CL_GEMV_COMMON */

@@ -28,7 +28,10 @@ typedef kd_test_shape shape;
  * GEMV rows per group; on a GPU shape 4). */
 static const shape ew_shapes[] = {{1, 0}, {7, 0}, {1000, 0}, {4099, 0}};
 static const shape rope_shapes[] = {{42, 6}, {5 * 128, 128}, {3 * 64, 64}};
-static const shape gemv_shapes[] = {{1, 256}, {3, 768}, {67, 512}, {301, 2560}};
+/* K = 8448: 264 sums of 32 in the single-row Q4_K pre-pass, more than one group of 256
+ * work-items makes at one sum each (the CPU shape's elementwise geometry counts 16 per
+ * item; with one per item sums 256.. were never written) */
+static const shape gemv_shapes[] = {{1, 256}, {3, 768}, {67, 512}, {301, 2560}, {5, 8448}};
 
 /* ---- environment helpers ---------------------------------------------------------- */
 
