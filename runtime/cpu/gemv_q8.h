@@ -11,15 +11,12 @@
 #define KD_CPU_GEMV_Q8_H
 
 #include "cpu_ops.h"
+#include "kd_blocks.h"
 
 #define KD_Q8_BLOCK 256
 
-/* 256 values of x: x[i] ~= d * qs[i]; bsums[g] = sum of qs[16g .. 16g+15]. */
-typedef struct kd_q8_block {
-    float d;
-    int8_t qs[KD_Q8_BLOCK];
-    int16_t bsums[KD_Q8_BLOCK / 16];
-} kd_q8_block;
+/* 256 values of x (kd_blocks.h, shared with the OpenCL q8 kernels). */
+typedef kd_block_q8 kd_q8_block;
 
 /* Quantizes one block of 256 floats (round to nearest even, |q| <= 127, d = amax / 127).
  * Every level gives the same bytes: the same float operations in the same order. */

@@ -21,6 +21,7 @@
 typedef uchar kd_u8;
 typedef char kd_i8;
 typedef ushort kd_u16;
+typedef short kd_i16;
 typedef uint kd_u32;
 #elif defined(__CUDACC__)
 #include <cuda_fp16.h>
@@ -29,6 +30,7 @@ typedef uint kd_u32;
 typedef unsigned char kd_u8;
 typedef signed char kd_i8;
 typedef unsigned short kd_u16;
+typedef short kd_i16;
 typedef unsigned int kd_u32;
 #else
 #include <stdint.h>
@@ -38,6 +40,7 @@ typedef unsigned int kd_u32;
 typedef uint8_t kd_u8;
 typedef int8_t kd_i8;
 typedef uint16_t kd_u16;
+typedef int16_t kd_i16;
 typedef uint32_t kd_u32;
 #endif
 
@@ -57,6 +60,15 @@ typedef struct kd_block_q6_K {
     kd_i8 scales[KD_QK_K / 16]; /* 8-bit scales */
     kd_u16 d;                   /* f16 super-block scale */
 } kd_block_q6_K;
+
+/* 256 activations quantized for the q8 GEMV paths (the cpu's, and OpenCL's on CPU
+ * devices; ggml's q8_K idea): x[i] ~= d * qs[i] with d = amax / 127 and |qs| <= 127,
+ * bsums[g] = qs[16g] + .. + qs[16g + 15]. 292 bytes in host C and OpenCL C alike. */
+typedef struct kd_block_q8 {
+    float d;
+    kd_i8 qs[KD_QK_K];
+    kd_i16 bsums[KD_QK_K / 16];
+} kd_block_q8;
 
 #define KD_Q4K_BLOCK_BYTES 144
 #define KD_Q6K_BLOCK_BYTES 210
