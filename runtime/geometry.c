@@ -84,8 +84,15 @@ kd_status kd_launch_geometry(kd_dialect dialect, kd_op op, int64_t m, int64_t n,
     if (!lim || !out)
         return refuse(why, why_cap, KD_ERR_NULL, "geometry: NULL limits or output");
     if ((unsigned)op >= KD_OP_COUNT || (dialect != KD_DIALECT_OPENCL && dialect != KD_DIALECT_CUDA &&
-                                     dialect != KD_DIALECT_OPENCL_GPU))
+                                     dialect != KD_DIALECT_OPENCL_GPU &&
+                                     dialect != KD_DIALECT_OPENCL_Q8))
         return refuse(why, why_cap, KD_ERR_ARG, "geometry: unknown op or dialect");
+    /* the q8 kernels: the CPU device's single-row GEMV shape, grid y over M (gemv_q8.cl) */
+    int q8 = dialect == KD_DIALECT_OPENCL_Q8;
+    if (q8 && !kd_op_is_gemv(op))
+        return refuse(why, why_cap, KD_ERR_ARG, "geometry: the q8 dialect has GEMV kernels only");
+    if (q8)
+        dialect = KD_DIALECT_OPENCL;
     if (m <= 0 || n <= 0)
         return refuse(why, why_cap, KD_ERR_ZERO_SIZE, "geometry: m and n must be > 0");
     int gemv = kd_op_is_gemv(op);
@@ -95,7 +102,7 @@ kd_status kd_launch_geometry(kd_dialect dialect, kd_op op, int64_t m, int64_t n,
         return refuse(why, why_cap, KD_ERR_SHAPE, "geometry: rope row length must be even");
 
     kernel_shape(dialect, op, out);
-    if (gemv && dialect == KD_DIALECT_OPENCL && m > 1)
+    if (gemv && dialect == KD_DIALECT_OPENCL && m > 1 && !q8)
         out->block[0] = KD_CL_GEMV_BATCH_LOCAL; /* batched CPU kernels: several rows per item */
     uint64_t units = (uint64_t)n; /* work units along x */
     int ew = op == KD_OP_SWIGLU || op == KD_OP_RESIDUAL_ADD;

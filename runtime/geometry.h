@@ -14,7 +14,9 @@
 typedef enum kd_dialect {
     KD_DIALECT_OPENCL = 0,     /* OpenCL on a CPU device (PoCL): GEMV one work-item per row */
     KD_DIALECT_CUDA = 1,
-    KD_DIALECT_OPENCL_GPU = 2  /* OpenCL on a GPU or accelerator: KD_CL_GEMV_GPU_* shapes */
+    KD_DIALECT_OPENCL_GPU = 2, /* OpenCL on a GPU or accelerator: KD_CL_GEMV_GPU_* shapes */
+    KD_DIALECT_OPENCL_Q8 = 3   /* OpenCL on a CPU device, the q8 GEMV kernels (GEMV only):
+                                * one work-item per output row at every M */
 } kd_dialect;
 #define KD_DIALECT_OPENCL_GPU KD_DIALECT_OPENCL_GPU /* backends test for it with #ifdef */
 

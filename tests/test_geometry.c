@@ -1,6 +1,6 @@
 /* ctest-labels: dispatch;cpu */
 /* Launch geometry (contract: kernel_dimensions), exhaustively over a bounded domain:
- * all three dialects (OpenCL CPU, CUDA, OpenCL GPU) x six ops x batch sizes x row lengths x GEMV widths x device limits.
+ * all four dialects (OpenCL CPU, CUDA, OpenCL GPU; OpenCL CPU q8: GEMV only) x six ops x batch sizes x row lengths x GEMV widths x device limits.
  * For every case: either the launch covers the problem (grid * block >= problem size, in
  * each op's work units, and not one block more than needed), fits every device limit
  * (threads per block, block and grid dimensions, shared memory), or the call refuses with
@@ -203,12 +203,14 @@ static void test_geometry_exhaustive(void)
     int64_t rows[200];
     int nrows = row_lengths(rows, 200);
     tally t = {0, 0, 0};
-    for (int d = 0; d < 3; d++)
+    for (int d = 0; d <= KD_DIALECT_OPENCL_Q8; d++)
         for (int op = 0; op < KD_OP_COUNT; op++)
             for (size_t di = 0; di < sizeof devices / sizeof *devices; di++)
                 for (size_t mi = 0; mi < sizeof batch / sizeof *batch; mi++)
                     for (int ni = 0; ni < nrows; ni++) {
                         int64_t n = rows[ni];
+                        if (d == KD_DIALECT_OPENCL_Q8 && !kd_op_is_gemv((kd_op)op))
+                            continue; /* refused: test_geometry_bad_shapes */
                         if (op == KD_OP_ROPE && n % 2)
                             continue; /* checked in test_geometry_bad_shapes */
                         if (op == KD_OP_ROPE) { /* k = head_dim: 0 (not given) or one that divides n */
@@ -288,6 +290,10 @@ static void test_geometry_bad_shapes(void)
         CU_ASSERT_EQUAL(kd_launch_geometry(dd, KD_OP_SWIGLU, 1, 8, 0, lim, NULL, why, sizeof why),
                         KD_ERR_NULL);
     }
+    for (int op = 0; op < KD_OP_COUNT; op++) /* the q8 dialect has GEMV kernels only */
+        CU_ASSERT_EQUAL(kd_launch_geometry(KD_DIALECT_OPENCL_Q8, (kd_op)op, 1, 256, 256, lim, &l,
+                                           why, sizeof why),
+                        kd_op_is_gemv((kd_op)op) ? KD_OK : KD_ERR_ARG);
     CU_ASSERT_EQUAL(kd_launch_geometry((kd_dialect)7, KD_OP_SWIGLU, 1, 8, 0, lim, &l, why,
                                        sizeof why), KD_ERR_ARG);
     /* A NULL message buffer is allowed. */
