@@ -162,6 +162,12 @@ static kd_status resolve_devices(const kd_context_options *o, kd_settings *s, ch
         st = device_choice(dev_label, dev, s->opencl_device, sizeof s->opencl_device, why, cap);
     if (st != KD_OK)
         return st;
+    /* the OpenCL GEMV path (a typo is an error, not silently the other path) */
+    static const char *const gemv_paths[] = {"exact", "q8"};
+    int path = 0, found_path = 0;
+    if ((st = kd_env_choice("KD_OPENCL_GEMV", gemv_paths, 2, &path, &found_path, why, cap)) != KD_OK)
+        return st;
+    s->opencl_gemv_q8 = path == 1;
     s->cuda_device = -1;
     if (o && o->cuda_device) {
         long long d;

@@ -53,6 +53,8 @@ typedef struct kd_settings {
      * "kd_context_options.opencl_device". */
     const char *opencl_platform_from, *opencl_device_from;
     int cuda_device;           /* -1: not named */
+    int opencl_gemv_q8;        /* KD_OPENCL_GEMV=q8: OpenCL CPU devices run the q8 GEMV path
+                                * for calls that name no path (default 0: exact) */
     char config[1024];         /* the config file to read; "": none */
     int config_explicit;       /* 1: named by the option or KD_CONFIG (must be readable) */
     /* Who named it, for messages: "KD_CONFIG", "kd_context_options.config" or "the

@@ -1,6 +1,7 @@
 /* Shared helpers for the CUnit suites. */
 #include "kd_test_util.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -84,6 +85,19 @@ void kd_test_env_restore(kd_test_env *saved)
         unsetenv(saved->name);
     free(saved->old);
     saved->old = NULL;
+}
+
+double kd_test_nmse(const float *got, const double *ref, int64_t n, double *max_rel)
+{
+    double num = 0.0, den = 0.0;
+    *max_rel = 0.0;
+    for (int64_t i = 0; i < n; i++) {
+        double e = (double)got[i] - ref[i];
+        num += e * e;
+        den += ref[i] * ref[i];
+        *max_rel = fmax(*max_rel, fabs(e) / fmax(1.0, fabs(ref[i])));
+    }
+    return den > 0 ? num / den : num;
 }
 
 kd_status kd_test_context_under_env(const char *name, const char *value,

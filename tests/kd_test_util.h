@@ -28,6 +28,12 @@ typedef struct kd_test_path { kd_backend_id backend; unsigned flags; const char 
 void kd_test_expect_agreement(kd_context *ctx, kd_problem *p, const double *ref,
                               kd_test_path path, kd_test_path other);
 
+/* NMSE of got against the oracle ref (sum of squared errors over sum of squares), and
+ * *max_rel, the largest error relative to max(1, |ref|): the q8 GEMV paths' measures. */
+double kd_test_nmse(const float *got, const double *ref, int64_t n, double *max_rel);
+/* The q8 GEMV paths' budget against the oracle (SPEC section 7). */
+#define KD_TEST_Q8_NMSE_BUDGET 5e-4
+
 /* A context with only the cpu backend (OpenCL and CUDA disabled), its backend line
  * printed; NULL with the error on stderr. */
 kd_context *kd_test_cpu_context(void);

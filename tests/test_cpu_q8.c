@@ -13,7 +13,6 @@
 #include "kd_quant.h"
 #include "kd_test_util.h"
 
-#define Q8_NMSE_BUDGET 5e-4
 
 static kd_context *ctx;
 static kd_simd level;
@@ -72,20 +71,6 @@ static void test_quantize_vs_reference(void)
     CU_ASSERT_NOT_EQUAL(q[3].bsums[0], sum);
 }
 
-/* NMSE of got against the oracle, and the max error relative to max(1, |ref|). */
-static double nmse_of(const float *got, const double *ref, int64_t n, double *max_rel)
-{
-    double num = 0.0, den = 0.0;
-    *max_rel = 0.0;
-    for (int64_t i = 0; i < n; i++) {
-        double e = (double)got[i] - ref[i];
-        num += e * e;
-        den += ref[i] * ref[i];
-        *max_rel = fmax(*max_rel, fabs(e) / fmax(1.0, fabs(ref[i])));
-    }
-    return den > 0 ? num / den : num;
-}
-
 static void check_q8_vs_oracle(kd_op op, int64_t m, int64_t n, int64_t k, uint64_t seed)
 {
     kd_problem p;
@@ -94,14 +79,14 @@ static void check_q8_vs_oracle(kd_op op, int64_t m, int64_t n, int64_t k, uint64
     kd_status st;
     float *y = kd_problem_run(ctx, &p, KD_BACKEND_CPU, KD_RUN_CPU_Q8, &st);
     CU_ASSERT_FATAL(ref && y);
-    double max_rel, nmse = nmse_of(y, ref, p.out_count, &max_rel);
+    double max_rel, nmse = kd_test_nmse(y, ref, p.out_count, &max_rel);
     int finite = 1;
     for (int64_t i = 0; i < p.out_count; i++)
         finite &= isfinite(y[i]);
-    if (!(nmse <= Q8_NMSE_BUDGET) || !finite)
+    if (!(nmse <= KD_TEST_Q8_NMSE_BUDGET) || !finite)
         printf("\n  %s q8 M=%lld N=%lld K=%lld: nmse %.3g max rel %.3g\n", kd_op_name(op),
                (long long)m, (long long)n, (long long)k, nmse, max_rel);
-    CU_ASSERT(nmse <= Q8_NMSE_BUDGET && finite);
+    CU_ASSERT(nmse <= KD_TEST_Q8_NMSE_BUDGET && finite);
     free(ref);
     free(y);
     kd_problem_free(&p);
@@ -130,10 +115,10 @@ static void test_nmse_check_detects_error(void)
     float *y = kd_problem_run(ctx, &p, KD_BACKEND_CPU, KD_RUN_CPU_Q8, &st);
     CU_ASSERT_FATAL(ref && y);
     double max_rel;
-    CU_ASSERT(nmse_of(y, ref, p.out_count, &max_rel) <= Q8_NMSE_BUDGET);
+    CU_ASSERT(kd_test_nmse(y, ref, p.out_count, &max_rel) <= KD_TEST_Q8_NMSE_BUDGET);
     for (int64_t i = 0; i < p.out_count; i++)
         y[i] *= 1.05f;
-    CU_ASSERT(nmse_of(y, ref, p.out_count, &max_rel) > Q8_NMSE_BUDGET);
+    CU_ASSERT(kd_test_nmse(y, ref, p.out_count, &max_rel) > KD_TEST_Q8_NMSE_BUDGET);
     free(ref);
     free(y);
     kd_problem_free(&p);

@@ -418,6 +418,112 @@ static void check_gemv_all_m(kd_op op)
 static void test_q4k_gemv_all_m(void) { check_gemv_all_m(KD_OP_Q4K_GEMV); }
 static void test_q6k_gemv_all_m(void) { check_gemv_all_m(KD_OP_Q6K_GEMV); }
 
+/* ---- the q8 GEMV path (cl-kernels/gemv_q8.cl, CPU devices) --------------------------- */
+
+/* 1 when the device runs the q8 path; on a GPU device the flag must be refused. */
+static int device_has_q8(void)
+{
+    return strstr(kd_backend_reason(ctx, KD_BACKEND_OPENCL), "q8") != NULL;
+}
+
+/* opencl-q8 against the oracle (NMSE budget) and against cpu-q8: both quantize x with the
+ * same float operations, so their integer sums are equal and the outputs differ only in
+ * the order of the float sums, within the exact path's tolerance. 0 when it ran. */
+static int check_q8_case(kd_op op, int64_t m, int64_t n, int64_t k, uint64_t seed, float scale)
+{
+    kd_problem p;
+    CU_ASSERT_FATAL(kd_problem_make(ctx, op, m, n, k, seed, &p) == 0);
+    double *ref = kd_problem_oracle(&p), *cpu_ref = malloc(sizeof(double) * (size_t)p.out_count);
+    kd_status st_cl, st_cpu;
+    float *cl = kd_problem_run(ctx, &p, KD_BACKEND_OPENCL, KD_RUN_NO_FALLBACK | KD_RUN_OPENCL_Q8,
+                               &st_cl);
+    float *cpu = kd_problem_run(ctx, &p, KD_BACKEND_CPU, KD_RUN_CPU_Q8, &st_cpu);
+    if (!cl)
+        printf("\n  %s q8 M=%lld n=%lld k=%lld: %s\n", kd_op_name(op), (long long)m,
+               (long long)n, (long long)k, kd_last_error(ctx));
+    CU_ASSERT_FATAL(ref && cpu_ref && cl && cpu);
+    for (int64_t i = 0; i < p.out_count; i++) {
+        cl[i] *= scale; /* the negative test's planted error */
+        cpu_ref[i] = cpu[i];
+    }
+    double max_rel, nmse = kd_test_nmse(cl, ref, p.out_count, &max_rel);
+    kd_cmp vs_cpu;
+    kd_compare_to_ref(cl, cpu_ref, p.out_count, KD_TOLERANCE, &vs_cpu);
+    int ok = nmse <= KD_TEST_Q8_NMSE_BUDGET && vs_cpu.pass;
+    if (!ok && scale == 1.0f)
+        printf("\n  %s q8 M=%lld n=%lld k=%lld: nmse %.3g (max rel %.3g), vs cpu-q8 max abs "
+               "%.3g\n", kd_op_name(op), (long long)m, (long long)n, (long long)k, nmse,
+               max_rel, vs_cpu.max_abs);
+    free(ref), free(cpu_ref), free(cl), free(cpu);
+    kd_problem_free(&p);
+    return ok;
+}
+
+/* M = 1..9 and 17 (three passes of 8 rows of x), N not a multiple of the 16 rows per
+ * group, K from one block to more than 8192. */
+static void check_q8_gemv(kd_op op)
+{
+    static const shape shapes[] = {{1, 256}, {37, 512}, {301, 2560}, {5, 8448}};
+    static const int64_t ms[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 17};
+    if (!device_has_q8()) {
+        kd_problem p;
+        CU_ASSERT_FATAL(kd_problem_make(ctx, op, 1, 16, 256, 1, &p) == 0);
+        kd_status st;
+        float *y = kd_problem_run(ctx, &p, KD_BACKEND_OPENCL, KD_RUN_NO_FALLBACK | KD_RUN_OPENCL_Q8,
+                                  &st);
+        CU_ASSERT(y == NULL && st == KD_ERR_ARG); /* a GPU device refuses the q8 path */
+        free(y);
+        kd_problem_free(&p);
+        return;
+    }
+    for (int s = 0; s < N(shapes); s++)
+        for (int mi = 0; mi < N(ms); mi++)
+            CU_ASSERT(check_q8_case(op, ms[mi], shapes[s].n, shapes[s].k,
+                                    7000 + 100 * (uint64_t)s + (uint64_t)mi, 1.0f));
+}
+
+static void test_q4k_q8(void) { check_q8_gemv(KD_OP_Q4K_GEMV); }
+static void test_q6k_q8(void) { check_q8_gemv(KD_OP_Q6K_GEMV); }
+
+/* The check above can fail: outputs 1e-3 too large stay inside the NMSE budget but not
+ * inside the exact tolerance against cpu-q8; 5% too large fail both. */
+static void test_q8_check_detects_error(void)
+{
+    if (!device_has_q8())
+        return;
+    CU_ASSERT(check_q8_case(KD_OP_Q4K_GEMV, 3, 37, 512, 5, 1.0f));
+    CU_ASSERT(!check_q8_case(KD_OP_Q4K_GEMV, 3, 37, 512, 5, 1.01f));
+    CU_ASSERT(!check_q8_case(KD_OP_Q6K_GEMV, 3, 37, 512, 5, 1.05f));
+}
+
+/* KD_OPENCL_GEMV=q8 makes q8 the default on a CPU device; the flags still pick a path per
+ * call. */
+static void test_q8_env_default(void)
+{
+    if (!device_has_q8())
+        return;
+    kd_context_options o = {.disable_cuda = 1};
+    kd_context *c = NULL;
+    CU_ASSERT_FATAL(kd_test_context_under_env("KD_OPENCL_GEMV", "q8", &o, &c) == KD_OK);
+    CU_ASSERT_PTR_NOT_NULL(strstr(kd_backend_reason(c, KD_BACKEND_OPENCL), "GEMV q8"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(kd_backend_reason(ctx, KD_BACKEND_OPENCL), "GEMV exact"));
+    kd_problem p;
+    CU_ASSERT_FATAL(kd_problem_make(c, KD_OP_Q6K_GEMV, 3, 29, 512, 77, &p) == 0);
+    kd_status st;
+    float *def = kd_problem_run(c, &p, KD_BACKEND_OPENCL, KD_RUN_NO_FALLBACK, &st);
+    float *q8 = kd_problem_run(c, &p, KD_BACKEND_OPENCL, KD_RUN_NO_FALLBACK | KD_RUN_OPENCL_Q8, &st);
+    float *ex = kd_problem_run(c, &p, KD_BACKEND_OPENCL, KD_RUN_NO_FALLBACK | KD_RUN_OPENCL_EXACT,
+                               &st);
+    CU_ASSERT_FATAL(def && q8 && ex);
+    size_t bytes = sizeof(float) * (size_t)p.out_count;
+    CU_ASSERT(memcmp(def, q8, bytes) == 0);
+    CU_ASSERT(memcmp(q8, ex, bytes) != 0); /* two different paths */
+    free(def), free(q8), free(ex);
+    kd_problem_free(&p);
+    kd_context_destroy(c);
+    kd_test_expect_env_refused("KD_OPENCL_GEMV", "fast", &o);
+}
+
 /* The CPU-device shapes' edges (cl-kernels/kd_cl_geometry.h): rope takes 4 whole heads per
  * work-item when head_dim / 16 <= 32 (head_dim 512 at the limit, 528 just past it: 8 pairs
  * per item), heads not a multiple of 4; rmsnorm takes 4 rows per work-item, M not a
@@ -488,6 +594,10 @@ int main(void)
     CU_add_test(s, "q4k_gemv at M = 1..9, odd N", test_q4k_gemv_all_m);
     CU_add_test(s, "q6k_gemv at M = 1..9, odd N", test_q6k_gemv_all_m);
     CU_add_test(s, "rope and rmsnorm at the CPU shapes' edges", test_cpu_shape_edges);
+    CU_add_test(s, "q4k q8 path vs oracle (nmse) and cpu-q8", test_q4k_q8);
+    CU_add_test(s, "q6k q8 path vs oracle (nmse) and cpu-q8", test_q6k_q8);
+    CU_add_test(s, "q8 checks detect errors", test_q8_check_detects_error);
+    CU_add_test(s, "KD_OPENCL_GEMV and the path flags", test_q8_env_default);
     int rc = kd_test_main();
     remove_cache_dir();
     kd_context_destroy(ctx);

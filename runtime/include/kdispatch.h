@@ -249,7 +249,12 @@ enum {
      * EXACT = f32 activations (held to the tight tolerance), Q8 = x quantized to int8
      * blocks (NMSE <= 5e-4). KD_RUN_CPU_SCALAR implies the exact scalar reference. */
     KD_RUN_CPU_EXACT = 1u << 2,
-    KD_RUN_CPU_Q8 = 1u << 3
+    KD_RUN_CPU_Q8 = 1u << 3,
+    /* OpenCL GEMV path for this call, overriding KD_OPENCL_GEMV (default exact): Q8 = x
+     * quantized to int8 blocks as on the cpu (NMSE <= 5e-4), on CPU devices (PoCL) only;
+     * a GPU device refuses it with KD_ERR_ARG. */
+    KD_RUN_OPENCL_EXACT = 1u << 4,
+    KD_RUN_OPENCL_Q8 = 1u << 5
 };
 
 /* Validates and runs one op. backend = KD_BACKEND_AUTO lets the dispatcher choose by

@@ -44,6 +44,13 @@ typedef struct kd_cl_state {
     size_t kernel_wg_max[KD_OP_COUNT][2]; /* CL_KERNEL_WORK_GROUP_SIZE */
     cl_kernel xsum_kernel;    /* kd_gemv_xsum: the single-row Q4_K GEMV's pre-pass */
     size_t xsum_wg_max;
+    /* the q8 GEMV path (cl-kernels/gemv_q8.cl), CPU devices only (NULL elsewhere) */
+    cl_kernel q8_quantize_kernel;         /* kd_q8_quantize: x -> kd_block_q8 */
+    size_t q8_quantize_wg_max;
+    cl_kernel q8_gemv_kernel[2];          /* [0] kd_gemv_q4k_q8, [1] kd_gemv_q6k_q8 */
+    size_t q8_gemv_wg_max[2];
+    int gemv_q8;              /* the GEMV path when a call names none: 1 q8 (KD_OPENCL_GEMV=q8
+                               * on a CPU device), 0 exact */
     char options[256];        /* build options */
     kd_status build_status;   /* a real build failure, kept so it is not retried */
     char build_message[4096];
@@ -53,6 +60,8 @@ typedef struct kd_cl_state {
 
     cl_mem xsum;              /* kd_gemv_xsum's output: k/32 sums of x */
     size_t xsum_bytes;
+    cl_mem xq;                /* kd_q8_quantize's output: m * k/256 blocks */
+    size_t xq_bytes;
     cl_mem rope_tab;          /* rope frequencies and positions (see rope.cl) */
     size_t rope_tab_bytes;
     uint32_t *rope_host;      /* host staging of rope_tab */

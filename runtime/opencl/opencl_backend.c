@@ -9,7 +9,10 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "env.h"
+#include "kd_blocks.h"
 #include "kd_opencl_internal.h"
+#include "op_traits.h"
 
 /* OpenCL memory errors map to KD_ERR_NOMEM, the rest of a failed call to fallback. */
 static kd_status status_of(cl_int err, kd_status otherwise)
@@ -28,6 +31,8 @@ static void release_state(kd_cl_state *s)
         clReleaseMemObject(s->rope_tab);
     if (s->xsum)
         clReleaseMemObject(s->xsum);
+    if (s->xq)
+        clReleaseMemObject(s->xq);
     if (s->queue)
         clReleaseCommandQueue(s->queue);
     if (s->context)
@@ -116,6 +121,8 @@ static kd_status cl_init(kd_context *ctx, void **state, char *why, size_t cap)
     s->dialect = kd_opencl_backend.device[!(s->type & CL_DEVICE_TYPE_CPU)].dialect;
     snprintf(s->options, sizeof s->options, "-cl-std=CL1.2%s",
              s->dialect != KD_DIALECT_OPENCL ? " -DKD_CL_GPU_SHAPES=1" : "");
+    /* KD_OPENCL_GEMV=q8 applies to CPU devices (GPU shapes have the exact kernels alone) */
+    s->gemv_q8 = kd_context_settings(ctx)->opencl_gemv_q8 && s->dialect == KD_DIALECT_OPENCL;
     clGetDeviceInfo(s->device, CL_DEVICE_MAX_MEM_ALLOC_SIZE, sizeof s->max_alloc,
                     &s->max_alloc, NULL); /* 0 (no check) if the query fails */
     clGetDeviceInfo(s->device, CL_DEVICE_GLOBAL_MEM_SIZE, sizeof s->global_mem,
@@ -138,10 +145,12 @@ static void cl_shutdown(void *state)
 static void cl_describe(void *state, char *buf, size_t cap)
 {
     const kd_cl_state *s = state;
-    snprintf(buf, cap, "%s [%s] on %s: %s, driver %s, %u compute units, %s GEMV shape",
-             s->device_name, kd_cl_device_type_name(s->type), s->platform_name, s->device_version,
-             s->driver_version, s->compute_units,
-             s->dialect == KD_DIALECT_OPENCL ? "row-per-item" : "GPU");
+    snprintf(buf, cap, "%s [%s] on %s: %s, driver %s, %u compute units, %s GEMV shape, "
+             "GEMV %s", s->device_name, kd_cl_device_type_name(s->type), s->platform_name,
+             s->device_version, s->driver_version, s->compute_units,
+             s->dialect == KD_DIALECT_OPENCL ? "row-per-item" : "GPU",
+             s->gemv_q8 ? "q8" : s->dialect == KD_DIALECT_OPENCL ? "exact (q8 selectable)"
+                                                                  : "exact");
 }
 
 /* ---- memory ----------------------------------------------------------------------- */
@@ -387,18 +396,25 @@ static kd_status set_args(kd_context *ctx, kd_cl_state *s, const kd_call *c, cl_
 
 /* Geometry of one kernel of op for the call's shape (m, n, k), within the device's and
  * the kernel's limits. */
-static kd_status geometry(kd_context *ctx, const kd_cl_state *s, kd_op op, int64_t m,
-                          int64_t n, int64_t k, size_t kernel_wg_max, const char *name,
-                          kd_launch *L)
+static kd_status geometry_in(kd_context *ctx, const kd_cl_state *s, kd_dialect dialect,
+                             kd_op op, int64_t m, int64_t n, int64_t k, size_t kernel_wg_max,
+                             const char *name, kd_launch *L)
 {
     kd_device_limits lim = s->limits;
     if (kernel_wg_max < lim.max_threads_per_block)
         lim.max_threads_per_block = (uint32_t)kernel_wg_max;
     char why[256] = "";
-    kd_status st = kd_launch_geometry(s->dialect, op, m, n, k, &lim, L, why, sizeof why);
+    kd_status st = kd_launch_geometry(dialect, op, m, n, k, &lim, L, why, sizeof why);
     if (st != KD_OK)
         return kd_error(ctx, st, "opencl %s on '%s': %s", name, s->device_name, why);
     return KD_OK;
+}
+
+static kd_status geometry(kd_context *ctx, const kd_cl_state *s, kd_op op, int64_t m,
+                          int64_t n, int64_t k, size_t kernel_wg_max, const char *name,
+                          kd_launch *L)
+{
+    return geometry_in(ctx, s, s->dialect, op, m, n, k, kernel_wg_max, name, L);
 }
 
 static kd_status enqueue(kd_context *ctx, kd_cl_state *s, cl_kernel k, const char *name,
@@ -436,6 +452,70 @@ static kd_status xsum_prepass(kd_context *ctx, kd_cl_state *s, const kd_call *c)
     if (a.st != KD_OK)
         return a.st;
     return enqueue(ctx, s, s->xsum_kernel, "kd_gemv_xsum", 2, &L);
+}
+
+/* Waits for the op's launches (st: how queueing them went). After a failed launch the
+ * queue still drains: a queued pre-pass must not outlive the call. */
+static kd_status wait_for_queue(kd_context *ctx, kd_cl_state *s, kd_status st, const char *name)
+{
+    if (st != KD_OK) {
+        clFinish(s->queue);
+        return st;
+    }
+    cl_int err = clFinish(s->queue);
+    if (err != CL_SUCCESS)
+        return kd_error(ctx, status_of(err, KD_ERR_LAUNCH), "opencl: clFinish after %s: %s",
+                        name, kd_cl_error_name(err));
+    return KD_OK;
+}
+
+/* The q8 GEMV path (cl-kernels/gemv_q8.cl): x quantized into s->xq, then the type's q8
+ * kernel, both queued; run_locked waits. */
+static kd_status run_q8_gemv(kd_context *ctx, kd_cl_state *s, const kd_call *c)
+{
+    int t = c->op == KD_OP_Q6K_GEMV;
+    const char *qname = "kd_q8_quantize", *gname = t ? "kd_gemv_q6k_q8" : "kd_gemv_q4k_q8";
+    int64_t nb = c->k / 256;
+    kd_launch Lq, Lg;
+    kd_status st = scratch(ctx, s, &s->xq, &s->xq_bytes,
+                           (size_t)c->m * (size_t)nb * sizeof(kd_block_q8));
+    /* the quantizer: elementwise over a row's k/256 blocks, rows on y */
+    if (st == KD_OK)
+        st = geometry(ctx, s, KD_OP_RESIDUAL_ADD, c->m, nb, 0, s->q8_quantize_wg_max,
+                      "q8 quantize", &Lq);
+    if (st == KD_OK)
+        st = geometry_in(ctx, s, KD_DIALECT_OPENCL_Q8, c->op, c->m, c->n, c->k,
+                         s->q8_gemv_wg_max[t], gname, &Lg);
+    if (st != KD_OK)
+        return st;
+    cl_args q = {ctx, s->q8_quantize_kernel, qname, 0, KD_OK};
+    arg_mem(&q, c->src[1]);
+    arg(&q, sizeof s->xq, &s->xq);
+    arg_int(&q, c->k);
+    arg_int(&q, c->m);
+    if (q.st != KD_OK || (st = enqueue(ctx, s, s->q8_quantize_kernel, qname, 2, &Lq)) != KD_OK)
+        return q.st != KD_OK ? q.st : st;
+    cl_args g = {ctx, s->q8_gemv_kernel[t], gname, 0, KD_OK};
+    arg_mem(&g, c->src[0]);
+    arg(&g, sizeof s->xq, &s->xq);
+    arg_mem(&g, c->dst);
+    arg_int(&g, c->n);
+    arg_int(&g, c->k);
+    arg_int(&g, c->m);
+    if (g.st != KD_OK)
+        return g.st;
+    return enqueue(ctx, s, s->q8_gemv_kernel[t], gname, 2, &Lg);
+}
+
+/* KD_RUN_OPENCL_EXACT / KD_RUN_OPENCL_Q8 pick a GEMV path for one call; otherwise
+ * KD_OPENCL_GEMV (default exact). 1: q8, 0: exact, -1: q8 asked of a device without it. */
+static int gemv_runs_q8(const kd_cl_state *s, unsigned flags)
+{
+    if (flags & KD_RUN_OPENCL_EXACT)
+        return 0;
+    if (flags & KD_RUN_OPENCL_Q8)
+        return s->q8_gemv_kernel[0] ? 1 : -1;
+    return s->gemv_q8;
 }
 
 /* Debug aid (scripts/gpu-check.sh): with KD_OPENCL_DUMP_BINARY=DIR, the first op after a
@@ -492,6 +572,15 @@ static kd_status run_locked(kd_context *ctx, kd_cl_state *s, const kd_call *c)
         return kd_error(ctx, KD_ERR_TOO_LARGE, "opencl %s: m = %lld, n = %lld, k = %lld "
                         "exceed the kernels' 32-bit sizes", kd_op_name(c->op),
                         (long long)c->m, (long long)c->n, (long long)c->k);
+    if (kd_op_is_gemv(c->op)) {
+        int q8 = gemv_runs_q8(s, c->flags);
+        if (q8 < 0)
+            return kd_error(ctx, KD_ERR_ARG, "opencl %s: the q8 GEMV path runs on CPU devices "
+                            "only; '%s' is a %s", kd_op_name(c->op), s->device_name,
+                            kd_cl_device_type_name(s->type));
+        if (q8)
+            return wait_for_queue(ctx, s, run_q8_gemv(ctx, s, c), kd_op_name(c->op));
+    }
     int batched = c->m > 1;
     cl_kernel k = s->kernel[c->op][batched];
     char name[64];
@@ -507,16 +596,9 @@ static kd_status run_locked(kd_context *ctx, kd_cl_state *s, const kd_call *c)
                         name);
     if (c->op == KD_OP_Q4K_GEMV && !batched && (st = xsum_prepass(ctx, s, c)) != KD_OK)
         return st;
-    if ((st = set_args(ctx, s, c, k, name, batched)) != KD_OK ||
-        (st = enqueue(ctx, s, k, name, batched ? 2 : 1, &L)) != KD_OK) {
-        clFinish(s->queue); /* a queued pre-pass must not outlive the call */
-        return st;
-    }
-    cl_int err = clFinish(s->queue);
-    if (err != CL_SUCCESS)
-        return kd_error(ctx, status_of(err, KD_ERR_LAUNCH), "opencl: clFinish after %s: %s",
-                        name, kd_cl_error_name(err));
-    return KD_OK;
+    if ((st = set_args(ctx, s, c, k, name, batched)) == KD_OK)
+        st = enqueue(ctx, s, k, name, batched ? 2 : 1, &L);
+    return wait_for_queue(ctx, s, st, name);
 }
 
 static kd_status cl_run(kd_context *ctx, void *state, const kd_call *c)

@@ -373,6 +373,14 @@ static void release_kernels(kd_cl_state *s)
     if (s->xsum_kernel)
         clReleaseKernel(s->xsum_kernel);
     s->xsum_kernel = NULL;
+    if (s->q8_quantize_kernel)
+        clReleaseKernel(s->q8_quantize_kernel);
+    s->q8_quantize_kernel = NULL;
+    for (int t = 0; t < 2; t++) {
+        if (s->q8_gemv_kernel[t])
+            clReleaseKernel(s->q8_gemv_kernel[t]);
+        s->q8_gemv_kernel[t] = NULL;
+    }
 }
 
 static cl_int create_kernel(kd_cl_state *s, cl_program p, const char *name, cl_kernel *k,
@@ -398,6 +406,14 @@ static kd_status create_kernels(kd_context *ctx, kd_cl_state *s, cl_program p)
     if (err == CL_SUCCESS) {
         name = "kd_gemv_xsum";
         err = create_kernel(s, p, name, &s->xsum_kernel, &s->xsum_wg_max);
+    }
+    if (err == CL_SUCCESS && s->dialect == KD_DIALECT_OPENCL) { /* gemv_q8.cl: CPU shapes */
+        name = "kd_q8_quantize";
+        err = create_kernel(s, p, name, &s->q8_quantize_kernel, &s->q8_quantize_wg_max);
+        for (int t = 0; t < 2 && err == CL_SUCCESS; t++) {
+            name = t ? "kd_gemv_q6k_q8" : "kd_gemv_q4k_q8";
+            err = create_kernel(s, p, name, &s->q8_gemv_kernel[t], &s->q8_gemv_wg_max[t]);
+        }
     }
     if (err == CL_SUCCESS)
         return KD_OK;

@@ -1,0 +1,248 @@
+/* The q8 GEMV path on CPU devices (PoCL): the cpu backend's activation-quantized GEMV
+ * (runtime/cpu/gemv_q8.h) in OpenCL C. x is quantized once per call to kd_block_q8
+ * (kd_q8_quantize, the cpu's formula); each 32 weights times a row of x is then an
+ * integer dot product, with floats once per 256 values:
+ *
+ *   Q4_K: y += dx * (d * sum_s sc[s] * (q4_s . q8_s) - dmin * sum_s mn[s] * bsum_s)
+ *   Q6_K: y += dx * d * sum_g scale[g] * (q6u_g . q8_g - 32 * bsums[g])   (q6u = q6 + 32)
+ *
+ * Why: the exact kernels are bound by one f32 FMA per weight and row of x. PoCL's
+ * compiler turns none of the generic forms into x86's byte dot products, so on x86 with
+ * AVX2 (clang: PoCL, oclgrind is not) each 32 weights are one vpmaddubsw (u8 weight x s8 x
+ * -> int16 pairs) and one vpmaddwd by the int16 scales, as the cpu's AVX2 kernel does;
+ * elsewhere the same sums in OpenCL vectors. Integer sums are exact either way.
+ *
+ * Shape: one work-item per output row (16 per group), group y takes rows
+ * [8 * get_group_id(1), +8) of x; a weight block is decoded once for those rows.
+ * CPU devices only: GPU shapes (KD_CL_GPU_SHAPES) have the exact kernels alone. */
+#ifndef KD_CL_GPU_SHAPES
+#include "kd_blocks.h"
+#include "gemv_common.cl"
+
+#if defined(__clang__) && defined(__AVX2__) && !defined(KD_Q8_GENERIC)
+/* 32 bytes of weights (one x86 ymm register) */
+typedef char kd_q8_w __attribute__((vector_size(32)));
+typedef uchar kd_q8_wu __attribute__((vector_size(32)));
+typedef short kd_q8_s16 __attribute__((vector_size(32)));
+typedef struct __attribute__((packed)) kd_q8_pk { kd_q8_w v; } kd_q8_pk;
+typedef struct __attribute__((packed)) kd_q8_pk16 { kd_q8_s16 v; } kd_q8_pk16;
+typedef kd_q8_s16 kd_q8_scale; /* int16 lanes 0-7 scale the first 16 weights, 8-15 the rest */
+
+KD_CL_INLINE kd_q8_w kd_q8_load(__global const void *p) { return ((__global const kd_q8_pk *)p)->v; }
+KD_CL_INLINE kd_q8_w kd_q8_and(kd_q8_w v, char m) { return v & m; }
+KD_CL_INLINE kd_q8_w kd_q8_or(kd_q8_w a, kd_q8_w b) { return a | b; }
+KD_CL_INLINE kd_q8_w kd_q8_shr(kd_q8_w v, int s) { return (kd_q8_w)((kd_q8_wu)v >> (uchar)s); }
+KD_CL_INLINE kd_q8_w kd_q8_shl(kd_q8_w v, int s) { return (kd_q8_w)((kd_q8_wu)v << (uchar)s); }
+KD_CL_INLINE kd_q8_scale kd_q8_scales(short a, short b)
+{
+    return (kd_q8_scale){a, a, a, a, a, a, a, a, b, b, b, b, b, b, b, b};
+}
+KD_CL_INLINE kd_q8_scale kd_q8_scale1(short a) { return (kd_q8_scale){} + a; } /* broadcast */
+/* sum over 32 weights (u8) times x (s8) with the scales, as 8 int32 partial sums */
+KD_CL_INLINE int8 kd_q8_dot(kd_q8_w w, __global const char *x, kd_q8_scale sc)
+{
+    return as_int8(__builtin_ia32_pmaddwd256(__builtin_ia32_pmaddubsw256(w, kd_q8_load(x)), sc));
+}
+/* sum_i a[i] * b[i] over 16 int16 (8 partial sums) */
+KD_CL_INLINE int8 kd_q8_dot16(__global const short *a, short16 b)
+{
+    return as_int8(__builtin_ia32_pmaddwd256(((__global const kd_q8_pk16 *)a)->v, as_short16(b)));
+}
+#else
+typedef struct kd_q8_w { uchar16 a, b; } kd_q8_w;
+typedef short2 kd_q8_scale;
+
+KD_CL_INLINE kd_q8_w kd_q8_load(__global const void *p)
+{
+    kd_q8_w w = {vload16(0, (__global const uchar *)p), vload16(1, (__global const uchar *)p)};
+    return w;
+}
+KD_CL_INLINE kd_q8_w kd_q8_and(kd_q8_w v, char m)
+{
+    kd_q8_w r = {v.a & (uchar)m, v.b & (uchar)m};
+    return r;
+}
+KD_CL_INLINE kd_q8_w kd_q8_or(kd_q8_w x, kd_q8_w y)
+{
+    kd_q8_w r = {x.a | y.a, x.b | y.b};
+    return r;
+}
+KD_CL_INLINE kd_q8_w kd_q8_shr(kd_q8_w v, int s)
+{
+    kd_q8_w r = {v.a >> (uchar)s, v.b >> (uchar)s};
+    return r;
+}
+KD_CL_INLINE kd_q8_w kd_q8_shl(kd_q8_w v, int s)
+{
+    kd_q8_w r = {v.a << (uchar)s, v.b << (uchar)s};
+    return r;
+}
+KD_CL_INLINE kd_q8_scale kd_q8_scales(short a, short b) { return (short2)(a, b); }
+KD_CL_INLINE kd_q8_scale kd_q8_scale1(short a) { return (short2)(a); }
+KD_CL_INLINE int8 kd_q8_dot(kd_q8_w w, __global const char *x, kd_q8_scale sc)
+{
+    int16 p = convert_int16(w.a) * convert_int16(vload16(0, x)) * (int)sc.x +
+              convert_int16(w.b) * convert_int16(vload16(1, x)) * (int)sc.y;
+    return p.lo + p.hi;
+}
+KD_CL_INLINE int8 kd_q8_dot16(__global const short *a, short16 b)
+{
+    int16 p = convert_int16(vload16(0, a)) * convert_int16(b);
+    return p.lo + p.hi;
+}
+#endif
+
+/* x: 256 floats -> one kd_block_q8, the cpu's kd_q8_quantize_block_scalar float for float
+ * (max of |x| skipping NaN, one multiply by 127 / amax, clamp, round to nearest even), so
+ * both paths see the same bytes. */
+KD_CL_INLINE void kd_q8_quantize_block(__global const float *x, __global kd_block_q8 *out)
+{
+    float16 vmax = (float16)(0.0f);
+    for (int i = 0; i < KD_QK_K / 16; i++) {
+        float16 a = fabs(vload16(i, x));
+        vmax = select(vmax, a, a > vmax); /* NaN compares false: skipped */
+    }
+    float8 m8 = fmax(vmax.lo, vmax.hi);
+    float4 m4 = fmax(m8.lo, m8.hi);
+    float2 m2 = fmax(m4.lo, m4.hi);
+    float amax = fmax(m2.x, m2.y);
+    float id = amax > 0.0f ? 127.0f / amax : 0.0f;
+    out->d = amax / 127.0f;
+    for (int g = 0; g < KD_QK_K / 16; g++) {
+        /* fmax(NaN, -127) is -127, as on the cpu */
+        int16 q = convert_int16_rte(fmin(fmax(vload16(g, x) * id, -127.0f), 127.0f));
+        vstore16(convert_char16(q), g, out->qs);
+        int8 s8 = q.lo + q.hi;
+        int4 s4 = s8.lo + s8.hi;
+        int2 s2 = s4.lo + s4.hi;
+        out->bsums[g] = (short)(s2.x + s2.y);
+    }
+}
+
+/* m_dim rows of k values (k a multiple of 256) -> m_dim * k/256 blocks; elementwise
+ * geometry over the k/256 blocks of a row, KD_CL_EW_VEC blocks per work-item (the CPU
+ * shape's count), rows on group y. */
+__kernel __attribute__((reqd_work_group_size(KD_CL_EW_LOCAL, 1, 1)))
+void kd_q8_quantize(__global const float *x, __global kd_block_q8 *xq, int k, int m_dim)
+{
+    int row = (int)get_group_id(1), nb = k / KD_QK_K;
+    if (row < m_dim) { /* guarded work, no early return */
+        int b0 = (int)get_global_id(0) * KD_CL_EW_VEC;
+        for (int b = b0; b < min(b0 + KD_CL_EW_VEC, nb); b++)
+            kd_q8_quantize_block(x + ((size_t)row * (size_t)nb + (size_t)b) * KD_QK_K,
+                                 xq + (size_t)row * (size_t)nb + (size_t)b);
+    }
+}
+
+/* acc[m] += the block's dot product with row m of x, for the nm rows of x (nb blocks
+ * apart; x at the block's own index). ROW(m) is the type's per-row statement. */
+#define KD_Q8_FOR_ROWS(nm, ROW)                                                         \
+    ROW(0) if (nm > 1) ROW(1) if (nm > 2) ROW(2) if (nm > 3) ROW(3)                       \
+    if (nm > 4) ROW(4) if (nm > 5) ROW(5) if (nm > 6) ROW(6) if (nm > 7) ROW(7)
+
+/* Q4_K block b times nm rows of x. */
+KD_CL_INLINE void kd_q4k_q8_block(__global const kd_block_q4_K *b, __global const kd_block_q8 *x,
+                                  size_t xs, const int nm, float8 *acc)
+{
+    uint3 wv = vload3(0, (__global const uint *)b->scales);
+    uchar16 sm = as_uchar16((uint4)(wv.x & 0x3f3f3f3fu,
+                                    (wv.z & 0x0f0f0f0fu) | ((wv.x >> 2) & 0x30303030u),
+                                    wv.y & 0x3f3f3f3fu,
+                                    ((wv.z >> 4) & 0x0f0f0f0fu) | ((wv.y >> 2) & 0x30303030u)));
+    float d = kd_f16_to_f32(b->d), dmin = kd_f16_to_f32(b->dmin);
+    int8 isum[KD_CL_GEMV_MAX_M];
+#define KD_Q4K_Q8_ZERO(m) isum[m] = (int8)(0);
+    KD_Q8_FOR_ROWS(nm, KD_Q4K_Q8_ZERO)
+    /* unrolled: the scale indices are constants, read from registers */
+    _Pragma("unroll") for (int c = 0; c < 4; c++) {
+        kd_q8_w q = kd_q8_load(b->qs + 32 * c);
+        kd_q8_w lo = kd_q8_and(q, 15), hi = kd_q8_and(kd_q8_shr(q, 4), 15);
+        kd_q8_scale s0 = kd_q8_scale1(sm[2 * c]), s1 = kd_q8_scale1(sm[2 * c + 1]);
+#define KD_Q4K_Q8_CHUNK(m)                                                              \
+        isum[m] += kd_q8_dot(lo, x[(m) * xs].qs + 64 * c, s0) +                         \
+                   kd_q8_dot(hi, x[(m) * xs].qs + 64 * c + 32, s1);
+        KD_Q8_FOR_ROWS(nm, KD_Q4K_Q8_CHUNK)
+    }
+    short8 mn = convert_short8(sm.hi); /* each min twice: two bsums per sub-block */
+    short16 mn2 = (short16)(mn.s0, mn.s0, mn.s1, mn.s1, mn.s2, mn.s2, mn.s3, mn.s3,
+                            mn.s4, mn.s4, mn.s5, mn.s5, mn.s6, mn.s6, mn.s7, mn.s7);
+#define KD_Q4K_Q8_FINISH(m)                                                             \
+    acc[m] += convert_float8(isum[m]) * (d * x[(m) * xs].d) -                           \
+              convert_float8(kd_q8_dot16(x[(m) * xs].bsums, mn2)) * (dmin * x[(m) * xs].d);
+    KD_Q8_FOR_ROWS(nm, KD_Q4K_Q8_FINISH)
+}
+
+/* Q6_K block b times nm rows of x. Chunk c: values 32c .. 32c + 31 (half h = c / 4,
+ * t = c % 4 within it; kd_blocks.h's layout) as unsigned 0..63. */
+KD_CL_INLINE void kd_q6k_q8_block(__global const kd_block_q6_K *b, __global const kd_block_q8 *x,
+                                  size_t xs, const int nm, float8 *acc)
+{
+    float d = kd_f16_to_f32(b->d);
+    int8 isum[KD_CL_GEMV_MAX_M];
+#define KD_Q6K_Q8_ZERO(m) isum[m] = (int8)(0);
+    KD_Q8_FOR_ROWS(nm, KD_Q6K_Q8_ZERO)
+    _Pragma("unroll") for (int c = 0; c < 8; c++) {
+        const int h = c / 4, t = c % 4;
+        kd_q8_w l = kd_q8_load(b->ql + 64 * h + 32 * (t & 1));
+        kd_q8_w hb = kd_q8_load(b->qh + 32 * h);
+        kd_q8_w lo = t < 2 ? kd_q8_and(l, 15) : kd_q8_and(kd_q8_shr(l, 4), 15);
+        kd_q8_w hi = t < 2 ? kd_q8_shl(hb, 4 - 2 * t) : t == 2 ? hb : kd_q8_shr(hb, 2);
+        kd_q8_w q = kd_q8_or(lo, kd_q8_and(hi, 0x30));
+        kd_q8_scale sc = kd_q8_scales(b->scales[2 * c], b->scales[2 * c + 1]);
+#define KD_Q6K_Q8_CHUNK(m) isum[m] += kd_q8_dot(q, x[(m) * xs].qs + 32 * c, sc);
+        KD_Q8_FOR_ROWS(nm, KD_Q6K_Q8_CHUNK)
+    }
+    short16 sc16 = convert_short16(vload16(0, b->scales));
+#define KD_Q6K_Q8_FINISH(m)                                                             \
+    acc[m] += convert_float8(isum[m] - (kd_q8_dot16(x[(m) * xs].bsums, sc16) << 5)) *   \
+              (d * x[(m) * xs].d);
+    KD_Q8_FOR_ROWS(nm, KD_Q6K_Q8_FINISH)
+}
+
+/* The kernel of one weight type T with blocks BLOCK: row get_global_id(0) of W times the
+ * group's rows of x (xq: m_dim rows of k/256 blocks). */
+#define KD_GEMV_Q8_KERNEL(T, BLOCK)                                                       \
+KD_CL_INLINE void kd_##T##_q8_row(__global const BLOCK *w, __global const kd_block_q8 *x,  \
+                                  int nb, const int nm, float *sums)                       \
+{                                                                                         \
+    float8 acc[KD_CL_GEMV_MAX_M];                                                         \
+    kd_gemv_zero(acc);                                                                    \
+    for (int ib = 0; ib < nb; ib++) {                                                     \
+        kd_gemv_prefetch(w + ib + KD_GEMV_PREFETCH, sizeof(BLOCK));                       \
+        kd_##T##_q8_block(w + ib, x + ib, (size_t)nb, nm, acc);                           \
+    }                                                                                     \
+    for (int m = 0; m < nm; m++)                                                          \
+        sums[m] = kd_hsum8(acc[m]);                                                       \
+}                                                                                         \
+                                                                                          \
+__kernel __attribute__((reqd_work_group_size(KD_CL_GEMV_LOCAL, 1, 1)))                    \
+void kd_gemv_##T##_q8(__global const BLOCK *w, __global const kd_block_q8 *xq,            \
+                      __global float *y, int n_rows, int k, int m_dim)                    \
+{                                                                                         \
+    int row = (int)get_global_id(0), nb = k / KD_QK_K;                                    \
+    int m0 = (int)get_group_id(1) * KD_CL_GEMV_MAX_M;                                     \
+    int nm = clamp(m_dim - m0, 0, KD_CL_GEMV_MAX_M);                                      \
+    __global const BLOCK *wr = w + (size_t)min(row, n_rows - 1) * (size_t)nb;             \
+    __global const kd_block_q8 *xr = xq + (size_t)m0 * (size_t)nb;                        \
+    float acc[KD_CL_GEMV_MAX_M];                                                          \
+    if (row >= n_rows)                                                                    \
+        nm = 0;                                                                           \
+    /* one copy of the loop per row count: the row sums stay in registers */              \
+    switch (nm) {                                                                         \
+    case 0: break;                                                                        \
+    case 1: kd_##T##_q8_row(wr, xr, nb, 1, acc); break;                                   \
+    case 2: kd_##T##_q8_row(wr, xr, nb, 2, acc); break;                                   \
+    case 3: kd_##T##_q8_row(wr, xr, nb, 3, acc); break;                                   \
+    case 4: kd_##T##_q8_row(wr, xr, nb, 4, acc); break;                                   \
+    case 5: kd_##T##_q8_row(wr, xr, nb, 5, acc); break;                                   \
+    case 6: kd_##T##_q8_row(wr, xr, nb, 6, acc); break;                                   \
+    case 7: kd_##T##_q8_row(wr, xr, nb, 7, acc); break;                                   \
+    default: kd_##T##_q8_row(wr, xr, nb, 8, acc); break;                                  \
+    }                                                                                     \
+    for (int m = 0; m < nm; m++)                                                          \
+        y[(size_t)(m0 + m) * (size_t)n_rows + (size_t)row] = acc[m];                      \
+}
+
+KD_GEMV_Q8_KERNEL(q4k, kd_block_q4_K)
+KD_GEMV_Q8_KERNEL(q6k, kd_block_q6_K)
+#endif /* !KD_CL_GPU_SHAPES */
