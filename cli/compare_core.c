@@ -91,13 +91,18 @@ static int pick_variants(run_state *s)
                     kd_backend_name((kd_backend_id)b), kd_backend_reason(s->ctx, (kd_backend_id)b));
             return -1;
         }
-        /* cpu: the exact GEMV path against the tolerance, and the q8 path on its own */
-        unsigned exact = b == KD_BACKEND_CPU ? KD_RUN_CPU_EXACT : 0;
+        /* cpu and OpenCL CPU devices: the exact GEMV path against the tolerance, and the
+         * q8 path on its own */
+        unsigned exact = b == KD_BACKEND_CPU ? KD_RUN_CPU_EXACT
+                         : b == KD_BACKEND_OPENCL ? KD_RUN_OPENCL_EXACT : 0;
         s->v[s->nv++] = (variant){kd_backend_name((kd_backend_id)b), (kd_backend_id)b,
                                   KD_RUN_NO_FALLBACK | exact, NULL, 0};
         if (b == KD_BACKEND_CPU)
             s->v[s->nv++] = (variant){"cpu-q8", KD_BACKEND_CPU,
                                       KD_RUN_NO_FALLBACK | KD_RUN_CPU_Q8, NULL, 1};
+        if (b == KD_BACKEND_OPENCL && kd_cli_opencl_has_q8(s->ctx))
+            s->v[s->nv++] = (variant){"opencl-q8", KD_BACKEND_OPENCL,
+                                      KD_RUN_NO_FALLBACK | KD_RUN_OPENCL_Q8, NULL, 1};
     }
     if (o->extra)
         s->v[s->nv++] = (variant){o->extra->name, KD_BACKEND_CPU, 0, o->extra, 0};
@@ -112,10 +117,11 @@ static void describe_variant(run_state *s, const variant *v, char *buf, size_t c
     else if (v->flags & KD_RUN_CPU_SCALAR)
         snprintf(buf, cap, "cpu backend, plain scalar path (reference)");
     else if (v->q8)
-        snprintf(buf, cap, "cpu backend, q8 GEMV path (x quantized to int8 blocks), GEMV only: "
+        snprintf(buf, cap, "%s backend, q8 GEMV path (x quantized to int8 blocks), GEMV only: "
                  "NMSE <= 5e-4 against the oracle (from %d outputs) and each value within x's "
-                 "rounding bound", KD_COMPARE_Q8_NMSE_MIN_OUTPUTS); /* 5e-4: the budget */
-    else if (v->flags & KD_RUN_CPU_EXACT)
+                 "rounding bound", kd_backend_name(v->backend),
+                 KD_COMPARE_Q8_NMSE_MIN_OUTPUTS); /* 5e-4: the budget */
+    else if (v->flags & (KD_RUN_CPU_EXACT | KD_RUN_OPENCL_EXACT))
         snprintf(buf, cap, "%s; checked here: the exact GEMV path (f32 x)",
                  kd_backend_reason(s->ctx, v->backend));
     else
