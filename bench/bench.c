@@ -294,6 +294,22 @@ static void add_other_gemv_path(bench_target *t, int *n, kd_context *ctx)
              default_exact ? "q8" : "exact", default_exact ? "KD_RUN_CPU_Q8" : "KD_RUN_CPU_EXACT");
 }
 
+/* The same for an OpenCL CPU device (PoCL), whose default is exact unless
+ * KD_OPENCL_GEMV=q8. */
+static void add_other_opencl_gemv_path(bench_target *t, int *n, kd_context *ctx)
+{
+    if (!kd_cli_opencl_has_q8(ctx))
+        return;
+    int default_q8 = kd_cli_opencl_default_q8(ctx);
+    bench_target *x = &t[*n];
+    add_target(t, n, ctx, 0, KD_BACKEND_OPENCL, default_q8 ? "opencl-exact" : "opencl-q8");
+    x->run_flags = default_q8 ? KD_RUN_OPENCL_EXACT : KD_RUN_OPENCL_Q8;
+    x->gemv_only = 1;
+    snprintf(x->device, sizeof x->device, "the same OpenCL device, GEMV %s path (%s), "
+             "headline GEMV only", default_q8 ? "exact" : "q8",
+             default_q8 ? "KD_RUN_OPENCL_EXACT" : "KD_RUN_OPENCL_Q8");
+}
+
 static int pick_targets(const bench_opts *o, kd_context *ctx, bench_target *t)
 {
     int n = 0;
@@ -305,6 +321,8 @@ static int pick_targets(const bench_opts *o, kd_context *ctx, bench_target *t)
         add_target(t, &n, ctx, 0, (kd_backend_id)b, kd_backend_name((kd_backend_id)b));
         if (b == KD_BACKEND_CPU)
             add_other_gemv_path(t, &n, ctx);
+        if (b == KD_BACKEND_OPENCL)
+            add_other_opencl_gemv_path(t, &n, ctx);
     }
     if (o->all_devices && o->use_backend[KD_BACKEND_OPENCL])
         add_opencl_devices(t, &n);
