@@ -1,6 +1,9 @@
 /* The program tests/test_oclgrind.sh runs under `oclgrind --check-api --data-races
  * --uninitialized`: all twelve OpenCL kernels (six ops, single-row at M = 1 and batched
- * at M = 2..9) on small odd shapes, each checked against the oracle. oclgrind reports
+ * at M = 2..9) on small odd shapes, each checked against the oracle, and the q8 GEMV path
+ * (its quantizer and two kernels, in their generic OpenCL form: oclgrind is no x86
+ * target) where the device has it, checked against the cpu's q8 path (the same integer
+ * sums: the exact tolerance holds between them). oclgrind reports
  * out-of-bounds accesses, races and uninitialized reads on its own log; the script fails
  * on any report and on a non-zero exit from here.
  *
@@ -45,7 +48,9 @@ static int op_selected(kd_op op)
     return 0;
 }
 
-static int run_case(kd_context *ctx, kd_op op, int64_t m, int64_t n, int64_t k, int mode)
+/* flags: KD_RUN_OPENCL_Q8 runs the q8 GEMV path (NMSE budget), else the exact kernels. */
+static int run_case(kd_context *ctx, kd_op op, int64_t m, int64_t n, int64_t k, int mode,
+                    unsigned flags)
 {
     if (!op_selected(op))
         return 0;
@@ -60,11 +65,21 @@ static int run_case(kd_context *ctx, kd_op op, int64_t m, int64_t n, int64_t k, 
         p.d.rope_mode = (kd_rope_mode)mode;
     double *ref = kd_problem_oracle(&p);
     kd_status st;
-    float *got = kd_problem_run(ctx, &p, KD_BACKEND_OPENCL, KD_RUN_NO_FALLBACK, &st);
+    float *got = kd_problem_run(ctx, &p, KD_BACKEND_OPENCL, KD_RUN_NO_FALLBACK | flags, &st);
     int bad = 1;
     if (!ref || !got) {
         fprintf(stderr, "%s M=%lld n=%lld k=%lld: %s\n", kd_op_name(op), (long long)m,
                 (long long)n, (long long)k, got ? "no oracle" : kd_last_error(ctx));
+    } else if (flags & KD_RUN_OPENCL_Q8) {
+        float *cpu = kd_problem_run(ctx, &p, KD_BACKEND_CPU, KD_RUN_CPU_Q8, &st);
+        kd_cmp c = {0};
+        if (cpu)
+            kd_compare_f32(got, cpu, p.out_count, KD_TOLERANCE, &c);
+        bad = !cpu || !c.pass;
+        printf("%-12s M=%lld n=%lld k=%lld q8: %s (max abs difference from cpu-q8 %.3g)\n",
+               kd_op_name(op), (long long)m, (long long)n, (long long)k, bad ? "MISMATCH" : "ok",
+               c.max_abs);
+        free(cpu);
     } else {
         kd_cmp c;
         kd_compare_to_ref(got, ref, p.out_count, KD_TOLERANCE, &c);
@@ -85,16 +100,20 @@ static int run_all(kd_context *ctx)
     for (int m = 1; m <= 9; m++) {
         for (int o = 0; o < N(ew); o++)
             for (int s = 0; s < N(row_lengths); s++)
-                failures += run_case(ctx, ew[o], m, row_lengths[s], 0, 0);
+                failures += run_case(ctx, ew[o], m, row_lengths[s], 0, 0, 0);
         for (int s = 0; s < N(rope_shapes); s++)
             failures += run_case(ctx, KD_OP_ROPE, m, rope_shapes[s][0], rope_shapes[s][1],
-                                 (m + s) % 2);
+                                 (m + s) % 2, 0);
     }
     const kd_op gemv[] = {KD_OP_Q4K_GEMV, KD_OP_Q6K_GEMV};
+    int q8 = strstr(kd_backend_reason(ctx, KD_BACKEND_OPENCL), "q8") != NULL;
     for (int o = 0; o < N(gemv); o++)
         for (int m = 1; m <= 9; m++)
             for (int s = 0; s < N(gemv_rows); s++)
-                failures += run_case(ctx, gemv[o], m, gemv_rows[s], gemv_k[(m + s) % N(gemv_k)], 0);
+                for (int path = 0; path <= q8; path++)
+                    failures += run_case(ctx, gemv[o], m, gemv_rows[s],
+                                         gemv_k[(m + s) % N(gemv_k)], 0,
+                                         path ? KD_RUN_OPENCL_Q8 : 0);
     return failures;
 }
 
@@ -166,7 +185,7 @@ int main(int argc, char **argv)
     printf("opencl backend: %s\n", kd_backend_reason(ctx, KD_BACKEND_OPENCL));
     int failures;
     if (!strcmp(mode, "--cache")) {
-        failures = run_case(ctx, KD_OP_RESIDUAL_ADD, 3, 7, 0, 0);
+        failures = run_case(ctx, KD_OP_RESIDUAL_ADD, 3, 7, 0, 0, 0);
     } else {
         failures = run_all(ctx);
     }
