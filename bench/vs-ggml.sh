@@ -31,7 +31,8 @@ options:
   --quick            2 rounds and shorter kdispatch samples: a check that it works
   --threads T        KD_CPU_THREADS for kdispatch (default: the online CPU count)
   --backend B        kdispatch's backend: cpu (default) or opencl (its first device,
-                     e.g. PoCL on the same CPU: the OpenCL path against ggml's CPU code)
+                     e.g. PoCL on the same CPU: the OpenCL path against ggml's CPU code),
+                     or opencl-q8 (that device's q8 GEMV path: KD_OPENCL_GEMV=q8)
   --json FILE        also write the machine, the commands and every round as JSON
   -h, --help         this text
 
@@ -63,7 +64,7 @@ while [ $# -gt 0 ]; do
     --rounds) [ $# -ge 2 ] || die "--rounds needs a number"; rounds=$2; shift ;;
     --threads) [ $# -ge 2 ] || die "--threads needs a number"; threads=$2; shift ;;
     --json) [ $# -ge 2 ] || die "--json needs a file"; json=$2; shift ;;
-    --backend) [ $# -ge 2 ] || die "--backend needs cpu or opencl"; backend=$2; shift ;;
+    --backend) [ $# -ge 2 ] || die "--backend needs cpu, opencl or opencl-q8"; backend=$2; shift ;;
     --quick) quick=1 ;;
     *) die "unknown option '$1' (see --help)" ;;
     esac
@@ -72,7 +73,10 @@ done
 [ "$quick" = 1 ] && [ "$rounds" = 5 ] && rounds=2
 case $rounds in '' | *[!0-9]* | 0) die "--rounds: a positive number" ;; esac
 case $threads in '' | *[!0-9]* | 0) die "--threads: a positive number" ;; esac
-case $backend in cpu | opencl) ;; *) die "--backend: cpu or opencl, not '$backend'" ;; esac
+case $backend in cpu | opencl | opencl-q8) ;; *) die "--backend: cpu, opencl or opencl-q8, not '$backend'" ;; esac
+kd_backend=${backend%-q8} # opencl-q8: the opencl device, its default path set to q8
+kd_opencl_gemv=exact
+[ "$backend" = opencl-q8 ] && kd_opencl_gemv=q8
 [ -n "$ggml" ] || die "no ggml test-backend-ops given: --ggml-bin PATH or GGML_TEST_BACKEND_OPS (see --help for how to build it)"
 [ -x "$ggml" ] || die "$ggml: not an executable (see --help for how to build test-backend-ops)"
 [ -x "$kd" ] || die "$kd: not an executable (build kdispatch first, or pass --kdispatch)"
@@ -128,12 +132,12 @@ kd_us() { # q n k m -> microseconds (median of the samples), or nothing
     local extra=(--warmup-ms 200 --sample-ms 100 --repeats 10 --budget-ms 1000)
     [ "$quick" = 1 ] && extra=(--warmup-ms 50 --sample-ms 20 --repeats 5 --budget-ms 100)
     rm -f "$csv"
-    KD_CPU_THREADS=$threads "$kd" bench --backend "$backend" --op "$op" --no-sweep --no-progress \
+    KD_CPU_THREADS=$threads KD_OPENCL_GEMV=$kd_opencl_gemv "$kd" bench --backend "$kd_backend" --op "$op" --no-sweep --no-progress \
         --quick "${extra[@]}" --n "$2" --k "$3" --m "$4" --csv "$csv" >/dev/null 2>>"$tmp/kd.err" || true
     [ -f "$csv" ] || return 0
     # columns found by name, so that added columns do not matter; device "cpu" is the
     # default GEMV path (bench adds a "cpu-exact" or "cpu-q8" row for the other one)
-    awk -F, -v op="$op" -v dev="$backend" -v n="$2" -v k="$3" -v m="$4" '
+    awk -F, -v op="$op" -v dev="$kd_backend" -v n="$2" -v k="$3" -v m="$4" '
         NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; next }
         $col["section"] == "headline" && $col["device"] == dev && $col["op"] == op && $col["n"] == n &&
         $col["k"] == k && $col["m"] == m { printf "%.2f\n", $col["median_s"] * 1e6; exit }' "$csv"
