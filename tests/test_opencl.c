@@ -51,6 +51,12 @@ static kd_context *new_context(void)
 static const kd_test_path opencl_path = {KD_BACKEND_OPENCL, KD_RUN_NO_FALLBACK, "opencl"};
 static const kd_test_path cpu_exact = {KD_BACKEND_CPU, KD_RUN_CPU_EXACT, "cpu"};
 
+/* 1 when the device runs the q8 path; on a GPU device the flag must be refused. */
+static int device_has_q8(void)
+{
+    return strstr(kd_backend_reason(ctx, KD_BACKEND_OPENCL), "q8") != NULL;
+}
+
 /* no fallback (opencl_path): a failing OpenCL launch must fail the test, not hide on cpu */
 static void check_op_at(kd_op op, const shape *shapes, int nshapes, const int64_t *ms, int nms)
 {
@@ -314,6 +320,11 @@ static void test_fault_injection(void)
         CU_ASSERT_FATAL(kd_problem_make(c, KD_OP_Q6K_GEMV, 3, 10, 256, 8, &p) == 0);
         CU_ASSERT_EQUAL(kd_run(c, &p.d, KD_BACKEND_OPENCL, KD_RUN_NO_FALLBACK), expect[i]);
         CU_ASSERT(strstr(kd_last_error(c), "injected") != NULL);
+        if (device_has_q8()) { /* the q8 path meets the same faults */
+            CU_ASSERT_EQUAL(kd_run(c, &p.d, KD_BACKEND_OPENCL,
+                                   KD_RUN_NO_FALLBACK | KD_RUN_OPENCL_Q8), expect[i]);
+            CU_ASSERT(strstr(kd_last_error(c), "injected") != NULL);
+        }
         /* the fallback runs the cpu's exact path, held to the tight tolerance */
         CU_ASSERT(kd_test_run_matches_oracle(c, &p, KD_BACKEND_OPENCL, KD_RUN_CPU_EXACT,
                                              specs[i]));
@@ -419,12 +430,6 @@ static void test_q4k_gemv_all_m(void) { check_gemv_all_m(KD_OP_Q4K_GEMV); }
 static void test_q6k_gemv_all_m(void) { check_gemv_all_m(KD_OP_Q6K_GEMV); }
 
 /* ---- the q8 GEMV path (cl-kernels/gemv_q8.cl, CPU devices) --------------------------- */
-
-/* 1 when the device runs the q8 path; on a GPU device the flag must be refused. */
-static int device_has_q8(void)
-{
-    return strstr(kd_backend_reason(ctx, KD_BACKEND_OPENCL), "q8") != NULL;
-}
 
 /* opencl-q8 against the oracle (NMSE budget) and against cpu-q8: both quantize x with the
  * same float operations, so their integer sums are equal and the outputs differ only in

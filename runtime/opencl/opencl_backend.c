@@ -518,6 +518,26 @@ static int gemv_runs_q8(const kd_cl_state *s, unsigned flags)
     return s->gemv_q8;
 }
 
+/* The op's own kernel (single-row or batched; for a single-row Q4_K GEMV its pre-pass
+ * first), queued; run_locked waits. */
+static kd_status run_kernel(kd_context *ctx, kd_cl_state *s, const kd_call *c, const char *name)
+{
+    int batched = c->m > 1;
+    cl_kernel k = s->kernel[c->op][batched];
+    kd_launch L;
+    /* rope's CPU shape depends on head_dim, which it gets in k (geometry.c) */
+    int64_t geom_k = c->op == KD_OP_ROPE ? c->head_dim : c->k;
+    kd_status st = geometry(ctx, s, c->op, c->m, c->n, geom_k, s->kernel_wg_max[c->op][batched],
+                            name, &L);
+    if (st == KD_OK && c->op == KD_OP_Q4K_GEMV && !batched)
+        st = xsum_prepass(ctx, s, c);
+    if (st == KD_OK)
+        st = set_args(ctx, s, c, k, name, batched);
+    if (st == KD_OK)
+        st = enqueue(ctx, s, k, name, batched ? 2 : 1, &L);
+    return st;
+}
+
 /* Debug aid (scripts/gpu-check.sh): with KD_OPENCL_DUMP_BINARY=DIR, the first op after a
  * program is built or loaded writes the device's program binary (PTX text on NVIDIA's
  * OpenCL) to DIR/kdispatch-opencl-<device>.<ptx|bin>, once per program. Best effort: a
@@ -572,33 +592,19 @@ static kd_status run_locked(kd_context *ctx, kd_cl_state *s, const kd_call *c)
         return kd_error(ctx, KD_ERR_TOO_LARGE, "opencl %s: m = %lld, n = %lld, k = %lld "
                         "exceed the kernels' 32-bit sizes", kd_op_name(c->op),
                         (long long)c->m, (long long)c->n, (long long)c->k);
-    if (kd_op_is_gemv(c->op)) {
-        int q8 = gemv_runs_q8(s, c->flags);
-        if (q8 < 0)
-            return kd_error(ctx, KD_ERR_ARG, "opencl %s: the q8 GEMV path runs on CPU devices "
-                            "only; '%s' is a %s", kd_op_name(c->op), s->device_name,
-                            kd_cl_device_type_name(s->type));
-        if (q8)
-            return wait_for_queue(ctx, s, run_q8_gemv(ctx, s, c), kd_op_name(c->op));
-    }
-    int batched = c->m > 1;
-    cl_kernel k = s->kernel[c->op][batched];
+    int q8 = kd_op_is_gemv(c->op) ? gemv_runs_q8(s, c->flags) : 0;
+    if (q8 < 0)
+        return kd_error(ctx, KD_ERR_ARG, "opencl %s: the q8 GEMV path runs on CPU devices "
+                        "only; '%s' is a %s", kd_op_name(c->op), s->device_name,
+                        kd_cl_device_type_name(s->type));
     char name[64];
-    snprintf(name, sizeof name, "%s%s", kd_op_name(c->op), batched ? " batched" : "");
-    kd_launch L;
-    /* rope's CPU shape depends on head_dim, which it gets in k (geometry.c) */
-    int64_t geom_k = c->op == KD_OP_ROPE ? c->head_dim : c->k;
-    if ((st = geometry(ctx, s, c->op, c->m, c->n, geom_k, s->kernel_wg_max[c->op][batched],
-                       name, &L)) != KD_OK)
-        return st;
+    snprintf(name, sizeof name, "%s%s", kd_op_name(c->op),
+             q8 ? " q8" : c->m > 1 ? " batched" : "");
     if (kd_fault_hit(ctx, KD_BACKEND_OPENCL, KD_FAULT_LAUNCH))
         return kd_error(ctx, KD_ERR_LAUNCH, "opencl: injected launch fault (KD_FAULT) in %s",
                         name);
-    if (c->op == KD_OP_Q4K_GEMV && !batched && (st = xsum_prepass(ctx, s, c)) != KD_OK)
-        return st;
-    if ((st = set_args(ctx, s, c, k, name, batched)) == KD_OK)
-        st = enqueue(ctx, s, k, name, batched ? 2 : 1, &L);
-    return wait_for_queue(ctx, s, st, name);
+    return wait_for_queue(ctx, s, q8 ? run_q8_gemv(ctx, s, c) : run_kernel(ctx, s, c, name),
+                          name);
 }
 
 static kd_status cl_run(kd_context *ctx, void *state, const kd_call *c)
