@@ -104,6 +104,7 @@ for t in 0 -1 abc 100000 2.5 1025 " 4" 4x; do
 done
 expect_env_error KD_CPU_SIMD=bogus devices
 expect_env_error KD_CPU_GEMV=fast compare "${fast[@]}"
+expect_env_error KD_OPENCL_GEMV=fast compare "${fast[@]}"
 expect_env_error KD_CPU_BLAS_MIN_M=0 devices
 expect_env_error KD_CPU_BLAS_MIN_M=12x devices
 expect_env_error KD_OPENCL_DEVICE=99999999999 devices
