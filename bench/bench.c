@@ -94,6 +94,8 @@ static void usage(void)
         "  --max-size SIZE   largest sweep working set (default 4 x LLC, at most 1G;\n"
         "                    --quick 2 x LLC, at most 256M); SIZE takes K, M, G suffixes\n"
         "  --no-sweep        headline and launch only\n"
+        "  --default-path    time each backend's default GEMV path only, not also the\n"
+        "                    other one (cpu-exact / cpu-q8, opencl-q8 / opencl-exact)\n"
         "  --no-headline     sweep only\n"
         "  --quick           the above smaller: finishes in under a minute on 2 cores\n"
         "  --csv FILE        write every row as CSV\n"
@@ -178,6 +180,8 @@ static int parse_flag(bench_opts *o, const char *a)
         o->all_devices = 1;
     else if (strcmp(a, "--no-sweep") == 0)
         o->no_sweep = 1;
+    else if (strcmp(a, "--default-path") == 0)
+        o->default_path_only = 1;
     else if (strcmp(a, "--no-headline") == 0)
         o->no_headline = 1;
     else if (strcmp(a, "--no-progress") == 0)
@@ -319,9 +323,9 @@ static int pick_targets(const bench_opts *o, kd_context *ctx, bench_target *t)
         if (b == KD_BACKEND_OPENCL && o->all_devices)
             continue;
         add_target(t, &n, ctx, 0, (kd_backend_id)b, kd_backend_name((kd_backend_id)b));
-        if (b == KD_BACKEND_CPU)
+        if (b == KD_BACKEND_CPU && !o->default_path_only)
             add_other_gemv_path(t, &n, ctx);
-        if (b == KD_BACKEND_OPENCL)
+        if (b == KD_BACKEND_OPENCL && !o->default_path_only)
             add_other_opencl_gemv_path(t, &n, ctx);
     }
     if (o->all_devices && o->use_backend[KD_BACKEND_OPENCL])

@@ -132,11 +132,12 @@ kd_us() { # q n k m -> microseconds (median of the samples), or nothing
     local extra=(--warmup-ms 200 --sample-ms 100 --repeats 10 --budget-ms 1000)
     [ "$quick" = 1 ] && extra=(--warmup-ms 50 --sample-ms 20 --repeats 5 --budget-ms 100)
     rm -f "$csv"
-    KD_CPU_THREADS=$threads KD_OPENCL_GEMV=$kd_opencl_gemv "$kd" bench --backend "$kd_backend" --op "$op" --no-sweep --no-progress \
+    KD_CPU_THREADS=$threads KD_OPENCL_GEMV=$kd_opencl_gemv "$kd" bench --backend "$kd_backend" --op "$op" --no-sweep --default-path --no-progress \
         --quick "${extra[@]}" --n "$2" --k "$3" --m "$4" --csv "$csv" >/dev/null 2>>"$tmp/kd.err" || true
     [ -f "$csv" ] || return 0
-    # columns found by name, so that added columns do not matter; device "cpu" is the
-    # default GEMV path (bench adds a "cpu-exact" or "cpu-q8" row for the other one)
+    # columns found by name, so that added columns do not matter; the device row named
+    # after the backend is its default GEMV path (--default-path: no row for the other
+    # path, which would double kdispatch's share of the run)
     awk -F, -v op="$op" -v dev="$kd_backend" -v n="$2" -v k="$3" -v m="$4" '
         NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; next }
         $col["section"] == "headline" && $col["device"] == dev && $col["op"] == op && $col["n"] == n &&
@@ -194,7 +195,7 @@ if [ -n "$json" ]; then
         printf '{"cpu":"%s","cpus":%s,"kd_backend":"%s","kd_cpu_threads":%s,"rounds":%s,"quick":%s,' \
             "${cpu//\"/}" "$(getconf _NPROCESSORS_ONLN)" "$backend" "$threads" "$rounds" "$quick"
         printf '"ggml_command":"%s perf -o MUL_MAT -b CPU --test-file <one shape>",' "$ggml"
-        printf '"kdispatch_command":"KD_CPU_THREADS=%s KD_OPENCL_GEMV=%s %s bench --backend %s --op <op> --no-sweep --quick --warmup-ms 200 --sample-ms 100 --repeats 10 --budget-ms 1000 --n N --k K --m M",' "$threads" "$kd_opencl_gemv" "$kd" "$kd_backend"
+        printf '"kdispatch_command":"KD_CPU_THREADS=%s KD_OPENCL_GEMV=%s %s bench --backend %s --op <op> --no-sweep --default-path --quick --warmup-ms 200 --sample-ms 100 --repeats 10 --budget-ms 1000 --n N --k K --m M",' "$threads" "$kd_opencl_gemv" "$kd" "$kd_backend"
         printf '"rows":[%s]}\n' "$(IFS=,; echo "${rows[*]}")"
     } >"$json"
     echo "wrote $json"

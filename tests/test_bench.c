@@ -342,7 +342,17 @@ static void test_gemv_shape(void)
         "python3 -c \"import csv; r=[x for x in csv.DictReader(open('test_bench_shape.csv')) "
         "if x['section']=='headline' and x['device']=='cpu']; "
         "assert sorted((x['op'],x['n'],x['k'],x['m']) for x in r)=="
-        "[('q6k_gemv','300','512','1'),('q6k_gemv','300','512','3')], r\""), 0);
+        "[('q6k_gemv','300','512','1'),('q6k_gemv','300','512','3')], r; "
+        "assert any(x['device']=='cpu-exact' for x in csv.DictReader(open('test_bench_shape.csv')))\""),
+        0);
+    /* --default-path: the same rows for "cpu", none for the other GEMV path */
+    snprintf(cmd, sizeof cmd,
+             "'%s' bench --quick --backend cpu --op q6k_gemv --no-sweep --n 300 --k 512 "
+             "--m 1 --default-path --no-progress --csv test_bench_path.csv > /dev/null", exe);
+    CU_ASSERT_EQUAL_FATAL(kd_test_system(cmd), 0);
+    CU_ASSERT_EQUAL(kd_test_system(
+        "python3 -c \"import csv; d={x['device'] for x in csv.DictReader(open('test_bench_path.csv')) "
+        "if x['section']=='headline'}; assert d=={'cpu'}, d\""), 0);
     snprintf(cmd, sizeof cmd, "'%s' bench --k 100 2>/dev/null", exe);
     CU_ASSERT_EQUAL(kd_test_system(cmd), 2);
     snprintf(cmd, sizeof cmd, "'%s' bench --n 0 2>/dev/null", exe);
