@@ -316,6 +316,21 @@ void kd_gemv_##T##_batched(__global const BLOCK *w, __global const float *x,    
 }
 #endif
 
+/* The eight 6-bit scales (lanes 0..7) and mins (lanes 8..15) of Q4_K block b, unpacked
+ * four at a time from the 12 bytes read as three little-endian words (ggml's packing;
+ * kd_q4k_scale_min is the one-at-a-time form): pairs 0..3 are the low 6 bits of bytes 0..3
+ * and 4..7, pairs 4..7 take their low 4 bits from bytes 8..11 and their top 2 from the top
+ * bits of bytes 0..3 and 4..7. Shared by the exact (gemv_q4k.cl) and q8 (gemv_q8.cl)
+ * kernels. */
+KD_CL_INLINE uchar16 kd_q4k_scale_min_bytes(__global const kd_block_q4_K *b)
+{
+    uint3 w = vload3(0, (__global const uint *)b->scales);
+    return as_uchar16((uint4)(w.x & 0x3f3f3f3fu,
+                              (w.z & 0x0f0f0f0fu) | ((w.x >> 2) & 0x30303030u),
+                              w.y & 0x3f3f3f3fu,
+                              ((w.z >> 4) & 0x0f0f0f0fu) | ((w.y >> 2) & 0x30303030u)));
+}
+
 /* The single-row Q4_K kernel's pre-pass: xsum[r * k/32 + j] = sum of x[r, 32j .. 32j + 31]
  * for the m_dim rows of x. Every output row needs these sums (the sub-block mins multiply
  * them), so they are formed once per call instead of once per row. Elementwise geometry

@@ -76,19 +76,11 @@ KD_CL_INLINE void kd_q4k_chunk(__global const kd_block_q4_K *b, __global const f
     kd_q4k_step(qs, xc, xs, nm, 3, d0, m0, d1, m1, acc);
 }
 
-/* The eight 6-bit scales (lanes 0..7) and mins (lanes 8..15) of block b, unpacked four at
- * a time from the 12 bytes read as three little-endian words (ggml's packing;
- * kd_q4k_scale_min is the one-at-a-time form): pairs 0..3 are the low 6 bits of bytes 0..3
- * and 4..7, pairs 4..7 take their low 4 bits from bytes 8..11 and their top 2 from the top
- * bits of bytes 0..3 and 4..7. */
+/* Block b's scales (lanes 0..7) and mins (lanes 8..15) as floats (kd_q4k_scale_min_bytes,
+ * gemv_common.cl). */
 KD_CL_INLINE float16 kd_q4k_scales_mins(__global const kd_block_q4_K *b)
 {
-    uint3 w = vload3(0, (__global const uint *)b->scales);
-    uint4 packed = (uint4)(w.x & 0x3f3f3f3fu,
-                           (w.z & 0x0f0f0f0fu) | ((w.x >> 2) & 0x30303030u),
-                           w.y & 0x3f3f3f3fu,
-                           ((w.z >> 4) & 0x0f0f0f0fu) | ((w.y >> 2) & 0x30303030u));
-    return convert_float16(as_uchar16(packed));
+    return convert_float16(kd_q4k_scale_min_bytes(b));
 }
 
 /* Block b times nm rows of x (xs floats apart; x at the block's first value), into acc,

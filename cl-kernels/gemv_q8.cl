@@ -146,11 +146,7 @@ void kd_q8_quantize(__global const float *x, __global kd_block_q8 *xq, int k, in
 KD_CL_INLINE void kd_q4k_q8_block(__global const kd_block_q4_K *b, __global const kd_block_q8 *x,
                                   size_t xs, const int nm, float8 *acc)
 {
-    uint3 wv = vload3(0, (__global const uint *)b->scales);
-    uchar16 sm = as_uchar16((uint4)(wv.x & 0x3f3f3f3fu,
-                                    (wv.z & 0x0f0f0f0fu) | ((wv.x >> 2) & 0x30303030u),
-                                    wv.y & 0x3f3f3f3fu,
-                                    ((wv.z >> 4) & 0x0f0f0f0fu) | ((wv.y >> 2) & 0x30303030u)));
+    uchar16 sm = kd_q4k_scale_min_bytes(b); /* scales 0..7, mins 8..15 */
     float d = kd_f16_to_f32(b->d), dmin = kd_f16_to_f32(b->dmin);
     int8 isum[KD_CL_GEMV_MAX_M];
 #define KD_Q4K_Q8_ZERO(m) isum[m] = (int8)(0);
