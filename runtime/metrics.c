@@ -34,8 +34,10 @@ void kd_metrics_init(kd_metrics *m)
     for (int b = 0; b < KD_BACKEND_COUNT; b++)
         hist_clear(&m->latency[b]);
     atomic_store_explicit(&m->fallbacks, 0, memory_order_relaxed);
-    atomic_store_explicit(&m->cpu_gemv[0], 0, memory_order_relaxed);
-    atomic_store_explicit(&m->cpu_gemv[1], 0, memory_order_relaxed);
+    for (int b = 0; b < KD_BACKEND_COUNT; b++) {
+        atomic_store_explicit(&m->gemv[b][0], 0, memory_order_relaxed);
+        atomic_store_explicit(&m->gemv[b][1], 0, memory_order_relaxed);
+    }
     atomic_store_explicit(&m->bytes_to_device, 0, memory_order_relaxed);
     atomic_store_explicit(&m->bytes_from_device, 0, memory_order_relaxed);
 }
@@ -88,11 +90,12 @@ void kd_metrics_add_fallback(kd_metrics *m)
         atomic_fetch_add_explicit(&m->fallbacks, 1, memory_order_relaxed);
 }
 
-void kd_metrics_add_cpu_gemv(kd_metrics *m, int exact)
+void kd_metrics_add_gemv(kd_metrics *m, kd_backend_id b, int exact)
 {
-    if (m)
-        atomic_fetch_add_explicit(&m->cpu_gemv[exact ? 0 : 1], 1, memory_order_relaxed);
+    if (m && (unsigned)b < KD_BACKEND_COUNT)
+        atomic_fetch_add_explicit(&m->gemv[b][exact ? 0 : 1], 1, memory_order_relaxed);
 }
+
 
 void kd_metrics_add_transfer(kd_metrics *m, int to_device, uint64_t bytes)
 {
@@ -133,6 +136,15 @@ static uint64_t load_u64(const _Atomic uint64_t *a)
     return atomic_load_explicit((_Atomic uint64_t *)a, memory_order_relaxed);
 }
 
+/* The per-path GEMV counts the snapshot carries (the backends that have two paths). */
+static void gemv_counts_of(const kd_metrics *m, kd_metrics_snapshot *out)
+{
+    out->cpu_gemv_exact = load_u64(&m->gemv[KD_BACKEND_CPU][0]);
+    out->cpu_gemv_q8 = load_u64(&m->gemv[KD_BACKEND_CPU][1]);
+    out->opencl_gemv_exact = load_u64(&m->gemv[KD_BACKEND_OPENCL][0]);
+    out->opencl_gemv_q8 = load_u64(&m->gemv[KD_BACKEND_OPENCL][1]);
+}
+
 void kd_metrics_snapshot_of(const kd_metrics *m, kd_metrics_snapshot *out)
 {
     if (!out)
@@ -150,8 +162,7 @@ void kd_metrics_snapshot_of(const kd_metrics *m, kd_metrics_snapshot *out)
     out->fallbacks = load_u64(&m->fallbacks);
     out->bytes_to_device = load_u64(&m->bytes_to_device);
     out->bytes_from_device = load_u64(&m->bytes_from_device);
-    out->cpu_gemv_exact = load_u64(&m->cpu_gemv[0]);
-    out->cpu_gemv_q8 = load_u64(&m->cpu_gemv[1]);
+    gemv_counts_of(m, out);
 }
 
 static void stats_from_hist(const kd_core_hist *h, kd_latency_stats *out)
@@ -246,8 +257,7 @@ static void view_of(const kd_metrics *m, metrics_view *v)
     v->snap.fallbacks = load_u64(&m->fallbacks);
     v->snap.bytes_to_device = load_u64(&m->bytes_to_device);
     v->snap.bytes_from_device = load_u64(&m->bytes_from_device);
-    v->snap.cpu_gemv_exact = load_u64(&m->cpu_gemv[0]);
-    v->snap.cpu_gemv_q8 = load_u64(&m->cpu_gemv[1]);
+    gemv_counts_of(m, &v->snap);
 }
 
 static void json_latency(text_out *o, const kd_latency_stats *l)
@@ -273,6 +283,8 @@ static void export_json(text_out *o, const metrics_view *v)
         (unsigned long long)s->bytes_from_device);
     put(o, "  \"cpu_gemv\": {\"exact\": %llu, \"q8\": %llu},\n",
         (unsigned long long)s->cpu_gemv_exact, (unsigned long long)s->cpu_gemv_q8);
+    put(o, "  \"opencl_gemv\": {\"exact\": %llu, \"q8\": %llu},\n",
+        (unsigned long long)s->opencl_gemv_exact, (unsigned long long)s->opencl_gemv_q8);
     put(o, "  \"latency_bucket_bounds_us\": [");
     for (int i = 0; i < KD_LAT_BUCKETS - 1; i++)
         put(o, "%s%g", i ? ", " : "", kd_latency_bounds_us[i]);
@@ -359,6 +371,14 @@ static void export_prom(text_out *o, const metrics_view *v)
         (unsigned long long)s->bytes_to_device);
     put(o, "kdispatch_transfer_bytes_total{direction=\"from_device\"} %llu\n",
         (unsigned long long)s->bytes_from_device);
+    prom_family(o, "kdispatch_gemv_calls_total", "counter",
+                "GEMV calls by backend and path: exact (f32 x) or q8 (x quantized to int8).");
+    const struct { const char *backend, *path; uint64_t n; } gemv[] = {
+        {"cpu", "exact", s->cpu_gemv_exact},       {"cpu", "q8", s->cpu_gemv_q8},
+        {"opencl", "exact", s->opencl_gemv_exact}, {"opencl", "q8", s->opencl_gemv_q8}};
+    for (size_t i = 0; i < sizeof gemv / sizeof *gemv; i++)
+        put(o, "kdispatch_gemv_calls_total{backend=\"%s\",path=\"%s\"} %llu\n", gemv[i].backend,
+            gemv[i].path, (unsigned long long)gemv[i].n);
     prom_histograms(o, v);
 }
 

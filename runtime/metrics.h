@@ -37,7 +37,7 @@ typedef struct kd_metrics {
     _Atomic uint64_t fallbacks;
     _Atomic uint64_t bytes_to_device;
     _Atomic uint64_t bytes_from_device;
-    _Atomic uint64_t cpu_gemv[2]; /* cpu GEMV calls by path: [0] exact, [1] q8 */
+    _Atomic uint64_t gemv[KD_BACKEND_COUNT][2]; /* GEMV calls by backend and path: [b][0] exact, [b][1] q8 */
 } kd_metrics;
 
 /* Latency statistics of one backend, in microseconds. */
@@ -56,8 +56,8 @@ void kd_metrics_init(kd_metrics *m);
  * offload is accepted for the caller's convenience and must agree. */
 void kd_metrics_record(kd_metrics *m, kd_backend_id b, int offload, double latency_us);
 void kd_metrics_add_fallback(kd_metrics *m);
-/* One cpu GEMV call on the exact (exact = 1) or the q8 path. */
-void kd_metrics_add_cpu_gemv(kd_metrics *m, int exact);
+/* One GEMV call on backend b, on the exact (exact = 1) or the q8 path. */
+void kd_metrics_add_gemv(kd_metrics *m, kd_backend_id b, int exact);
 void kd_metrics_add_transfer(kd_metrics *m, int to_device, uint64_t bytes);
 void kd_metrics_snapshot_of(const kd_metrics *m, kd_metrics_snapshot *out);
 void kd_metrics_latency_of(const kd_metrics *m, kd_backend_id b, kd_latency_stats *out);

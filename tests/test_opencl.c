@@ -515,11 +515,27 @@ static void test_q8_env_default(void)
     kd_problem p;
     CU_ASSERT_FATAL(kd_problem_make(c, KD_OP_Q6K_GEMV, 3, 29, 512, 77, &p) == 0);
     kd_status st;
+    kd_metrics_snapshot before, after;
+    kd_metrics_get(c, &before);
     float *def = kd_problem_run(c, &p, KD_BACKEND_OPENCL, KD_RUN_NO_FALLBACK, &st);
     float *q8 = kd_problem_run(c, &p, KD_BACKEND_OPENCL, KD_RUN_NO_FALLBACK | KD_RUN_OPENCL_Q8, &st);
     float *ex = kd_problem_run(c, &p, KD_BACKEND_OPENCL, KD_RUN_NO_FALLBACK | KD_RUN_OPENCL_EXACT,
                                &st);
     CU_ASSERT_FATAL(def && q8 && ex);
+    /* the metrics count the calls per path: JSON and Prometheus */
+    kd_metrics_get(c, &after);
+    CU_ASSERT_EQUAL(after.opencl_gemv_q8 - before.opencl_gemv_q8, 2u);
+    CU_ASSERT_EQUAL(after.opencl_gemv_exact - before.opencl_gemv_exact, 1u);
+    CU_ASSERT_EQUAL(after.cpu_gemv_q8 + after.cpu_gemv_exact, before.cpu_gemv_q8 + before.cpu_gemv_exact);
+    char text[16384], want[128];
+    kd_metrics_export(c, "json", text, sizeof text);
+    snprintf(want, sizeof want, "\"opencl_gemv\": {\"exact\": %llu, \"q8\": %llu}",
+             (unsigned long long)after.opencl_gemv_exact, (unsigned long long)after.opencl_gemv_q8);
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, want));
+    kd_metrics_export(c, "prom", text, sizeof text);
+    snprintf(want, sizeof want, "kdispatch_gemv_calls_total{backend=\"opencl\",path=\"q8\"} %llu\n",
+             (unsigned long long)after.opencl_gemv_q8);
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, want));
     size_t bytes = sizeof(float) * (size_t)p.out_count;
     CU_ASSERT(memcmp(def, q8, bytes) == 0);
     CU_ASSERT(memcmp(q8, ex, bytes) != 0); /* two different paths */

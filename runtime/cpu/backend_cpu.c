@@ -129,7 +129,7 @@ static kd_status cpu_run(kd_context *ctx, void *state, const kd_call *c)
         else
             st = kd_cpu_gemv_q8(e, c, type, e->simd);
         if (st == KD_OK)
-            kd_metrics_add_cpu_gemv(&ctx->metrics, exact);
+            kd_metrics_add_gemv(&ctx->metrics, KD_BACKEND_CPU, exact);
         return st == KD_OK ? st : kd_error(ctx, st, "cpu %s: out of host memory", kd_op_name(c->op));
     }
     default: return kd_error(ctx, KD_ERR_ARG, "cpu: unknown op %d", (int)c->op);

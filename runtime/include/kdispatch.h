@@ -288,6 +288,8 @@ typedef struct kd_metrics_snapshot {
     uint64_t per_backend[KD_BACKEND_COUNT];
     uint64_t cpu_gemv_exact;  /* cpu GEMV calls on the exact path (f32 x) */
     uint64_t cpu_gemv_q8;     /* cpu GEMV calls on the q8 path (x quantized to int8) */
+    uint64_t opencl_gemv_exact; /* OpenCL GEMV calls on the exact kernels */
+    uint64_t opencl_gemv_q8;  /* OpenCL GEMV calls on the q8 kernels (CPU devices) */
 } kd_metrics_snapshot;
 
 KD_API void kd_metrics_get(const kd_context *ctx, kd_metrics_snapshot *out);

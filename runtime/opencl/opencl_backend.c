@@ -11,6 +11,7 @@
 
 #include "env.h"
 #include "kd_blocks.h"
+#include "kd_internal.h"
 #include "kd_opencl_internal.h"
 #include "op_traits.h"
 
@@ -603,8 +604,10 @@ static kd_status run_locked(kd_context *ctx, kd_cl_state *s, const kd_call *c)
     if (kd_fault_hit(ctx, KD_BACKEND_OPENCL, KD_FAULT_LAUNCH))
         return kd_error(ctx, KD_ERR_LAUNCH, "opencl: injected launch fault (KD_FAULT) in %s",
                         name);
-    return wait_for_queue(ctx, s, q8 ? run_q8_gemv(ctx, s, c) : run_kernel(ctx, s, c, name),
-                          name);
+    st = wait_for_queue(ctx, s, q8 ? run_q8_gemv(ctx, s, c) : run_kernel(ctx, s, c, name), name);
+    if (st == KD_OK && kd_op_is_gemv(c->op))
+        kd_metrics_add_gemv(&ctx->metrics, KD_BACKEND_OPENCL, !q8);
+    return st;
 }
 
 static kd_status cl_run(kd_context *ctx, void *state, const kd_call *c)
