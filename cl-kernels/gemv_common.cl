@@ -121,8 +121,8 @@ KD_CL_INLINE void kd_gemv_fma(float8 *acc, const int nm, const int slot, float8 
         acc[7 * ch + c] += w * vload8(0, x + 7 * xs);
 }
 
-/* The sum of row m's chains (m, nm constants). */
-KD_CL_INLINE float kd_gemv_chain_sum(const float8 *acc, const int nm, const int m)
+/* Row m's chains added up (m, nm constants). */
+KD_CL_INLINE float8 kd_gemv_chain_vec(const float8 *acc, const int nm, const int m)
 {
     const int ch = KD_GEMV_CHAINS(nm);
     float8 t = acc[m * ch];
@@ -132,7 +132,13 @@ KD_CL_INLINE float kd_gemv_chain_sum(const float8 *acc, const int nm, const int 
         t += acc[m * ch + 2] + acc[m * ch + 3];
     if (ch > 4)
         t += (acc[m * ch + 4] + acc[m * ch + 5]) + (acc[m * ch + 6] + acc[m * ch + 7]);
-    return kd_hsum8(t);
+    return t;
+}
+
+/* The sum of row m's chains (m, nm constants). */
+KD_CL_INLINE float kd_gemv_chain_sum(const float8 *acc, const int nm, const int m)
+{
+    return kd_hsum8(kd_gemv_chain_vec(acc, nm, m));
 }
 
 /* sums[m] for the nm rows of x. */
@@ -196,7 +202,23 @@ KD_CL_INLINE void kd_gemv_store(const float *sums, int nm, __global float *y, in
  * item's rows. With one row per item x came from L2 at one load per FMA (PoCL, Zen 4: half
  * the FMA rate at M = 8). A pair's accumulators (2 x 8 float16: 16 of AVX-512's 32
  * registers) start at zero at each tile and are added into the item's sums in memory
- * (docs/opencl-gemv-cpu.md has the measurements). */
+ * (docs/opencl-gemv-cpu.md has the measurements).
+ * Targets with 16 vector registers of 256 bits or fewer (AVX2, AVX, SSE, NEON) hold a
+ * float16 in 2 or 4 registers, so a pair's 16 accumulators alone would fill 32 to 64
+ * (PoCL's haswell build of the kernel has 2.3x the stack accesses of its skylake-avx512
+ * build). There (KD_GEMV_PAIRS 0) the tile takes the item's rows one at a time with 8
+ * float8 accumulators (kd_T_block8, the GPU shape's block code), each x vector loaded
+ * from L1 for its FMA: on PoCL's haswell target, 4096 x 14336 at M = 8, Q4_K 7.6-7.8 ms
+ * against 11.7-14.6 with pairs, Q6_K 8.2-8.5 against 11.7-12.1. With AVX-512 pairs stay
+ * faster (Q4_K 6.4-6.9 against 7.7-7.9 ms). A pass with one row of x (nm == 1) always
+ * takes pairs: kd_q4k_block lays out a single row's sums differently. */
+#ifndef KD_GEMV_PAIRS
+#ifdef __AVX512F__
+#define KD_GEMV_PAIRS 1
+#else
+#define KD_GEMV_PAIRS 0
+#endif
+#endif
 #define KD_GEMV_RPI (KD_CL_GEMV_ROWS / KD_CL_GEMV_BATCH_LOCAL)
 /* blocks a pair sums in registers before adding into the item's sums in memory (x of a
  * tile: 8 KB per block at M = 8, in L1) */
@@ -235,6 +257,17 @@ KD_CL_INLINE void kd_gemv_pair_zero(float16 *acc)
     acc[12] = acc[13] = acc[14] = acc[15] = (float16)(0.0f);
 }
 
+/* Adds one row's float8 accumulators (KD_GEMV_CHAINS layout) into its sums s[m]. */
+KD_CL_INLINE void kd_gemv_row_add(float16 *s, const float8 *acc, const int nm)
+{
+#define KD_GEMV_ROW_ADD(m)                                                           \
+    if (nm > (m))                                                                    \
+        s[m].lo += kd_gemv_chain_vec(acc, nm, m);
+    KD_GEMV_ROW_ADD(0) KD_GEMV_ROW_ADD(1) KD_GEMV_ROW_ADD(2) KD_GEMV_ROW_ADD(3)
+    KD_GEMV_ROW_ADD(4) KD_GEMV_ROW_ADD(5) KD_GEMV_ROW_ADD(6) KD_GEMV_ROW_ADD(7)
+#undef KD_GEMV_ROW_ADD
+}
+
 /* Adds a pair's accumulators into the item's sums (sum[r * 8 + m], r = 2p, 2p + 1). */
 KD_CL_INLINE void kd_gemv_pair_add(float16 *sum, int p, const float16 *acc, const int nm)
 {
@@ -263,7 +296,8 @@ KD_CL_INLINE void kd_gemv_store_rows(const float16 *sum, int nm, __global float 
 
 /* The batched CPU-shape kernel of one weight type T (q4k, q6k) with blocks BLOCK: the
  * scaffold around the type's own math, kd_T_pair_block (two weight rows' block times the
- * nm rows of x), which the type's file defines before it expands this. Defines
+ * nm rows of x) and kd_T_block8 (one row's block, nm > 1, into float8 accumulators), which
+ * the type's file defines before it expands this. Defines
  * kd_T_rows (the item's rows row0.., clamped to n_rows - 1 since kd_gemv_store_rows skips
  * the copies, times nm rows of x: sum[8 r + m]) and __kernel kd_gemv_T_batched. */
 #define KD_GEMV_CPU_BATCHED(T, BLOCK)                                                     \
@@ -275,7 +309,17 @@ KD_CL_INLINE void kd_##T##_rows(__global const BLOCK *w, int row0, int n_rows, i
         sum[i] = (float16)(0.0f);                                                         \
     for (int t = 0; t < nb; t += KD_GEMV_TILE) {                                          \
         int t_end = min(t + KD_GEMV_TILE, nb);                                            \
-        for (int p = 0; p < KD_GEMV_RPI / 2; p++) {                                       \
+        for (int r = 0; !KD_GEMV_PAIRS && nm > 1 && r < KD_GEMV_RPI; r++) {               \
+            __global const BLOCK *wr = w + (size_t)min(row0 + r, n_rows - 1) * (size_t)nb; \
+            float8 acc[8];                                                                \
+            kd_gemv_zero(acc);                                                            \
+            for (int ib = t; ib < t_end; ib++) {                                          \
+                kd_gemv_prefetch(wr + ib + KD_GEMV_BATCH_PREFETCH, sizeof(BLOCK));        \
+                kd_##T##_block8(wr + ib, x + (size_t)ib * KD_QK_K, xs, nm, acc);          \
+            }                                                                             \
+            kd_gemv_row_add(sum + 8 * r, acc, nm);                                        \
+        }                                                                                 \
+        for (int p = 0; (KD_GEMV_PAIRS || nm == 1) && p < KD_GEMV_RPI / 2; p++) {        \
             __global const BLOCK *w0 = w + (size_t)min(row0 + 2 * p, n_rows - 1) * (size_t)nb; \
             __global const BLOCK *w1 = w + (size_t)min(row0 + 2 * p + 1, n_rows - 1) * (size_t)nb; \
             float16 acc[16];                                                              \

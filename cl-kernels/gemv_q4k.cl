@@ -171,8 +171,16 @@ KD_CL_INLINE void kd_q4k_pair_block(__global const kd_block_q4_K *b0,
     }
 }
 
+/* One row's block times nm > 1 rows of x into float8 accumulators (targets without
+ * AVX-512: KD_GEMV_PAIRS 0). */
+KD_CL_INLINE void kd_q4k_block8(__global const kd_block_q4_K *b, __global const float *x,
+                                size_t xs, const int nm, float8 *acc)
+{
+    kd_q4k_block(b, x, xs, nm, 0, x, acc);
+}
+
 /* __kernel kd_gemv_q4k_batched, CPU shape: the scaffold of gemv_common.cl around
- * kd_q4k_pair_block above. */
+ * kd_q4k_pair_block and kd_q4k_block8 above. */
 KD_GEMV_CPU_BATCHED(q4k, kd_block_q4_K)
 #else
 __kernel __attribute__((reqd_work_group_size(KD_GEMV_LOCAL, 1, 1)))
