@@ -156,8 +156,15 @@ mul_mat_op=$(find_mul_mat_op)
 [ -n "$mul_mat_op" ] || { echo "vs-ggml.sh: $ggml did not run a MUL_MAT case from a test file" >&2; exit 1; }
 
 cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo 2>/dev/null | head -n 1)
+# kdispatch's own line for the device it times, under the run's settings: the SIMD level
+# and GEMV path (cpu), or the OpenCL device with PoCL's target and the path (opencl); so a
+# run with KD_CPU_SIMD or POCL_KERNELLIB_NAME says what it measured
+kd_device=$(KD_CPU_THREADS=$threads KD_OPENCL_GEMV=$kd_opencl_gemv "$kd" devices 2>/dev/null |
+    awk -v b="$kd_backend" '$1 == b && $2 == "present" { sub(/^[^ ]+ +present +/, ""); print; exit }' |
+    tr -d '"\\')
 echo "vs-ggml: ${cpu:-unknown cpu}, $(getconf _NPROCESSORS_ONLN) cpus; kdispatch --backend $kd_backend, KD_OPENCL_GEMV=$kd_opencl_gemv, KD_CPU_THREADS=$threads;" \
     "ggml: its hardware_concurrency; $rounds rounds, interleaved per shape"
+echo "kdispatch device: ${kd_device:-not found in 'kdispatch devices'}"
 [ "$threads" = "$(getconf _NPROCESSORS_ONLN)" ] ||
     echo "note: kdispatch runs $threads threads, ggml its own count: not a like-for-like run" >&2
 declare -A g k
@@ -192,8 +199,8 @@ done
 
 if [ -n "$json" ]; then
     {
-        printf '{"cpu":"%s","cpus":%s,"kd_backend":"%s","kd_cpu_threads":%s,"rounds":%s,"quick":%s,' \
-            "${cpu//\"/}" "$(getconf _NPROCESSORS_ONLN)" "$backend" "$threads" "$rounds" "$quick"
+        printf '{"cpu":"%s","cpus":%s,"kd_backend":"%s","kd_device":"%s","kd_cpu_threads":%s,"rounds":%s,"quick":%s,' \
+            "${cpu//\"/}" "$(getconf _NPROCESSORS_ONLN)" "$backend" "$kd_device" "$threads" "$rounds" "$quick"
         printf '"ggml_command":"%s perf -o MUL_MAT -b CPU --test-file <one shape>",' "$ggml"
         printf '"kdispatch_command":"KD_CPU_THREADS=%s KD_OPENCL_GEMV=%s %s bench --backend %s --op <op> --no-sweep --default-path --quick --warmup-ms 200 --sample-ms 100 --repeats 10 --budget-ms 1000 --n N --k K --m M",' "$threads" "$kd_opencl_gemv" "$kd" "$kd_backend"
         printf '"rows":[%s]}\n' "$(IFS=,; echo "${rows[*]}")"

@@ -66,11 +66,14 @@ static void test_table_and_json(void)
     printf("\n%s", out);
     CU_ASSERT_EQUAL(rc, 0);
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "kdispatch/ggml"));
+    /* the device kdispatch timed, as `kdispatch devices` names it (SIMD level, GEMV path) */
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "kdispatch device: host cpu, "));
     free(out);
     /* 8 shapes, ggml's stand-in time, kdispatch's own, ratio = kdispatch / ggml */
     CU_ASSERT_EQUAL(kd_test_system(
         "python3 -c \"import json; d=json.load(open('test_vs_ggml.json')); r=d['rows']; "
         "assert len(r)==8 and d['rounds']==1 and d['kd_backend']=='cpu'; "
+        "assert d['kd_device'].startswith('host cpu, ') and 'GEMV' in d['kd_device'], d; "
         "assert {(x['type'],x['n'],x['k'],x['m']) for x in r}=={(q,n,k,m) for q in ('q4_K','q6_K') "
         "for (n,k) in ((4096,14336),(14336,4096)) for m in (1,8)}; "
         "assert all(x['ggml_median_us']==2000 and x['kdispatch_median_us']>0 and "
