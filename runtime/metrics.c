@@ -96,7 +96,6 @@ void kd_metrics_add_gemv(kd_metrics *m, kd_backend_id b, int exact)
         atomic_fetch_add_explicit(&m->gemv[b][exact ? 0 : 1], 1, memory_order_relaxed);
 }
 
-
 void kd_metrics_add_transfer(kd_metrics *m, int to_device, uint64_t bytes)
 {
     if (!m)

@@ -37,7 +37,8 @@ typedef struct kd_metrics {
     _Atomic uint64_t fallbacks;
     _Atomic uint64_t bytes_to_device;
     _Atomic uint64_t bytes_from_device;
-    _Atomic uint64_t gemv[KD_BACKEND_COUNT][2]; /* GEMV calls by backend and path: [b][0] exact, [b][1] q8 */
+    /* GEMV calls by backend and path: [b][0] exact, [b][1] q8 (x quantized to int8) */
+    _Atomic uint64_t gemv[KD_BACKEND_COUNT][2];
 } kd_metrics;
 
 /* Latency statistics of one backend, in microseconds. */
