@@ -208,12 +208,13 @@ static int plan_jobs(run_state *s)
         if (kd_op_is_gemv((kd_op)op) && s->src.g)
             compare_note(s, "no %s weight picked from the file: %s runs on random blocks of the model's "
                  "shape", op == KD_OP_Q4K_GEMV ? "Q4_K" : "Q6_K", kd_op_name((kd_op)op));
-        int64_t n, k;
-        kd_model_op_dims(&s->src.shape, (kd_op)op, &n, &k);
-        for (int mi = 0; mi < s->o->nm; mi++)
-            if (add_job(s, (job){(kd_op)op, s->o->m[mi], n, k, NULL, 0,
-                                 job_seed(s->o, (kd_op)op, s->o->m[mi], 0)}))
-                return -1;
+        int64_t n[2], k[2];
+        int nshapes = kd_model_op_shapes(&s->src.shape, (kd_op)op, n, k);
+        for (int si = 0; si < nshapes; si++)
+            for (int mi = 0; mi < s->o->nm; mi++)
+                if (add_job(s, (job){(kd_op)op, s->o->m[mi], n[si], k[si], NULL, 0,
+                                     job_seed(s->o, (kd_op)op, s->o->m[mi], si)}))
+                    return -1;
     }
     return 0;
 }

@@ -251,6 +251,31 @@ static void test_builtin_shape(void)
     free(text);
 }
 
+/* Where the hidden size fits, the Q4_K GEMV runs both FFN shapes: the up projection and
+ * the down projection (K = intermediate, Q4_K in about half of a Q4_K_M file's layers),
+ * whose long rows are where a K-dependent bug shows; 0.5b keeps its one shape. */
+static void test_builtin_shape_q4k_down(void)
+{
+    kd_compare_opts o;
+    kd_compare_opts_init(&o);
+    o.shape = kd_model_shape_find("1.5b");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(o.shape);
+    o.use_op[KD_OP_Q4K_GEMV] = 1;
+    o.use_backend[KD_BACKEND_CPU] = 1;
+    o.m[0] = 1;
+    o.nm = 1;
+    char *text;
+    CU_ASSERT_EQUAL(compare_to_file(&o, "test_compare_shape_down.txt", &text), 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "q4k_gemv     single    1  8960x1536"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "q4k_gemv     single    1  1536x8960"));
+    free(text);
+    int64_t n[2], k[2];
+    CU_ASSERT_EQUAL(kd_model_op_shapes(kd_model_shape_find("8b"), KD_OP_Q4K_GEMV, n, k), 2);
+    CU_ASSERT(n[0] == 14336 && k[0] == 4096 && n[1] == 4096 && k[1] == 14336);
+    CU_ASSERT_EQUAL(kd_model_op_shapes(kd_model_shape_find("0.5b"), KD_OP_Q4K_GEMV, n, k), 1);
+    CU_ASSERT_EQUAL(kd_model_op_shapes(kd_model_shape_find("8b"), KD_OP_Q6K_GEMV, n, k), 1);
+}
+
 /* ---- the command ----------------------------------------------------------------------------- */
 
 static void test_cli_json(void)
@@ -344,6 +369,7 @@ int main(void)
     CU_add_test(s, "failed run fails", test_failed_run_fails);
     CU_add_test(s, "unusable inputs: exit 2", test_unusable_inputs);
     CU_add_test(s, "built-in shape with hidden 896", test_builtin_shape);
+    CU_add_test(s, "built-in shape: Q4_K GEMV at both FFN shapes", test_builtin_shape_q4k_down);
     CU_add_test(s, "kdispatch compare --json parses", test_cli_json);
     CU_add_test(s, "kdispatch compare usage and seed", test_cli_usage);
     int rc = kd_test_main();
