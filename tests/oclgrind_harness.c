@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli_util.h"
 #include "kd_oracle.h"
 #include "kdispatch.h"
 #include "opencl/kd_opencl_internal.h"
@@ -106,7 +107,7 @@ static int run_all(kd_context *ctx)
                                  (m + s) % 2, 0);
     }
     const kd_op gemv[] = {KD_OP_Q4K_GEMV, KD_OP_Q6K_GEMV};
-    int q8 = strstr(kd_backend_reason(ctx, KD_BACKEND_OPENCL), "q8") != NULL;
+    int q8 = kd_cli_opencl_has_q8(ctx);
     for (int o = 0; o < N(gemv); o++)
         for (int m = 1; m <= 9; m++)
             for (int s = 0; s < N(gemv_rows); s++)

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cli_util.h"
 #include "kd_test_util.h"
 
 #ifndef KD_HAVE_OPENCL
@@ -51,10 +52,11 @@ static kd_context *new_context(void)
 static const kd_test_path opencl_path = {KD_BACKEND_OPENCL, KD_RUN_NO_FALLBACK, "opencl"};
 static const kd_test_path cpu_exact = {KD_BACKEND_CPU, KD_RUN_CPU_EXACT, "cpu"};
 
-/* 1 when the device runs the q8 path; on a GPU device the flag must be refused. */
+/* 1 when the device runs the q8 path (cli_util's reading of its description); on a GPU
+ * device the flag must be refused. */
 static int device_has_q8(void)
 {
-    return strstr(kd_backend_reason(ctx, KD_BACKEND_OPENCL), "q8") != NULL;
+    return kd_cli_opencl_has_q8(ctx);
 }
 
 /* no fallback (opencl_path): a failing OpenCL launch must fail the test, not hide on cpu */

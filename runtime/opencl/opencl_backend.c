@@ -476,7 +476,7 @@ static kd_status run_q8_gemv(kd_context *ctx, kd_cl_state *s, const kd_call *c)
 {
     int t = c->op == KD_OP_Q6K_GEMV;
     const char *qname = "kd_q8_quantize", *gname = t ? "kd_gemv_q6k_q8" : "kd_gemv_q4k_q8";
-    int64_t nb = c->k / 256;
+    int64_t nb = c->k / KD_QK_K;
     kd_launch Lq, Lg;
     kd_status st = scratch(ctx, s, &s->xq, &s->xq_bytes,
                            (size_t)c->m * (size_t)nb * sizeof(kd_block_q8));
@@ -593,7 +593,7 @@ static kd_status run_locked(kd_context *ctx, kd_cl_state *s, const kd_call *c)
         return kd_error(ctx, KD_ERR_TOO_LARGE, "opencl %s: m = %lld, n = %lld, k = %lld "
                         "exceed the kernels' 32-bit sizes", kd_op_name(c->op),
                         (long long)c->m, (long long)c->n, (long long)c->k);
-    int q8 = kd_op_is_gemv(c->op) ? gemv_runs_q8(s, c->flags) : 0;
+    int gemv = kd_op_is_gemv(c->op), q8 = gemv ? gemv_runs_q8(s, c->flags) : 0;
     if (q8 < 0)
         return kd_error(ctx, KD_ERR_ARG, "opencl %s: the q8 GEMV path runs on CPU devices "
                         "only; '%s' is a %s", kd_op_name(c->op), s->device_name,
@@ -605,7 +605,7 @@ static kd_status run_locked(kd_context *ctx, kd_cl_state *s, const kd_call *c)
         return kd_error(ctx, KD_ERR_LAUNCH, "opencl: injected launch fault (KD_FAULT) in %s",
                         name);
     st = wait_for_queue(ctx, s, q8 ? run_q8_gemv(ctx, s, c) : run_kernel(ctx, s, c, name), name);
-    if (st == KD_OK && kd_op_is_gemv(c->op))
+    if (st == KD_OK && gemv)
         kd_metrics_add_gemv(&ctx->metrics, KD_BACKEND_OPENCL, !q8);
     return st;
 }
