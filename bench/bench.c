@@ -289,7 +289,9 @@ static void add_opencl_devices(bench_target *t, int *n)
  * measured in one run. */
 static void add_other_gemv_path(bench_target *t, int *n, kd_context *ctx)
 {
-    int default_exact = strstr(kd_backend_reason(ctx, KD_BACKEND_CPU), "GEMV exact") != NULL;
+    unsigned dflt;
+    kd_backend_gemv_paths(ctx, KD_BACKEND_CPU, &dflt);
+    int default_exact = dflt == KD_GEMV_EXACT;
     bench_target *x = &t[*n];
     add_target(t, n, ctx, 0, KD_BACKEND_CPU, default_exact ? "cpu-q8" : "cpu-exact");
     x->run_flags = default_exact ? KD_RUN_CPU_Q8 : KD_RUN_CPU_EXACT;
@@ -302,9 +304,10 @@ static void add_other_gemv_path(bench_target *t, int *n, kd_context *ctx)
  * KD_OPENCL_GEMV=q8. */
 static void add_other_opencl_gemv_path(bench_target *t, int *n, kd_context *ctx)
 {
-    if (!kd_cli_opencl_has_q8(ctx))
+    unsigned dflt;
+    if (!(kd_backend_gemv_paths(ctx, KD_BACKEND_OPENCL, &dflt) & KD_GEMV_Q8))
         return;
-    int default_q8 = kd_cli_opencl_default_q8(ctx);
+    int default_q8 = dflt == KD_GEMV_Q8;
     bench_target *x = &t[*n];
     add_target(t, n, ctx, 0, KD_BACKEND_OPENCL, default_q8 ? "opencl-exact" : "opencl-q8");
     x->run_flags = default_q8 ? KD_RUN_OPENCL_EXACT : KD_RUN_OPENCL_Q8;

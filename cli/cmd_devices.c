@@ -52,6 +52,23 @@ static void print_device_json(kd_json *w, const kd_device_info *d)
     kd_json_end_object(w);
 }
 
+/* "gemv_paths": the GEMV paths backend b offers, default first; "gemv_default": the one a
+ * call without a path flag takes. Only for a backend that is present. */
+static void print_gemv_paths_json(kd_json *w, const kd_context *ctx, kd_backend_id b)
+{
+    unsigned dflt, paths = kd_backend_gemv_paths(ctx, b, &dflt);
+    if (!paths)
+        return;
+    const unsigned order[2] = {dflt, dflt == KD_GEMV_Q8 ? KD_GEMV_EXACT : KD_GEMV_Q8};
+    kd_json_key(w, "gemv_paths");
+    kd_json_begin_array(w);
+    for (int i = 0; i < 2; i++)
+        if (paths & order[i])
+            kd_json_str(w, order[i] == KD_GEMV_Q8 ? "q8" : "exact");
+    kd_json_end_array(w);
+    kd_json_key_str(w, "gemv_default", dflt == KD_GEMV_Q8 ? "q8" : "exact");
+}
+
 static void print_json(const kd_context *ctx)
 {
     kd_json w;
@@ -65,6 +82,7 @@ static void print_json(const kd_context *ctx)
         kd_json_key_str(&w, "name", kd_backend_name(b));
         kd_json_key_bool(&w, "present", kd_backend_available(ctx, b));
         kd_json_key_str(&w, "detail", kd_backend_reason(ctx, b));
+        print_gemv_paths_json(&w, ctx, b);
         kd_json_key(&w, "devices");
         kd_json_begin_array(&w);
         int n = kd_device_count((kd_backend_id)b);

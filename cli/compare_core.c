@@ -100,7 +100,7 @@ static int pick_variants(run_state *s)
         if (b == KD_BACKEND_CPU)
             s->v[s->nv++] = (variant){"cpu-q8", KD_BACKEND_CPU,
                                       KD_RUN_NO_FALLBACK | KD_RUN_CPU_Q8, NULL, 1};
-        if (b == KD_BACKEND_OPENCL && kd_cli_opencl_has_q8(s->ctx))
+        if (b == KD_BACKEND_OPENCL && (kd_backend_gemv_paths(s->ctx, b, NULL) & KD_GEMV_Q8))
             s->v[s->nv++] = (variant){"opencl-q8", KD_BACKEND_OPENCL,
                                       KD_RUN_NO_FALLBACK | KD_RUN_OPENCL_Q8, NULL, 1};
     }

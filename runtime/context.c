@@ -283,6 +283,21 @@ const char *kd_backend_reason(const kd_context *ctx, kd_backend_id b)
     return ctx->backend[b].reason;
 }
 
+unsigned kd_backend_gemv_paths(const kd_context *ctx, kd_backend_id b, unsigned *default_path)
+{
+    unsigned paths = 0, dflt = 0;
+    if (kd_backend_available(ctx, b)) {
+        const kd_backend_ops *ops = ctx->backend[b].ops;
+        if (ops->gemv_paths)
+            paths = ops->gemv_paths(ctx->backend[b].state, &dflt);
+        else
+            paths = dflt = KD_GEMV_EXACT;
+    }
+    if (default_path)
+        *default_path = dflt;
+    return paths;
+}
+
 void kd_metrics_get(const kd_context *ctx, kd_metrics_snapshot *out)
 {
     if (ctx && out)

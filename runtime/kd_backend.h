@@ -71,6 +71,9 @@ typedef struct kd_backend_ops {
     /* optional: 1 if the device in use is a GPU, 0 if not (picks device[] above; NULL:
      * the device kind is assumed_gpu). */
     int (*is_gpu)(void *state);
+    /* optional: the GEMV paths the device in use offers, a mask of kd_gemv_path, and the
+     * default one in *default_path (NULL: exact only). */
+    unsigned (*gemv_paths)(void *state, unsigned *default_path);
 
     /* Device memory: all four NULL for a backend that runs on host memory (cpu). */
     kd_status (*alloc)(kd_context *ctx, void *state, size_t bytes, void **buf);

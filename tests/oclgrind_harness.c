@@ -19,7 +19,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli_util.h"
 #include "kd_oracle.h"
 #include "kdispatch.h"
 #include "opencl/kd_opencl_internal.h"
@@ -107,7 +106,7 @@ static int run_all(kd_context *ctx)
                                  (m + s) % 2, 0);
     }
     const kd_op gemv[] = {KD_OP_Q4K_GEMV, KD_OP_Q6K_GEMV};
-    int q8 = kd_cli_opencl_has_q8(ctx);
+    int q8 = (kd_backend_gemv_paths(ctx, KD_BACKEND_OPENCL, NULL) & KD_GEMV_Q8) != 0;
     for (int o = 0; o < N(gemv); o++)
         for (int m = 1; m <= 9; m++)
             for (int s = 0; s < N(gemv_rows); s++)

@@ -208,6 +208,17 @@ static void test_path_selection(void)
         CU_ASSERT_FATAL(c != NULL);
         CU_ASSERT_PTR_NOT_NULL(strstr(kd_backend_reason(c, KD_BACKEND_CPU),
                                       env == 2 ? "GEMV exact" : "GEMV q8"));
+        /* the same as data: both paths, the default one per KD_CPU_GEMV */
+        unsigned dflt = 0;
+        CU_ASSERT_EQUAL(kd_backend_gemv_paths(c, KD_BACKEND_CPU, &dflt), KD_GEMV_EXACT | KD_GEMV_Q8);
+        CU_ASSERT_EQUAL(dflt, env == 2 ? KD_GEMV_EXACT : KD_GEMV_Q8);
+        CU_ASSERT_EQUAL(kd_backend_gemv_paths(c, KD_BACKEND_CPU, NULL), KD_GEMV_EXACT | KD_GEMV_Q8);
+        /* a backend that is absent (disabled here) offers none */
+        dflt = 99;
+        CU_ASSERT_EQUAL(kd_backend_gemv_paths(c, KD_BACKEND_OPENCL, &dflt), 0u);
+        CU_ASSERT_EQUAL(dflt, 0u);
+        CU_ASSERT_EQUAL(kd_backend_gemv_paths(NULL, KD_BACKEND_CPU, NULL), 0u);
+        CU_ASSERT_EQUAL(kd_backend_gemv_paths(c, KD_BACKEND_COUNT, NULL), 0u);
         kd_problem p;
         CU_ASSERT_FATAL(kd_problem_make(c, KD_OP_Q6K_GEMV, 3, 29, 512, 77, &p) == 0);
         double *ref = kd_problem_oracle(&p);

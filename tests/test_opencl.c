@@ -10,7 +10,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "cli_util.h"
 #include "kd_test_util.h"
 
 #ifndef KD_HAVE_OPENCL
@@ -52,11 +51,10 @@ static kd_context *new_context(void)
 static const kd_test_path opencl_path = {KD_BACKEND_OPENCL, KD_RUN_NO_FALLBACK, "opencl"};
 static const kd_test_path cpu_exact = {KD_BACKEND_CPU, KD_RUN_CPU_EXACT, "cpu"};
 
-/* 1 when the device runs the q8 path (cli_util's reading of its description); on a GPU
- * device the flag must be refused. */
+/* 1 when the device offers the q8 path; on a GPU device the flag must be refused. */
 static int device_has_q8(void)
 {
-    return kd_cli_opencl_has_q8(ctx);
+    return (kd_backend_gemv_paths(ctx, KD_BACKEND_OPENCL, NULL) & KD_GEMV_Q8) != 0;
 }
 
 /* no fallback (opencl_path): a failing OpenCL launch must fail the test, not hide on cpu */
@@ -472,6 +470,13 @@ static void check_q8_gemv(kd_op op)
 {
     static const shape shapes[] = {{1, 256}, {37, 512}, {301, 2560}, {5, 8448}};
     static const int64_t ms[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 17};
+    /* The q8 kernels come with the CPU-device GEMV shapes only: the paths reported as data
+     * agree with the shape the device line names, and below, with what the q8 flag does. */
+    unsigned dflt = 0;
+    int cpu_shapes = strstr(kd_backend_reason(ctx, KD_BACKEND_OPENCL), "row-per-item GEMV shape") != NULL;
+    CU_ASSERT_EQUAL(kd_backend_gemv_paths(ctx, KD_BACKEND_OPENCL, &dflt),
+                    cpu_shapes ? KD_GEMV_EXACT | KD_GEMV_Q8 : KD_GEMV_EXACT);
+    CU_ASSERT_EQUAL(dflt, KD_GEMV_EXACT);
     if (!device_has_q8()) {
         kd_problem p;
         CU_ASSERT_FATAL(kd_problem_make(ctx, op, 1, 16, 256, 1, &p) == 0);
@@ -514,6 +519,11 @@ static void test_q8_env_default(void)
     CU_ASSERT_FATAL(kd_test_context_under_env("KD_OPENCL_GEMV", "q8", &o, &c) == KD_OK);
     CU_ASSERT_PTR_NOT_NULL(strstr(kd_backend_reason(c, KD_BACKEND_OPENCL), "GEMV q8"));
     CU_ASSERT_PTR_NOT_NULL(strstr(kd_backend_reason(ctx, KD_BACKEND_OPENCL), "GEMV exact"));
+    unsigned dflt = 0;
+    CU_ASSERT_EQUAL(kd_backend_gemv_paths(c, KD_BACKEND_OPENCL, &dflt), KD_GEMV_EXACT | KD_GEMV_Q8);
+    CU_ASSERT_EQUAL(dflt, KD_GEMV_Q8);
+    CU_ASSERT_EQUAL(kd_backend_gemv_paths(ctx, KD_BACKEND_OPENCL, &dflt), KD_GEMV_EXACT | KD_GEMV_Q8);
+    CU_ASSERT_EQUAL(dflt, KD_GEMV_EXACT);
     kd_problem p;
     CU_ASSERT_FATAL(kd_problem_make(c, KD_OP_Q6K_GEMV, 3, 29, 512, 77, &p) == 0);
     kd_status st;

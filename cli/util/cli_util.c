@@ -47,20 +47,6 @@ int kd_cli_any_set(const int *flags, int n)
     return 0;
 }
 
-int kd_cli_opencl_has_q8(const kd_context *ctx)
-{
-    if (!kd_backend_available(ctx, KD_BACKEND_OPENCL))
-        return 0;
-    const char *r = kd_backend_reason(ctx, KD_BACKEND_OPENCL);
-    return strstr(r, ", GEMV q8") != NULL || strstr(r, "(q8 selectable)") != NULL;
-}
-
-int kd_cli_opencl_default_q8(const kd_context *ctx)
-{
-    return kd_backend_available(ctx, KD_BACKEND_OPENCL) &&
-           strstr(kd_backend_reason(ctx, KD_BACKEND_OPENCL), ", GEMV q8") != NULL;
-}
-
 void kd_cli_none_means_all(int *flags, int n)
 {
     if (kd_cli_any_set(flags, n))

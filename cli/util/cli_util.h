@@ -19,11 +19,6 @@ void kd_cli_print_metrics(const kd_context *ctx, const char *fmt, FILE *out);
 kd_context *kd_cli_context(const char *who);
 /* 1 if any of the n flags is set. */
 int kd_cli_any_set(const int *flags, int n);
-/* 1 when ctx's OpenCL device runs the q8 GEMV path (a CPU device: its description names
- * the path, "GEMV q8" or "GEMV exact (q8 selectable)"); 0 otherwise or when absent. */
-int kd_cli_opencl_has_q8(const kd_context *ctx);
-/* 1 when ctx's OpenCL device runs q8 for calls that name no path (KD_OPENCL_GEMV=q8). */
-int kd_cli_opencl_default_q8(const kd_context *ctx);
 /* A selection where none set means all: sets all n flags when none is set. */
 void kd_cli_none_means_all(int *flags, int n);
 /* Room for one more element in a growing array: *items (a pointer to elements of size

@@ -110,6 +110,13 @@ static int gemv_runs_exact(const kd_cpu_env *e, unsigned flags)
     return e->gemv_exact;
 }
 
+static unsigned cpu_gemv_paths(void *state, unsigned *default_path)
+{
+    const kd_cpu_env *e = state;
+    *default_path = e->gemv_exact ? KD_GEMV_EXACT : KD_GEMV_Q8;
+    return KD_GEMV_EXACT | KD_GEMV_Q8;
+}
+
 static kd_status cpu_run(kd_context *ctx, void *state, const kd_call *c)
 {
     const kd_cpu_env *e = state;
@@ -143,6 +150,7 @@ const kd_backend_ops kd_cpu_backend = {
     .shutdown = cpu_shutdown,
     .describe = cpu_describe,
     .device_info = kd_cpu_device_info,
+    .gemv_paths = cpu_gemv_paths,
     .alloc = NULL,
     .release = NULL,
     .upload = NULL,

@@ -143,8 +143,8 @@ KD_API size_t kd_warnings(const kd_context *ctx, char *buf, size_t cap);
  * - Separate contexts in separate threads never interact.
  * - One context may be shared by threads: kd_run, kd_dispatch_decide, kd_tensor_f32 /
  *   kd_tensor_quant* / kd_tensor_read / kd_tensor_write / kd_tensor_free on a thread's
- *   own tensors, kd_last_error, kd_warnings, kd_backend_available / kd_backend_reason
- *   and the metrics calls may run concurrently. Each backend serializes its device
+ *   own tensors, kd_last_error, kd_warnings, kd_backend_available / kd_backend_reason /
+ *   kd_backend_gemv_paths and the metrics calls may run concurrently. Each backend serializes its device
  *   work internally.
  * - A tensor is not: no two threads may use the same tensor at the same time (as an
  *   input or an output of kd_run, or in kd_tensor_read / write / free), since a use may
@@ -163,6 +163,21 @@ KD_API int kd_backend_available(const kd_context *ctx, kd_backend_id b);
 KD_API kd_status kd_backend_init_status(const kd_context *ctx, kd_backend_id b);
 /* Why the backend is absent, or a one-line description of its device when present. */
 KD_API const char *kd_backend_reason(const kd_context *ctx, kd_backend_id b);
+
+/* The two ways a backend may run the Q4_K / Q6_K GEMV (SPEC section 2): exact (f32
+ * activations, the tight tolerance) or q8 (activations quantized to int8 blocks of 256,
+ * NMSE <= 5e-4). */
+typedef enum kd_gemv_path {
+    KD_GEMV_EXACT = 1u << 0,
+    KD_GEMV_Q8 = 1u << 1
+} kd_gemv_path;
+/* The GEMV paths backend b offers in this context, as a mask of kd_gemv_path (0 when b is
+ * absent), and in *default_path (NULL: not wanted) the one kd_run takes when no
+ * KD_RUN_*_EXACT / _Q8 flag picks one (0 when absent). The cpu offers both (default q8,
+ * KD_CPU_GEMV); OpenCL both on a CPU device, the one that runs the row-per-item GEMV
+ * shape (default exact, KD_OPENCL_GEMV), and exact on a GPU; CUDA exact. */
+KD_API unsigned kd_backend_gemv_paths(const kd_context *ctx, kd_backend_id b,
+                                      unsigned *default_path);
 
 /* ---- devices ---------------------------------------------------------------------- */
 

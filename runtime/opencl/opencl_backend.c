@@ -76,6 +76,9 @@ static int driver_has_room(char *why, size_t cap)
     return 0;
 }
 
+/* The q8 GEMV kernels (gemv_q8.cl) come with the CPU-device shapes, and only with them. */
+static int offers_q8(const kd_cl_state *s) { return s->dialect == KD_DIALECT_OPENCL; }
+
 static kd_status cl_init(kd_context *ctx, void **state, char *why, size_t cap)
 {
     if (!driver_has_room(why, cap))
@@ -123,7 +126,7 @@ static kd_status cl_init(kd_context *ctx, void **state, char *why, size_t cap)
     snprintf(s->options, sizeof s->options, "-cl-std=CL1.2%s",
              s->dialect != KD_DIALECT_OPENCL ? " -DKD_CL_GPU_SHAPES=1" : "");
     /* KD_OPENCL_GEMV=q8 applies to CPU devices (GPU shapes have the exact kernels alone) */
-    s->gemv_q8 = kd_context_settings(ctx)->opencl_gemv_q8 && s->dialect == KD_DIALECT_OPENCL;
+    s->gemv_q8 = kd_context_settings(ctx)->opencl_gemv_q8 && offers_q8(s);
     clGetDeviceInfo(s->device, CL_DEVICE_MAX_MEM_ALLOC_SIZE, sizeof s->max_alloc,
                     &s->max_alloc, NULL); /* 0 (no check) if the query fails */
     clGetDeviceInfo(s->device, CL_DEVICE_GLOBAL_MEM_SIZE, sizeof s->global_mem,
@@ -150,8 +153,7 @@ static void cl_describe(void *state, char *buf, size_t cap)
              "GEMV %s", s->device_name, kd_cl_device_type_name(s->type), s->platform_name,
              s->device_version, s->driver_version, s->compute_units,
              s->dialect == KD_DIALECT_OPENCL ? "row-per-item" : "GPU",
-             s->gemv_q8 ? "q8" : s->dialect == KD_DIALECT_OPENCL ? "exact (q8 selectable)"
-                                                                  : "exact");
+             s->gemv_q8 ? "q8" : offers_q8(s) ? "exact (q8 selectable)" : "exact");
 }
 
 /* ---- memory ----------------------------------------------------------------------- */
@@ -624,6 +626,13 @@ static int cl_is_gpu(void *state)
     return (((const kd_cl_state *)state)->type & CL_DEVICE_TYPE_GPU) != 0;
 }
 
+static unsigned cl_gemv_paths(void *state, unsigned *default_path)
+{
+    const kd_cl_state *s = state;
+    *default_path = s->gemv_q8 ? KD_GEMV_Q8 : KD_GEMV_EXACT;
+    return offers_q8(s) ? KD_GEMV_EXACT | KD_GEMV_Q8 : KD_GEMV_EXACT;
+}
+
 const kd_backend_ops kd_opencl_backend = {
     .name = "opencl",
     .is_offload = 1,
@@ -649,6 +658,7 @@ const kd_backend_ops kd_opencl_backend = {
     .describe = cl_describe,
     .device_info = kd_cl_device_info,
     .is_gpu = cl_is_gpu,
+    .gemv_paths = cl_gemv_paths,
     .alloc = cl_alloc,
     .release = cl_release,
     .upload = cl_upload,

@@ -41,6 +41,10 @@ static void test_registered(void)
     CU_ASSERT_STRING_EQUAL(kd_backend_name(hosttest), "hosttest");
     CU_ASSERT(kd_backend_available(ctx, hosttest));
     CU_ASSERT_PTR_NOT_NULL(strstr(kd_backend_reason(ctx, hosttest), "plain loops"));
+    /* no gemv_paths entry in its table: the exact GEMV path only */
+    unsigned dflt = 0;
+    CU_ASSERT_EQUAL(kd_backend_gemv_paths(ctx, hosttest, &dflt), KD_GEMV_EXACT);
+    CU_ASSERT_EQUAL(dflt, KD_GEMV_EXACT);
     /* Refused while id 3 was still free (hosttest took it after them): no table, a table
      * without run, a non-offload table (only id 0 counts as cpu), a name already taken. */
     for (int i = 0; i < N_REFUSALS; i++)
