@@ -133,22 +133,32 @@ static double speedup(const bench_row *one, const bench_row *batch)
     return (double)batch->c.m * one->median_s / batch->median_s;
 }
 
+/* The headline GEMV rows of target t and op with M > 1, in the order they ran. */
+static int is_batched_headline(const bench_row *r, int t, kd_op op)
+{
+    return r->ok && r->c.section == BENCH_HEADLINE && r->c.target == t && r->c.op == op &&
+           r->c.m > 1;
+}
+
+/* One line per target and GEMV op that has M = 1 and at least one M > 1 (a run of M = 1
+ * alone has no speed-up to show). */
 void bench_print_speedups(FILE *f, const bench_report *rep)
 {
     int header = 0;
     for (int t = 0; t < rep->ntargets; t++)
         for (int op = KD_OP_Q4K_GEMV; op <= KD_OP_Q6K_GEMV; op++) {
             const bench_row *one = headline_gemv(rep, t, (kd_op)op, 1);
-            if (!one)
+            int batched = 0;
+            for (int i = 0; one && i < rep->nrows && !batched; i++)
+                batched = is_batched_headline(&rep->rows[i], t, (kd_op)op);
+            if (!batched)
                 continue;
             if (!header++)
                 fprintf(f, "\nbatched GEMV speed-up (M x time(M=1) / time(M)):\n");
             fprintf(f, "  %-10s %-9s", kd_op_name((kd_op)op), rep->targets[t].label);
-            for (long long m = 2; m <= 8; m *= 2) {
-                const bench_row *b = headline_gemv(rep, t, (kd_op)op, m);
-                if (b)
-                    fprintf(f, "  M=%lld %.2fx", m, speedup(one, b));
-            }
+            for (int i = 0; i < rep->nrows; i++)
+                if (is_batched_headline(&rep->rows[i], t, (kd_op)op))
+                    fprintf(f, "  M=%lld %.2fx", rep->rows[i].c.m, speedup(one, &rep->rows[i]));
             fputc('\n', f);
         }
 }
@@ -280,15 +290,15 @@ static void json_speedups(kd_json *w, const bench_report *rep)
     for (int t = 0; t < rep->ntargets; t++)
         for (int op = KD_OP_Q4K_GEMV; op <= KD_OP_Q6K_GEMV; op++) {
             const bench_row *one = headline_gemv(rep, t, (kd_op)op, 1);
-            for (long long m = 2; one && m <= 8; m *= 2) {
-                const bench_row *b = headline_gemv(rep, t, (kd_op)op, m);
-                if (!b)
+            for (int i = 0; one && i < rep->nrows; i++) {
+                const bench_row *b = &rep->rows[i];
+                if (!is_batched_headline(b, t, (kd_op)op))
                     continue;
                 kd_json_newline(w);
                 kd_json_begin_object(w);
                 kd_json_key_str(w, "op", kd_op_name((kd_op)op));
                 kd_json_key_str(w, "device", rep->targets[t].label);
-                kd_json_key_int(w, "m", m);
+                kd_json_key_int(w, "m", b->c.m);
                 kd_json_key_num(w, "speedup", speedup(one, b), "%.4f");
                 kd_json_end_object(w);
             }

@@ -336,8 +336,18 @@ static void test_gemv_shape(void)
     char cmd[2048];
     snprintf(cmd, sizeof cmd,
              "'%s' bench --quick --backend cpu --op q6k_gemv --no-sweep --n 300 --k 512 "
-             "--m 1,3 --no-progress --csv test_bench_shape.csv > /dev/null", exe);
+             "--m 1,3 --no-progress --csv test_bench_shape.csv --json test_bench_shape.json "
+             "> test_bench_shape.txt", exe);
     CU_ASSERT_EQUAL_FATAL(kd_test_system(cmd), 0);
+    /* the speed-up of every batched M asked for, not only 2, 4 and 8 */
+    char *out = kd_test_read_file("test_bench_shape.txt", NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(out);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "batched GEMV speed-up"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "  M=3 "));
+    free(out);
+    CU_ASSERT_EQUAL(kd_test_system(
+        "python3 -c \"import json; sp=json.load(open('test_bench_shape.json'))['batched_speedup']; "
+        "assert sorted((x['device'],x['m']) for x in sp)==[('cpu',3),('cpu-exact',3)], sp\""), 0);
     CU_ASSERT_EQUAL(kd_test_system(
         "python3 -c \"import csv; r=[x for x in csv.DictReader(open('test_bench_shape.csv')) "
         "if x['section']=='headline' and x['device']=='cpu']; "
@@ -353,6 +363,11 @@ static void test_gemv_shape(void)
     CU_ASSERT_EQUAL(kd_test_system(
         "python3 -c \"import csv; d={x['device'] for x in csv.DictReader(open('test_bench_path.csv')) "
         "if x['section']=='headline'}; assert d=={'cpu'}, d\""), 0);
+    /* M = 1 alone: no speed-up section (it had an empty line per op before) */
+    snprintf(cmd, sizeof cmd,
+             "'%s' bench --quick --backend cpu --op q6k_gemv --no-sweep --n 300 --k 512 "
+             "--m 1 --default-path --no-progress | grep -q 'speed-up'", exe);
+    CU_ASSERT_NOT_EQUAL(kd_test_system(cmd), 0);
     snprintf(cmd, sizeof cmd, "'%s' bench --k 100 2>/dev/null", exe);
     CU_ASSERT_EQUAL(kd_test_system(cmd), 2);
     snprintf(cmd, sizeof cmd, "'%s' bench --n 0 2>/dev/null", exe);
