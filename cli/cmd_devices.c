@@ -108,8 +108,10 @@ int kd_cmd_devices(int argc, char **argv)
                    "Lists the cpu, opencl and cuda backends: present with the device in use, or\n"
                    "absent with the reason; then a table of every device each backend sees\n"
                    "(kd_device_info_get); its '#' is the index KD_OPENCL_DEVICE / KD_CUDA_DEVICE\n"
-                   "take. Environment: KD_OPENCL_PLATFORM, KD_OPENCL_DEVICE (index or name\n"
-                   "substring), KD_CUDA_DEVICE.\n");
+                   "take. With --json, each present backend also lists its GEMV paths\n"
+                   "(\"gemv_paths\", the default first, and \"gemv_default\": q8 or exact;\n"
+                   "KD_CPU_GEMV, KD_OPENCL_GEMV choose). Environment: KD_OPENCL_PLATFORM,\n"
+                   "KD_OPENCL_DEVICE (index or name substring), KD_CUDA_DEVICE.\n");
             return 0;
         }
         if (strcmp(argv[i], "--json") == 0)
