@@ -189,6 +189,71 @@ static void test_kernels_vs_scalar(void)
     }
 }
 
+/* Runs the GEMV of w (N x K) with the m rows of x at x_rows on the cpu's q8 path. */
+static float *run_cpu_gemv(kd_tensor *w, const float *x_rows, int64_t m, int64_t n, int64_t k)
+{
+    kd_tensor *x = NULL, *y = NULL;
+    float *out = malloc(sizeof(float) * (size_t)(m * n));
+    kd_op_desc d = {.op = w ? (kd_tensor_type(w) == KD_TYPE_Q4_K ? KD_OP_Q4K_GEMV : KD_OP_Q6K_GEMV)
+                            : KD_OP_Q4K_GEMV};
+    if (!out || kd_tensor_f32(ctx, m, k, x_rows, &x) != KD_OK ||
+        kd_tensor_f32(ctx, m, n, NULL, &y) != KD_OK) {
+        free(out);
+        out = NULL;
+    } else {
+        d.src[0] = w, d.src[1] = x, d.dst = y;
+        if (kd_run(ctx, &d, KD_BACKEND_CPU, KD_RUN_NO_FALLBACK | KD_RUN_CPU_Q8) != KD_OK ||
+            kd_tensor_read(ctx, y, out, (size_t)(m * n)) != KD_OK) {
+            printf("\n  M=%lld: %s\n", (long long)m, kd_last_error(ctx));
+            free(out);
+            out = NULL;
+        }
+    }
+    kd_tensor_free(x);
+    kd_tensor_free(y);
+    return out;
+}
+
+/* M > 8 on the q8 path: tiles of 8 rows of x over panels of weight rows, split across the
+ * pool's pieces (N = 400 rows of K = 4096: Q6_K panels of 39 rows, pieces of 50). With
+ * SIMD kernels it must not hand M >= KD_CPU_BLAS_MIN_M (48) to dequantize + sgemm, which
+ * was up to 6x slower there: each output row must be bit for bit what M = 1 gives for that
+ * row of x (the same kernel sums in the same order; sgemm would give the exact product,
+ * not the quantized one). With the scalar kernels sgemm serves and the tight tolerance
+ * against the oracle holds. */
+static void test_large_m(void)
+{
+    static const int64_t ms[] = {9, 47, 48, 70};
+    kd_cpu_env e = {.simd = level, .vnni = level_vnni};
+    const int to_blas = kd_q8_hands_large_m_to_blas(&e, level);
+    for (int t = 0; t < 2; t++) {
+        kd_op op = t ? KD_OP_Q6K_GEMV : KD_OP_Q4K_GEMV;
+        for (size_t i = 0; i < sizeof ms / sizeof *ms; i++) {
+            kd_problem p;
+            CU_ASSERT_FATAL(kd_problem_make(ctx, op, ms[i], 400, 4096, 900 + i, &p) == 0);
+            float *y = run_cpu_gemv(p.src[0], p.h_src[1], p.m, p.n, p.k);
+            CU_ASSERT_FATAL(y != NULL);
+            if (to_blas && p.m >= 48) {
+                CU_ASSERT(kd_test_run_matches_oracle(ctx, &p, KD_BACKEND_CPU, 0, "q8 large M, sgemm"));
+            } else {
+                int64_t differ = 0;
+                for (int64_t r = 0; r < p.m; r++) {
+                    float *y1 = run_cpu_gemv(p.src[0], p.h_src[1] + r * p.k, 1, p.n, p.k);
+                    CU_ASSERT_FATAL(y1 != NULL);
+                    differ += memcmp(y1, y + r * p.n, sizeof(float) * (size_t)p.n) != 0;
+                    free(y1);
+                }
+                if (differ)
+                    printf("\n  %s M=%lld: %lld rows differ from M = 1\n", kd_op_name(op),
+                           (long long)p.m, (long long)differ);
+                CU_ASSERT_EQUAL(differ, 0);
+            }
+            free(y);
+            kd_problem_free(&p);
+        }
+    }
+}
+
 /* The flags pick the path for one call; without one, KD_CPU_GEMV does (default q8);
  * the exact path still meets the tight tolerance. */
 static kd_context *context_with_gemv_env(const char *value)
@@ -292,6 +357,7 @@ int main(void)
     CU_add_test(s, "q6k q8 gemv vs oracle (nmse)", test_q6k_q8_vs_oracle);
     CU_add_test(s, "nmse check detects errors", test_nmse_check_detects_error);
     CU_add_test(s, "scalar q8 exact on quantized x; level kernels vs scalar", test_kernels_vs_scalar);
+    CU_add_test(s, "M > 8: panels, tiles, no sgemm with SIMD kernels", test_large_m);
     CU_add_test(s, "path flags and KD_CPU_GEMV", test_path_selection);
     CU_add_test(s, "bad cpu env values refused", test_bad_env_refused);
     int rc = kd_test_main();

@@ -91,10 +91,11 @@ static void cpu_describe(void *state, char *buf, size_t cap)
 #else
     const char *blas = "no BLAS";
 #endif
-    snprintf(buf, cap, "host cpu, %d threads, SIMD %s, GEMV %s (%s kernels), %s (sgemm from M >= %lld)",
+    snprintf(buf, cap, "host cpu, %d threads, SIMD %s, GEMV %s (%s kernels), %s (sgemm from M >= %lld%s)",
              kd_pool_threads(e->pool), kd_simd_name(e->simd), kd_cpu_gemv_path_name(e->gemv_exact),
              e->gemv_exact ? kd_simd_name(e->simd) : kd_q8_kernels_name(e, e->simd), blas,
-             (long long)e->blas_min_m);
+             (long long)e->blas_min_m,
+             kd_q8_hands_large_m_to_blas(e, e->simd) ? "" : " on the exact path");
 }
 
 const char *kd_cpu_gemv_path_name(int exact) { return exact ? "exact" : "q8"; }

@@ -77,6 +77,9 @@ extern const kd_q8_kernels kd_q8_vnni512_kernels;
 /* The q8 GEMV of one call (Q4_K or Q6_K) on the pool: quantize x, then rows of W in
  * parallel, M in tiles of 8. simd picks the kernels (KD_SIMD_SCALAR: the reference). */
 kd_status kd_cpu_gemv_q8(const kd_cpu_env *e, const kd_call *c, kd_type type, kd_simd simd);
+/* 1 when the q8 path, like the exact one, hands M >= blas_min_m to dequantize + sgemm:
+ * only with the scalar kernels. */
+int kd_q8_hands_large_m_to_blas(const kd_cpu_env *e, kd_simd simd);
 /* The level's kernels: AVX-512 needs VNNI, else the AVX2 kernels serve. */
 const kd_q8_kernels *kd_q8_kernels_for(const kd_cpu_env *e, kd_simd simd);
 /* Name of the q8 kernels a level runs: "scalar", "avx2", "avx512-vnni". */
