@@ -48,8 +48,12 @@ static void test_defaults(void)
         for (int i = 0; i < 2; i++) {
             kd_backend_id b = offloads[i];
             uint64_t t = c.threshold[op][b];
-            /* the contract: gpu_threshold > 0; a backend not built in never offloads */
-            if (kd_backend_built(b)) {
+            /* the contract: gpu_threshold > 0; a backend not built in never offloads, and
+             * neither does a GEMV to an OpenCL CPU device (the cpu's q8 path is faster) */
+            if (b == KD_BACKEND_OPENCL && kd_op_is_gemv((kd_op)op) && kd_backend_built(b)) {
+                CU_ASSERT_EQUAL(t, KD_THRESHOLD_NEVER);
+                CU_ASSERT(kd_config_default_threshold((kd_op)op, b, 1) < KD_THRESHOLD_NEVER);
+            } else if (kd_backend_built(b)) {
                 CU_ASSERT(t > 0 && t < KD_THRESHOLD_NEVER);
             } else {
                 CU_ASSERT_EQUAL(t, KD_THRESHOLD_NEVER);

@@ -637,12 +637,15 @@ const kd_backend_ops kd_opencl_backend = {
     .name = "opencl",
     .is_offload = 1,
     /* Defaults until `kdispatch tune` measures the machine. A CPU device (PoCL) runs on the
-     * same cores as the cpu backend with more overhead: only very large ops, and only when
-     * no GPU backend is present. A GPU pays ~10-30 us per op for launch and
-     * synchronisation, which the cpu backend spends on ~1M elements of an elementwise op
-     * or ~8M multiply-adds of a GEMV; OpenCL has more overhead than CUDA (rank below it). */
+     * same cores as the cpu backend with more overhead: only very large elementwise ops,
+     * and only when no GPU backend is present; never a GEMV, which the cpu's default q8
+     * path runs faster at every size measured (M = 1 to 2048: 1.1-2x; the exact PoCL
+     * kernels 2x slower at M = 2048, where 1 << 34 used to send them). A GPU pays ~10-30 us
+     * per op for launch and synchronisation, which the cpu backend spends on ~1M elements
+     * of an elementwise op or ~8M multiply-adds of a GEMV; OpenCL has more overhead than
+     * CUDA (rank below it). */
     .device = {
-        [0] = {.threshold_rowwise = UINT64_C(1) << 28, .threshold_gemv = UINT64_C(1) << 34,
+        [0] = {.threshold_rowwise = UINT64_C(1) << 28, .threshold_gemv = 0 /* never */,
                .rank = 1, .dialect = KD_DIALECT_OPENCL},
         [1] = {.threshold_rowwise = UINT64_C(1) << 21, .threshold_gemv = UINT64_C(1) << 24,
                .rank = 2,
