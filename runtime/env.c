@@ -106,6 +106,28 @@ static kd_status device_choice(const char *label, const char *value, char *dst, 
     return KD_OK;
 }
 
+/* KD_OPENCL_OPTIONS: build options added to the program's own (e.g. -cl-opt-disable, which
+ * tests/test_oclgrind.sh needs). Printable ASCII, to fit the cache key and the messages. */
+static kd_status opencl_options(const char *value, kd_settings *s, char *why, size_t cap)
+{
+    s->opencl_options[0] = '\0';
+    if (!value)
+        return KD_OK;
+    if (strlen(value) >= sizeof s->opencl_options) {
+        snprintf(why, cap, "KD_OPENCL_OPTIONS='%s' is longer than %zu characters", value,
+                 sizeof s->opencl_options - 1);
+        return KD_ERR_ARG;
+    }
+    for (const char *c = value; *c; c++)
+        if (*c < 0x20 || *c > 0x7e) {
+            snprintf(why, cap, "KD_OPENCL_OPTIONS='%s' has a control or non-ASCII byte (0x%02x) "
+                     "at offset %td", value, (unsigned)(unsigned char)*c, c - value);
+            return KD_ERR_ARG;
+        }
+    snprintf(s->opencl_options, sizeof s->opencl_options, "%s", value);
+    return KD_OK;
+}
+
 static kd_status resolve_threads(const kd_context_options *o, kd_settings *s, char *why,
                                  size_t cap)
 {
@@ -168,6 +190,8 @@ static kd_status resolve_devices(const kd_context_options *o, kd_settings *s, ch
     if ((st = kd_env_choice("KD_OPENCL_GEMV", gemv_paths, 2, &path, &found_path, why, cap)) != KD_OK)
         return st;
     s->opencl_gemv_q8 = path == 1;
+    if ((st = opencl_options(kd_env_get("KD_OPENCL_OPTIONS"), s, why, cap)) != KD_OK)
+        return st;
     s->cuda_device = -1;
     if (o && o->cuda_device) {
         long long d;

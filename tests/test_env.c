@@ -153,6 +153,17 @@ static void test_device_variables(void)
     expect_accepted("KD_OPENCL_DEVICE", "pthread"); /* a name substring */
     expect_accepted("KD_CUDA_DEVICE", "0");
     expect_refused("KD_BACKEND", "gpu");
+    /* KD_OPENCL_OPTIONS: printable ASCII below 128 characters */
+    char long_opts[200];
+    memset(long_opts, 'x', sizeof long_opts - 1);
+    long_opts[sizeof long_opts - 1] = '\0';
+    long_opts[0] = '-';
+    expect_refused("KD_OPENCL_OPTIONS", long_opts);
+    long_opts[127] = '\0'; /* 127 characters: the longest that fits */
+    expect_accepted("KD_OPENCL_OPTIONS", long_opts);
+    expect_refused("KD_OPENCL_OPTIONS", "-DA=1\t-DB=2");
+    expect_refused("KD_OPENCL_OPTIONS", "-DA=\xc3\xa9");
+    expect_accepted("KD_OPENCL_OPTIONS", "-cl-mad-enable -DKD_X=1");
 }
 
 /* ---- the config file: explicit, KD_CONFIG or the per-user file, never ./ ----------- */

@@ -12,7 +12,9 @@
 #       --uninitialized too. oclgrind 21.10's Uninitialized plugin itself crashes (SIGSEGV
 #       in a memcpy inside Uninitialized::instructionExecuted) on kernels whose work-items
 #       keep wide vector values (float8/float16 accumulators, float8 sincos): rmsnorm and
-#       rope on CPU shapes, and the GEMV kernels. The default run checks those with
+#       rope on CPU shapes, and the GEMV kernels (the trigger: a shufflevector with undef
+#       mask lanes, which clang's optimizer makes of two scalar extracts; -O0 builds run
+#       into other oclgrind limits, docs/opencl-checks.md). The default run checks those with
 #       --check-api --data-races (out-of-bounds accesses are always checked), and this
 #       mode is a separate ctest marked DISABLED until oclgrind is fixed.
 # oclgrind wraps the program (`oclgrind prog` replaces libOpenCL), so its platform is the

@@ -298,6 +298,57 @@ static void test_two_writers(void)
     setenv("KD_CACHE_DIR", dir, 1);
 }
 
+/* KD_OPENCL_OPTIONS (in a child, set before its contexts): the options reach the build,
+ * the device line names them, and the program gets its own cache entry, so a build with
+ * other options never loads this one (first context compiles, the second loads). */
+static int child_extra_options(const void *unused)
+{
+    (void)unused;
+    setenv("KD_OPENCL_OPTIONS", "-DKD_OPTIONS_TEST=1", 1);
+    int rc = check_context(0, 0, "KD_OPENCL_OPTIONS, first");
+    if (!rc)
+        rc = check_context(1, 0, "KD_OPENCL_OPTIONS, second");
+    kd_context *c = NULL;
+    kd_opencl_build_info info;
+    kd_context_options o = {.disable_cuda = 1};
+    if (!rc && (kd_context_create(&o, &c) != KD_OK || kd_opencl_build_info_get(c, &info) != KD_OK ||
+                !strstr(info.options, " -DKD_OPTIONS_TEST=1") ||
+                !strstr(kd_backend_reason(c, KD_BACKEND_OPENCL),
+                        "build options '-DKD_OPTIONS_TEST=1' (KD_OPENCL_OPTIONS)")))
+        rc = 20;
+    kd_context_destroy(c);
+    return rc;
+}
+
+/* An option the compiler refuses: the op fails (no fallback asked) with KD_ERR_BUILD, and
+ * the message names the options. */
+static int child_bad_options(const void *unused)
+{
+    (void)unused;
+    setenv("KD_OPENCL_OPTIONS", "-cl-kd-no-such-option", 1);
+    kd_context_options o = {.disable_cuda = 1};
+    kd_context *c = NULL;
+    kd_problem p;
+    if (kd_context_create(&o, &c) != KD_OK || kd_problem_make(c, KD_OP_RESIDUAL_ADD, 1, 64, 0, 3, &p))
+        return 21;
+    kd_status st;
+    float *y = kd_problem_run(c, &p, KD_BACKEND_OPENCL, KD_RUN_NO_FALLBACK, &st);
+    int rc = y || st != KD_ERR_BUILD || !strstr(kd_last_error(c), "-cl-kd-no-such-option") ? 22 : 0;
+    if (rc)
+        printf("\n  bad options: status %s: %s", kd_status_name(st), kd_last_error(c));
+    free(y);
+    kd_problem_free(&p);
+    kd_context_destroy(c);
+    return rc;
+}
+
+static void test_extra_options(void)
+{
+    CU_ASSERT_FATAL(good_bytes != NULL); /* the default entry is in the directory */
+    CU_ASSERT_EQUAL(in_child(child_extra_options, NULL), 0);
+    CU_ASSERT_EQUAL(in_child(child_bad_options, NULL), 0);
+}
+
 /* A cache directory that is a file, or below a file: no cache, one warning, correct. */
 static void test_unusable_dir(void)
 {
@@ -339,6 +390,7 @@ int main(void)
     CU_add_test(s, "entries of another device or driver", test_foreign_entries);
     CU_add_test(s, "two processes compiling at once", test_two_writers);
     CU_add_test(s, "unusable cache directory", test_unusable_dir);
+    CU_add_test(s, "KD_OPENCL_OPTIONS: own entry, named, refused options fail", test_extra_options);
     int rc = kd_test_main();
     free(good_bytes);
     kd_test_system(cmd);

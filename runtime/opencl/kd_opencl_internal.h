@@ -52,6 +52,7 @@ typedef struct kd_cl_state {
     int gemv_q8;              /* the GEMV path when a call names none: 1 q8 (KD_OPENCL_GEMV=q8
                                * on a CPU device), 0 exact */
     char options[256];        /* build options */
+    char extra_options[128];  /* those of them from KD_OPENCL_OPTIONS ("": none) */
     kd_status build_status;   /* a real build failure, kept so it is not retried */
     char build_message[4096];
     int from_cache;           /* the program came from the binary cache */

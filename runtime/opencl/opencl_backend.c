@@ -123,8 +123,11 @@ static kd_status cl_init(kd_context *ctx, void **state, char *why, size_t cap)
      * row; other devices the GPU shape, where geometry.c knows it, with the build option
      * that makes the kernels match it. */
     s->dialect = kd_opencl_backend.device[!(s->type & CL_DEVICE_TYPE_CPU)].dialect;
-    snprintf(s->options, sizeof s->options, "-cl-std=CL1.2%s",
-             s->dialect != KD_DIALECT_OPENCL ? " -DKD_CL_GPU_SHAPES=1" : "");
+    snprintf(s->extra_options, sizeof s->extra_options, "%s",
+             kd_context_settings(ctx)->opencl_options);
+    snprintf(s->options, sizeof s->options, "-cl-std=CL1.2%s%s%s",
+             s->dialect != KD_DIALECT_OPENCL ? " -DKD_CL_GPU_SHAPES=1" : "",
+             s->extra_options[0] ? " " : "", s->extra_options);
     /* KD_OPENCL_GEMV=q8 applies to CPU devices (GPU shapes have the exact kernels alone) */
     s->gemv_q8 = kd_context_settings(ctx)->opencl_gemv_q8 && offers_q8(s);
     clGetDeviceInfo(s->device, CL_DEVICE_MAX_MEM_ALLOC_SIZE, sizeof s->max_alloc,
@@ -150,10 +153,12 @@ static void cl_describe(void *state, char *buf, size_t cap)
 {
     const kd_cl_state *s = state;
     snprintf(buf, cap, "%s [%s] on %s: %s, driver %s, %u compute units, %s GEMV shape, "
-             "GEMV %s", s->device_name, kd_cl_device_type_name(s->type), s->platform_name,
+             "GEMV %s%s%s%s", s->device_name, kd_cl_device_type_name(s->type), s->platform_name,
              s->device_version, s->driver_version, s->compute_units,
              s->dialect == KD_DIALECT_OPENCL ? "row-per-item" : "GPU",
-             s->gemv_q8 ? "q8" : offers_q8(s) ? "exact (q8 selectable)" : "exact");
+             s->gemv_q8 ? "q8" : offers_q8(s) ? "exact (q8 selectable)" : "exact",
+             s->extra_options[0] ? ", build options '" : "", s->extra_options,
+             s->extra_options[0] ? "' (KD_OPENCL_OPTIONS)" : "");
 }
 
 /* ---- memory ----------------------------------------------------------------------- */
