@@ -10,7 +10,7 @@ usage: bench/vs-ggml.sh --ggml-bin PATH [options]
 
 Times Q4_K and Q6_K matrix-vector products on the CPU with ggml and with kdispatch on
 the same shapes -- N x K = 4096 x 14336 and 14336 x 4096, M = 1 and 8 rows of
-activations -- interleaved (ggml, kdispatch, ggml, kdispatch, ... shape by shape, for
+activations (--m for others) -- interleaved (ggml, kdispatch, ggml, kdispatch, ... shape by shape, for
 R rounds), and prints per shape the median time of each and the ratio kdispatch / ggml
 (below 1: kdispatch is faster).
 
@@ -28,6 +28,8 @@ options:
   --ggml-bin PATH    ggml's test-backend-ops (default: $GGML_TEST_BACKEND_OPS)
   --kdispatch PATH   the kdispatch command (default: build/cli/kdispatch of this tree)
   --rounds R         rounds (default 5)
+  --m LIST           the batch sizes M, comma-separated (default 1,8; each 1..4096):
+                     e.g. --m 1,8,64,512 for the prompt-sized batches of a prefill
   --quick            2 rounds and shorter kdispatch samples: a check that it works
   --threads T        KD_CPU_THREADS for kdispatch (default: the online CPU count)
   --backend B        kdispatch's backend: cpu (default) or opencl (its first device,
@@ -55,6 +57,7 @@ quick=0
 threads=$(getconf _NPROCESSORS_ONLN 2>/dev/null || nproc)
 json=
 backend=cpu
+m_list=1,8
 
 while [ $# -gt 0 ]; do
     case $1 in
@@ -63,6 +66,7 @@ while [ $# -gt 0 ]; do
     --kdispatch) [ $# -ge 2 ] || die "--kdispatch needs a path"; kd=$2; shift ;;
     --rounds) [ $# -ge 2 ] || die "--rounds needs a number"; rounds=$2; shift ;;
     --threads) [ $# -ge 2 ] || die "--threads needs a number"; threads=$2; shift ;;
+    --m) [ $# -ge 2 ] || die "--m needs a list such as 1,8"; m_list=$2; shift ;;
     --json) [ $# -ge 2 ] || die "--json needs a file"; json=$2; shift ;;
     --backend) [ $# -ge 2 ] || die "--backend needs cpu, opencl or opencl-q8"; backend=$2; shift ;;
     --quick) quick=1 ;;
@@ -74,6 +78,12 @@ done
 case $rounds in '' | *[!0-9]* | 0) die "--rounds: a positive number" ;; esac
 case $threads in '' | *[!0-9]* | 0) die "--threads: a positive number" ;; esac
 case $backend in cpu | opencl | opencl-q8) ;; *) die "--backend: cpu, opencl or opencl-q8, not '$backend'" ;; esac
+IFS=, read -r -a ms <<<"$m_list"
+[ ${#ms[@]} -gt 0 ] || die "--m: a list of batch sizes such as 1,8"
+for m in "${ms[@]}"; do
+    case $m in '' | *[!0-9]* | 0*) die "--m: batch sizes 1..4096, not '$m'" ;; esac
+    [ "$m" -le 4096 ] || die "--m: batch sizes 1..4096, not '$m'"
+done
 kd_backend=${backend%-q8} # opencl-q8: the opencl device, its default path set to q8
 kd_opencl_gemv=exact
 [ "$backend" = opencl-q8 ] && kd_opencl_gemv=q8
@@ -90,7 +100,7 @@ trap 'rm -rf "$tmp"' EXIT
 shapes=()
 for q in q4_K q6_K; do
     for nk in 4096x14336 14336x4096; do
-        for m in 1 8; do shapes+=("$q:$nk:$m"); done
+        for m in "${ms[@]}"; do shapes+=("$q:$nk:$m"); done
     done
 done
 
