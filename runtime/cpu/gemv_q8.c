@@ -128,17 +128,15 @@ kd_status kd_cpu_gemv_q8(const kd_cpu_env *e, const kd_call *c, kd_type type, kd
     kd_q8_block *xq = malloc(sizeof *xq * (size_t)(c->m * nb));
     if (!xq)
         return KD_ERR_NOMEM;
-    /* the scalar reference runs on one thread, like the exact path's */
-    kd_pool *pool = simd == KD_SIMD_SCALAR ? NULL : e->pool;
-    kd_q8_quantize_rows(pool, simd, c->src[1], c->m, c->k, xq);
+    /* Threads at every level: the scalar kernels are also what a CPU without AVX2 (or not
+     * x86) runs, and each output row comes from one thread, so the result is the same on
+     * any number of them. */
+    kd_q8_quantize_rows(e->pool, simd, c->src[1], c->m, c->k, xq);
     const int64_t row_bytes = nb * (int64_t)kd_quant_block_bytes(type);
     q8_rows_job q = {{c->src[0], xq, c->dst, c->n, nb, c->m},
                      type == KD_TYPE_Q4_K ? k->q4k : k->q6k,
                      row_bytes < KD_Q8_PANEL_BYTES ? KD_Q8_PANEL_BYTES / row_bytes : 1};
-    if (pool)
-        kd_pool_for(pool, c->n, 4, q8_rows, &q);
-    else
-        q8_rows(&q, 0, c->n);
+    kd_pool_for(e->pool, c->n, 4, q8_rows, &q);
     free(xq);
     return KD_OK;
 }
