@@ -219,7 +219,7 @@ static float *run_cpu_gemv(kd_tensor *w, const float *x_rows, int64_t m, int64_t
  * SIMD kernels it must not hand M >= KD_CPU_BLAS_MIN_M (48) to dequantize + sgemm, which
  * was up to 6x slower there: each output row must be bit for bit what M = 1 gives for that
  * row of x (the same kernel sums in the same order; sgemm would give the exact product,
- * not the quantized one). With the scalar kernels sgemm serves and the tight tolerance
+ * not the quantized one). With the generic kernels sgemm serves and the tight tolerance
  * against the oracle holds. */
 static void test_large_m(void)
 {

@@ -1,5 +1,6 @@
-/* The q8 GEMV path's scalar reference kernels and its driver (quantize x on the pool,
- * then output rows on the pool, M in tiles of KD_Q8_MAX_MC rows). */
+/* The q8 GEMV path's scalar reference kernels (the others are checked against them), the
+ * choice of kernels per level, and the driver (quantize x on the pool, then output rows on
+ * the pool, M in tiles of KD_Q8_MAX_MC rows). */
 #include <stdlib.h>
 
 #include "gemv_q8.h"
@@ -67,13 +68,13 @@ const kd_q8_kernels *kd_q8_kernels_for(const kd_cpu_env *e, kd_simd simd)
     if (simd >= KD_SIMD_AVX2)
         return &kd_q8_avx2_kernels;
 #endif
-    return &kd_q8_scalar_kernels;
+    return &kd_q8_generic_kernels;
 }
 
 const char *kd_q8_kernels_name(const kd_cpu_env *e, kd_simd simd)
 {
     const kd_q8_kernels *k = kd_q8_kernels_for(e, simd);
-    return k == &kd_q8_scalar_kernels ? "scalar" : k == &kd_q8_avx2_kernels ? "avx2" : "avx512-vnni";
+    return k == &kd_q8_generic_kernels ? "generic" : k == &kd_q8_avx2_kernels ? "avx2" : "avx512-vnni";
 }
 
 typedef struct q8_rows_job {
@@ -106,14 +107,15 @@ static void q8_rows(void *arg, int64_t r0, int64_t r1)
  * (8 rows: 37 KB at K = 4096) on every x86 core of the last years. */
 #define KD_Q8_PANEL_BYTES (128 * 1024)
 
-/* Dequantize + sgemm from blas_min_m on only with the scalar kernels (one thread). With SIMD
- * kernels the tiles above beat it at every M measured (2048 x 4096, M = 64 to 4096: 6.3x
- * to 2.0x faster on AVX-512, 7.5x to 1.6x on AVX2): int8 dot products do four times the
+/* Dequantize + sgemm from blas_min_m on only with the generic kernels (4096 x 4096, 2
+ * threads: M = 8 takes them 10 ms, so M = 48 about 60, sgemm 39). With SIMD kernels the
+ * tiles above beat it at every M measured (2048 x 4096, M = 64 to 4096: 6.3x to 2.0x
+ * faster on AVX-512, 7.5x to 1.6x on AVX2): int8 dot products do four times the
  * multiply-adds per instruction of f32 FMAs, and the panels keep the cost linear in M.
  * blas_min_m (48) was measured for the exact path. */
 int kd_q8_hands_large_m_to_blas(const kd_cpu_env *e, kd_simd simd)
 {
-    return kd_q8_kernels_for(e, simd) == &kd_q8_scalar_kernels;
+    return kd_q8_kernels_for(e, simd) == &kd_q8_generic_kernels;
 }
 
 kd_status kd_cpu_gemv_q8(const kd_cpu_env *e, const kd_call *c, kd_type type, kd_simd simd)
@@ -128,9 +130,9 @@ kd_status kd_cpu_gemv_q8(const kd_cpu_env *e, const kd_call *c, kd_type type, kd
     kd_q8_block *xq = malloc(sizeof *xq * (size_t)(c->m * nb));
     if (!xq)
         return KD_ERR_NOMEM;
-    /* Threads at every level: the scalar kernels are also what a CPU without AVX2 (or not
-     * x86) runs, and each output row comes from one thread, so the result is the same on
-     * any number of them. */
+    /* Threads at every level: the generic kernels are what a CPU without AVX2 (or not x86)
+     * runs, and each output row comes from one thread, so the result is the same on any
+     * number of them. */
     kd_q8_quantize_rows(e->pool, simd, c->src[1], c->m, c->k, xq);
     const int64_t row_bytes = nb * (int64_t)kd_quant_block_bytes(type);
     q8_rows_job q = {{c->src[0], xq, c->dst, c->n, nb, c->m},

@@ -45,7 +45,8 @@ typedef struct kd_q8_kernels {
     kd_q8_row_fn q4k, q6k;
 } kd_q8_kernels;
 
-extern const kd_q8_kernels kd_q8_scalar_kernels;
+extern const kd_q8_kernels kd_q8_scalar_kernels;  /* the reference (tests) */
+extern const kd_q8_kernels kd_q8_generic_kernels; /* portable C: levels without SIMD kernels */
 extern const kd_q8_kernels kd_q8_avx2_kernels;
 extern const kd_q8_kernels kd_q8_vnni512_kernels;
 
@@ -78,11 +79,12 @@ extern const kd_q8_kernels kd_q8_vnni512_kernels;
  * parallel, M in tiles of 8. simd picks the kernels (KD_SIMD_SCALAR: the reference). */
 kd_status kd_cpu_gemv_q8(const kd_cpu_env *e, const kd_call *c, kd_type type, kd_simd simd);
 /* 1 when the q8 path, like the exact one, hands M >= blas_min_m to dequantize + sgemm:
- * only with the scalar kernels. */
+ * only with the generic kernels. */
 int kd_q8_hands_large_m_to_blas(const kd_cpu_env *e, kd_simd simd);
-/* The level's kernels: AVX-512 needs VNNI, else the AVX2 kernels serve. */
+/* The level's kernels: AVX-512 needs VNNI, else the AVX2 kernels serve; below AVX2 (and
+ * off x86) the generic ones. */
 const kd_q8_kernels *kd_q8_kernels_for(const kd_cpu_env *e, kd_simd simd);
-/* Name of the q8 kernels a level runs: "scalar", "avx2", "avx512-vnni". */
+/* Name of the q8 kernels a level runs: "generic", "avx2", "avx512-vnni". */
 const char *kd_q8_kernels_name(const kd_cpu_env *e, kd_simd simd);
 
 #endif

@@ -238,7 +238,9 @@ static void rope_rows(void *arg, int64_t b, int64_t e)
     const kd_call *c = j->c;
     const int half = c->head_dim / 2;
     float cs[KD_ROPE_MAX_HALF + KD_ROPE_PAD], sn[KD_ROPE_MAX_HALF + KD_ROPE_PAD];
+#ifdef KD_HAVE_X86 /* the SIMD heads' pairwise tables (unused elsewhere: a warning off x86) */
     float cs2[2 * (KD_ROPE_MAX_HALF + KD_ROPE_PAD)], sn2[2 * (KD_ROPE_MAX_HALF + KD_ROPE_PAD)];
+#endif
     for (int64_t r = b; r < e; r++) {
         const double pos = (double)c->pos[r];
 #ifdef KD_HAVE_X86
