@@ -57,16 +57,21 @@ static void test_comparison_detects_error(void)
     kd_problem_free(&p);
 }
 
-/* The exact path's large-M path (dequantize + sgemm, from KD_CPU_BLAS_MIN_M = 48) agrees
- * with the oracle. (The q8 path keeps its own kernels there: test_cpu_q8.) */
+/* The exact path's large-M paths agree with the oracle: tiles of 8 over panels below
+ * KD_CPU_BLAS_MIN_M (256; N = 1000 rows of K = 4096 make several panels per pool piece),
+ * dequantize + sgemm from it. (q8: test_cpu_q8.) */
 static void test_gemv_blas_crossover(void)
 {
-    for (int op = KD_OP_Q4K_GEMV; op <= KD_OP_Q6K_GEMV; op++) {
-        kd_problem p;
-        CU_ASSERT_FATAL(kd_problem_make(ctx, (kd_op)op, 64, 130, 512, 99, &p) == 0);
-        CU_ASSERT(kd_test_run_matches_oracle(ctx, &p, KD_BACKEND_CPU, KD_RUN_CPU_EXACT, "blas path"));
-        kd_problem_free(&p);
-    }
+    static const int64_t cases[][3] = {{9, 130, 512}, {70, 1000, 4096}, {KD_CPU_BLAS_MIN_M_DEFAULT, 130, 512}};
+    for (int op = KD_OP_Q4K_GEMV; op <= KD_OP_Q6K_GEMV; op++)
+        for (int i = 0; i < 3; i++) {
+            kd_problem p;
+            CU_ASSERT_FATAL(kd_problem_make(ctx, (kd_op)op, cases[i][0], cases[i][1], cases[i][2],
+                                            99 + (uint64_t)i, &p) == 0);
+            CU_ASSERT(kd_test_run_matches_oracle(ctx, &p, KD_BACKEND_CPU, KD_RUN_CPU_EXACT,
+                                                 "large M"));
+            kd_problem_free(&p);
+        }
 }
 
 int main(void)

@@ -216,16 +216,16 @@ static float *run_cpu_gemv(kd_tensor *w, const float *x_rows, int64_t m, int64_t
 
 /* M > 8 on the q8 path: tiles of 8 rows of x over panels of weight rows, split across the
  * pool's pieces (N = 400 rows of K = 4096: Q6_K panels of 39 rows, pieces of 50). With
- * SIMD kernels it must not hand M >= KD_CPU_BLAS_MIN_M (48) to dequantize + sgemm, which
- * was up to 6x slower there: each output row must be bit for bit what M = 1 gives for that
+ * SIMD kernels it must not hand any M to dequantize + sgemm (from 48 before), which
+ * was 7.7-10x slower at M = 48: each output row must be bit for bit what M = 1 gives for that
  * row of x (the same kernel sums in the same order; sgemm would give the exact product,
- * not the quantized one). With the generic kernels sgemm serves and the tight tolerance
+ * not the quantized one). With the generic kernels sgemm serves from 48 and the tight tolerance
  * against the oracle holds. */
 static void test_large_m(void)
 {
     static const int64_t ms[] = {9, 47, 48, 70};
     kd_cpu_env e = {.simd = level, .vnni = level_vnni};
-    const int to_blas = kd_q8_hands_large_m_to_blas(&e, level);
+    const int64_t sgemm_from = kd_q8_sgemm_min_m(&e, level);
     for (int t = 0; t < 2; t++) {
         kd_op op = t ? KD_OP_Q6K_GEMV : KD_OP_Q4K_GEMV;
         for (size_t i = 0; i < sizeof ms / sizeof *ms; i++) {
@@ -233,7 +233,7 @@ static void test_large_m(void)
             CU_ASSERT_FATAL(kd_problem_make(ctx, op, ms[i], 400, 4096, 900 + i, &p) == 0);
             float *y = run_cpu_gemv(p.src[0], p.h_src[1], p.m, p.n, p.k);
             CU_ASSERT_FATAL(y != NULL);
-            if (to_blas && p.m >= 48) {
+            if (p.m >= sgemm_from) {
                 CU_ASSERT(kd_test_run_matches_oracle(ctx, &p, KD_BACKEND_CPU, 0, "q8 large M, sgemm"));
             } else {
                 int64_t differ = 0;

@@ -31,12 +31,6 @@ const char *kd_simd_name(kd_simd s)
     return s == KD_SIMD_AVX512 ? "avx512" : s == KD_SIMD_AVX2 ? "avx2" : "scalar";
 }
 
-/* Below this M the fused decode-and-dot kernel wins; from it on, dequantize + sgemm.
- * Measured (README, "cpu GEMV crossover"): on 2 AVX2 cores with a 7281 x 4096 weight the
- * fused kernel costs ~1.4 ms per row of x and the sgemm path ~60-100 ms for any M up to
- * 128; they cross between M = 32 and 64 (Q4_K near 48, Q6_K between 48 and 64). */
-#define KD_CPU_BLAS_MIN_M_DEFAULT 48
-
 /* The cpu settings: the SIMD cap and BLAS crossover as the context resolved them (options
  * or environment, validated in env.c), and KD_CPU_GEMV, where a typo is an error rather
  * than silently another path. */
@@ -50,6 +44,7 @@ static kd_status read_cpu_settings(const kd_context *ctx, kd_cpu_env *e, char *w
                   ? (kd_simd)st->cpu_simd_cap : best;
     e->vnni = vnni && e->simd == KD_SIMD_AVX512;
     e->blas_min_m = st->cpu_blas_min_m > 0 ? st->cpu_blas_min_m : KD_CPU_BLAS_MIN_M_DEFAULT;
+    e->blas_min_m_named = st->cpu_blas_min_m > 0;
     kd_status s = kd_env_choice("KD_CPU_GEMV", gemv_paths, 2, &path, &found, why, cap);
     e->gemv_exact = path == 1; /* the q8 path is the default (SPEC section 2) */
     return s;
@@ -91,11 +86,14 @@ static void cpu_describe(void *state, char *buf, size_t cap)
 #else
     const char *blas = "no BLAS";
 #endif
-    snprintf(buf, cap, "host cpu, %d threads, SIMD %s, GEMV %s (%s kernels), %s (sgemm from M >= %lld%s)",
+    const int64_t q8_min_m = kd_q8_sgemm_min_m(e, e->simd);
+    char q8[64] = "";
+    if (q8_min_m != e->blas_min_m && q8_min_m != INT64_MAX)
+        snprintf(q8, sizeof q8, ", from %lld on the q8 path", (long long)q8_min_m);
+    snprintf(buf, cap, "host cpu, %d threads, SIMD %s, GEMV %s (%s kernels), %s (sgemm from M >= %lld%s%s)",
              kd_pool_threads(e->pool), kd_simd_name(e->simd), kd_cpu_gemv_path_name(e->gemv_exact),
              e->gemv_exact ? kd_simd_name(e->simd) : kd_q8_kernels_name(e, e->simd), blas,
-             (long long)e->blas_min_m,
-             kd_q8_hands_large_m_to_blas(e, e->simd) ? "" : " on the exact path");
+             (long long)e->blas_min_m, q8_min_m == e->blas_min_m ? "" : " on the exact path", q8);
 }
 
 const char *kd_cpu_gemv_path_name(int exact) { return exact ? "exact" : "q8"; }

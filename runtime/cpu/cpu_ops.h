@@ -16,6 +16,17 @@ int kd_pool_threads(const kd_pool *p);
 /* Runs fn over [0, n) split into pieces of at least grain items, on all threads. */
 void kd_pool_for(kd_pool *p, int64_t n, int64_t grain, kd_range_fn fn, void *arg);
 
+/* GEMV with more rows of x than one kernel call serves (8): the weight rows go in panels
+ * of this many bytes, which stay in L2 while every tile of 8 rows of x passes over them,
+ * so the weights come from memory once and x once per panel. A quarter of a 512 KiB L2
+ * leaves room for the tile (q8: 37 KB at K = 4096; f32: 131 KB). */
+#define KD_CPU_PANEL_BYTES (128 * 1024)
+/* Weight rows per panel for rows of row_bytes bytes (at least 1). */
+static inline int64_t kd_cpu_panel_rows(int64_t row_bytes)
+{
+    return row_bytes < KD_CPU_PANEL_BYTES ? KD_CPU_PANEL_BYTES / row_bytes : 1;
+}
+
 /* ---- SIMD level, chosen once at run time ---- */
 typedef enum kd_simd { KD_SIMD_SCALAR = 0, KD_SIMD_AVX2 = 1, KD_SIMD_AVX512 = 2 } kd_simd;
 /* Best level the CPU supports; *vnni: it also has AVX-512 VNNI (the q8 GEMV's kernels). */
@@ -24,10 +35,23 @@ const char *kd_simd_name(kd_simd s);
 /* The backend's device_info entry: one device, the host CPU (cpu_device.c). */
 kd_status kd_cpu_device_info(int index, kd_device_info *out, int *count, char *why, size_t cap);
 
+/* The exact GEMV path's crossover to dequantize + sgemm (KD_CPU_BLAS_MIN_M's default).
+ * Measured with the panels (gemv.h), kdispatch bench --n 4096 --k 4096, 2 threads, fused
+ * against sgemm in ms: M = 48 18.7 / 50.9 (Q4_K) and 17.0 / 61.3 (Q6_K); 192 74.1 / 74.7
+ * and 68.2 / 84.4; 256 106 / 97 and 87 / 96; 1024 411 / 232 and 363 / 244 (AVX-512; AVX2
+ * kernels at 256: 88 / 96 and 92 / 94). Before the panels the fused kernel's tiles of 32
+ * took 8.6x M = 8 at M = 32, and the crossover was 48. */
+#define KD_CPU_BLAS_MIN_M_DEFAULT 256
+/* The q8 path's, with the generic kernels (no AVX2): 2 threads, 4096 x 4096, M = 64
+ * generic 75 / 121 ms against sgemm 44 / 67. With SIMD kernels the q8 path never hands
+ * off (gemv_q8.c). */
+#define KD_CPU_BLAS_MIN_M_Q8_GENERIC 48
+
 typedef struct kd_cpu_env {
     kd_pool *pool;
     kd_simd simd;
-    int64_t blas_min_m; /* batched GEMV: from this M on, dequantize + cblas_sgemm */
+    int64_t blas_min_m; /* exact GEMV: from this M on, dequantize + cblas_sgemm */
+    int blas_min_m_named; /* KD_CPU_BLAS_MIN_M set: it applies to the generic q8 kernels too */
     int vnni;           /* simd is AVX-512 and the CPU has VNNI */
     int gemv_exact;     /* default GEMV path: 1 exact (f32 x), 0 q8 (KD_CPU_GEMV) */
 } kd_cpu_env;

@@ -83,10 +83,9 @@ typedef struct q8_rows_job {
     int64_t panel; /* weight rows per panel (M > 8) */
 } q8_rows_job;
 
-/* Output rows [r0, r1): M <= 8 in one kernel call over the range. Larger M in panels of
- * weight rows that stay in L2 while every tile of 8 rows of x passes over them: the weights
- * come from memory once, and x once per panel. (Row by row instead, x was read from memory
- * once per weight row: at M = 1024, K = 4096 that is 4.8 MB per row of 2.3 KB.) */
+/* Output rows [r0, r1): M <= 8 in one kernel call over the range, larger M in panels
+ * (KD_CPU_PANEL_BYTES). (Row by row instead, x was read from memory once per weight row:
+ * at M = 1024, K = 4096 that is 4.8 MB per row of 2.3 KB.) */
 static void q8_rows(void *arg, int64_t r0, int64_t r1)
 {
     const q8_rows_job *q = arg;
@@ -103,25 +102,22 @@ static void q8_rows(void *arg, int64_t r0, int64_t r1)
     }
 }
 
-/* Weight bytes of one panel: a quarter of a 512 KiB L2, which leaves room for a tile of x
- * (8 rows: 37 KB at K = 4096) on every x86 core of the last years. */
-#define KD_Q8_PANEL_BYTES (128 * 1024)
-
-/* Dequantize + sgemm from blas_min_m on only with the generic kernels (4096 x 4096, 2
- * threads: M = 8 takes them 10 ms, so M = 48 about 60, sgemm 39). With SIMD kernels the
- * tiles above beat it at every M measured (2048 x 4096, M = 64 to 4096: 6.3x to 2.0x
- * faster on AVX-512, 7.5x to 1.6x on AVX2): int8 dot products do four times the
- * multiply-adds per instruction of f32 FMAs, and the panels keep the cost linear in M.
- * blas_min_m (48) was measured for the exact path. */
-int kd_q8_hands_large_m_to_blas(const kd_cpu_env *e, kd_simd simd)
+/* With SIMD kernels the q8 path never hands off to dequantize + sgemm: the tiles above
+ * beat it at every M measured (2048 x 4096, M = 64 to 4096: 6.3x to 2.0x faster on
+ * AVX-512, 7.5x to 1.6x on AVX2): int8 dot products do four times the multiply-adds per
+ * instruction of f32 FMAs, and the panels keep the cost linear in M. The generic kernels
+ * do (KD_CPU_BLAS_MIN_M_Q8_GENERIC, or KD_CPU_BLAS_MIN_M when it is set). */
+int64_t kd_q8_sgemm_min_m(const kd_cpu_env *e, kd_simd simd)
 {
-    return kd_q8_kernels_for(e, simd) == &kd_q8_generic_kernels;
+    if (kd_q8_kernels_for(e, simd) != &kd_q8_generic_kernels)
+        return INT64_MAX;
+    return e->blas_min_m_named ? e->blas_min_m : KD_CPU_BLAS_MIN_M_Q8_GENERIC;
 }
 
 kd_status kd_cpu_gemv_q8(const kd_cpu_env *e, const kd_call *c, kd_type type, kd_simd simd)
 {
     const kd_q8_kernels *k = kd_q8_kernels_for(e, simd);
-    if (kd_q8_hands_large_m_to_blas(e, simd) && c->m >= e->blas_min_m) {
+    if (c->m >= kd_q8_sgemm_min_m(e, simd)) {
         kd_status st = kd_cpu_gemv_blas(e, c, type);
         if (st != KD_ERR_UNAVAILABLE)
             return st;
@@ -137,7 +133,7 @@ kd_status kd_cpu_gemv_q8(const kd_cpu_env *e, const kd_call *c, kd_type type, kd
     const int64_t row_bytes = nb * (int64_t)kd_quant_block_bytes(type);
     q8_rows_job q = {{c->src[0], xq, c->dst, c->n, nb, c->m},
                      type == KD_TYPE_Q4_K ? k->q4k : k->q6k,
-                     row_bytes < KD_Q8_PANEL_BYTES ? KD_Q8_PANEL_BYTES / row_bytes : 1};
+                     kd_cpu_panel_rows(row_bytes)};
     kd_pool_for(e->pool, c->n, 4, q8_rows, &q);
     free(xq);
     return KD_OK;

@@ -78,9 +78,10 @@ extern const kd_q8_kernels kd_q8_vnni512_kernels;
 /* The q8 GEMV of one call (Q4_K or Q6_K) on the pool: quantize x, then rows of W in
  * parallel, M in tiles of 8. simd picks the kernels (KD_SIMD_SCALAR: the reference). */
 kd_status kd_cpu_gemv_q8(const kd_cpu_env *e, const kd_call *c, kd_type type, kd_simd simd);
-/* 1 when the q8 path, like the exact one, hands M >= blas_min_m to dequantize + sgemm:
- * only with the generic kernels. */
-int kd_q8_hands_large_m_to_blas(const kd_cpu_env *e, kd_simd simd);
+/* The M from which the q8 path hands a call to dequantize + sgemm: INT64_MAX (never) with
+ * SIMD kernels; with the generic ones KD_CPU_BLAS_MIN_M_Q8_GENERIC unless
+ * KD_CPU_BLAS_MIN_M is set. */
+int64_t kd_q8_sgemm_min_m(const kd_cpu_env *e, kd_simd simd);
 /* The level's kernels: AVX-512 needs VNNI, else the AVX2 kernels serve; below AVX2 (and
  * off x86) the generic ones. */
 const kd_q8_kernels *kd_q8_kernels_for(const kd_cpu_env *e, kd_simd simd);
