@@ -169,7 +169,7 @@ static int parse_value(bench_opts *o, const char *a, const char *v)
         return (o->plot = v)[0] ? 0 : -1;
     if (strcmp(a, "--metrics") == 0)
         return strcmp(o->metrics = v, "json") == 0 || strcmp(v, "prom") == 0 ? 0 : -1;
-    return -1;
+    return KD_CLI_UNKNOWN;
 }
 
 static int parse_flag(bench_opts *o, const char *a)
@@ -224,8 +224,9 @@ static int parse(int argc, char **argv, bench_opts *o)
         if (parse_flag(o, a))
             continue;
         if (!v || parse_value(o, a, v)) {
-            fprintf(stderr, "kdispatch bench: bad option '%s%s%s' (see --help)\n", a,
-                    v ? " " : "", v ? v : "");
+            bench_opts scratch = *o; /* is a an option at all? ask without keeping it */
+            kd_cli_bad_option("kdispatch bench", a, v, parse_value(&scratch, a, "") != KD_CLI_UNKNOWN,
+                              NULL);
             return -1;
         }
         i++;

@@ -138,7 +138,7 @@ static int parse_value(kd_compare_opts *o, const char *a, const char *v, const c
         *metrics = v;
         return strcmp(v, "json") == 0 || strcmp(v, "prom") == 0 ? 0 : -1;
     }
-    return -1;
+    return KD_CLI_UNKNOWN;
 }
 
 /* 0 parsed, 1 help printed, -1 bad usage (message printed). */
@@ -161,10 +161,12 @@ static int parse_args(int argc, char **argv, kd_compare_opts *o, const char **me
             continue;
         }
         if (!v || parse_value(o, a, v, metrics)) {
-            fprintf(stderr, "kdispatch compare: bad option '%s%s%s'%s (see --help)\n", a,
-                    v ? " " : "", v ? v : "",
-                    v && strcmp(a, "--tol") == 0 ? ": must be a finite number > 0 and <= 1"
-                                                 : "");
+            kd_compare_opts scratch = *o; /* is a an option at all? ask without keeping it */
+            const char *m = NULL;
+            int known = parse_value(&scratch, a, "", &m) != KD_CLI_UNKNOWN;
+            kd_cli_bad_option("kdispatch compare", a, v, known,
+                              strcmp(a, "--tol") == 0 ? "must be a finite number > 0 and <= 1"
+                                                      : NULL);
             return -1;
         }
         i++;

@@ -109,6 +109,22 @@ static void make_parent_dirs(const char *path)
         }
 }
 
+/* One option with a value: 0, -1 for a bad value, KD_CLI_UNKNOWN for another name. */
+static int parse_value(tune_opts *o, const char *a, const char *v)
+{
+    if (strcmp(a, "--out") == 0)
+        return (o->out = v)[0] ? 0 : -1;
+    if (strcmp(a, "--reps") == 0)
+        return (o->reps = atoi(v)) > 0 && o->reps <= 1000 ? 0 : -1;
+    if (strcmp(a, "--max-size") == 0)
+        return kd_config_parse_threshold(v, &o->max_size) == 0 && o->max_size >= ROW ? 0 : -1;
+    if (strcmp(a, "--backend") == 0)
+        return parse_list(v, o->use_backend, KD_BACKEND_COUNT, 1) ? -1 : 0;
+    if (strcmp(a, "--op") == 0)
+        return parse_list(v, o->use_op, KD_OP_COUNT, 0) ? -1 : 0;
+    return KD_CLI_UNKNOWN;
+}
+
 static int parse_args(int argc, char **argv, tune_opts *o)
 {
     *o = (tune_opts){.out = NULL}; /* NULL: the per-user config file (write_config) */
@@ -126,22 +142,10 @@ static int parse_args(int argc, char **argv, tune_opts *o)
             o->dry_run = 1;
             continue;
         }
-        int bad = !v;
-        if (!bad && strcmp(a, "--out") == 0)
-            o->out = v;
-        else if (!bad && strcmp(a, "--reps") == 0)
-            bad = (o->reps = atoi(v)) <= 0 || o->reps > 1000;
-        else if (!bad && strcmp(a, "--max-size") == 0)
-            bad = kd_config_parse_threshold(v, &o->max_size) != 0 || o->max_size < ROW;
-        else if (!bad && strcmp(a, "--backend") == 0)
-            bad = parse_list(v, o->use_backend, KD_BACKEND_COUNT, 1);
-        else if (!bad && strcmp(a, "--op") == 0)
-            bad = parse_list(v, o->use_op, KD_OP_COUNT, 0);
-        else
-            bad = 1;
-        if (bad) {
-            fprintf(stderr, "kdispatch tune: bad option '%s%s%s' (see --help)\n", a,
-                    v ? " " : "", v ? v : "");
+        if (!v || parse_value(o, a, v)) {
+            tune_opts scratch = *o; /* is a an option at all? ask without keeping it */
+            kd_cli_bad_option("kdispatch tune", a, v, parse_value(&scratch, a, "") != KD_CLI_UNKNOWN,
+                              NULL);
             return 2;
         }
         i++;

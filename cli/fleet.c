@@ -155,8 +155,9 @@ int kd_fleet_parse(int argc, char **argv, kd_fleet_opts *o, int print_help)
         int used = 0, f = fleet_option(o, a, v, &used);
         int peek = strcmp(o->sub, "compare") == 0 || strcmp(o->sub, "tune") == 0;
         if (f < 0 || (f == 0 && peek && peek_compare_option(o, a, v))) {
-            fprintf(stderr, "kdispatch fleet: bad option '%s%s%s' (see --help)\n", a,
-                    v ? " " : "", v ? v : "");
+            /* a fleet option, or one of the subcommand's that fleet reads too: known
+             * (names fleet does not know go to the subcommand, which reports them) */
+            kd_cli_bad_option("kdispatch fleet", a, v, 1, NULL);
             return -1;
         }
         if (f == 0 && kd_cli_is_help(a)) {

@@ -94,6 +94,14 @@ expect_error "compare --tensor without --gguf" -- compare --tensor x
 expect_error "unknown command" -- bogus-command
 expect_error "gguf two files" -- gguf a b
 expect_error "devices --bogus" -- devices --bogus
+# the message says which of four things went wrong (cli_util's kd_cli_bad_option)
+expect_error_naming "compare stray word" "unexpected argument 'stray'" -- compare stray
+expect_error_naming "bench unknown option" "unknown option '--frobnicate'" -- bench --frobnicate 1
+expect_error_naming "bench --n at the end" "option '--n' needs a value" -- bench --n
+expect_error_naming "compare --m x" "bad value 'x' for --m" -- compare --m x
+expect_error_naming "compare --tol 5 says why" "must be a finite number" -- compare --tol 5
+expect_error_naming "tune --reps 0" "bad value '0' for --reps" -- tune --reps 0
+expect_error_naming "tune unknown option" "unknown option '--nope'" -- tune --nope x
 
 # ---- environment
 expect_error "KD_FAULT=bogus" KD_FAULT=bogus -- compare "${fast[@]}"

@@ -10,6 +10,19 @@ int kd_cli_is_help(const char *arg)
     return strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0 || strcmp(arg, "help") == 0;
 }
 
+void kd_cli_bad_option(const char *who, const char *a, const char *v, int known, const char *hint)
+{
+    if (a[0] != '-')
+        fprintf(stderr, "%s: unexpected argument '%s' (see --help)\n", who, a);
+    else if (!known)
+        fprintf(stderr, "%s: unknown option '%s' (see --help)\n", who, a);
+    else if (!v)
+        fprintf(stderr, "%s: option '%s' needs a value (see --help)\n", who, a);
+    else
+        fprintf(stderr, "%s: bad value '%s' for %s%s%s (see --help)\n", who, v, a,
+                hint ? ": " : "", hint ? hint : "");
+}
+
 int kd_cli_parse_list(const char *s, long long *out, int cap)
 {
     int n = 0;

@@ -9,6 +9,13 @@
 
 /* --help, -h or help. */
 int kd_cli_is_help(const char *arg);
+/* What an option parser returns for a name it does not know (a bad value: -1). */
+#define KD_CLI_UNKNOWN (-2)
+/* Says on stderr why option a (with the next word v, NULL at the end) was refused:
+ * "who: unexpected argument 'a'" (no leading -), "unknown option 'a'" (known = 0),
+ * "option 'a' needs a value" (v NULL), else "bad value 'v' for a" and the hint if any;
+ * each with "(see --help)". known: 1 an option of the command, 0 not. */
+void kd_cli_bad_option(const char *who, const char *a, const char *v, int known, const char *hint);
 /* Parses "1,8" into up to cap values; returns the count or -1. */
 int kd_cli_parse_list(const char *s, long long *out, int cap);
 /* The context's metrics in fmt ("json" or "prometheus", kd_metrics_export) to out. */
