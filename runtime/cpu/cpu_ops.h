@@ -27,6 +27,20 @@ static inline int64_t kd_cpu_panel_rows(int64_t row_bytes)
     return row_bytes < KD_CPU_PANEL_BYTES ? KD_CPU_PANEL_BYTES / row_bytes : 1;
 }
 
+/* A kernel call on weight rows [p0, p1) for rows m0 .. m0 + mc - 1 of x. */
+typedef void (*kd_cpu_tile_fn)(const void *arg, int64_t p0, int64_t p1, int64_t m0, int mc);
+/* Weight rows [r0, r1) of a GEMV with m rows of x: panel by panel, each with every tile
+ * of up to tile_m rows of x (the exact and q8 paths both). */
+static inline void kd_cpu_for_tiles(int64_t r0, int64_t r1, int64_t m, int64_t panel, int tile_m,
+                                    kd_cpu_tile_fn tile, const void *arg)
+{
+    for (int64_t p0 = r0; p0 < r1; p0 += panel) {
+        const int64_t p1 = r1 - p0 < panel ? r1 : p0 + panel;
+        for (int64_t m0 = 0; m0 < m; m0 += tile_m)
+            tile(arg, p0, p1, m0, (int)(m - m0 < tile_m ? m - m0 : tile_m));
+    }
+}
+
 /* ---- SIMD level, chosen once at run time ---- */
 typedef enum kd_simd { KD_SIMD_SCALAR = 0, KD_SIMD_AVX2 = 1, KD_SIMD_AVX512 = 2 } kd_simd;
 /* Best level the CPU supports; *vnni: it also has AVX-512 VNNI (the q8 GEMV's kernels). */

@@ -4,6 +4,8 @@
 #define KD_CPU_GEMV_H
 
 #include "cpu_ops.h"
+#include "kd_quant.h"
+#include "simd.h"
 
 /* Rows of x one decoded block serves at most (the fast kernels' accumulators, in
  * registers); more rows (below the BLAS crossover, KD_CPU_BLAS_MIN_M) go in tiles of 8
@@ -42,22 +44,32 @@ void kd_gemv_rows_scalar(const kd_gemv_job *j, int64_t r0, int64_t r1);
     KD_GEMV_ROWS_FOR_M(NAME, ROW, TARGET, 3) KD_GEMV_ROWS_FOR_M(NAME, ROW, TARGET, 4)   \
     KD_GEMV_ROWS_FOR_M(NAME, ROW, TARGET, 5) KD_GEMV_ROWS_FOR_M(NAME, ROW, TARGET, 6)   \
     KD_GEMV_ROWS_FOR_M(NAME, ROW, TARGET, 7) KD_GEMV_ROWS_FOR_M(NAME, ROW, TARGET, 8)   \
-    static void NAME(const kd_gemv_job *j, int64_t r0, int64_t r1)                    \
+    static void NAME##_tile(const void *arg, int64_t p0, int64_t p1, int64_t m0, int mc) \
     {                                                                                 \
         static void (*const by_m[9])(const kd_gemv_job *, int64_t, int64_t, int64_t) = { \
             NULL, NAME##_m1, NAME##_m2, NAME##_m3, NAME##_m4,                         \
             NAME##_m5, NAME##_m6, NAME##_m7, NAME##_m8};                              \
-        if (j->m <= KD_CPU_GEMV_MC) {                                                 \
-            by_m[j->m](j, r0, r1, 0);                                                 \
-            return;                                                                   \
-        }                                                                             \
-        const int64_t panel = kd_cpu_panel_rows(j->k / KD_QK_K *                       \
-                                                (int64_t)kd_quant_block_bytes(j->type)); \
-        for (int64_t p0 = r0; p0 < r1; p0 += panel)                                   \
-            for (int64_t m0 = 0; m0 < j->m; m0 += KD_CPU_GEMV_MC)                     \
-                by_m[j->m - m0 < KD_CPU_GEMV_MC ? j->m - m0 : KD_CPU_GEMV_MC](         \
-                    j, p0, r1 - p0 < panel ? r1 : p0 + panel, m0);                    \
+        by_m[mc]((const kd_gemv_job *)arg, p0, p1, m0);                               \
+    }                                                                                 \
+    static void NAME(const kd_gemv_job *j, int64_t r0, int64_t r1)                    \
+    {                                                                                 \
+        kd_cpu_for_tiles(r0, r1, j->m,                                                \
+                         kd_cpu_panel_rows(j->k / KD_QK_K * (int64_t)kd_quant_block_bytes(j->type)), \
+                         KD_CPU_GEMV_MC, NAME##_tile, j);                              \
     }
+
+#ifdef KD_HAVE_X86
+/* A Q4_K block's sub-block scales d * sc into dl[8], and its 8 mins dmin * mn as the
+ * return value (the exact kernels take the mins against the x sums, job->xsum). */
+static inline __attribute__((always_inline)) KD_AVX2 __m256 kd_q4k_block_coeffs(const kd_block_q4_K *blk,
+                                                                               float dl[8])
+{
+    uint32_t sc[2], mn[2];
+    kd_q4k_unpack_scales(blk->scales, sc, mn);
+    _mm256_storeu_ps(dl, _mm256_mul_ps(_mm256_set1_ps(_cvtsh_ss(blk->d)), kd_u8x8_to_f32(sc)));
+    return _mm256_mul_ps(_mm256_set1_ps(_cvtsh_ss(blk->dmin)), kd_u8x8_to_f32(mn));
+}
+#endif
 
 /* AVX-512 row kernels (gemv_avx512.c). */
 void kd_q4k_rows_avx512(const kd_gemv_job *j, int64_t r0, int64_t r1);

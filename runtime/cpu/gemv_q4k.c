@@ -8,27 +8,6 @@
 #include "simd.h"
 
 #ifdef KD_HAVE_X86
-/* The 8 six-bit scales and mins of a block, as bytes: words w0, w1, w2 of the 12 packed
- * bytes hold sc[0..3] = w0 & 63, mn[0..3] = w1 & 63, and for j = 4..7 the low nibbles in
- * w2 with the top two bits taken from bits 6-7 of the first eight bytes. */
-static inline __attribute__((always_inline)) void q4k_unpack_scales(const uint8_t *s, uint32_t sc[2],
-                                                                    uint32_t mn[2])
-{
-    uint32_t w0, w1, w2;
-    memcpy(&w0, s, 4);
-    memcpy(&w1, s + 4, 4);
-    memcpy(&w2, s + 8, 4);
-    sc[0] = w0 & 0x3f3f3f3fu;
-    sc[1] = (w2 & 0x0f0f0f0fu) | ((w0 >> 2) & 0x30303030u);
-    mn[0] = w1 & 0x3f3f3f3fu;
-    mn[1] = ((w2 >> 4) & 0x0f0f0f0fu) | ((w1 >> 2) & 0x30303030u);
-}
-
-static inline __attribute__((always_inline)) KD_AVX2 __m256 u8x8_to_f32(const uint32_t w[2])
-{
-    return _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)w)));
-}
-
 /* Sub-blocks 2p and 2p+1 share the 32 bytes qs[32p..32p+31]: byte l holds value l of
  * sub-block 2p (low nibble) and of 2p+1 (high nibble). Eight bytes at a time are widened
  * to 32-bit lanes once and split into both nibbles there:
@@ -72,12 +51,9 @@ q4k_row_avx2(const kd_gemv_job *j, int64_t r, int64_t m0, const int mc)
         acc[m] = mins[m] = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
         const kd_block_q4_K *blk = row + b;
-        uint32_t sc[2], mn[2];
-        q4k_unpack_scales(blk->scales, sc, mn);
         float dl[8];
-        _mm256_storeu_ps(dl, _mm256_mul_ps(_mm256_set1_ps(_cvtsh_ss(blk->d)), u8x8_to_f32(sc)));
         /* sum_sb dmin*mn[sb] * xsum[m][sb], eight sub-blocks at once */
-        const __m256 ml = _mm256_mul_ps(_mm256_set1_ps(_cvtsh_ss(blk->dmin)), u8x8_to_f32(mn));
+        const __m256 ml = kd_q4k_block_coeffs(blk, dl);
         for (int m = 0; m < mc; m++)
             mins[m] = _mm256_fmadd_ps(ml, _mm256_loadu_ps(j->xsum + (m0 + m) * ns + b * 8), mins[m]);
         const float *xb = j->x + m0 * j->k + b * KD_QK_K;

@@ -80,26 +80,22 @@ const char *kd_q8_kernels_name(const kd_cpu_env *e, kd_simd simd)
 typedef struct q8_rows_job {
     kd_q8_job j;
     kd_q8_row_fn row;
-    int64_t panel; /* weight rows per panel (M > 8) */
+    int64_t panel; /* weight rows per panel (kd_cpu_panel_rows) */
 } q8_rows_job;
 
-/* Output rows [r0, r1): M <= 8 in one kernel call over the range, larger M in panels
- * (KD_CPU_PANEL_BYTES). (Row by row instead, x was read from memory once per weight row:
- * at M = 1024, K = 4096 that is 4.8 MB per row of 2.3 KB.) */
+static void q8_tile(const void *arg, int64_t p0, int64_t p1, int64_t m0, int mc)
+{
+    const q8_rows_job *q = arg;
+    q->row(&q->j, p0, p1, m0, mc);
+}
+
+/* Output rows [r0, r1) in panels (KD_CPU_PANEL_BYTES), tiles of 8 rows of x in each.
+ * (Row by row instead, x was read from memory once per weight row: at M = 1024, K = 4096
+ * that is 4.8 MB per row of 2.3 KB.) */
 static void q8_rows(void *arg, int64_t r0, int64_t r1)
 {
     const q8_rows_job *q = arg;
-    if (q->j.m <= KD_Q8_MAX_MC) {
-        q->row(&q->j, r0, r1, 0, (int)q->j.m);
-        return;
-    }
-    for (int64_t p0 = r0; p0 < r1; p0 += q->panel) {
-        int64_t p1 = r1 - p0 < q->panel ? r1 : p0 + q->panel;
-        for (int64_t m0 = 0; m0 < q->j.m; m0 += KD_Q8_MAX_MC) {
-            int64_t mc = q->j.m - m0 < KD_Q8_MAX_MC ? q->j.m - m0 : KD_Q8_MAX_MC;
-            q->row(&q->j, p0, p1, m0, (int)mc);
-        }
-    }
+    kd_cpu_for_tiles(r0, r1, q->j.m, q->panel, KD_Q8_MAX_MC, q8_tile, q);
 }
 
 /* With SIMD kernels the q8 path never hands off to dequantize + sgemm: the tiles above

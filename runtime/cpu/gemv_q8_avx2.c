@@ -54,12 +54,8 @@ KD_INLINE KD_AVX2 void q4k_row(const kd_q8_job *j, int64_t r, int64_t m0, const 
         acc[m] = _mm256_setzero_ps();
     for (int64_t b = 0; b < j->nb; b++) {
         const kd_block_q4_K *blk = row + b;
-        uint32_t w[3], smb[4]; /* smb: 8 scale bytes, then 8 min bytes */
-        memcpy(w, blk->scales, 12);
-        smb[0] = w[0] & 0x3f3f3f3fu;
-        smb[1] = (w[2] & 0x0f0f0f0fu) | ((w[0] >> 2) & 0x30303030u);
-        smb[2] = w[1] & 0x3f3f3f3fu;
-        smb[3] = ((w[2] >> 4) & 0x0f0f0f0fu) | ((w[1] >> 2) & 0x30303030u);
+        uint32_t smb[4]; /* smb: 8 scale bytes, then 8 min bytes */
+        kd_q4k_unpack_scales(blk->scales, smb, smb + 2);
         const uint8_t *scb = (const uint8_t *)smb;
         /* each min twice, for the two bsums of its sub-block */
         const __m128i mn = _mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)(smb + 2)));

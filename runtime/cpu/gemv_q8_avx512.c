@@ -54,17 +54,6 @@ scaled_dot256(const __m512i w[4], const int8_t *xq, const __m512i scale[2])
     return _mm512_dpwssd_epi32(acc, _mm512_packs_epi32(s[2], s[3]), scale[1]);
 }
 
-/* The 8 six-bit scales (sc) and mins (mn) of a Q4_K block as 8 bytes each. */
-KD_INLINE void q4k_scales_mins(const uint8_t *s, uint32_t sc[2], uint32_t mn[2])
-{
-    uint32_t w[3];
-    memcpy(w, s, 12);
-    sc[0] = w[0] & 0x3f3f3f3fu;
-    sc[1] = (w[2] & 0x0f0f0f0fu) | ((w[0] >> 2) & 0x30303030u);
-    mn[0] = w[1] & 0x3f3f3f3fu;
-    mn[1] = ((w[2] >> 4) & 0x0f0f0f0fu) | ((w[1] >> 2) & 0x30303030u);
-}
-
 KD_INLINE KD_VNNI512 void q4k_row(const kd_q8_job *j, int64_t r, int64_t m0, const int mc)
 {
     const kd_block_q4_K *row = (const kd_block_q4_K *)j->w + r * j->nb;
@@ -80,7 +69,7 @@ KD_INLINE KD_VNNI512 void q4k_row(const kd_q8_job *j, int64_t r, int64_t m0, con
     for (int64_t b = 0; b < j->nb; b++) {
         const kd_block_q4_K *blk = row + b;
         uint32_t sc[2], mn[2];
-        q4k_scales_mins(blk->scales, sc, mn);
+        kd_q4k_unpack_scales(blk->scales, sc, mn);
         const __m512i sc16 = _mm512_castsi128_si512(_mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)sc)));
         const __m256i mn16 = _mm256_permutexvar_epi16(
             mn_idx, _mm256_castsi128_si256(_mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)mn))));

@@ -9,6 +9,30 @@
 #define KD_AVX2 __attribute__((target("avx2,fma,f16c")))
 #define KD_AVX512 __attribute__((target("avx512f,avx512bw,avx2,fma,f16c")))
 
+#include <stdint.h>
+#include <string.h>
+
+/* The 8 six-bit scales (sc) and mins (mn) of a Q4_K block's 12 packed bytes s, as 8
+ * bytes each: words w0, w1, w2 hold sc[0..3] = w0 & 63, mn[0..3] = w1 & 63, and for
+ * j = 4..7 the low nibbles in w2 with the top two bits from bits 6-7 of the first eight
+ * bytes (kd_q4k_scale_min in kd_blocks.h, one at a time). */
+static inline __attribute__((always_inline)) void kd_q4k_unpack_scales(const uint8_t *s, uint32_t sc[2],
+                                                                       uint32_t mn[2])
+{
+    uint32_t w[3];
+    memcpy(w, s, 12);
+    sc[0] = w[0] & 0x3f3f3f3fu;
+    sc[1] = (w[2] & 0x0f0f0f0fu) | ((w[0] >> 2) & 0x30303030u);
+    mn[0] = w[1] & 0x3f3f3f3fu;
+    mn[1] = ((w[2] >> 4) & 0x0f0f0f0fu) | ((w[1] >> 2) & 0x30303030u);
+}
+
+/* 8 unsigned bytes as 8 floats. */
+static inline __attribute__((always_inline)) KD_AVX2 __m256 kd_u8x8_to_f32(const void *p)
+{
+    return _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)p)));
+}
+
 static inline KD_AVX2 float kd_hsum256(__m256 v)
 {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));

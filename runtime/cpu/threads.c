@@ -39,14 +39,17 @@ struct kd_pool {
     atomic_int_fast64_t pieces_done;
 };
 
-/* Takes the next piece of the current job: its index, or -1 when none is left. */
-static int64_t claim_piece(kd_pool *p)
+/* Takes the next piece of the current job: its index, and the job's piece count in
+ * *pieces; -1 when none is left. */
+static int64_t claim_piece(kd_pool *p, int64_t *pieces)
 {
     uint64_t c = atomic_load_explicit(&p->claim, memory_order_acquire);
     while ((c & 0xffffffffu) < (c >> 32))
         if (atomic_compare_exchange_weak_explicit(&p->claim, &c, c + 1, memory_order_acq_rel,
-                                                  memory_order_acquire))
+                                                  memory_order_acquire)) {
+            *pieces = (int64_t)(c >> 32);
             return (int64_t)(c & 0xffffffffu);
+        }
     return -1;
 }
 
@@ -54,10 +57,10 @@ static int64_t claim_piece(kd_pool *p)
  * which may be asleep waiting for it. */
 static void work_on_job(kd_pool *p)
 {
-    for (int64_t i; (i = claim_piece(p)) >= 0;) {
+    int64_t pieces;
+    for (int64_t i; (i = claim_piece(p, &pieces)) >= 0;) {
         int64_t b = i * p->piece, e = b + p->piece < p->n ? b + p->piece : p->n;
         p->fn(p->arg, b, e);
-        int64_t pieces = (p->n + p->piece - 1) / p->piece;
         if (atomic_fetch_add_explicit(&p->pieces_done, 1, memory_order_acq_rel) + 1 == pieces) {
             pthread_mutex_lock(&p->lock);
             pthread_cond_signal(&p->done);
