@@ -96,6 +96,9 @@ static void usage(void)
         "  --no-sweep        headline and launch only\n"
         "  --default-path    time each backend's default GEMV path only, not also the\n"
         "                    other one (cpu-exact / cpu-q8, opencl-q8 / opencl-exact)\n"
+        "  --borrow-weights  GEMV weights borrowed from the bench's own buffer (the\n"
+        "                    4 KiB pages of malloc, as a mapped GGUF file has) instead of\n"
+        "                    the library's copy (kd_tensor_quant: 2 MiB pages from 4 MiB)\n"
         "  --no-headline     sweep only\n"
         "  --quick           the above smaller: finishes in under a minute on 2 cores\n"
         "  --csv FILE        write every row as CSV\n"
@@ -182,6 +185,8 @@ static int parse_flag(bench_opts *o, const char *a)
         o->no_sweep = 1;
     else if (strcmp(a, "--default-path") == 0)
         o->default_path_only = 1;
+    else if (strcmp(a, "--borrow-weights") == 0)
+        o->borrow_weights = 1;
     else if (strcmp(a, "--no-headline") == 0)
         o->no_headline = 1;
     else if (strcmp(a, "--no-progress") == 0)
@@ -514,14 +519,17 @@ static void free_case(case_data *cd)
     free(cd->pos);
 }
 
-static kd_status make_inputs(kd_context *ctx, const bench_case *c, const pool *pl, case_data *cd)
+/* The GEMV weights are the library's own copy unless --borrow-weights: that copy is in
+ * huge pages (host_mem.h), the pool's malloc'd buffer is not. */
+static kd_status make_inputs(kd_context *ctx, const bench_case *c, const pool *pl, int borrow,
+                             case_data *cd)
 {
     memset(cd, 0, sizeof *cd);
     kd_op_desc *d = &cd->d;
     d->op = c->op;
     if (kd_op_is_gemv(c->op)) {
-        kd_status st = kd_tensor_quant_borrow(ctx, quant_of(c->op), c->n, c->k,
-                                              pl->blocks[qi(c->op)], case_block_bytes(c), &cd->a);
+        kd_status st = (borrow ? kd_tensor_quant_borrow : kd_tensor_quant)(
+            ctx, quant_of(c->op), c->n, c->k, pl->blocks[qi(c->op)], case_block_bytes(c), &cd->a);
         if (st == KD_OK)
             st = kd_tensor_f32(ctx, c->m, c->k, pl->f32, &cd->b);
         return st == KD_OK ? kd_tensor_f32(ctx, c->m, c->n, NULL, &cd->y) : st;
@@ -641,7 +649,7 @@ static int run_case(const bench_opts *o, bench_report *rep, const pool *pl, cons
     const bench_target *t = &rep->targets[c->target];
     case_data cd;
     *r = (bench_row){.c = *c};
-    kd_status st = make_inputs(t->ctx, c, pl, &cd);
+    kd_status st = make_inputs(t->ctx, c, pl, o->borrow_weights, &cd);
     if (st == KD_OK) {
         cd.d.src[0] = cd.a;
         cd.d.src[1] = cd.b;
@@ -706,8 +714,11 @@ static void print_intro(const bench_opts *o, const bench_report *rep, kd_context
     printf("host memory read bandwidth: %.2f GB/s (all cores, best of passes)\n",
            h->read_bw / 1e9);
     printf("timing: up to %d samples per case (fewer, at least 3, when they would take over "
-           "%.1f s), warm-up %.0f ms, samples of at least %.1f ms\n\n",
+           "%.1f s), warm-up %.0f ms, samples of at least %.1f ms\n",
            o->repeats, o->budget_s, o->warmup_s * 1e3, o->sample_s * 1e3);
+    printf("GEMV weights: %s\n\n", o->borrow_weights
+                                         ? "borrowed from the bench's malloc'd buffer (--borrow-weights)"
+                                         : "the library's own copy (kd_tensor_quant)");
 }
 
 static void measure_host(const bench_opts *o, bench_host *h)

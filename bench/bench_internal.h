@@ -55,6 +55,7 @@ typedef struct bench_opts {
     int nm;
     int quick, repeats, all_devices, no_sweep, no_headline, progress;
     int default_path_only; /* --default-path: no row for the other GEMV path */
+    int borrow_weights;    /* --borrow-weights: GEMV weights borrowed, not copied */
     long long min_size, max_size; /* sweep bounds in bytes; 0: defaults */
     double warmup_s, sample_s;    /* warm-up time per case, least time of one sample */
     double budget_s;              /* time for the samples of a slow case */

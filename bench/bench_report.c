@@ -240,6 +240,7 @@ static void json_settings(kd_json *w, const bench_report *rep)
     kd_json_key_int(w, "repeats", o->repeats);
     kd_json_key_num(w, "warmup_s", o->warmup_s, "%g");
     kd_json_key_num(w, "sample_s", o->sample_s, "%g");
+    kd_json_key_str(w, "gemv_weights", o->borrow_weights ? "borrowed" : "copied");
     json_ints(w, "m", o->m, o->nm);
     json_ints(w, "sweep_bytes", rep->sweep_sizes, rep->nsweep);
     kd_json_end_object(w);

@@ -1,6 +1,7 @@
 /* The machine's memory read bandwidth: every thread sums its slice of a buffer far larger
  * than the last-level cache; best of several passes. */
 #include "membw.h"
+#include "host_mem.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -67,7 +68,7 @@ double kd_measure_read_bandwidth(size_t bytes, int passes)
         nthreads = 1;
     if (nthreads > 64)
         nthreads = 64;
-    uint64_t *buf = aligned_alloc(64, bytes);
+    uint64_t *buf = kd_host_alloc(bytes); /* the pages the library's tensors get */
     if (!buf)
         return 0;
     memset(buf, 1, bytes); /* touch every page before timing */

@@ -35,6 +35,9 @@ options:
   --backend B        kdispatch's backend: cpu (default) or opencl (its first device,
                      e.g. PoCL on the same CPU: the OpenCL path against ggml's CPU code),
                      or opencl-q8 (that device's q8 GEMV path: KD_OPENCL_GEMV=q8)
+  --borrow-weights   kdispatch borrows the bench's buffer for the weights (4 KiB pages,
+                     as ggml's and a mapped GGUF file's) instead of taking its own copy
+                     (kd_tensor_quant: 2 MiB pages where the kernel offers them)
   --json FILE        also write the machine, the commands and every round as JSON
   -h, --help         this text
 
@@ -58,6 +61,7 @@ threads=$(getconf _NPROCESSORS_ONLN 2>/dev/null || nproc)
 json=
 backend=cpu
 m_list=1,8
+weights=()
 
 while [ $# -gt 0 ]; do
     case $1 in
@@ -70,6 +74,7 @@ while [ $# -gt 0 ]; do
     --json) [ $# -ge 2 ] || die "--json needs a file"; json=$2; shift ;;
     --backend) [ $# -ge 2 ] || die "--backend needs cpu, opencl or opencl-q8"; backend=$2; shift ;;
     --quick) quick=1 ;;
+    --borrow-weights) weights=(--borrow-weights) ;;
     *) die "unknown option '$1' (see --help)" ;;
     esac
     shift
@@ -143,7 +148,7 @@ kd_us() { # q n k m -> microseconds (median of the samples), or nothing
     [ "$quick" = 1 ] && extra=(--warmup-ms 50 --sample-ms 20 --repeats 5 --budget-ms 100)
     rm -f "$csv"
     KD_CPU_THREADS=$threads KD_OPENCL_GEMV=$kd_opencl_gemv "$kd" bench --backend "$kd_backend" --op "$op" --no-sweep --default-path --no-progress \
-        --quick "${extra[@]}" --n "$2" --k "$3" --m "$4" --csv "$csv" >/dev/null 2>>"$tmp/kd.err" || true
+        --quick "${extra[@]}" ${weights[@]+"${weights[@]}"} --n "$2" --k "$3" --m "$4" --csv "$csv" >/dev/null 2>>"$tmp/kd.err" || true
     [ -f "$csv" ] || return 0
     # columns found by name, so that added columns do not matter; the device row named
     # after the backend is its default GEMV path (--default-path: no row for the other
@@ -175,6 +180,9 @@ kd_device=$(KD_CPU_THREADS=$threads KD_OPENCL_GEMV=$kd_opencl_gemv "$kd" devices
 echo "vs-ggml: ${cpu:-unknown cpu}, $(getconf _NPROCESSORS_ONLN) cpus; kdispatch --backend $kd_backend, KD_OPENCL_GEMV=$kd_opencl_gemv, KD_CPU_THREADS=$threads;" \
     "ggml: its hardware_concurrency; $rounds rounds, interleaved per shape"
 echo "kdispatch device: ${kd_device:-not found in 'kdispatch devices'}"
+if [ ${#weights[@]} -gt 0 ]; then kd_weights="borrowed (the bench's malloc'd buffer, --borrow-weights)"
+else kd_weights="kdispatch's own copy (kd_tensor_quant)"; fi
+echo "kdispatch weights: $kd_weights"
 [ "$threads" = "$(getconf _NPROCESSORS_ONLN)" ] ||
     echo "note: kdispatch runs $threads threads, ggml its own count: not a like-for-like run" >&2
 declare -A g k
@@ -212,7 +220,7 @@ if [ -n "$json" ]; then
         printf '{"cpu":"%s","cpus":%s,"kd_backend":"%s","kd_device":"%s","kd_cpu_threads":%s,"rounds":%s,"quick":%s,' \
             "${cpu//\"/}" "$(getconf _NPROCESSORS_ONLN)" "$backend" "$kd_device" "$threads" "$rounds" "$quick"
         printf '"ggml_command":"%s perf -o MUL_MAT -b CPU --test-file <one shape>",' "$ggml"
-        printf '"kdispatch_command":"KD_CPU_THREADS=%s KD_OPENCL_GEMV=%s %s bench --backend %s --op <op> --no-sweep --default-path --quick --warmup-ms 200 --sample-ms 100 --repeats 10 --budget-ms 1000 --n N --k K --m M",' "$threads" "$kd_opencl_gemv" "$kd" "$kd_backend"
+        printf '"kdispatch_command":"KD_CPU_THREADS=%s KD_OPENCL_GEMV=%s %s bench --backend %s --op <op> --no-sweep --default-path --quick --warmup-ms 200 --sample-ms 100 --repeats 10 --budget-ms 1000%s --n N --k K --m M","kd_weights":"%s",' "$threads" "$kd_opencl_gemv" "$kd" "$kd_backend" "${weights[*]:+ ${weights[*]}}" "$kd_weights"
         printf '"rows":[%s]}\n' "$(IFS=,; echo "${rows[*]}")"
     } >"$json"
     echo "wrote $json"

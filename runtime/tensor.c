@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "host_mem.h"
 #include "kd_internal.h"
 #include "kd_quant.h"
 
@@ -47,7 +48,7 @@ kd_status kd_tensor_f32(kd_context *ctx, int64_t rows, int64_t cols, const float
         return st;
     size_t nbytes = (size_t)(rows * cols) * sizeof(float);
     kd_tensor *t = tensor_new(ctx, KD_TYPE_F32, rows, cols, nbytes);
-    if (!t || !(t->host = aligned_alloc(64, (nbytes + 63) & ~(size_t)63))) {
+    if (!t || !(t->host = kd_host_alloc(nbytes))) {
         free(t);
         return kd_error(ctx, KD_ERR_NOMEM, "kd_tensor_f32: out of host memory (%zu bytes)", nbytes);
     }
@@ -89,7 +90,7 @@ static kd_status make_quant(kd_context *ctx, kd_type type, int64_t rows, int64_t
         (uintptr_t)blocks % _Alignof(kd_block_q6_K) == 0) {
         t->host = (void *)blocks;
     } else {
-        if (!(t->host = aligned_alloc(64, (nbytes + 63) & ~(size_t)63))) {
+        if (!(t->host = kd_host_alloc(nbytes))) {
             free(t);
             return kd_error(ctx, KD_ERR_NOMEM, "kd_tensor_quant: out of host memory (%zu bytes)", nbytes);
         }

@@ -324,7 +324,7 @@ static void test_usage(void)
     snprintf(cmd, sizeof cmd, "'%s' bench --max-size 12Q 2>/dev/null", exe);
     CU_ASSERT_EQUAL(kd_test_system(cmd), 2);
     const char *want[] = {"--quick", "--all-devices", "--csv FILE", "--json FILE", "--plot",
-                          "--repeats", "--m LIST", "--max-size", "Exit status"};
+                          "--repeats", "--m LIST", "--max-size", "--borrow-weights", "Exit status"};
     kd_test_expect_help("bench", want, sizeof want / sizeof *want);
 }
 
@@ -349,20 +349,29 @@ static void test_gemv_shape(void)
         "python3 -c \"import json; sp=json.load(open('test_bench_shape.json'))['batched_speedup']; "
         "assert sorted((x['device'],x['m']) for x in sp)==[('cpu',3),('cpu-exact',3)], sp\""), 0);
     CU_ASSERT_EQUAL(kd_test_system(
+        "python3 -c \"import json; s=json.load(open('test_bench_shape.json'))['settings']; "
+        "assert s['gemv_weights']=='copied', s\""), 0);
+    CU_ASSERT_EQUAL(kd_test_system(
         "python3 -c \"import csv; r=[x for x in csv.DictReader(open('test_bench_shape.csv')) "
         "if x['section']=='headline' and x['device']=='cpu']; "
         "assert sorted((x['op'],x['n'],x['k'],x['m']) for x in r)=="
         "[('q6k_gemv','300','512','1'),('q6k_gemv','300','512','3')], r; "
         "assert any(x['device']=='cpu-exact' for x in csv.DictReader(open('test_bench_shape.csv')))\""),
         0);
-    /* --default-path: the same rows for "cpu", none for the other GEMV path */
+    /* --default-path: the same rows for "cpu", none for the other GEMV path;
+     * --borrow-weights: said in the header and the JSON */
     snprintf(cmd, sizeof cmd,
              "'%s' bench --quick --backend cpu --op q6k_gemv --no-sweep --n 300 --k 512 "
-             "--m 1 --default-path --no-progress --csv test_bench_path.csv > /dev/null", exe);
+             "--m 1 --default-path --borrow-weights --no-progress --csv test_bench_path.csv "
+             "--json test_bench_path.json > test_bench_path.txt", exe);
     CU_ASSERT_EQUAL_FATAL(kd_test_system(cmd), 0);
     CU_ASSERT_EQUAL(kd_test_system(
         "python3 -c \"import csv; d={x['device'] for x in csv.DictReader(open('test_bench_path.csv')) "
         "if x['section']=='headline'}; assert d=={'cpu'}, d\""), 0);
+    CU_ASSERT_EQUAL(kd_test_system(
+        "python3 -c \"import json; s=json.load(open('test_bench_path.json'))['settings']; "
+        "assert s['gemv_weights']=='borrowed', s\""), 0);
+    CU_ASSERT_EQUAL(kd_test_system("grep -q '^GEMV weights: borrowed' test_bench_path.txt"), 0);
     /* M = 1 alone: no speed-up section (it had an empty line per op before) */
     snprintf(cmd, sizeof cmd,
              "'%s' bench --quick --backend cpu --op q6k_gemv --no-sweep --n 300 --k 512 "

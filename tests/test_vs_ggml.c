@@ -74,6 +74,7 @@ static void test_table_and_json(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "kdispatch/ggml"));
     /* the device kdispatch timed, as `kdispatch devices` names it (SIMD level, GEMV path) */
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "kdispatch device: host cpu, "));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "kdispatch weights: kdispatch's own copy"));
     free(out);
     /* 8 shapes (--m 1,3), ggml's stand-in time, kdispatch's own, ratio = kdispatch / ggml */
     CU_ASSERT_EQUAL(kd_test_system(
@@ -83,7 +84,19 @@ static void test_table_and_json(void)
         "assert {(x['type'],x['n'],x['k'],x['m']) for x in r}=={(q,n,k,m) for q in ('q4_K','q6_K') "
         "for (n,k) in ((4096,14336),(14336,4096)) for m in (1,3)}; "
         "assert all(x['ggml_median_us']==2000 and x['kdispatch_median_us']>0 and "
-        "abs(x['ratio']-x['kdispatch_median_us']/2000)<0.01 for x in r), r\""), 0);
+        "abs(x['ratio']-x['kdispatch_median_us']/2000)<0.01 for x in r), r; "
+        "assert d['kd_weights'].startswith(\\\"kdispatch's own\\\"), d\""), 0);
+    /* --borrow-weights reaches kdispatch bench, and the run says so */
+    snprintf(cmd, sizeof cmd,
+             "%s/bench/vs-ggml.sh --ggml-bin ./" STUB " --kdispatch '%s' --quick --rounds 1 "
+             "--m 1 --borrow-weights --json test_vs_ggml_b.json > test_vs_ggml_b.txt",
+             KD_SOURCE_DIR, exe);
+    CU_ASSERT_EQUAL(kd_test_system(cmd), 0);
+    CU_ASSERT_EQUAL(kd_test_system("grep -q '^kdispatch weights: borrowed' test_vs_ggml_b.txt"), 0);
+    CU_ASSERT_EQUAL(kd_test_system(
+        "python3 -c \"import json; d=json.load(open('test_vs_ggml_b.json')); "
+        "assert len(d['rows'])==4 and '--borrow-weights' in d['kdispatch_command'] and "
+        "d['kd_weights'].startswith('borrowed'), d\""), 0);
 }
 
 /* A ggml that times nothing makes the run fail (exit 1), not print a made-up table. */
