@@ -75,8 +75,14 @@ typedef struct kd_backend_ops {
      * default one in *default_path (NULL: exact only). */
     unsigned (*gemv_paths)(void *state, unsigned *default_path);
 
-    /* Device memory: all four NULL for a backend that runs on host memory (cpu). */
+    /* Device memory: alloc, release, upload and download NULL for a backend that runs on host
+     * memory (cpu). */
     kd_status (*alloc)(kd_context *ctx, void *state, size_t bytes, void **buf);
+    /* optional: a read-only buffer over host bytes that stay unchanged while it lives
+     * (quantized weights), used in place where the device shares host memory: no copy.
+     * KD_ERR_UNAVAILABLE (or NULL): alloc and upload instead. Freed with release. */
+    kd_status (*wrap_host)(kd_context *ctx, void *state, const void *host, size_t bytes,
+                           void **buf);
     void (*release)(void *state, void *buf);
     kd_status (*upload)(kd_context *ctx, void *state, void *buf, const void *src,
                         size_t bytes);

@@ -175,14 +175,24 @@ static kd_status sync_to_host(kd_context *ctx, kd_tensor *t)
     return kd_error(ctx, KD_ERR_ARG, "tensor has no valid copy (internal error)");
 }
 
-static kd_status ensure_buffer(kd_context *ctx, kd_tensor *t, kd_backend_id b)
+/* The device buffer of t on b. Quantized weights never change after they are made, so
+ * a device that can read host memory in place gets them that way (*in_place = 1, no
+ * upload); everything else gets a buffer of its own. */
+static kd_status ensure_buffer(kd_context *ctx, kd_tensor *t, kd_backend_id b, int *in_place)
 {
+    *in_place = 0;
     if (on_host(t, b) || t->dev[b])
         return KD_OK;
     struct kd_backend_slot *s = &ctx->backend[b];
     if (kd_fault_hit(ctx, b, KD_FAULT_ALLOC))
         return kd_error(ctx, KD_ERR_NOMEM, "%s: injected allocation fault (KD_FAULT)",
                         kd_backend_name(b));
+    if (t->type != KD_TYPE_F32 && s->ops->wrap_host) {
+        kd_status st = s->ops->wrap_host(ctx, s->state, t->host, t->nbytes, &t->dev[b]);
+        *in_place = st == KD_OK;
+        if (st != KD_ERR_UNAVAILABLE)
+            return st;
+    }
     return s->ops->alloc(ctx, s->state, t->nbytes, &t->dev[b]);
 }
 
@@ -193,8 +203,13 @@ kd_status kd_tensor_make_resident(kd_context *ctx, kd_tensor *t, kd_backend_id b
     kd_status st = sync_to_host(ctx, t);
     if (st != KD_OK || on_host(t, b))
         return st;
-    if ((st = ensure_buffer(ctx, t, b)) != KD_OK)
+    int in_place;
+    if ((st = ensure_buffer(ctx, t, b, &in_place)) != KD_OK)
         return st;
+    if (in_place) { /* nothing moved, nothing counted */
+        t->valid[b] = 1;
+        return KD_OK;
+    }
     struct kd_backend_slot *s = &ctx->backend[b];
     if ((st = s->ops->upload(ctx, s->state, t->dev[b], t->host, t->nbytes)) != KD_OK)
         return st;
@@ -205,7 +220,8 @@ kd_status kd_tensor_make_resident(kd_context *ctx, kd_tensor *t, kd_backend_id b
 
 kd_status kd_tensor_prepare_output(kd_context *ctx, kd_tensor *t, kd_backend_id b)
 {
-    return ensure_buffer(ctx, t, b);
+    int in_place; /* outputs are f32: never in place */
+    return ensure_buffer(ctx, t, b, &in_place);
 }
 
 void kd_tensor_mark_written(kd_tensor *t, kd_backend_id b)

@@ -16,6 +16,7 @@
 int main(void) { return kd_test_skip("kdispatch was built without the OpenCL backend"); }
 #else
 
+#include "kd_internal.h"
 #include "opencl/kd_opencl_internal.h"
 
 static kd_context *ctx;
@@ -143,6 +144,47 @@ static void test_residency(void)
         CU_ASSERT_DOUBLE_EQUAL(out[i], 2.0f * (p.h_src[0][i] + p.h_src[1][i]), 1e-5);
     kd_tensor_free(y2);
     kd_problem_free(&p);
+}
+
+/* Quantized weights: a CPU device reads them where they are (CL_MEM_USE_HOST_PTR), so a
+ * GEMV uploads only x; a GPU copies them once. Borrowed bytes at an address that is not
+ * 64-byte aligned give the same outputs as the library's own copy. */
+static void test_weights_in_place(void)
+{
+    kd_problem p;
+    CU_ASSERT_FATAL(kd_problem_make(ctx, KD_OP_Q4K_GEMV, 2, 67, 512, 5, &p) == 0);
+    const size_t xbytes = 2 * 512 * sizeof(float);
+    const int cpu_device = !kd_backend_device_is_gpu(ctx->backend[KD_BACKEND_OPENCL].ops,
+                                                     ctx->backend[KD_BACKEND_OPENCL].state);
+    kd_metrics_snapshot a, b;
+    kd_metrics_get(ctx, &a);
+    kd_status st;
+    float *y0 = kd_problem_run(ctx, &p, KD_BACKEND_OPENCL, KD_RUN_NO_FALLBACK, &st);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(y0);
+    kd_metrics_get(ctx, &b);
+    printf("\n  %s device: %llu bytes to the device for %zu of x and %zu of weights",
+           cpu_device ? "CPU" : "GPU", (unsigned long long)(b.bytes_to_device - a.bytes_to_device),
+           xbytes, p.blocks_bytes);
+    CU_ASSERT_EQUAL(b.bytes_to_device - a.bytes_to_device,
+                    cpu_device ? xbytes : xbytes + p.blocks_bytes);
+    /* the same bytes borrowed at 34 bytes past a 64-byte boundary */
+    unsigned char *raw = malloc(p.blocks_bytes + 128);
+    CU_ASSERT_FATAL(raw != NULL);
+    unsigned char *odd = raw + (64 - (uintptr_t)raw % 64) + 34;
+    memcpy(odd, p.h_blocks, p.blocks_bytes);
+    kd_tensor *w = NULL;
+    CU_ASSERT_FATAL(kd_tensor_quant_borrow(ctx, KD_TYPE_Q4_K, 67, 512, odd, p.blocks_bytes, &w) ==
+                    KD_OK);
+    kd_tensor_free(p.src[0]);
+    p.src[0] = w;
+    p.d.src[0] = w;
+    float *y1 = kd_problem_run(ctx, &p, KD_BACKEND_OPENCL, KD_RUN_NO_FALLBACK, &st);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(y1);
+    CU_ASSERT_EQUAL(memcmp(y0, y1, sizeof(float) * (size_t)p.out_count), 0);
+    free(y0);
+    free(y1);
+    kd_problem_free(&p); /* frees w (before raw, which it borrows) */
+    free(raw);
 }
 
 /* ---- device choice ---------------------------------------------------------------- */
@@ -617,6 +659,7 @@ int main(void)
     CU_add_test(s, "other kernels, M 1..9, odd rows", test_odd_shapes_others);
     CU_add_test(s, "rope at long positions", test_rope_long_positions);
     CU_add_test(s, "outputs stay resident", test_residency);
+    CU_add_test(s, "quantized weights in place on a CPU device", test_weights_in_place);
     CU_add_test(s, "device by index and name", test_select_by_index_and_name);
     CU_add_test(s, "device name that matches nothing", test_select_no_match);
     CU_add_test(s, "build failure reports the log", test_build_failure_has_log);

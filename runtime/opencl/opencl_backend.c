@@ -164,10 +164,10 @@ static void cl_describe(void *state, char *buf, size_t cap)
 /* ---- memory ----------------------------------------------------------------------- */
 
 /* Reserves bytes against the device's limits: 0, or -1 with why (then KD_ERR_TOO_LARGE,
- * and the dispatcher falls back to cpu). A CPU device's buffers are host memory: a trial
- * host allocation of the same size finds an address-space limit (ulimit -v) that PoCL
- * would otherwise hit by aborting. */
-static int reserve(kd_cl_state *s, size_t bytes, char *why, size_t cap)
+ * and the dispatcher falls back to cpu). A CPU device's new buffers are host memory
+ * (probe_host): a trial host allocation of the same size finds an address-space limit
+ * (ulimit -v) that PoCL would otherwise hit by aborting. */
+static int reserve(kd_cl_state *s, size_t bytes, int probe_host, char *why, size_t cap)
 {
     if (s->max_alloc && bytes > s->max_alloc) {
         snprintf(why, cap, "more than the device's largest buffer (CL_DEVICE_MAX_MEM_ALLOC_SIZE "
@@ -182,7 +182,7 @@ static int reserve(kd_cl_state *s, size_t bytes, char *why, size_t cap)
             return -1;
         }
     } while (!atomic_compare_exchange_weak(&s->allocated, &have, have + bytes));
-    if (s->type & CL_DEVICE_TYPE_CPU) {
+    if (probe_host && (s->type & CL_DEVICE_TYPE_CPU)) {
         void *probe = malloc(bytes + ((size_t)1 << 20)); /* PoCL adds its own bookkeeping */
         if (!probe) {
             atomic_fetch_sub(&s->allocated, bytes);
@@ -203,7 +203,7 @@ static kd_status cl_alloc(kd_context *ctx, void *state, size_t bytes, void **buf
     if (bytes == 0)
         return kd_error(ctx, KD_ERR_ZERO_SIZE, "opencl: buffer of 0 bytes");
     char why[256] = "larger than the address space";
-    if (bytes > SIZE_MAX - ((size_t)1 << 20) || reserve(s, bytes, why, sizeof why) != 0)
+    if (bytes > SIZE_MAX - ((size_t)1 << 20) || reserve(s, bytes, 1, why, sizeof why) != 0)
         return kd_error(ctx, KD_ERR_TOO_LARGE, "opencl: buffer of %zu bytes on '%s': %s", bytes,
                         s->device_name, why);
     cl_int err;
@@ -214,6 +214,35 @@ static kd_status cl_alloc(kd_context *ctx, void *state, size_t bytes, void **buf
                                                                            : KD_ERR_NOMEM),
                         "opencl: clCreateBuffer(%zu bytes) on '%s' failed: %s", bytes,
                         s->device_name, kd_cl_error_name(err));
+    }
+    *buf = m;
+    return KD_OK;
+}
+
+/* A CPU device reads the host's bytes where they are (CL_MEM_USE_HOST_PTR; PoCL uses the
+ * pointer itself): the weights are not copied into a second buffer of their size, and
+ * they keep the library's huge pages (host_mem.h). A GPU would read them across the bus
+ * at every op: it gets its own copy (KD_ERR_UNAVAILABLE: alloc and upload). */
+static kd_status cl_wrap_host(kd_context *ctx, void *state, const void *host, size_t bytes,
+                              void **buf)
+{
+    kd_cl_state *s = state;
+    if (!(s->type & CL_DEVICE_TYPE_CPU))
+        return KD_ERR_UNAVAILABLE;
+    char why[256];
+    if (reserve(s, bytes, 0, why, sizeof why) != 0)
+        return kd_error(ctx, KD_ERR_TOO_LARGE, "opencl: buffer of %zu bytes on '%s': %s", bytes,
+                        s->device_name, why);
+    cl_int err;
+    /* the cast: OpenCL 1.2 takes a non-const host_ptr; CL_MEM_READ_ONLY keeps the kernels
+     * from writing through it */
+    cl_mem m = clCreateBuffer(s->context, CL_MEM_READ_ONLY | CL_MEM_USE_HOST_PTR, bytes,
+                              (void *)(uintptr_t)host, &err);
+    if (err != CL_SUCCESS) {
+        atomic_fetch_sub(&s->allocated, bytes);
+        return kd_error(ctx, status_of(err, KD_ERR_NOMEM),
+                        "opencl: clCreateBuffer(%zu bytes, CL_MEM_USE_HOST_PTR) on '%s' failed: %s",
+                        bytes, s->device_name, kd_cl_error_name(err));
     }
     *buf = m;
     return KD_OK;
@@ -668,6 +697,7 @@ const kd_backend_ops kd_opencl_backend = {
     .is_gpu = cl_is_gpu,
     .gemv_paths = cl_gemv_paths,
     .alloc = cl_alloc,
+    .wrap_host = cl_wrap_host,
     .release = cl_release,
     .upload = cl_upload,
     .download = cl_download,
