@@ -19,6 +19,7 @@
 #include "cli_util.h"
 #include "commands.h" /* kd_cmd_bench */
 #include "bench_internal.h"
+#include "host_mem.h"
 #include "kd_backend.h"
 #include "kd_oracle.h"
 #include "kd_quant.h"
@@ -716,9 +717,12 @@ static void print_intro(const bench_opts *o, const bench_report *rep, kd_context
     printf("timing: up to %d samples per case (fewer, at least 3, when they would take over "
            "%.1f s), warm-up %.0f ms, samples of at least %.1f ms\n",
            o->repeats, o->budget_s, o->warmup_s * 1e3, o->sample_s * 1e3);
-    printf("GEMV weights: %s\n\n", o->borrow_weights
-                                         ? "borrowed from the bench's malloc'd buffer (--borrow-weights)"
-                                         : "the library's own copy (kd_tensor_quant)");
+    char thp[32];
+    kd_host_huge_page_mode(thp, sizeof thp);
+    printf("GEMV weights: %s; transparent huge pages: %s\n\n",
+           o->borrow_weights ? "borrowed from the bench's malloc'd buffer (--borrow-weights)"
+                             : "the library's own copy (kd_tensor_quant)",
+           thp[0] ? thp : "not offered");
 }
 
 static void measure_host(const bench_opts *o, bench_host *h)

@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "bench_internal.h"
+#include "host_mem.h"
 #include "kd_json.h"
 
 #ifndef KD_BENCH_SOURCE_DIR
@@ -241,6 +242,9 @@ static void json_settings(kd_json *w, const bench_report *rep)
     kd_json_key_num(w, "warmup_s", o->warmup_s, "%g");
     kd_json_key_num(w, "sample_s", o->sample_s, "%g");
     kd_json_key_str(w, "gemv_weights", o->borrow_weights ? "borrowed" : "copied");
+    char thp[32];
+    kd_host_huge_page_mode(thp, sizeof thp);
+    kd_json_key_str(w, "transparent_huge_pages", thp); /* "" where the host has none */
     json_ints(w, "m", o->m, o->nm);
     json_ints(w, "sweep_bytes", rep->sweep_sizes, rep->nsweep);
     kd_json_end_object(w);

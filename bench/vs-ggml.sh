@@ -182,7 +182,8 @@ echo "vs-ggml: ${cpu:-unknown cpu}, $(getconf _NPROCESSORS_ONLN) cpus; kdispatch
 echo "kdispatch device: ${kd_device:-not found in 'kdispatch devices'}"
 if [ ${#weights[@]} -gt 0 ]; then kd_weights="borrowed (the bench's malloc'd buffer, --borrow-weights)"
 else kd_weights="kdispatch's own copy (kd_tensor_quant)"; fi
-echo "kdispatch weights: $kd_weights"
+thp=$(sed -n 's/.*\[\(.*\)\].*/\1/p' /sys/kernel/mm/transparent_hugepage/enabled 2>/dev/null)
+echo "kdispatch weights: $kd_weights; transparent huge pages: ${thp:-not offered}"
 [ "$threads" = "$(getconf _NPROCESSORS_ONLN)" ] ||
     echo "note: kdispatch runs $threads threads, ggml its own count: not a like-for-like run" >&2
 declare -A g k

@@ -1,7 +1,9 @@
 #include "host_mem.h"
 
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #ifdef __linux__
 #include <sys/mman.h>
 #endif
@@ -19,4 +21,21 @@ void *kd_host_alloc(size_t nbytes)
         (void)madvise(p, size, MADV_HUGEPAGE); /* advice: a refusal changes nothing */
 #endif
     return p;
+}
+
+void kd_host_huge_page_mode(char *out, size_t cap)
+{
+    if (!cap)
+        return;
+    out[0] = 0;
+    FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r");
+    if (!f)
+        return;
+    char line[128];
+    if (fgets(line, sizeof line, f)) { /* "always [madvise] never": the mode in brackets */
+        const char *a = strchr(line, '['), *b = a ? strchr(a, ']') : NULL;
+        if (b && (size_t)(b - a - 1) < cap)
+            snprintf(out, cap, "%.*s", (int)(b - a - 1), a + 1);
+    }
+    fclose(f);
 }

@@ -18,4 +18,9 @@
  * advice from KD_HOST_HUGE_MIN on; NULL when out of memory. Freed with free(). */
 void *kd_host_alloc(size_t nbytes);
 
+/* The host's transparent huge page mode as the kernel names it ("always", "madvise",
+ * "never"), or "" where it has none (not Linux, or no sysfs entry): whether the advice
+ * above takes effect ("madvise", "always"). Writes at most cap bytes. */
+void kd_host_huge_page_mode(char *out, size_t cap);
+
 #endif

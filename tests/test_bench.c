@@ -350,7 +350,8 @@ static void test_gemv_shape(void)
         "assert sorted((x['device'],x['m']) for x in sp)==[('cpu',3),('cpu-exact',3)], sp\""), 0);
     CU_ASSERT_EQUAL(kd_test_system(
         "python3 -c \"import json; s=json.load(open('test_bench_shape.json'))['settings']; "
-        "assert s['gemv_weights']=='copied', s\""), 0);
+        "assert s['gemv_weights']=='copied' and s['transparent_huge_pages'] in "
+        "('', 'always', 'madvise', 'never'), s\""), 0);
     CU_ASSERT_EQUAL(kd_test_system(
         "python3 -c \"import csv; r=[x for x in csv.DictReader(open('test_bench_shape.csv')) "
         "if x['section']=='headline' and x['device']=='cpu']; "
@@ -371,7 +372,7 @@ static void test_gemv_shape(void)
     CU_ASSERT_EQUAL(kd_test_system(
         "python3 -c \"import json; s=json.load(open('test_bench_path.json'))['settings']; "
         "assert s['gemv_weights']=='borrowed', s\""), 0);
-    CU_ASSERT_EQUAL(kd_test_system("grep -q '^GEMV weights: borrowed' test_bench_path.txt"), 0);
+    CU_ASSERT_EQUAL(kd_test_system("grep -q '^GEMV weights: borrowed.*; transparent huge pages: ' test_bench_path.txt"), 0);
     /* M = 1 alone: no speed-up section (it had an empty line per op before) */
     snprintf(cmd, sizeof cmd,
              "'%s' bench --quick --backend cpu --op q6k_gemv --no-sweep --n 300 --k 512 "

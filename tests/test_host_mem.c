@@ -12,24 +12,6 @@
 #include "kd_quant.h"
 #include "kd_test_util.h"
 
-/* The host's transparent huge page mode: "always", "madvise", "never", or "" if unknown. */
-static void thp_mode(char *out, size_t cap)
-{
-    out[0] = 0;
-    char line[128];
-    FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r");
-    if (!f)
-        return;
-    if (fgets(line, sizeof line, f)) {
-        char *a = strchr(line, '['), *b = a ? strchr(a, ']') : NULL;
-        if (a && b && (size_t)(b - a) < cap) {
-            memcpy(out, a + 1, (size_t)(b - a - 1));
-            out[b - a - 1] = 0;
-        }
-    }
-    fclose(f);
-}
-
 /* THPeligible of the mapping that holds p: 0 or 1, -1 if not found. */
 static int thp_eligible(const void *p)
 {
@@ -80,7 +62,7 @@ static void test_large_buffers_on_huge_page_boundaries(void)
 static void test_huge_page_advice_reaches_the_kernel(void)
 {
     char mode[32];
-    thp_mode(mode, sizeof mode);
+    kd_host_huge_page_mode(mode, sizeof mode);
     kd_context *ctx = kd_test_cpu_context();
     CU_ASSERT_FATAL(ctx != NULL);
     const int64_t n = 4096, k = 4096; /* 9 MiB of Q4_K */
@@ -102,14 +84,28 @@ static void test_huge_page_advice_reaches_the_kernel(void)
     kd_context_destroy(ctx);
 }
 
+/* The mode as sysfs says it, brackets off; a buffer too small for it gets "". */
+static void test_huge_page_mode(void)
+{
+    char mode[32], tiny[3] = "xx";
+    kd_host_huge_page_mode(mode, sizeof mode);
+    printf("\n  transparent huge pages: '%s'", mode);
+    CU_ASSERT(mode[0] == 0 || strcmp(mode, "always") == 0 || strcmp(mode, "madvise") == 0 ||
+              strcmp(mode, "never") == 0);
+    kd_host_huge_page_mode(tiny, sizeof tiny);
+    CU_ASSERT(tiny[0] == 0 || strlen(tiny) < sizeof tiny);
+    CU_ASSERT(mode[0] == 0 || tiny[0] == 0); /* no mode name fits in 2 characters */
+}
+
 int main(void)
 {
     CU_initialize_registry();
     CU_pSuite s = CU_add_suite("host_mem", NULL, NULL);
+    CU_add_test(s, "the huge page mode from sysfs", test_huge_page_mode);
     CU_add_test(s, "small buffers: 64-byte aligned", test_small_buffers_64_byte_aligned);
     CU_add_test(s, "large buffers: 2 MiB aligned", test_large_buffers_on_huge_page_boundaries);
     char mode[32];
-    thp_mode(mode, sizeof mode);
+    kd_host_huge_page_mode(mode, sizeof mode);
     if (strcmp(mode, "madvise") == 0 || strcmp(mode, "always") == 0)
         CU_add_test(s, "tensors' buffers advised for huge pages", test_huge_page_advice_reaches_the_kernel);
     else
