@@ -100,6 +100,11 @@ static void usage(void)
         "  --borrow-weights  GEMV weights borrowed from the bench's own buffer (the\n"
         "                    4 KiB pages of malloc, as a mapped GGUF file has) instead of\n"
         "                    the library's copy (kd_tensor_quant: 2 MiB pages from 4 MiB)\n"
+        "  --cold-weights    each GEMV cycles call by call through copies of its weights\n"
+        "                    that together are at least 4 x the last-level cache, so no\n"
+        "                    call finds them in a cache: a decode step over a model far\n"
+        "                    larger than the caches (default: one copy, which a cache of\n"
+        "                    its size keeps from call to call, as ggml's benchmark does)\n"
         "  --no-headline     sweep only\n"
         "  --quick           the above smaller: finishes in under a minute on 2 cores\n"
         "  --csv FILE        write every row as CSV\n"
@@ -188,6 +193,8 @@ static int parse_flag(bench_opts *o, const char *a)
         o->default_path_only = 1;
     else if (strcmp(a, "--borrow-weights") == 0)
         o->borrow_weights = 1;
+    else if (strcmp(a, "--cold-weights") == 0)
+        o->cold_weights = 1;
     else if (strcmp(a, "--no-headline") == 0)
         o->no_headline = 1;
     else if (strcmp(a, "--no-progress") == 0)
@@ -240,6 +247,11 @@ static int parse(int argc, char **argv, bench_opts *o)
     apply_defaults(o);
     if (o->no_sweep && o->no_headline) {
         fprintf(stderr, "kdispatch bench: --no-sweep and --no-headline leave nothing to run\n");
+        return -1;
+    }
+    if (o->borrow_weights && o->cold_weights) {
+        fprintf(stderr, "kdispatch bench: --cold-weights makes copies of the weights, "
+                        "--borrow-weights borrows one buffer: use one of them\n");
         return -1;
     }
     return 0;
@@ -506,14 +518,31 @@ static void free_pool(pool *pl)
     free(pl->blocks[1]);
 }
 
+/* --cold-weights: most copies of one GEMV's weights (64 x 2 MiB at the smallest sweep
+ * sizes; the headline's 33 MB needs 4 against a 32 MiB cache). */
+#define BENCH_MAX_COPIES 64
+
 typedef struct case_data {
     kd_tensor *a, *b, *y;
     uint32_t *pos;
-    kd_op_desc d;
+    kd_op_desc d[BENCH_MAX_COPIES]; /* d[i] reads weight copy i (GEMV); one desc otherwise */
+    kd_tensor *copies[BENCH_MAX_COPIES]; /* copies[0] is a */
+    int ncopies;
 } case_data;
+
+/* Copies of bytes of weights that together are at least 4 x the last-level cache, so that
+ * cycling through them evicts each before its next use: 1 when one copy is that large. */
+static int cold_copies(const bench_host *h, double bytes)
+{
+    double want = 4.0 * (double)(h->caches.llc > 0 ? h->caches.llc : 32 << 20);
+    double n = ceil(want / bytes);
+    return n < 1 ? 1 : n > BENCH_MAX_COPIES ? BENCH_MAX_COPIES : (int)n;
+}
 
 static void free_case(case_data *cd)
 {
+    for (int i = 1; i < cd->ncopies; i++)
+        kd_tensor_free(cd->copies[i]);
     kd_tensor_free(cd->a);
     kd_tensor_free(cd->b);
     kd_tensor_free(cd->y);
@@ -523,14 +552,19 @@ static void free_case(case_data *cd)
 /* The GEMV weights are the library's own copy unless --borrow-weights: that copy is in
  * huge pages (host_mem.h), the pool's malloc'd buffer is not. */
 static kd_status make_inputs(kd_context *ctx, const bench_case *c, const pool *pl, int borrow,
-                             case_data *cd)
+                             int copies, case_data *cd)
 {
     memset(cd, 0, sizeof *cd);
-    kd_op_desc *d = &cd->d;
+    cd->ncopies = 1;
+    kd_op_desc *d = &cd->d[0];
     d->op = c->op;
     if (kd_op_is_gemv(c->op)) {
         kd_status st = (borrow ? kd_tensor_quant_borrow : kd_tensor_quant)(
             ctx, quant_of(c->op), c->n, c->k, pl->blocks[qi(c->op)], case_block_bytes(c), &cd->a);
+        cd->copies[0] = cd->a;
+        for (; st == KD_OK && cd->ncopies < copies; cd->ncopies++)
+            st = kd_tensor_quant(ctx, quant_of(c->op), c->n, c->k, pl->blocks[qi(c->op)],
+                                 case_block_bytes(c), &cd->copies[cd->ncopies]);
         if (st == KD_OK)
             st = kd_tensor_f32(ctx, c->m, c->k, pl->f32, &cd->b);
         return st == KD_OK ? kd_tensor_f32(ctx, c->m, c->n, NULL, &cd->y) : st;
@@ -568,31 +602,39 @@ static double quantile(const double *s, int n, double p)
     return lo + 1 < n ? s[lo] + (at - lo) * (s[lo + 1] - s[lo]) : s[n - 1];
 }
 
-static kd_status run_n(const bench_target *t, const kd_op_desc *d, int n)
+/* The descs of one case, called in turn (more than one: --cold-weights' copies). */
+typedef struct case_calls {
+    const kd_op_desc *d;
+    int nd, next;
+} case_calls;
+
+static kd_status run_n(const bench_target *t, case_calls *cc, int n)
 {
     for (int i = 0; i < n; i++) {
-        kd_status st = kd_run(t->ctx, d, t->backend, KD_RUN_NO_FALLBACK | t->run_flags);
+        kd_status st = kd_run(t->ctx, &cc->d[cc->next], t->backend,
+                              KD_RUN_NO_FALLBACK | t->run_flags);
         if (st != KD_OK)
             return st;
+        cc->next = (cc->next + 1) % cc->nd;
     }
     return KD_OK;
 }
 
-/* One untimed run (uploads inputs, builds programs), calibration of the calls per sample,
- * warm-up, then the samples. */
-static kd_status time_case(const bench_opts *o, const bench_target *t, const kd_op_desc *d,
+/* One untimed run of every desc (uploads inputs, builds programs), calibration of the
+ * calls per sample, warm-up, then the samples. */
+static kd_status time_case(const bench_opts *o, const bench_target *t, case_calls *cc,
                            bench_row *r)
 {
-    kd_status st = run_n(t, d, 1);
+    kd_status st = run_n(t, cc, cc->nd);
     double t0 = now_s();
-    if (st != KD_OK || (st = run_n(t, d, 1)) != KD_OK)
+    if (st != KD_OK || (st = run_n(t, cc, 1)) != KD_OK)
         return st;
     double one = now_s() - t0;
     double want = o->sample_s / (one > 1e-8 ? one : 1e-8);
     r->inner = one >= o->sample_s ? 1 : want > MAX_INNER ? MAX_INNER : (int)ceil(want);
     /* a call slower than the warm-up time was warm-up enough */
     for (t0 = now_s(); one < o->warmup_s && now_s() - t0 < o->warmup_s;)
-        if ((st = run_n(t, d, r->inner)) != KD_OK)
+        if ((st = run_n(t, cc, r->inner)) != KD_OK)
             return st;
     /* slow cases get fewer samples (at least 3) to stay near the time budget */
     int repeats = o->repeats;
@@ -601,7 +643,7 @@ static kd_status time_case(const bench_opts *o, const bench_target *t, const kd_
     double s[BENCH_MAX_REPEATS];
     for (int i = 0; i < repeats; i++) {
         t0 = now_s();
-        if ((st = run_n(t, d, r->inner)) != KD_OK)
+        if ((st = run_n(t, cc, r->inner)) != KD_OK)
             return st;
         s[i] = (now_s() - t0) / r->inner;
     }
@@ -650,12 +692,19 @@ static int run_case(const bench_opts *o, bench_report *rep, const pool *pl, cons
     const bench_target *t = &rep->targets[c->target];
     case_data cd;
     *r = (bench_row){.c = *c};
-    kd_status st = make_inputs(t->ctx, c, pl, o->borrow_weights, &cd);
+    int copies = o->cold_weights && kd_op_is_gemv(c->op) ? cold_copies(rep->host, (double)case_block_bytes(c)) : 1;
+    kd_status st = make_inputs(t->ctx, c, pl, o->borrow_weights, copies, &cd);
     if (st == KD_OK) {
-        cd.d.src[0] = cd.a;
-        cd.d.src[1] = cd.b;
-        cd.d.dst = cd.y;
-        st = time_case(o, t, &cd.d, r);
+        cd.d[0].src[0] = cd.a;
+        cd.d[0].src[1] = cd.b;
+        cd.d[0].dst = cd.y;
+        for (int i = 1; i < cd.ncopies; i++) {
+            cd.d[i] = cd.d[0];
+            cd.d[i].src[0] = cd.copies[i];
+        }
+        case_calls cc = {cd.d, cd.ncopies, 0};
+        r->weight_copies = cd.ncopies;
+        st = time_case(o, t, &cc, r);
     }
     r->ok = st == KD_OK;
     if (!r->ok) {
@@ -719,10 +768,15 @@ static void print_intro(const bench_opts *o, const bench_report *rep, kd_context
            o->repeats, o->budget_s, o->warmup_s * 1e3, o->sample_s * 1e3);
     char thp[32];
     kd_host_huge_page_mode(thp, sizeof thp);
-    printf("GEMV weights: %s; transparent huge pages: %s\n\n",
+    printf("GEMV weights: %s; transparent huge pages: %s\n",
            o->borrow_weights ? "borrowed from the bench's malloc'd buffer (--borrow-weights)"
                              : "the library's own copy (kd_tensor_quant)",
            thp[0] ? thp : "not offered");
+    if (o->cold_weights)
+        printf("cold weights: each GEMV cycles through copies of its weights, together >= 4 x "
+               "LLC (%lld KiB; copies per row in the JSON, weight_copies)\n",
+               h->caches.llc >> 10);
+    printf("\n");
 }
 
 static void measure_host(const bench_opts *o, bench_host *h)
@@ -758,8 +812,9 @@ static void measure_devices(const bench_opts *o, const bench_host *h, bench_targ
         if (st == KD_OK)
             st = kd_tensor_f32(t[i].ctx, rows, cols, NULL, &y);
         kd_op_desc d = {.op = KD_OP_RESIDUAL_ADD, .src = {x, r}, .dst = y};
+        case_calls cc = {&d, 1, 0};
         if (st == KD_OK)
-            st = time_case(o, &t[i], &d, &row);
+            st = time_case(o, &t[i], &cc, &row);
         t[i].device_bw = st == KD_OK ? 3.0 * 4.0 * (double)(rows * cols) / row.median_s : 0;
         if (st != KD_OK)
             fprintf(stderr, "kdispatch bench: %s: device bandwidth not measured: %s: %s\n",

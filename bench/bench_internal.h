@@ -45,6 +45,7 @@ typedef struct bench_row {
     bench_case c;
     int ok;             /* 0: the op failed on this target (message printed) */
     int repeats, inner; /* samples, and calls timed together in each sample */
+    int weight_copies;  /* GEMV weights cycled through (--cold-weights), else 1 */
     double median_s, min_s, max_s, p25_s, p75_s; /* seconds per call */
 } bench_row;
 
@@ -56,6 +57,7 @@ typedef struct bench_opts {
     int quick, repeats, all_devices, no_sweep, no_headline, progress;
     int default_path_only; /* --default-path: no row for the other GEMV path */
     int borrow_weights;    /* --borrow-weights: GEMV weights borrowed, not copied */
+    int cold_weights;      /* --cold-weights: GEMV weights cycled through copies */
     long long min_size, max_size; /* sweep bounds in bytes; 0: defaults */
     double warmup_s, sample_s;    /* warm-up time per case, least time of one sample */
     double budget_s;              /* time for the samples of a slow case */

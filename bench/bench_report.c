@@ -242,6 +242,7 @@ static void json_settings(kd_json *w, const bench_report *rep)
     kd_json_key_num(w, "warmup_s", o->warmup_s, "%g");
     kd_json_key_num(w, "sample_s", o->sample_s, "%g");
     kd_json_key_str(w, "gemv_weights", o->borrow_weights ? "borrowed" : "copied");
+    kd_json_key_bool(w, "cold_weights", o->cold_weights);
     char thp[32];
     kd_host_huge_page_mode(thp, sizeof thp);
     kd_json_key_str(w, "transparent_huge_pages", thp); /* "" where the host has none */
@@ -277,6 +278,7 @@ static void json_row(kd_json *w, const bench_report *rep, const bench_row *r)
     kd_json_key_num(w, "bytes", r->c.bytes, "%.0f");
     kd_json_key_int(w, "repeats", r->repeats);
     kd_json_key_int(w, "inner", r->inner);
+    kd_json_key_int(w, "weight_copies", r->weight_copies);
     kd_json_key_num(w, "median_s", r->median_s, "%.9e");
     kd_json_key_num(w, "min_s", r->min_s, "%.9e");
     kd_json_key_num(w, "max_s", r->max_s, "%.9e");

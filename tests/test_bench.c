@@ -252,7 +252,7 @@ static void test_quick_csv_json(void)
              "s['m']==[1,8] and s['sweep_bytes']==sorted(s['sweep_bytes']); "
              "assert any(t['backend']=='cpu' and t['label']=='cpu' for t in d['targets']); "
              "keys={'section','op','kernel','m','n','k','backend','device','bytes','repeats',"
-             "'inner','median_s','min_s','max_s','p25_s','p75_s','gbps','frac_of_read_bw',"
+             "'inner','weight_copies','median_s','min_s','max_s','p25_s','p75_s','gbps','frac_of_read_bw',"
              "'frac_of_device_bw'}; "
              "assert all(t['device_bw_gbps']>0 for t in d['targets']); "
              "assert len(d['rows'])==len(rows)>0; "
@@ -324,7 +324,8 @@ static void test_usage(void)
     snprintf(cmd, sizeof cmd, "'%s' bench --max-size 12Q 2>/dev/null", exe);
     CU_ASSERT_EQUAL(kd_test_system(cmd), 2);
     const char *want[] = {"--quick", "--all-devices", "--csv FILE", "--json FILE", "--plot",
-                          "--repeats", "--m LIST", "--max-size", "--borrow-weights", "Exit status"};
+                          "--repeats", "--m LIST", "--max-size", "--borrow-weights", "--cold-weights",
+                          "Exit status"};
     kd_test_expect_help("bench", want, sizeof want / sizeof *want);
 }
 
@@ -373,6 +374,27 @@ static void test_gemv_shape(void)
         "python3 -c \"import json; s=json.load(open('test_bench_path.json'))['settings']; "
         "assert s['gemv_weights']=='borrowed', s\""), 0);
     CU_ASSERT_EQUAL(kd_test_system("grep -q '^GEMV weights: borrowed.*; transparent huge pages: ' test_bench_path.txt"), 0);
+    /* --cold-weights: copies of the weights adding up to 4 x LLC (at most 64); other ops
+     * and runs without it use one; it cannot be combined with --borrow-weights */
+    snprintf(cmd, sizeof cmd,
+             "'%s' bench --quick --backend cpu --op q4k_gemv --no-sweep --n 300 --k 512 "
+             "--m 1,2 --default-path --cold-weights --no-progress --json test_bench_cold.json "
+             "> test_bench_cold.txt", exe);
+    CU_ASSERT_EQUAL_FATAL(kd_test_system(cmd), 0);
+    CU_ASSERT_EQUAL(kd_test_system("grep -q '^cold weights: ' test_bench_cold.txt"), 0);
+    CU_ASSERT_EQUAL(kd_test_system(
+        "python3 -c \"import json, math; d=json.load(open('test_bench_cold.json')); "
+        "assert d['settings']['cold_weights'] is True; llc=d['host']['llc_bytes']; "
+        "want=min(64, math.ceil(4*llc/(300*2*144))); "
+        "g=[r['weight_copies'] for r in d['rows'] if r['op']=='q4k_gemv']; "
+        "o=[r['weight_copies'] for r in d['rows'] if r['op']!='q4k_gemv']; "
+        "assert g==[want, want] and want>1 and all(c==1 for c in o), (want, g, o)\""), 0);
+    CU_ASSERT_EQUAL(kd_test_system(
+        "python3 -c \"import json; d=json.load(open('test_bench_path.json')); "
+        "assert d['settings']['cold_weights'] is False and "
+        "all(r['weight_copies']==1 for r in d['rows']), d['rows']\""), 0);
+    snprintf(cmd, sizeof cmd, "'%s' bench --cold-weights --borrow-weights 2>/dev/null", exe);
+    CU_ASSERT_EQUAL(kd_test_system(cmd), 2);
     /* M = 1 alone: no speed-up section (it had an empty line per op before) */
     snprintf(cmd, sizeof cmd,
              "'%s' bench --quick --backend cpu --op q6k_gemv --no-sweep --n 300 --k 512 "
