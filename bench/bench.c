@@ -101,8 +101,9 @@ static void usage(void)
         "                    4 KiB pages of malloc, as a mapped GGUF file has) instead of\n"
         "                    the library's copy (kd_tensor_quant: 2 MiB pages from 4 MiB)\n"
         "  --cold-weights    each GEMV cycles call by call through copies of its weights\n"
-        "                    that together are at least 4 x the last-level cache, so no\n"
-        "                    call finds them in a cache: a decode step over a model far\n"
+        "                    that together are at least 4 x the last-level cache (an\n"
+        "                    offload device: 4 x 128 MiB at least), so that no call\n"
+        "                    finds them in a cache: a decode step over a model far\n"
         "                    larger than the caches (default: one copy, which a cache of\n"
         "                    its size keeps from call to call, as ggml's benchmark does)\n"
         "  --no-headline     sweep only\n"
@@ -531,11 +532,18 @@ typedef struct case_data {
     int ncopies;
 } case_data;
 
+/* An offload device's last cache is not the host's: at least this much is assumed for it
+ * (GPU L2 caches: 50 MB on an H100, 126 MB on a B200). */
+#define BENCH_DEVICE_CACHE_MIN (128ll << 20)
+
 /* Copies of bytes of weights that together are at least 4 x the last-level cache, so that
  * cycling through them evicts each before its next use: 1 when one copy is that large. */
-static int cold_copies(const bench_host *h, double bytes)
+static int cold_copies(const bench_host *h, kd_backend_id b, double bytes)
 {
-    double want = 4.0 * (double)(h->caches.llc > 0 ? h->caches.llc : 32 << 20);
+    long long cache = h->caches.llc > 0 ? h->caches.llc : 32ll << 20;
+    if (b != KD_BACKEND_CPU && cache < BENCH_DEVICE_CACHE_MIN)
+        cache = BENCH_DEVICE_CACHE_MIN;
+    double want = 4.0 * (double)cache;
     double n = ceil(want / bytes);
     return n < 1 ? 1 : n > BENCH_MAX_COPIES ? BENCH_MAX_COPIES : (int)n;
 }
@@ -694,7 +702,7 @@ static int run_case(const bench_opts *o, bench_report *rep, const pool *pl, cons
     case_data cd;
     *r = (bench_row){.c = *c};
     int copies = o->cold_weights && kd_op_is_gemv(c->op)
-                     ? cold_copies(rep->host, (double)case_block_bytes(c))
+                     ? cold_copies(rep->host, t->backend, (double)case_block_bytes(c))
                      : 1;
     kd_status st = make_inputs(t->ctx, c, pl, o->borrow_weights, copies, &cd);
     if (st == KD_OK) {
@@ -777,8 +785,9 @@ static void print_intro(const bench_opts *o, const bench_report *rep, kd_context
            thp[0] ? thp : "not offered");
     if (o->cold_weights)
         printf("cold weights: each GEMV cycles through copies of its weights, together >= 4 x "
-               "LLC (%lld KiB; copies per row in the JSON, weight_copies)\n",
-               h->caches.llc >> 10);
+               "LLC (%lld KiB; offload devices: >= 4 x %lld MiB; copies per row in the JSON, "
+               "weight_copies)\n",
+               h->caches.llc >> 10, BENCH_DEVICE_CACHE_MIN >> 20);
     printf("\n");
 }
 
