@@ -1,10 +1,10 @@
 /* Host memory for tensors the library owns. Large buffers are put on 2 MiB boundaries and
  * offered to the kernel's transparent huge pages (madvise, Linux): a GEMV streams its
  * weights once per call, and with 4 KiB pages every 4 KiB of weights costs a TLB miss. On
- * the development machine (Zen 4, 2 threads) the q8 GEMV over 33-48 MB of weights ran
- * 3-10 % faster in 2 MiB pages than in 4 KiB ones (median of 41, the same bytes in both
- * alternating in one process; slower in none of 16 cases). Where huge pages are off
- * (transparent_hugepage=never) the advice is ignored. */
+ * the development machine (Zen 4, 2 threads) the q8 GEMV over 33-48 MB of weights ran up
+ * to 11 % faster in 2 MiB pages than in 4 KiB ones (6 % in the middle of 16 cases, slower
+ * in none; median of 41, the same bytes in both alternating in one process). Where huge
+ * pages are off (transparent_hugepage=never) the advice is ignored. */
 #ifndef KD_HOST_MEM_H
 #define KD_HOST_MEM_H
 
