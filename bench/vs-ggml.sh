@@ -11,8 +11,9 @@ usage: bench/vs-ggml.sh --ggml-bin PATH [options]
 Times Q4_K and Q6_K matrix-vector products on the CPU with ggml and with kdispatch on
 the same shapes -- N x K = 4096 x 14336 and 14336 x 4096, M = 1 and 8 rows of
 activations (--m for others) -- interleaved (ggml, kdispatch, ggml, kdispatch, ... shape by shape, for
-R rounds), and prints per shape the median time of each and the ratio kdispatch / ggml
-(below 1: kdispatch is faster).
+R rounds), and prints per shape the median time of each, the ratio kdispatch / ggml of the
+medians (below 1: kdispatch is faster), and the lowest and highest ratio of a single
+round (ggml and kdispatch back to back: a paired comparison).
 
   ggml:      test-backend-ops perf -o MUL_MAT -b CPU --test-file F, where F holds the
              one shape as a MUL_MAT case (ggml's built-in perf list lacks 14336 x 4096);
@@ -186,7 +187,7 @@ thp=$(sed -n 's/.*\[\(.*\)\].*/\1/p' /sys/kernel/mm/transparent_hugepage/enabled
 echo "kdispatch weights: $kd_weights; transparent huge pages: ${thp:-not offered}"
 [ "$threads" = "$(getconf _NPROCESSORS_ONLN)" ] ||
     echo "note: kdispatch runs $threads threads, ggml its own count: not a like-for-like run" >&2
-declare -A g k
+declare -A g k rr
 status=0
 for ((r = 1; r <= rounds; r++)); do
     for s in "${shapes[@]}"; do
@@ -197,12 +198,18 @@ for ((r = 1; r <= rounds; r++)); do
         [ -n "$gu" ] && [ -n "$ku" ] || status=1
         g[$s]="${g[$s]:-} ${gu}"
         k[$s]="${k[$s]:-} ${ku}"
+        # the round's own ratio: ggml and kdispatch ran back to back, so it is a paired
+        # comparison, which the machine's slower drifts move less than the medians
+        if [ -n "$gu" ] && [ -n "$ku" ]; then
+            rr[$s]="${rr[$s]:-} $(awk -v a="$ku" -v b="$gu" 'BEGIN { printf "%.4f", a / b }')"
+        fi
         printf '  round %d/%d %-5s %5s x %-5s M=%s  ggml %10s us  kdispatch %10s us\n' \
             "$r" "$rounds" "$q" "$n" "$kk" "$m" "${gu:-failed}" "${ku:-failed}" >&2
     done
 done
 
-printf '\n%-6s %-13s %3s %16s %16s %16s\n' type "N x K" M "ggml median us" "kdispatch med us" "kdispatch/ggml"
+printf '\n%-6s %-13s %3s %16s %16s %16s %14s\n' type "N x K" M "ggml median us" "kdispatch med us" \
+    "kdispatch/ggml" "rounds' ratios"
 rows=()
 for s in "${shapes[@]}"; do
     IFS=: read -r q nk m <<<"$s"
@@ -210,10 +217,12 @@ for s in "${shapes[@]}"; do
     km=$(echo "${k[$s]}" | median)
     ratio=n/a
     [ "$gm" != n/a ] && [ "$km" != n/a ] && ratio=$(awk -v a="$km" -v b="$gm" 'BEGIN { printf "%.2f", a / b }')
-    printf '%-6s %-13s %3s %16s %16s %16s\n' "$q" "${nk/x/ x }" "$m" "$gm" "$km" "$ratio"
-    rows+=("$(printf '{"type":"%s","n":%s,"k":%s,"m":%s,"ggml_median_us":%s,"kdispatch_median_us":%s,"ratio":%s,"ggml_us":[%s],"kdispatch_us":[%s]}' \
+    spread=$(echo "${rr[$s]:-}" | tr ' ' '\n' | sort -g |
+        awk 'NF { if (!n++) lo = $1; hi = $1 } END { if (n) printf "%.2f-%.2f", lo, hi; else print "n/a" }')
+    printf '%-6s %-13s %3s %16s %16s %16s %14s\n' "$q" "${nk/x/ x }" "$m" "$gm" "$km" "$ratio" "$spread"
+    rows+=("$(printf '{"type":"%s","n":%s,"k":%s,"m":%s,"ggml_median_us":%s,"kdispatch_median_us":%s,"ratio":%s,"ggml_us":[%s],"kdispatch_us":[%s],"round_ratios":[%s]}' \
         "$q" "${nk%x*}" "${nk#*x}" "$m" "$(json_num "$gm")" "$(json_num "$km")" "$(json_num "$ratio")" \
-        "$(json_list "${g[$s]}")" "$(json_list "${k[$s]}")")")
+        "$(json_list "${g[$s]}")" "$(json_list "${k[$s]}")" "$(json_list "${rr[$s]:-}")")")
 done
 
 if [ -n "$json" ]; then

@@ -72,6 +72,7 @@ static void test_table_and_json(void)
     printf("\n%s", out);
     CU_ASSERT_EQUAL(rc, 0);
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "kdispatch/ggml"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "rounds' ratios")); /* per-round ratio range */
     /* the device kdispatch timed, as `kdispatch devices` names it (SIMD level, GEMV path) */
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "kdispatch device: host cpu, "));
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "kdispatch weights: kdispatch's own copy"));
@@ -84,7 +85,8 @@ static void test_table_and_json(void)
         "assert {(x['type'],x['n'],x['k'],x['m']) for x in r}=={(q,n,k,m) for q in ('q4_K','q6_K') "
         "for (n,k) in ((4096,14336),(14336,4096)) for m in (1,3)}; "
         "assert all(x['ggml_median_us']==2000 and x['kdispatch_median_us']>0 and "
-        "abs(x['ratio']-x['kdispatch_median_us']/2000)<0.01 for x in r), r; "
+        "abs(x['ratio']-x['kdispatch_median_us']/2000)<0.01 and len(x['round_ratios'])==1 and "
+        "abs(x['round_ratios'][0]-x['kdispatch_us'][0]/2000)<1e-3 for x in r), r; "
         "assert d['kd_weights'].startswith(\\\"kdispatch's own\\\"), d\""), 0);
     /* --borrow-weights reaches kdispatch bench, and the run says so */
     snprintf(cmd, sizeof cmd,
