@@ -777,12 +777,10 @@ static void print_intro(const bench_opts *o, const bench_report *rep, kd_context
     printf("timing: up to %d samples per case (fewer, at least 3, when they would take over "
            "%.1f s), warm-up %.0f ms, samples of at least %.1f ms\n",
            o->repeats, o->budget_s, o->warmup_s * 1e3, o->sample_s * 1e3);
-    char thp[32];
-    kd_host_huge_page_mode(thp, sizeof thp);
     printf("GEMV weights: %s; transparent huge pages: %s\n",
            o->borrow_weights ? "borrowed from the bench's malloc'd buffer (--borrow-weights)"
                              : "the library's own copy (kd_tensor_quant)",
-           thp[0] ? thp : "not offered");
+           h->huge_pages[0] ? h->huge_pages : "not offered");
     if (o->cold_weights)
         printf("cold weights: each GEMV cycles through copies of its weights, together >= 4 x "
                "LLC (%lld KiB; offload devices: >= 4 x %lld MiB; copies per row in the JSON, "
@@ -795,6 +793,7 @@ static void measure_host(const bench_opts *o, bench_host *h)
 {
     kd_host_caches_read(NULL, &h->caches);
     kd_host_cpu_model(h->cpu_model, sizeof h->cpu_model);
+    kd_host_huge_page_mode(h->huge_pages, sizeof h->huge_pages);
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     h->cpus = n > 0 ? (int)n : 1;
     /* far beyond the last-level cache, so the passes read DRAM */

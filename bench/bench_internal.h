@@ -70,6 +70,7 @@ typedef struct bench_host {
     kd_host_caches caches;
     int cpus;
     char cpu_model[128];
+    char huge_pages[32];  /* transparent huge page mode ("" where the host has none) */
 } bench_host;
 
 typedef struct bench_report {

@@ -10,7 +10,6 @@
 #include <time.h>
 
 #include "bench_internal.h"
-#include "host_mem.h"
 #include "kd_json.h"
 
 #ifndef KD_BENCH_SOURCE_DIR
@@ -243,9 +242,7 @@ static void json_settings(kd_json *w, const bench_report *rep)
     kd_json_key_num(w, "sample_s", o->sample_s, "%g");
     kd_json_key_str(w, "gemv_weights", o->borrow_weights ? "borrowed" : "copied");
     kd_json_key_bool(w, "cold_weights", o->cold_weights);
-    char thp[32];
-    kd_host_huge_page_mode(thp, sizeof thp);
-    kd_json_key_str(w, "transparent_huge_pages", thp); /* "" where the host has none */
+    kd_json_key_str(w, "transparent_huge_pages", rep->host->huge_pages);
     json_ints(w, "m", o->m, o->nm);
     json_ints(w, "sweep_bytes", rep->sweep_sizes, rep->nsweep);
     kd_json_end_object(w);

@@ -195,28 +195,38 @@ static int reserve(kd_cl_state *s, size_t bytes, int probe_host, char *why, size
     return 0;
 }
 
-/* The core counts KD_FAULT allocation faults before it calls alloc (tensor.c), so they
- * are not counted here a second time. */
-static kd_status cl_alloc(kd_context *ctx, void *state, size_t bytes, void **buf)
+/* A buffer of bytes reserved against the device's limits: a new one (host NULL, probed
+ * on a CPU device), or one over the host's bytes (flags with CL_MEM_USE_HOST_PTR, which
+ * allocate nothing). */
+static kd_status new_buffer(kd_context *ctx, kd_cl_state *s, cl_mem_flags flags, void *host,
+                            size_t bytes, void **buf)
 {
-    kd_cl_state *s = state;
-    if (bytes == 0)
-        return kd_error(ctx, KD_ERR_ZERO_SIZE, "opencl: buffer of 0 bytes");
     char why[256] = "larger than the address space";
-    if (bytes > SIZE_MAX - ((size_t)1 << 20) || reserve(s, bytes, 1, why, sizeof why) != 0)
+    if (bytes > SIZE_MAX - ((size_t)1 << 20) ||
+        reserve(s, bytes, host == NULL, why, sizeof why) != 0)
         return kd_error(ctx, KD_ERR_TOO_LARGE, "opencl: buffer of %zu bytes on '%s': %s", bytes,
                         s->device_name, why);
     cl_int err;
-    cl_mem m = clCreateBuffer(s->context, CL_MEM_READ_WRITE, bytes, NULL, &err);
+    cl_mem m = clCreateBuffer(s->context, flags, bytes, host, &err);
     if (err != CL_SUCCESS) {
         atomic_fetch_sub(&s->allocated, bytes);
         return kd_error(ctx, status_of(err, err == CL_INVALID_BUFFER_SIZE ? KD_ERR_TOO_LARGE
                                                                            : KD_ERR_NOMEM),
-                        "opencl: clCreateBuffer(%zu bytes) on '%s' failed: %s", bytes,
-                        s->device_name, kd_cl_error_name(err));
+                        "opencl: clCreateBuffer(%zu bytes%s) on '%s' failed: %s", bytes,
+                        host ? ", CL_MEM_USE_HOST_PTR" : "", s->device_name,
+                        kd_cl_error_name(err));
     }
     *buf = m;
     return KD_OK;
+}
+
+/* The core counts KD_FAULT allocation faults before it calls alloc (tensor.c), so they
+ * are not counted here a second time. */
+static kd_status cl_alloc(kd_context *ctx, void *state, size_t bytes, void **buf)
+{
+    if (bytes == 0)
+        return kd_error(ctx, KD_ERR_ZERO_SIZE, "opencl: buffer of 0 bytes");
+    return new_buffer(ctx, state, CL_MEM_READ_WRITE, NULL, bytes, buf);
 }
 
 /* A CPU device reads the host's bytes where they are (CL_MEM_USE_HOST_PTR; PoCL uses the
@@ -229,23 +239,10 @@ static kd_status cl_wrap_host(kd_context *ctx, void *state, const void *host, si
     kd_cl_state *s = state;
     if (!(s->type & CL_DEVICE_TYPE_CPU))
         return KD_ERR_UNAVAILABLE;
-    char why[256];
-    if (reserve(s, bytes, 0, why, sizeof why) != 0)
-        return kd_error(ctx, KD_ERR_TOO_LARGE, "opencl: buffer of %zu bytes on '%s': %s", bytes,
-                        s->device_name, why);
-    cl_int err;
     /* the cast: OpenCL 1.2 takes a non-const host_ptr; CL_MEM_READ_ONLY keeps the kernels
      * from writing through it */
-    cl_mem m = clCreateBuffer(s->context, CL_MEM_READ_ONLY | CL_MEM_USE_HOST_PTR, bytes,
-                              (void *)(uintptr_t)host, &err);
-    if (err != CL_SUCCESS) {
-        atomic_fetch_sub(&s->allocated, bytes);
-        return kd_error(ctx, status_of(err, KD_ERR_NOMEM),
-                        "opencl: clCreateBuffer(%zu bytes, CL_MEM_USE_HOST_PTR) on '%s' failed: %s",
-                        bytes, s->device_name, kd_cl_error_name(err));
-    }
-    *buf = m;
-    return KD_OK;
+    return new_buffer(ctx, s, CL_MEM_READ_ONLY | CL_MEM_USE_HOST_PTR, (void *)(uintptr_t)host,
+                      bytes, buf);
 }
 
 static void cl_release(void *state, void *buf)
