@@ -125,10 +125,35 @@ die|hang|hang0)
     hang0) export KD_FLEET_TEST_HANG=0; want="rank 0 (node a" ;;
     esac
     start=$(date +%s)
-    three_nodes "" "" "" --deadline 8 --op rmsnorm >"$OUT/o" 2>&1 &&
-        { cat "$OUT/o"; fail "exit status 0"; }
+    three_nodes "" "" "" --deadline 8 --op rmsnorm >"$OUT/o" 2>&1 &
+    job=$!
+    # Open MPI's mpirun can hang in its own teardown after a rank was killed: every rank
+    # has exited (zombies of mpirun), mpirun waits on a futex until the outer timeout.
+    # (Seen in about 1 run of 10 on a loaded 2-core VM, with kdispatch builds from before
+    # and after round 2's sixth session alike.) What kdispatch answers for is that its ranks end; so the time taken is until
+    # the last rank ended, and an mpirun still up 15 s after that is stopped and said so.
+    ranks_ended=
+    while kill -0 "$job" 2>/dev/null; do
+        # mpirun's children: ranks still running, and ranks that exited unreaped (zombies)
+        mp=$(pgrep -f "^mpirun .*$KD fleet compare" | head -n 1)
+        kids=$( [ -n "$mp" ] && ps -o stat= --ppid "$mp" | awk '/^Z/ { z++; next } { l++ }
+            END { print l + 0, z + 0 }')
+        if [ -z "$ranks_ended" ] && [ "${kids:-x}" != x ] && [ "${kids% *}" -eq 0 ] &&
+            [ "${kids#* }" -gt 0 ]; then
+            ranks_ended=$(date +%s)
+        elif [ -n "$ranks_ended" ] && [ $(( $(date +%s) - ranks_ended )) -ge 15 ]; then
+            echo "note: every rank ended $(( ranks_ended - start )) s in; mpirun did not exit (Open MPI teardown hang): stopped"
+            pkill -TERM -f "^mpirun .*$KD fleet compare" 2>/dev/null
+            sleep 2
+            pkill -KILL -f "^mpirun .*$KD fleet compare" 2>/dev/null
+            break
+        fi
+        sleep 1
+    done
+    wait "$job"
     rc=$?
-    took=$(( $(date +%s) - start ))
+    [ "$rc" -ne 0 ] || { cat "$OUT/o"; fail "exit status 0"; }
+    took=$(( ${ranks_ended:-$(date +%s)} - start ))
     cat "$OUT/o"
     # the outer timeout is 100 s: a run that ends well before it was ended by the deadline
     # or by mpirun noticing the dead rank, not by the guard
