@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "kd_quant.h"
+#include "kd_row_groups.h"
 #include "kd_test_util.h"
 
 static void test_block_layout(void)
@@ -141,12 +142,39 @@ static void test_random_blocks_are_valid(void)
     free(y);
 }
 
+/* Row groups (kd_row_groups.h): 19 rows of 3 blocks of 5 bytes, the first 16 grouped.
+ * Each block's place is checked against the layout written out by hand, then unpacking
+ * must give the GGUF bytes back; from 33 blocks per row on, copies are grouped. */
+static void test_row_groups(void)
+{
+    enum { ROWS = 19, NB = 3, BB = 5, GROUPED = 16 };
+    unsigned char gguf[ROWS * NB * BB], packed[ROWS * NB * BB], back[ROWS * NB * BB];
+    for (int i = 0; i < ROWS * NB * BB; i++)
+        gguf[i] = (unsigned char)(i * 7 + 3);
+    kd_row_groups_pack(packed, gguf, ROWS, NB, BB, GROUPED);
+    for (int r = 0; r < ROWS; r++)
+        for (int b = 0; b < NB; b++) {
+            /* group r / 8 holds 8 rows x NB blocks; inside it block b of all 8 rows, then b + 1 */
+            int want = r < GROUPED ? (r / 8) * 8 * NB + b * 8 + r % 8 : r * NB + b;
+            CU_ASSERT_EQUAL(kd_row_first_block(r, NB, GROUPED) + b * kd_row_block_step(r, GROUPED), want);
+            CU_ASSERT(memcmp(packed + want * BB, gguf + (r * NB + b) * BB, BB) == 0);
+        }
+    CU_ASSERT(memcmp(packed, gguf, sizeof gguf) != 0);
+    kd_row_groups_unpack(back, packed, ROWS, NB, BB, GROUPED);
+    CU_ASSERT(memcmp(back, gguf, sizeof gguf) == 0);
+    CU_ASSERT_EQUAL(kd_row_groups_rows(19, 256 * KD_ROW_GROUP_MIN_BLOCKS), 0);
+    CU_ASSERT_EQUAL(kd_row_groups_rows(19, 256 * (KD_ROW_GROUP_MIN_BLOCKS + 1)), 16);
+    CU_ASSERT_EQUAL(kd_row_groups_rows(7, 256 * 56), 0);
+    CU_ASSERT_EQUAL(kd_row_groups_rows(4096, 256 * 56), 4096);
+}
+
 int main(void)
 {
     if (CU_initialize_registry() != CUE_SUCCESS)
         return 1;
     CU_pSuite s = CU_add_suite("quant", NULL, NULL);
     CU_add_test(s, "block layout", test_block_layout);
+    CU_add_test(s, "row groups: placement, round trip, when", test_row_groups);
     CU_add_test(s, "f16 round trip", test_f16_round_trip);
     CU_add_test(s, "decoder matches ggml's loops", test_decoder_matches_ggml_loops);
     CU_add_test(s, "quantizer round trip", test_quantizer_round_trip);
