@@ -133,6 +133,7 @@ static kd_call make_call(const kd_op_desc *d, const op_shape *s, kd_backend_id b
     for (int i = 0; i < 2; i++)
         c.src[i] = d->src[i] ? kd_tensor_buffer(d->src[i], b) : NULL;
     c.dst = kd_tensor_buffer(d->dst, b);
+    c.w_groups = d->src[0] ? kd_tensor_buffer_groups(d->src[0], b) : 0;
     c.pos = d->pos;
     c.eps = d->eps > 0 ? d->eps : 1e-5f;
     c.rope_base = d->rope_base > 0 ? d->rope_base : 10000.0f;

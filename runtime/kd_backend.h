@@ -24,6 +24,8 @@ typedef struct kd_call {
     int64_t k;            /* GEMV input width K (multiple of 256); 0 otherwise */
     void *src[2];         /* see kd_op_desc for the order */
     void *dst;
+    int64_t w_groups;     /* GEMV on the host copy: leading rows of W in row groups
+                           * (kd_row_groups.h); 0: all rows in GGUF order */
     const uint32_t *pos;  /* ROPE positions, host memory, m of them */
     float eps;
     float rope_base;

@@ -38,6 +38,7 @@ struct kd_tensor {
     size_t nbytes;
     void *host;        /* host copy: the cpu backend's memory */
     int host_owned;    /* 0: borrowed (kd_tensor_quant_borrow) */
+    int64_t grouped_rows; /* quantized host copy: rows stored in row groups (kd_row_groups.h) */
     int valid[KD_BACKEND_COUNT]; /* which copies hold the newest data; [CPU] is host */
     void *dev[KD_BACKEND_COUNT]; /* device buffers of offload backends */
 };
@@ -49,5 +50,7 @@ kd_status kd_tensor_prepare_output(kd_context *ctx, kd_tensor *t, kd_backend_id 
 void kd_tensor_mark_written(kd_tensor *t, kd_backend_id b);
 /* The buffer the backend's kernels take: host pointer for cpu, device buffer otherwise. */
 void *kd_tensor_buffer(const kd_tensor *t, kd_backend_id b);
+/* Rows of that buffer in row groups (kd_row_groups.h): only the host copy has them. */
+int64_t kd_tensor_buffer_groups(const kd_tensor *t, kd_backend_id b);
 
 #endif

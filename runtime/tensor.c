@@ -7,6 +7,7 @@
 #include "host_mem.h"
 #include "kd_internal.h"
 #include "kd_quant.h"
+#include "kd_row_groups.h"
 
 /* Largest tensor we accept: keeps every byte count inside size_t and int64 arithmetic. */
 #define KD_MAX_ELEMENTS (INT64_C(1) << 40)
@@ -94,7 +95,13 @@ static kd_status make_quant(kd_context *ctx, kd_type type, int64_t rows, int64_t
             free(t);
             return kd_error(ctx, KD_ERR_NOMEM, "kd_tensor_quant: out of host memory (%zu bytes)", nbytes);
         }
-        memcpy(t->host, blocks, nbytes);
+        /* a copy of our own can take the cpu's layout; borrowed bytes keep the caller's */
+        t->grouped_rows = kd_row_groups_rows(rows, cols);
+        if (t->grouped_rows)
+            kd_row_groups_pack(t->host, blocks, rows, cols / KD_QK_K, kd_quant_block_bytes(type),
+                               t->grouped_rows);
+        else
+            memcpy(t->host, blocks, nbytes);
         t->host_owned = 1;
     }
     *out = t;
@@ -156,6 +163,11 @@ void *kd_tensor_buffer(const kd_tensor *t, kd_backend_id b)
     return on_host(t, b) ? t->host : t->dev[b];
 }
 
+int64_t kd_tensor_buffer_groups(const kd_tensor *t, kd_backend_id b)
+{
+    return on_host(t, b) ? t->grouped_rows : 0;
+}
+
 /* Brings the host copy up to date from a device that holds the newest data. */
 static kd_status sync_to_host(kd_context *ctx, kd_tensor *t)
 {
@@ -177,7 +189,8 @@ static kd_status sync_to_host(kd_context *ctx, kd_tensor *t)
 
 /* The device buffer of t on b. Quantized weights never change after they are made, so
  * a device that can read host memory in place gets them that way (*in_place = 1, no
- * upload); everything else gets a buffer of its own. */
+ * upload), unless they are in row groups, which only the cpu reads; everything else gets
+ * a buffer of its own. */
 static kd_status ensure_buffer(kd_context *ctx, kd_tensor *t, kd_backend_id b, int *in_place)
 {
     *in_place = 0;
@@ -187,13 +200,31 @@ static kd_status ensure_buffer(kd_context *ctx, kd_tensor *t, kd_backend_id b, i
     if (kd_fault_hit(ctx, b, KD_FAULT_ALLOC))
         return kd_error(ctx, KD_ERR_NOMEM, "%s: injected allocation fault (KD_FAULT)",
                         kd_backend_name(b));
-    if (t->type != KD_TYPE_F32 && s->ops->wrap_host) {
+    if (t->type != KD_TYPE_F32 && !t->grouped_rows && s->ops->wrap_host) {
         kd_status st = s->ops->wrap_host(ctx, s->state, t->host, t->nbytes, &t->dev[b]);
         *in_place = st == KD_OK;
         if (st != KD_ERR_UNAVAILABLE)
             return st;
     }
     return s->ops->alloc(ctx, s->state, t->nbytes, &t->dev[b]);
+}
+
+/* Copies the host bytes to b's buffer; weights in row groups go back to GGUF order on the
+ * way, through a buffer that lives for the upload only. */
+static kd_status upload(kd_context *ctx, kd_tensor *t, kd_backend_id b)
+{
+    struct kd_backend_slot *s = &ctx->backend[b];
+    if (!t->grouped_rows)
+        return s->ops->upload(ctx, s->state, t->dev[b], t->host, t->nbytes);
+    void *gguf = kd_host_alloc(t->nbytes);
+    if (!gguf)
+        return kd_error(ctx, KD_ERR_NOMEM, "%s upload: out of host memory (%zu bytes)",
+                        kd_backend_name(b), t->nbytes);
+    kd_row_groups_unpack(gguf, t->host, t->rows, t->cols / KD_QK_K, kd_quant_block_bytes(t->type),
+                         t->grouped_rows);
+    kd_status st = s->ops->upload(ctx, s->state, t->dev[b], gguf, t->nbytes);
+    free(gguf);
+    return st;
 }
 
 kd_status kd_tensor_make_resident(kd_context *ctx, kd_tensor *t, kd_backend_id b)
@@ -210,8 +241,7 @@ kd_status kd_tensor_make_resident(kd_context *ctx, kd_tensor *t, kd_backend_id b
         t->valid[b] = 1;
         return KD_OK;
     }
-    struct kd_backend_slot *s = &ctx->backend[b];
-    if ((st = s->ops->upload(ctx, s->state, t->dev[b], t->host, t->nbytes)) != KD_OK)
+    if ((st = upload(ctx, t, b)) != KD_OK)
         return st;
     kd_metrics_add_transfer(&ctx->metrics, 1, t->nbytes);
     t->valid[b] = 1;

@@ -10,6 +10,7 @@
 
 #include "cpu/gemv_q8.h"
 #include "cpu_level.h"
+#include "kd_internal.h"
 #include "kd_quant.h"
 #include "kd_test_util.h"
 
@@ -142,7 +143,7 @@ static void check_kernels_vs_scalar(kd_type type, int64_t m, int64_t n, int64_t 
     kd_q8_quantize_rows(NULL, KD_SIMD_SCALAR, x, m, k, xq);
     kd_cpu_env e = {.simd = level, .vnni = level_vnni};
     const kd_q8_kernels *lk = kd_q8_kernels_for(&e, level), *sk = &kd_q8_scalar_kernels;
-    kd_q8_job j = {w, xq, NULL, n, nb, m};
+    kd_q8_job j = {w, xq, NULL, n, nb, m, 0};
     for (int pass = 0; pass < 2; pass++) {
         const kd_q8_kernels *kk = pass ? lk : sk;
         j.y = pass ? yl : ys;
@@ -189,8 +190,9 @@ static void test_kernels_vs_scalar(void)
     }
 }
 
-/* Runs the GEMV of w (N x K) with the m rows of x at x_rows on the cpu's q8 path. */
-static float *run_cpu_gemv(kd_tensor *w, const float *x_rows, int64_t m, int64_t n, int64_t k)
+/* Runs the GEMV of w (N x K) with the m rows of x at x_rows on the cpu, path by flags. */
+static float *run_cpu_gemv_flags(kd_tensor *w, const float *x_rows, int64_t m, int64_t n, int64_t k,
+                                 unsigned flags)
 {
     kd_tensor *x = NULL, *y = NULL;
     float *out = malloc(sizeof(float) * (size_t)(m * n));
@@ -202,7 +204,7 @@ static float *run_cpu_gemv(kd_tensor *w, const float *x_rows, int64_t m, int64_t
         out = NULL;
     } else {
         d.src[0] = w, d.src[1] = x, d.dst = y;
-        if (kd_run(ctx, &d, KD_BACKEND_CPU, KD_RUN_NO_FALLBACK | KD_RUN_CPU_Q8) != KD_OK ||
+        if (kd_run(ctx, &d, KD_BACKEND_CPU, KD_RUN_NO_FALLBACK | flags) != KD_OK ||
             kd_tensor_read(ctx, y, out, (size_t)(m * n)) != KD_OK) {
             printf("\n  M=%lld: %s\n", (long long)m, kd_last_error(ctx));
             free(out);
@@ -212,6 +214,63 @@ static float *run_cpu_gemv(kd_tensor *w, const float *x_rows, int64_t m, int64_t
     kd_tensor_free(x);
     kd_tensor_free(y);
     return out;
+}
+
+/* ... on the q8 path. */
+static float *run_cpu_gemv(kd_tensor *w, const float *x_rows, int64_t m, int64_t n, int64_t k)
+{
+    return run_cpu_gemv_flags(w, x_rows, m, n, k, KD_RUN_CPU_Q8);
+}
+
+/* Row groups (kd_row_groups.h): a weight the library copies with K > 8192 is stored 8 rows
+ * at a time, block by block; borrowed bytes keep GGUF order. Every cpu path at this level
+ * (q8, exact, the scalar reference) must give the same bits from both: N = 67 (8 groups,
+ * then 3 rows in GGUF order), M from 1 to 300 (tiles over panels of whole groups; the
+ * exact path's sgemm from 256). Telling the kernels the copy is in GGUF order must change
+ * the outputs, so the comparison sees the layout. */
+static void test_row_groups_same_bits(void)
+{
+    static const int64_t ms[] = {1, 2, 3, 8, 9, 17, 70, 300};
+    static const unsigned paths[] = {KD_RUN_CPU_Q8, KD_RUN_CPU_EXACT, KD_RUN_CPU_SCALAR};
+    const int64_t n = 67, k = 256 * (KD_ROW_GROUP_MIN_BLOCKS + 1);
+    for (int t = 0; t < 2; t++) {
+        const kd_type type = t ? KD_TYPE_Q6_K : KD_TYPE_Q4_K;
+        const size_t bytes = kd_quant_row_bytes(type, k) * (size_t)n;
+        void *blocks = malloc(bytes);
+        float *x = malloc(sizeof(float) * (size_t)(300 * k));
+        CU_ASSERT_FATAL(blocks && x);
+        kd_quant_random_blocks(type, n * (k / 256), 77 + t, blocks);
+        kd_rng r;
+        kd_rng_seed(&r, 78 + t);
+        kd_fill_uniform(&r, x, 300 * k, -2.0f, 2.0f);
+        kd_tensor *copy = NULL, *gguf = NULL;
+        CU_ASSERT_FATAL(kd_tensor_quant(ctx, type, n, k, blocks, bytes, &copy) == KD_OK);
+        CU_ASSERT_FATAL(kd_tensor_quant_borrow(ctx, type, n, k, blocks, bytes, &gguf) == KD_OK);
+        CU_ASSERT_EQUAL(copy->grouped_rows, 64);
+        CU_ASSERT_EQUAL(gguf->grouped_rows, 0);
+        for (size_t p = 0; p < sizeof paths / sizeof *paths; p++)
+            for (size_t i = 0; i < sizeof ms / sizeof *ms; i++) {
+                if (paths[p] == KD_RUN_CPU_SCALAR && ms[i] > 17)
+                    continue; /* the scalar reference: slow, and its M has no tiles */
+                float *a = run_cpu_gemv_flags(copy, x, ms[i], n, k, paths[p]);
+                float *b = run_cpu_gemv_flags(gguf, x, ms[i], n, k, paths[p]);
+                CU_ASSERT_FATAL(a && b);
+                if (memcmp(a, b, sizeof(float) * (size_t)(ms[i] * n)) != 0) {
+                    CU_FAIL("row groups change the outputs");
+                    printf("\n  %s M=%lld path flag 0x%x\n", kd_type_name(type), (long long)ms[i], paths[p]);
+                }
+                free(a), free(b);
+            }
+        copy->grouped_rows = 0; /* the same bytes read as GGUF order */
+        float *a = run_cpu_gemv_flags(copy, x, 1, n, k, KD_RUN_CPU_Q8);
+        float *b = run_cpu_gemv_flags(gguf, x, 1, n, k, KD_RUN_CPU_Q8);
+        CU_ASSERT_FATAL(a && b);
+        CU_ASSERT(memcmp(a, b, sizeof(float) * (size_t)n) != 0);
+        free(a), free(b);
+        kd_tensor_free(copy);
+        kd_tensor_free(gguf);
+        free(blocks), free(x);
+    }
 }
 
 /* M > 8 on the q8 path: tiles of 8 rows of x over panels of weight rows, split across the
@@ -358,6 +417,7 @@ int main(void)
     CU_add_test(s, "nmse check detects errors", test_nmse_check_detects_error);
     CU_add_test(s, "scalar q8 exact on quantized x; level kernels vs scalar", test_kernels_vs_scalar);
     CU_add_test(s, "M > 8: panels, tiles, no sgemm with SIMD kernels", test_large_m);
+    CU_add_test(s, "row groups: the same bits as GGUF order on every path", test_row_groups_same_bits);
     CU_add_test(s, "path flags and KD_CPU_GEMV", test_path_selection);
     CU_add_test(s, "bad cpu env values refused", test_bad_env_refused);
     int rc = kd_test_main();

@@ -17,6 +17,7 @@ int main(void) { return kd_test_skip("kdispatch was built without the OpenCL bac
 #else
 
 #include "kd_internal.h"
+#include "kd_row_groups.h"
 #include "opencl/kd_opencl_internal.h"
 
 static kd_context *ctx;
@@ -185,6 +186,37 @@ static void test_weights_in_place(void)
     free(y1);
     kd_problem_free(&p); /* frees w (before raw, which it borrows) */
     free(raw);
+}
+
+/* A weight the library copies with long rows is in the cpu's row groups (kd_row_groups.h);
+ * a device gets it back in GGUF order through an upload, never wrapped in place, and its
+ * outputs are the bits it gives for the same bytes borrowed in GGUF order. */
+static void test_row_groups_uploaded_in_gguf_order(void)
+{
+    const int64_t n = 19, k = 256 * (KD_ROW_GROUP_MIN_BLOCKS + 1);
+    kd_problem p;
+    CU_ASSERT_FATAL(kd_problem_make(ctx, KD_OP_Q6K_GEMV, 2, n, k, 6, &p) == 0);
+    CU_ASSERT_EQUAL_FATAL(p.src[0]->grouped_rows, 16);
+    kd_metrics_snapshot a, b;
+    kd_metrics_get(ctx, &a);
+    kd_status st;
+    float *y0 = kd_problem_run(ctx, &p, KD_BACKEND_OPENCL, KD_RUN_NO_FALLBACK, &st);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(y0);
+    kd_metrics_get(ctx, &b);
+    CU_ASSERT_EQUAL(b.bytes_to_device - a.bytes_to_device, 2 * k * sizeof(float) + p.blocks_bytes);
+    kd_tensor *w = NULL;
+    CU_ASSERT_FATAL(kd_tensor_quant_borrow(ctx, KD_TYPE_Q6_K, n, k, p.h_blocks, p.blocks_bytes, &w) ==
+                    KD_OK);
+    CU_ASSERT_EQUAL(w->grouped_rows, 0);
+    kd_tensor_free(p.src[0]);
+    p.src[0] = w;
+    p.d.src[0] = w;
+    float *y1 = kd_problem_run(ctx, &p, KD_BACKEND_OPENCL, KD_RUN_NO_FALLBACK, &st);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(y1);
+    CU_ASSERT_EQUAL(memcmp(y0, y1, sizeof(float) * (size_t)p.out_count), 0);
+    free(y0);
+    free(y1);
+    kd_problem_free(&p);
 }
 
 /* ---- device choice ---------------------------------------------------------------- */
@@ -660,6 +692,7 @@ int main(void)
     CU_add_test(s, "rope at long positions", test_rope_long_positions);
     CU_add_test(s, "outputs stay resident", test_residency);
     CU_add_test(s, "quantized weights in place on a CPU device", test_weights_in_place);
+    CU_add_test(s, "row-grouped weights uploaded in GGUF order", test_row_groups_uploaded_in_gguf_order);
     CU_add_test(s, "device by index and name", test_select_by_index_and_name);
     CU_add_test(s, "device name that matches nothing", test_select_no_match);
     CU_add_test(s, "build failure reports the log", test_build_failure_has_log);

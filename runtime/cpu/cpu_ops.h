@@ -27,6 +27,13 @@ static inline int64_t kd_cpu_panel_rows(int64_t row_bytes)
     return row_bytes < KD_CPU_PANEL_BYTES ? KD_CPU_PANEL_BYTES / row_bytes : 1;
 }
 
+/* The same in whole units of rows (row groups: KD_ROW_GROUP), at least one unit. */
+static inline int64_t kd_cpu_panel_units(int64_t row_bytes, int64_t unit)
+{
+    const int64_t rows = kd_cpu_panel_rows(row_bytes);
+    return rows > unit ? rows - rows % unit : unit;
+}
+
 /* A kernel call on weight rows [p0, p1) for rows m0 .. m0 + mc - 1 of x. */
 typedef void (*kd_cpu_tile_fn)(const void *arg, int64_t p0, int64_t p1, int64_t m0, int mc);
 /* Weight rows [r0, r1) of a GEMV with m rows of x: panel by panel, each with every tile

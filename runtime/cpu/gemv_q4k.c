@@ -12,8 +12,11 @@
  * sub-block 2p (low nibble) and of 2p+1 (high nibble). Eight bytes at a time are widened
  * to 32-bit lanes once and split into both nibbles there:
  *   acc[m] += dl[0] * dot(lo, x[m] + 64p) + dl[1] * dot(hi, x[m] + 64p + 32). */
+/* A Q4_K row's sums: the scaled quants' dot and the mins' (8 lanes each). */
+typedef struct q4k_acc { __m256 dot, mins; } q4k_acc;
+
 static inline __attribute__((always_inline)) KD_AVX2 void
-q4k_pair(const uint8_t *qs, const float *dl, const kd_gemv_job *j, const float *x0, __m256 *acc,
+q4k_pair(const uint8_t *qs, const float *dl, const kd_gemv_job *j, const float *x0, q4k_acc *acc,
          const int mc)
 {
     const __m256i mask = _mm256_set1_epi32(0x0F);
@@ -34,38 +37,39 @@ q4k_pair(const uint8_t *qs, const float *dl, const kd_gemv_job *j, const float *
             t0 = _mm256_fmadd_ps(lo[i], _mm256_loadu_ps(x + 8 * i), t0);
             t1 = _mm256_fmadd_ps(hi[i], _mm256_loadu_ps(x + 32 + 8 * i), t1);
         }
-        acc[m] = _mm256_fmadd_ps(s0, t0, acc[m]);
-        acc[m] = _mm256_fmadd_ps(s1, t1, acc[m]);
+        acc[m].dot = _mm256_fmadd_ps(s0, t0, acc[m].dot);
+        acc[m].dot = _mm256_fmadd_ps(s1, t1, acc[m].dot);
     }
 }
 
-/* One output row for mc rows of x starting at m0; mc is a constant in each caller, so
- * acc[] and mins[] live in registers for mc <= 8. */
-static inline __attribute__((always_inline)) KD_AVX2 void
-q4k_row_avx2(const kd_gemv_job *j, int64_t r, int64_t m0, const int mc)
+static inline __attribute__((always_inline)) KD_AVX2 q4k_acc q4k_zero(void)
 {
-    const int64_t nb = j->k / KD_QK_K, ns = j->k / 32;
-    const kd_block_q4_K *row = (const kd_block_q4_K *)j->w + r * nb;
-    __m256 acc[KD_CPU_GEMV_MC], mins[KD_CPU_GEMV_MC];
-    for (int m = 0; m < mc; m++)
-        acc[m] = mins[m] = _mm256_setzero_ps();
-    for (int64_t b = 0; b < nb; b++) {
-        const kd_block_q4_K *blk = row + b;
-        float dl[8];
-        /* sum_sb dmin*mn[sb] * xsum[m][sb], eight sub-blocks at once */
-        const __m256 ml = kd_q4k_block_coeffs(blk, dl);
-        for (int m = 0; m < mc; m++)
-            mins[m] = _mm256_fmadd_ps(ml, _mm256_loadu_ps(j->xsum + (m0 + m) * ns + b * 8), mins[m]);
-        const float *xb = j->x + m0 * j->k + b * KD_QK_K;
-#pragma GCC unroll 4
-        for (int p = 0; p < 4; p++)
-            q4k_pair(blk->qs + 32 * p, dl + 2 * p, j, xb + 64 * p, acc, mc);
-    }
-    for (int m = 0; m < mc; m++)
-        j->y[(m0 + m) * j->n + r] = kd_hsum256(_mm256_sub_ps(acc[m], mins[m]));
+    return (q4k_acc){_mm256_setzero_ps(), _mm256_setzero_ps()};
 }
 
-KD_GEMV_ROWS_BY_M(q4k_rows_simd, q4k_row_avx2, KD_AVX2)
+static inline __attribute__((always_inline)) KD_AVX2 float q4k_sum(q4k_acc a)
+{
+    return kd_hsum256(_mm256_sub_ps(a.dot, a.mins));
+}
+
+static inline __attribute__((always_inline)) KD_AVX2 void
+q4k_block_avx2(const kd_gemv_job *j, const kd_block_q4_K *blk, int64_t b, int64_t m0, const int mc,
+               q4k_acc acc[])
+{
+    float dl[8];
+    /* sum_sb dmin*mn[sb] * xsum[m][sb], eight sub-blocks at once */
+    const __m256 ml = kd_q4k_block_coeffs(blk, dl);
+    for (int m = 0; m < mc; m++)
+        acc[m].mins = _mm256_fmadd_ps(ml, _mm256_loadu_ps(j->xsum + (m0 + m) * (j->k / 32) + b * 8), acc[m].mins);
+    const float *xb = j->x + m0 * j->k + b * KD_QK_K;
+#pragma GCC unroll 4
+    for (int p = 0; p < 4; p++)
+        q4k_pair(blk->qs + 32 * p, dl + 2 * p, j, xb + 64 * p, acc, mc);
+}
+
+KD_GEMV_ROWS(q4k_rows_avx2, kd_block_q4_K, q4k_block_avx2, q4k_acc, q4k_zero, q4k_sum, KD_AVX2)
+
+KD_GEMV_ROWS_BY_M(q4k_rows_simd, q4k_rows_avx2, KD_AVX2)
 #endif
 
 kd_status kd_cpu_gemv_q4k(const kd_cpu_env *e, const kd_call *c, int scalar)

@@ -34,48 +34,41 @@ q6k_half_quants(const kd_block_q6_K *blk, int half, __m256i q[4])
 }
 
 static inline __attribute__((always_inline)) KD_AVX2 void
-q6k_row_avx2(const kd_gemv_job *j, int64_t r, int64_t m0, const int mc)
+q6k_block_avx2(const kd_gemv_job *j, const kd_block_q6_K *blk, int64_t b, int64_t m0, const int mc,
+               __m256 acc[])
 {
-    const int64_t nb = j->k / KD_QK_K;
-    const kd_block_q6_K *row = (const kd_block_q6_K *)j->w + r * nb;
-    __m256 acc[KD_CPU_GEMV_MC];
-    for (int m = 0; m < mc; m++)
-        acc[m] = _mm256_setzero_ps();
-    for (int64_t b = 0; b < nb; b++) {
-        const kd_block_q6_K *blk = row + b;
-        const __m256 d = _mm256_set1_ps(_cvtsh_ss(blk->d));
-        const __m128i sc = _mm_loadu_si128((const __m128i *)blk->scales);
-        float ds[16]; /* d * scales[g] */
-        _mm256_storeu_ps(ds, _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(sc))));
-        _mm256_storeu_ps(ds + 8, _mm256_mul_ps(d, _mm256_cvtepi32_ps(
-                                                      _mm256_cvtepi8_epi32(_mm_srli_si128(sc, 8)))));
+    const __m256 d = _mm256_set1_ps(_cvtsh_ss(blk->d));
+    const __m128i sc = _mm_loadu_si128((const __m128i *)blk->scales);
+    float ds[16]; /* d * scales[g] */
+    _mm256_storeu_ps(ds, _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(sc))));
+    _mm256_storeu_ps(ds + 8, _mm256_mul_ps(d, _mm256_cvtepi32_ps(
+                                                  _mm256_cvtepi8_epi32(_mm_srli_si128(sc, 8)))));
 #pragma GCC unroll 2
-        for (int half = 0; half < 2; half++) {
-            __m256i qi[4];
-            q6k_half_quants(blk, half, qi);
+    for (int half = 0; half < 2; half++) {
+        __m256i qi[4];
+        q6k_half_quants(blk, half, qi);
 #pragma GCC unroll 4
-            for (int t = 0; t < 4; t++) {
-                const int g = 8 * half + 2 * t; /* scale groups g (values 0-15), g+1 (16-31) */
-                const __m256 s0 = _mm256_broadcast_ss(ds + g), s1 = _mm256_broadcast_ss(ds + g + 1);
-                __m256 q[4];
-                i8_to_f32(qi[t], q);
-                for (int m = 0; m < mc; m++) {
-                    const float *x = j->x + (m0 + m) * j->k + b * KD_QK_K + 128 * half + 32 * t;
-                    __m256 t0 = _mm256_mul_ps(q[0], _mm256_loadu_ps(x));
-                    t0 = _mm256_fmadd_ps(q[1], _mm256_loadu_ps(x + 8), t0);
-                    __m256 t1 = _mm256_mul_ps(q[2], _mm256_loadu_ps(x + 16));
-                    t1 = _mm256_fmadd_ps(q[3], _mm256_loadu_ps(x + 24), t1);
-                    acc[m] = _mm256_fmadd_ps(s0, t0, acc[m]);
-                    acc[m] = _mm256_fmadd_ps(s1, t1, acc[m]);
-                }
+        for (int t = 0; t < 4; t++) {
+            const int g = 8 * half + 2 * t; /* scale groups g (values 0-15), g+1 (16-31) */
+            const __m256 s0 = _mm256_broadcast_ss(ds + g), s1 = _mm256_broadcast_ss(ds + g + 1);
+            __m256 q[4];
+            i8_to_f32(qi[t], q);
+            for (int m = 0; m < mc; m++) {
+                const float *x = j->x + (m0 + m) * j->k + b * KD_QK_K + 128 * half + 32 * t;
+                __m256 t0 = _mm256_mul_ps(q[0], _mm256_loadu_ps(x));
+                t0 = _mm256_fmadd_ps(q[1], _mm256_loadu_ps(x + 8), t0);
+                __m256 t1 = _mm256_mul_ps(q[2], _mm256_loadu_ps(x + 16));
+                t1 = _mm256_fmadd_ps(q[3], _mm256_loadu_ps(x + 24), t1);
+                acc[m] = _mm256_fmadd_ps(s0, t0, acc[m]);
+                acc[m] = _mm256_fmadd_ps(s1, t1, acc[m]);
             }
         }
     }
-    for (int m = 0; m < mc; m++)
-        j->y[(m0 + m) * j->n + r] = kd_hsum256(acc[m]);
 }
 
-KD_GEMV_ROWS_BY_M(q6k_rows_simd, q6k_row_avx2, KD_AVX2)
+KD_GEMV_ROWS(q6k_rows_avx2, kd_block_q6_K, q6k_block_avx2, __m256, _mm256_setzero_ps, kd_hsum256, KD_AVX2)
+
+KD_GEMV_ROWS_BY_M(q6k_rows_simd, q6k_rows_avx2, KD_AVX2)
 #endif
 
 kd_status kd_cpu_gemv_q6k(const kd_cpu_env *e, const kd_call *c, int scalar)

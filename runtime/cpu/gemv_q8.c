@@ -7,15 +7,15 @@
 #include "kd_quant.h"
 #include "simd.h"
 
-/* Scalar reference: integer dot per sub-block straight from the block helpers. */
+/* Scalar reference: integer dot per sub-block straight from the block helpers, each
+ * block found through kd_q8_weight_block (either layout). */
 static void q4k_row_scalar(const kd_q8_job *j, int64_t r, int64_t m0, int mc)
 {
-    const kd_block_q4_K *row = (const kd_block_q4_K *)j->w + r * j->nb;
     for (int m = 0; m < mc; m++) {
         const kd_q8_block *xq = j->xq + (m0 + m) * j->nb;
         float acc = 0.0f;
         for (int64_t b = 0; b < j->nb; b++) {
-            const kd_block_q4_K *blk = row + b;
+            const kd_block_q4_K *blk = kd_q8_weight_block(j, sizeof *blk, r, b);
             int32_t sumi = 0, summ = 0;
             for (int s = 0; s < 8; s++) {
                 int sc, mn;
@@ -35,12 +35,11 @@ static void q4k_row_scalar(const kd_q8_job *j, int64_t r, int64_t m0, int mc)
 
 static void q6k_row_scalar(const kd_q8_job *j, int64_t r, int64_t m0, int mc)
 {
-    const kd_block_q6_K *row = (const kd_block_q6_K *)j->w + r * j->nb;
     for (int m = 0; m < mc; m++) {
         const kd_q8_block *xq = j->xq + (m0 + m) * j->nb;
         float acc = 0.0f;
         for (int64_t b = 0; b < j->nb; b++) {
-            const kd_block_q6_K *blk = row + b;
+            const kd_block_q6_K *blk = kd_q8_weight_block(j, sizeof *blk, r, b);
             int32_t sumi = 0;
             for (int g = 0; g < 16; g++) {
                 /* unsigned q6 (q + 32) times q8, the offset taken out through bsums */
@@ -58,7 +57,9 @@ static void q6k_row_scalar(const kd_q8_job *j, int64_t r, int64_t m0, int mc)
 KD_Q8_ROW_BY_MC(q4k_rows_scalar, q4k_row_scalar, )
 KD_Q8_ROW_BY_MC(q6k_rows_scalar, q6k_row_scalar, )
 
-const kd_q8_kernels kd_q8_scalar_kernels = {q4k_rows_scalar, q6k_rows_scalar};
+/* the reference's rows take either layout: a group is its 8 rows */
+const kd_q8_kernels kd_q8_scalar_kernels = {q4k_rows_scalar, q6k_rows_scalar, q4k_rows_scalar,
+                                            q6k_rows_scalar};
 
 const kd_q8_kernels *kd_q8_kernels_for(const kd_cpu_env *e, kd_simd simd)
 {
@@ -79,23 +80,31 @@ const char *kd_q8_kernels_name(const kd_cpu_env *e, kd_simd simd)
 
 typedef struct q8_rows_job {
     kd_q8_job j;
-    kd_q8_row_fn row;
-    int64_t panel; /* weight rows per panel (kd_cpu_panel_rows) */
+    kd_q8_row_fn row, groups;
+    int64_t unit;  /* rows per pool item: KD_ROW_GROUP when W has row groups, else 1 */
+    int64_t panel; /* weight rows per panel (kd_cpu_panel_rows, in whole units) */
 } q8_rows_job;
 
+/* Rows [p0, p1) for rows m0 .. m0 + mc - 1 of x: the row groups by the group kernel, the
+ * rest by the row kernel. */
 static void q8_tile(const void *arg, int64_t p0, int64_t p1, int64_t m0, int mc)
 {
     const q8_rows_job *q = arg;
-    q->row(&q->j, p0, p1, m0, mc);
+    const int64_t g = q->j.grouped, split = g < p0 ? p0 : g > p1 ? p1 : g;
+    if (p0 < split)
+        q->groups(&q->j, p0, split, m0, mc);
+    if (split < p1)
+        q->row(&q->j, split, p1, m0, mc);
 }
 
-/* Output rows [r0, r1) in panels (KD_CPU_PANEL_BYTES), tiles of 8 rows of x in each.
- * (Row by row instead, x was read from memory once per weight row: at M = 1024, K = 4096
- * that is 4.8 MB per row of 2.3 KB.) */
-static void q8_rows(void *arg, int64_t r0, int64_t r1)
+/* Output rows of units [u0, u1) in panels (KD_CPU_PANEL_BYTES), tiles of 8 rows of x in
+ * each. (Row by row instead, x was read from memory once per weight row: at M = 1024,
+ * K = 4096 that is 4.8 MB per row of 2.3 KB.) */
+static void q8_rows(void *arg, int64_t u0, int64_t u1)
 {
     const q8_rows_job *q = arg;
-    kd_cpu_for_tiles(r0, r1, q->j.m, q->panel, KD_Q8_MAX_MC, q8_tile, q);
+    const int64_t r1 = u1 * q->unit < q->j.n ? u1 * q->unit : q->j.n;
+    kd_cpu_for_tiles(u0 * q->unit, r1, q->j.m, q->panel, KD_Q8_MAX_MC, q8_tile, q);
 }
 
 /* With SIMD kernels the q8 path never hands off to dequantize + sgemm: the tiles above
@@ -127,10 +136,12 @@ kd_status kd_cpu_gemv_q8(const kd_cpu_env *e, const kd_call *c, kd_type type, kd
      * number of them. */
     kd_q8_quantize_rows(e->pool, simd, c->src[1], c->m, c->k, xq);
     const int64_t row_bytes = nb * (int64_t)kd_quant_block_bytes(type);
-    q8_rows_job q = {{c->src[0], xq, c->dst, c->n, nb, c->m},
+    const int64_t unit = c->w_groups ? KD_ROW_GROUP : 1;
+    q8_rows_job q = {{c->src[0], xq, c->dst, c->n, nb, c->m, c->w_groups},
                      type == KD_TYPE_Q4_K ? k->q4k : k->q6k,
-                     kd_cpu_panel_rows(row_bytes)};
-    kd_pool_for(e->pool, c->n, 4, q8_rows, &q);
+                     type == KD_TYPE_Q4_K ? k->q4k_groups : k->q6k_groups,
+                     unit, kd_cpu_panel_units(row_bytes, unit)};
+    kd_pool_for(e->pool, (c->n + unit - 1) / unit, c->w_groups ? 1 : 4, q8_rows, &q);
     free(xq);
     return KD_OK;
 }

@@ -12,6 +12,7 @@
 
 #include "cpu_ops.h"
 #include "kd_blocks.h"
+#include "kd_row_groups.h"
 
 #define KD_Q8_BLOCK 256
 
@@ -33,16 +34,28 @@ typedef struct kd_q8_job {
     const kd_q8_block *xq;  /* M rows of K/256 quantized blocks */
     float *y;               /* M x N */
     int64_t n, nb, m;       /* nb = K / 256 */
+    int64_t grouped;        /* leading rows of w in row groups (kd_row_groups.h) */
 } kd_q8_job;
+
+/* Block b of weight row r, in either layout. */
+static inline const void *kd_q8_weight_block(const kd_q8_job *j, size_t block_bytes, int64_t r,
+                                             int64_t b)
+{
+    const int64_t i = kd_row_first_block(r, j->nb, j->grouped) + b * kd_row_block_step(r, j->grouped);
+    return (const char *)j->w + (size_t)i * block_bytes;
+}
 
 /* Output rows r0 .. r1 - 1 for rows m0 .. m0 + mc - 1 of x (mc <= 8). A range rather than
  * one row per call, so that the call and the kernel's constant vectors are paid once per
- * range (1-3 % at K = 4096, where a row is 16 blocks). */
+ * range (1-3 % at K = 4096, where a row is 16 blocks). The row kernels take rows in GGUF
+ * order (r >= grouped); the group kernels take whole row groups (r0, r1 multiples of 8,
+ * r1 <= grouped), each group's weight blocks read once, in order, for its 8 rows. */
 typedef void (*kd_q8_row_fn)(const kd_q8_job *j, int64_t r0, int64_t r1, int64_t m0, int mc);
 
 /* The kernels of one level, for Q4_K and Q6_K. */
 typedef struct kd_q8_kernels {
-    kd_q8_row_fn q4k, q6k;
+    kd_q8_row_fn q4k, q6k;               /* rows in GGUF order */
+    kd_q8_row_fn q4k_groups, q6k_groups; /* row groups */
 } kd_q8_kernels;
 
 extern const kd_q8_kernels kd_q8_scalar_kernels;  /* the reference (tests) */
@@ -53,26 +66,65 @@ extern const kd_q8_kernels kd_q8_vnni512_kernels;
 /* Rows of x that one decoded weight block serves (accumulators in registers). */
 #define KD_Q8_MAX_MC 8
 
-/* Defines NAME(j, r0, r1, m0, mc): the rows r0 .. r1 - 1 with ROW(j, r, m0, mc) specialized
- * for mc = 1..8, so that each specialization keeps its per-row accumulators in registers
- * and its constants stay loaded across the rows. */
-#define KD_Q8_ROWS_MC(NAME, ROW, TARGET, MC)                                             \
+/* KD_Q8_ROW_BY_MC(NAME, ROW, TARGET) defines NAME(j, r0, r1, m0, mc): the rows r0 .. r1 - 1
+ * with ROW(j, r, m0, mc) specialized for mc = 1..8, so that each specialization keeps its
+ * per-row accumulators in registers and its constants stay loaded across the rows. */
+#define KD_Q8_ROWS_MC(NAME, ROW, TARGET, MC, STEP)                                       \
     static TARGET void NAME##_##MC(const kd_q8_job *j, int64_t r0, int64_t r1, int64_t m0) \
     {                                                                                    \
-        for (int64_t r = r0; r < r1; r++)                                                \
+        for (int64_t r = r0; r < r1; r += STEP)                                          \
             ROW(j, r, m0, MC);                                                           \
     }
-#define KD_Q8_ROW_BY_MC(NAME, ROW, TARGET)                                               \
-    KD_Q8_ROWS_MC(NAME, ROW, TARGET, 1) KD_Q8_ROWS_MC(NAME, ROW, TARGET, 2)              \
-    KD_Q8_ROWS_MC(NAME, ROW, TARGET, 3) KD_Q8_ROWS_MC(NAME, ROW, TARGET, 4)              \
-    KD_Q8_ROWS_MC(NAME, ROW, TARGET, 5) KD_Q8_ROWS_MC(NAME, ROW, TARGET, 6)              \
-    KD_Q8_ROWS_MC(NAME, ROW, TARGET, 7) KD_Q8_ROWS_MC(NAME, ROW, TARGET, 8)              \
+#define KD_Q8_BY_MC(NAME, ROW, TARGET, STEP)                                             \
+    KD_Q8_ROWS_MC(NAME, ROW, TARGET, 1, STEP) KD_Q8_ROWS_MC(NAME, ROW, TARGET, 2, STEP)  \
+    KD_Q8_ROWS_MC(NAME, ROW, TARGET, 3, STEP) KD_Q8_ROWS_MC(NAME, ROW, TARGET, 4, STEP)  \
+    KD_Q8_ROWS_MC(NAME, ROW, TARGET, 5, STEP) KD_Q8_ROWS_MC(NAME, ROW, TARGET, 6, STEP)  \
+    KD_Q8_ROWS_MC(NAME, ROW, TARGET, 7, STEP) KD_Q8_ROWS_MC(NAME, ROW, TARGET, 8, STEP)  \
     static void NAME(const kd_q8_job *j, int64_t r0, int64_t r1, int64_t m0, int mc)     \
     {                                                                                    \
         static void (*const by_mc[9])(const kd_q8_job *, int64_t, int64_t, int64_t) = {  \
             NULL, NAME##_1, NAME##_2, NAME##_3, NAME##_4, NAME##_5, NAME##_6, NAME##_7,  \
             NAME##_8};                                                                   \
         by_mc[mc](j, r0, r1, m0);                                                        \
+    }
+#define KD_Q8_ROW_BY_MC(NAME, ROW, TARGET) KD_Q8_BY_MC(NAME, ROW, TARGET, 1)
+/* The same for GROUP(j, g, m0, mc): the 8 rows of the group starting at row g. */
+#define KD_Q8_GROUP_BY_MC(NAME, GROUP, TARGET) KD_Q8_BY_MC(NAME, GROUP, TARGET, KD_ROW_GROUP)
+
+/* KD_Q8_ROWS(NAME, BLOCK_T, BLOCK, ACC_T, ZERO, SUM, TARGET) defines the always-inline
+ * NAME(j, r, m0, mc, g): the g weight rows from row r (g = 1: one row in GGUF order;
+ * g = KD_ROW_GROUP: a row group, block b of its row i at r * nb + b * g + i) for rows
+ * m0 .. m0 + mc - 1 of x, through BLOCK(blk, x, nb, mc, acc): acc[m] += one weight block
+ * . block b of row m of x, for m < mc (x: block b of the first row, the others nb blocks
+ * apart). SUM(acc) is the output. A level writes BLOCK once and gets both layouts, each
+ * row's sums in the same order. A group's accumulators (8 x mc) spill to the stack when
+ * mc > 1: measured level with the row kernel at M = 8. */
+#define KD_Q8_ROWS(NAME, BLOCK_T, BLOCK, ACC_T, ZERO, SUM, TARGET)                               \
+    static inline __attribute__((always_inline)) TARGET void NAME(                               \
+        const kd_q8_job *j, int64_t r, int64_t m0, const int mc, const int g)                    \
+    {                                                                                            \
+        const BLOCK_T *w = (const BLOCK_T *)j->w + r * j->nb;                                    \
+        const kd_q8_block *x0 = j->xq + m0 * j->nb;                                              \
+        ACC_T acc[KD_ROW_GROUP][KD_Q8_MAX_MC];                                                   \
+        for (int i = 0; i < g; i++)                                                              \
+            for (int m = 0; m < mc; m++)                                                         \
+                acc[i][m] = ZERO;                                                                \
+        for (int64_t b = 0; b < j->nb; b++)                                                      \
+            for (int i = 0; i < g; i++)                                                          \
+                BLOCK(w + b * g + i, x0 + b, j->nb, mc, acc[i]);                                 \
+        for (int i = 0; i < g; i++)                                                              \
+            for (int m = 0; m < mc; m++)                                                         \
+                j->y[(m0 + m) * j->n + r + i] = SUM(acc[i][m]);                                  \
+    }                                                                                            \
+    static inline __attribute__((always_inline)) TARGET void NAME##_row(                         \
+        const kd_q8_job *j, int64_t r, int64_t m0, const int mc)                                 \
+    {                                                                                            \
+        NAME(j, r, m0, mc, 1);                                                                   \
+    }                                                                                            \
+    static inline __attribute__((always_inline)) TARGET void NAME##_group(                       \
+        const kd_q8_job *j, int64_t r, int64_t m0, const int mc)                                 \
+    {                                                                                            \
+        NAME(j, r, m0, mc, KD_ROW_GROUP);                                                        \
     }
 
 /* The q8 GEMV of one call (Q4_K or Q6_K) on the pool: quantize x, then rows of W in

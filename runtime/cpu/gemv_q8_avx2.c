@@ -44,46 +44,39 @@ KD_INLINE KD_AVX2 __m256i dup8_i8(const void *p)
     return _mm256_broadcastsi128_si256(_mm_cvtepi8_epi16(_mm_loadl_epi64((const __m128i *)p)));
 }
 
-KD_INLINE KD_AVX2 void q4k_row(const kd_q8_job *j, int64_t r, int64_t m0, const int mc)
+/* acc[m] += one Q4_K block of a weight row . block b of row m of x, for m < mc (x: block b
+ * of the first row of x; the next rows of x are nb blocks apart). */
+KD_INLINE KD_AVX2 void q4k_block(const kd_block_q4_K *blk, const kd_q8_block *x, int64_t nb,
+                                 const int mc, __m256 acc[])
 {
-    const kd_block_q4_K *row = (const kd_block_q4_K *)j->w + r * j->nb;
-    const kd_q8_block *x0 = j->xq + m0 * j->nb;
     const __m256i m4 = _mm256_set1_epi8(0x0F);
-    __m256 acc[KD_Q8_MAX_MC];
+    uint32_t smb[4]; /* smb: 8 scale bytes, then 8 min bytes */
+    kd_q4k_unpack_scales(blk->scales, smb, smb + 2);
+    const uint8_t *scb = (const uint8_t *)smb;
+    /* each min twice, for the two bsums of its sub-block */
+    const __m128i mn = _mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)(smb + 2)));
+    const __m256i mn16 = _mm256_setr_m128i(_mm_unpacklo_epi16(mn, mn), _mm_unpackhi_epi16(mn, mn));
+    __m256i s[KD_Q8_MAX_MC];
     for (int m = 0; m < mc; m++)
-        acc[m] = _mm256_setzero_ps();
-    for (int64_t b = 0; b < j->nb; b++) {
-        const kd_block_q4_K *blk = row + b;
-        uint32_t smb[4]; /* smb: 8 scale bytes, then 8 min bytes */
-        kd_q4k_unpack_scales(blk->scales, smb, smb + 2);
-        const uint8_t *scb = (const uint8_t *)smb;
-        /* each min twice, for the two bsums of its sub-block */
-        const __m128i mn = _mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)(smb + 2)));
-        const __m256i mn16 = _mm256_setr_m128i(_mm_unpacklo_epi16(mn, mn), _mm_unpackhi_epi16(mn, mn));
-        __m256i s[KD_Q8_MAX_MC];
-        for (int m = 0; m < mc; m++)
-            s[m] = _mm256_setzero_si256();
-        for (int p = 0; p < 4; p++) {
-            const __m256i v = _mm256_loadu_si256((const __m256i *)(blk->qs + 32 * p));
-            const __m256i lo = _mm256_and_si256(v, m4);
-            const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
-            /* (spread_scales measured 5 % slower here: these broadcast from memory) */
-            const __m256i sl = _mm256_set1_epi16(scb[2 * p]), sh = _mm256_set1_epi16(scb[2 * p + 1]);
-            for (int m = 0; m < mc; m++) {
-                const int8_t *xq = x0[m * j->nb + b].qs + 64 * p;
-                s[m] = _mm256_add_epi32(s[m], _mm256_add_epi32(dot32(lo, xq, sl), dot32(hi, xq + 32, sh)));
-            }
-        }
-        const float d = _cvtsh_ss(blk->d), dmin = _cvtsh_ss(blk->dmin);
+        s[m] = _mm256_setzero_si256();
+    for (int p = 0; p < 4; p++) {
+        const __m256i v = _mm256_loadu_si256((const __m256i *)(blk->qs + 32 * p));
+        const __m256i lo = _mm256_and_si256(v, m4);
+        const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+        /* (spread_scales measured 5 % slower here: these broadcast from memory) */
+        const __m256i sl = _mm256_set1_epi16(scb[2 * p]), sh = _mm256_set1_epi16(scb[2 * p + 1]);
         for (int m = 0; m < mc; m++) {
-            const kd_q8_block *x = x0 + m * j->nb + b;
-            const __m256i mins = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)x->bsums), mn16);
-            acc[m] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s[m]), _mm256_set1_ps(d * x->d), acc[m]);
-            acc[m] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(mins), _mm256_set1_ps(dmin * x->d), acc[m]);
+            const int8_t *xq = x[m * nb].qs + 64 * p;
+            s[m] = _mm256_add_epi32(s[m], _mm256_add_epi32(dot32(lo, xq, sl), dot32(hi, xq + 32, sh)));
         }
     }
-    for (int m = 0; m < mc; m++)
-        j->y[(m0 + m) * j->n + r] = kd_hsum256(acc[m]);
+    const float d = _cvtsh_ss(blk->d), dmin = _cvtsh_ss(blk->dmin);
+    for (int m = 0; m < mc; m++) {
+        const kd_q8_block *xm = x + m * nb;
+        const __m256i mins = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)xm->bsums), mn16);
+        acc[m] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s[m]), _mm256_set1_ps(d * xm->d), acc[m]);
+        acc[m] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(mins), _mm256_set1_ps(dmin * xm->d), acc[m]);
+    }
 }
 
 /* Chunk t (values 128h + 32t .. +31) of half h of a Q6_K block as unsigned bytes 0..63:
@@ -104,44 +97,40 @@ KD_INLINE KD_AVX2 __m256i q6k_chunk(const kd_block_q6_K *blk, int h, int t)
     return _mm256_or_si256(lo, _mm256_and_si256(hi, m30));
 }
 
-KD_INLINE KD_AVX2 void q6k_row(const kd_q8_job *j, int64_t r, int64_t m0, const int mc)
+KD_INLINE KD_AVX2 void q6k_block(const kd_block_q6_K *blk, const kd_q8_block *x, int64_t nb,
+                                 const int mc, __m256 acc[])
 {
-    const kd_block_q6_K *row = (const kd_block_q6_K *)j->w + r * j->nb;
-    const kd_q8_block *x0 = j->xq + m0 * j->nb;
-    __m256 acc[KD_Q8_MAX_MC];
+    const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)blk->scales));
+    const __m256i sc_dup[2] = {dup8_i8(blk->scales), dup8_i8(blk->scales + 8)};
+    __m256i s[KD_Q8_MAX_MC];
     for (int m = 0; m < mc; m++)
-        acc[m] = _mm256_setzero_ps();
-    for (int64_t b = 0; b < j->nb; b++) {
-        const kd_block_q6_K *blk = row + b;
-        const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)blk->scales));
-        const __m256i sc_dup[2] = {dup8_i8(blk->scales), dup8_i8(blk->scales + 8)};
-        __m256i s[KD_Q8_MAX_MC];
+        s[m] = _mm256_setzero_si256();
+    _Pragma("GCC unroll 8") /* constant c: shifts, shuffle indices */
+    for (int c = 0; c < 8; c++) {
+        const __m256i wq = q6k_chunk(blk, c / 4, c % 4);
+        /* int16 pairs 0-7 are scale group 2c, pairs 8-15 group 2c+1 */
+        const __m256i scale = spread_scales(sc_dup[c / 4], 2 * (c % 4), 2 * (c % 4) + 1);
         for (int m = 0; m < mc; m++)
-            s[m] = _mm256_setzero_si256();
-        _Pragma("GCC unroll 8") /* constant c: shifts, shuffle indices */
-        for (int c = 0; c < 8; c++) {
-            const __m256i wq = q6k_chunk(blk, c / 4, c % 4);
-            /* int16 pairs 0-7 are scale group 2c, pairs 8-15 group 2c+1 */
-            const __m256i scale = spread_scales(sc_dup[c / 4], 2 * (c % 4), 2 * (c % 4) + 1);
-            for (int m = 0; m < mc; m++)
-                s[m] = _mm256_add_epi32(s[m], dot32(wq, x0[m * j->nb + b].qs + 32 * c, scale));
-        }
-        const float d = _cvtsh_ss(blk->d);
-        for (int m = 0; m < mc; m++) {
-            const kd_q8_block *x = x0 + m * j->nb + b;
-            /* the -32 offset: 32 * sum_g scale[g] * bsums[g] */
-            const __m256i off = _mm256_slli_epi32(
-                _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)x->bsums), sc16), 5);
-            acc[m] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(s[m], off)),
-                                     _mm256_set1_ps(d * x->d), acc[m]);
-        }
+            s[m] = _mm256_add_epi32(s[m], dot32(wq, x[m * nb].qs + 32 * c, scale));
     }
-    for (int m = 0; m < mc; m++)
-        j->y[(m0 + m) * j->n + r] = kd_hsum256(acc[m]);
+    const float d = _cvtsh_ss(blk->d);
+    for (int m = 0; m < mc; m++) {
+        const kd_q8_block *xm = x + m * nb;
+        /* the -32 offset: 32 * sum_g scale[g] * bsums[g] */
+        const __m256i off = _mm256_slli_epi32(
+            _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)xm->bsums), sc16), 5);
+        acc[m] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(s[m], off)),
+                                 _mm256_set1_ps(d * xm->d), acc[m]);
+    }
 }
 
-KD_Q8_ROW_BY_MC(q4k_avx2, q4k_row, KD_AVX2)
-KD_Q8_ROW_BY_MC(q6k_avx2, q6k_row, KD_AVX2)
+KD_Q8_ROWS(q4k_rows, kd_block_q4_K, q4k_block, __m256, _mm256_setzero_ps(), kd_hsum256, KD_AVX2)
+KD_Q8_ROWS(q6k_rows, kd_block_q6_K, q6k_block, __m256, _mm256_setzero_ps(), kd_hsum256, KD_AVX2)
 
-const kd_q8_kernels kd_q8_avx2_kernels = {q4k_avx2, q6k_avx2};
+KD_Q8_ROW_BY_MC(q4k_avx2, q4k_rows_row, KD_AVX2)
+KD_Q8_ROW_BY_MC(q6k_avx2, q6k_rows_row, KD_AVX2)
+KD_Q8_GROUP_BY_MC(q4k_groups_avx2, q4k_rows_group, KD_AVX2)
+KD_Q8_GROUP_BY_MC(q6k_groups_avx2, q6k_rows_group, KD_AVX2)
+
+const kd_q8_kernels kd_q8_avx2_kernels = {q4k_avx2, q6k_avx2, q4k_groups_avx2, q6k_groups_avx2};
 #endif

@@ -54,90 +54,80 @@ scaled_dot256(const __m512i w[4], const int8_t *xq, const __m512i scale[2])
     return _mm512_dpwssd_epi32(acc, _mm512_packs_epi32(s[2], s[3]), scale[1]);
 }
 
-KD_INLINE KD_VNNI512 void q4k_row(const kd_q8_job *j, int64_t r, int64_t m0, const int mc)
+/* acc[m] += one Q4_K block of a weight row . block b of row m of x, for m < mc (x: block b
+ * of the first row of x; the next rows of x are nb blocks apart). */
+KD_INLINE KD_VNNI512 void q4k_block(const kd_block_q4_K *blk, const kd_q8_block *x, int64_t nb,
+                                    const int mc, __m512 acc[])
 {
-    const kd_block_q4_K *row = (const kd_block_q4_K *)j->w + r * j->nb;
-    const kd_q8_block *x0 = j->xq + m0 * j->nb;
     const __m512i m4 = _mm512_set1_epi8(0x0F);
     /* 32 bytes of qs broadcast to both halves: low nibbles below, high nibbles above */
     const __m512i nib_shift = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(4), 1);
     const __m512i sc_idx[2] = {packed_scale_index(0, 32), packed_scale_index(1, 32)};
     const __m256i mn_idx = _mm512_castsi512_si256(repeat_index(0, 2));
-    __m512 acc[KD_Q8_MAX_MC];
-    for (int m = 0; m < mc; m++)
-        acc[m] = _mm512_setzero_ps();
-    for (int64_t b = 0; b < j->nb; b++) {
-        const kd_block_q4_K *blk = row + b;
-        uint32_t sc[2], mn[2];
-        kd_q4k_unpack_scales(blk->scales, sc, mn);
-        const __m512i sc16 = _mm512_castsi128_si512(_mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)sc)));
-        const __m256i mn16 = _mm256_permutexvar_epi16(
-            mn_idx, _mm256_castsi128_si256(_mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)mn))));
-        __m512i q4[4], scale[2];
-        for (int p = 0; p < 4; p++) {
-            __m512i v = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(blk->qs + 32 * p)));
-            q4[p] = _mm512_and_si512(_mm512_srlv_epi16(v, nib_shift), m4);
-        }
-        for (int q = 0; q < 2; q++)
-            scale[q] = _mm512_permutexvar_epi16(sc_idx[q], sc16);
-        const float d = _cvtsh_ss(blk->d), dmin = _cvtsh_ss(blk->dmin);
-        for (int m = 0; m < mc; m++) {
-            const kd_q8_block *x = x0 + m * j->nb + b;
-            const __m512i s = scaled_dot256(q4, x->qs, scale);
-            const __m256i mins = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)x->bsums), mn16);
-            acc[m] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_set1_ps(d * x->d), acc[m]);
-            acc[m] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(_mm512_zextsi256_si512(mins)),
-                                      _mm512_set1_ps(dmin * x->d), acc[m]);
-        }
+    uint32_t sc[2], mn[2];
+    kd_q4k_unpack_scales(blk->scales, sc, mn);
+    const __m512i sc16 = _mm512_castsi128_si512(_mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)sc)));
+    const __m256i mn16 = _mm256_permutexvar_epi16(
+        mn_idx, _mm256_castsi128_si256(_mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)mn))));
+    __m512i q4[4], scale[2];
+    for (int p = 0; p < 4; p++) {
+        __m512i v = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(blk->qs + 32 * p)));
+        q4[p] = _mm512_and_si512(_mm512_srlv_epi16(v, nib_shift), m4);
     }
-    for (int m = 0; m < mc; m++)
-        j->y[(m0 + m) * j->n + r] = _mm512_reduce_add_ps(acc[m]);
+    for (int q = 0; q < 2; q++)
+        scale[q] = _mm512_permutexvar_epi16(sc_idx[q], sc16);
+    const float d = _cvtsh_ss(blk->d), dmin = _cvtsh_ss(blk->dmin);
+    for (int m = 0; m < mc; m++) {
+        const kd_q8_block *xm = x + m * nb;
+        const __m512i s = scaled_dot256(q4, xm->qs, scale);
+        const __m256i mins = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)xm->bsums), mn16);
+        acc[m] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_set1_ps(d * xm->d), acc[m]);
+        acc[m] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(_mm512_zextsi256_si512(mins)),
+                                  _mm512_set1_ps(dmin * xm->d), acc[m]);
+    }
 }
 
-KD_INLINE KD_VNNI512 void q6k_row(const kd_q8_job *j, int64_t r, int64_t m0, const int mc)
+KD_INLINE KD_VNNI512 void q6k_block(const kd_block_q6_K *blk, const kd_q8_block *x, int64_t nb,
+                                    const int mc, __m512 acc[])
 {
-    const kd_block_q6_K *row = (const kd_block_q6_K *)j->w + r * j->nb;
-    const kd_q8_block *x0 = j->xq + m0 * j->nb;
     const __m512i m4 = _mm512_set1_epi8(0x0F), m30 = _mm512_set1_epi8(0x30);
     /* qh broadcast to both halves: bits 0-1 (values 0-31) and 2-3 (32-63) to bits 4-5;
      * then bits 4-5 (64-95) and 6-7 (96-127) */
     const __m512i hi_lo = _mm512_inserti64x4(_mm512_set1_epi16(4), _mm256_set1_epi16(2), 1);
     const __m512i hi_hi = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(2), 1);
     const __m512i sc_idx[2] = {packed_scale_index(0, 16), packed_scale_index(1, 16)};
-    __m512 acc[KD_Q8_MAX_MC];
-    for (int m = 0; m < mc; m++)
-        acc[m] = _mm512_setzero_ps();
-    for (int64_t b = 0; b < j->nb; b++) {
-        const kd_block_q6_K *blk = row + b;
-        const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)blk->scales));
-        __m512i q6[4], scale[2];
-        for (int h = 0; h < 2; h++) {
-            const __m512i l = _mm512_loadu_si512(blk->ql + 64 * h);
-            const __m512i hb = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(blk->qh + 32 * h)));
-            q6[2 * h] = _mm512_or_si512(_mm512_and_si512(l, m4),
-                                        _mm512_and_si512(_mm512_sllv_epi16(hb, hi_lo), m30));
-            q6[2 * h + 1] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(l, 4), m4),
-                                            _mm512_and_si512(_mm512_srlv_epi16(hb, hi_hi), m30));
-        }
-        for (int q = 0; q < 2; q++)
-            scale[q] = _mm512_permutexvar_epi16(sc_idx[q], _mm512_castsi256_si512(sc16));
-        const float d = _cvtsh_ss(blk->d);
-        for (int m = 0; m < mc; m++) {
-            const kd_q8_block *x = x0 + m * j->nb + b;
-            __m512i s = scaled_dot256(q6, x->qs, scale);
-            /* the -32 offset: 32 * sum_g scale[g] * bsums[g] */
-            const __m256i off = _mm256_slli_epi32(
-                _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)x->bsums), sc16), 5);
-            s = _mm512_sub_epi32(s, _mm512_zextsi256_si512(off));
-            acc[m] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_set1_ps(d * x->d), acc[m]);
-        }
+    const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)blk->scales));
+    __m512i q6[4], scale[2];
+    for (int h = 0; h < 2; h++) {
+        const __m512i l = _mm512_loadu_si512(blk->ql + 64 * h);
+        const __m512i hb = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(blk->qh + 32 * h)));
+        q6[2 * h] = _mm512_or_si512(_mm512_and_si512(l, m4),
+                                    _mm512_and_si512(_mm512_sllv_epi16(hb, hi_lo), m30));
+        q6[2 * h + 1] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(l, 4), m4),
+                                        _mm512_and_si512(_mm512_srlv_epi16(hb, hi_hi), m30));
     }
-    for (int m = 0; m < mc; m++)
-        j->y[(m0 + m) * j->n + r] = _mm512_reduce_add_ps(acc[m]);
+    for (int q = 0; q < 2; q++)
+        scale[q] = _mm512_permutexvar_epi16(sc_idx[q], _mm512_castsi256_si512(sc16));
+    const float d = _cvtsh_ss(blk->d);
+    for (int m = 0; m < mc; m++) {
+        const kd_q8_block *xm = x + m * nb;
+        __m512i s = scaled_dot256(q6, xm->qs, scale);
+        /* the -32 offset: 32 * sum_g scale[g] * bsums[g] */
+        const __m256i off = _mm256_slli_epi32(
+            _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)xm->bsums), sc16), 5);
+        s = _mm512_sub_epi32(s, _mm512_zextsi256_si512(off));
+        acc[m] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_set1_ps(d * xm->d), acc[m]);
+    }
 }
 
-KD_Q8_ROW_BY_MC(q4k_vnni512, q4k_row, KD_VNNI512)
-KD_Q8_ROW_BY_MC(q6k_vnni512, q6k_row, KD_VNNI512)
+KD_Q8_ROWS(q4k_rows, kd_block_q4_K, q4k_block, __m512, _mm512_setzero_ps(), _mm512_reduce_add_ps, KD_VNNI512)
+KD_Q8_ROWS(q6k_rows, kd_block_q6_K, q6k_block, __m512, _mm512_setzero_ps(), _mm512_reduce_add_ps, KD_VNNI512)
 
-const kd_q8_kernels kd_q8_vnni512_kernels = {q4k_vnni512, q6k_vnni512};
+KD_Q8_ROW_BY_MC(q4k_vnni512, q4k_rows_row, KD_VNNI512)
+KD_Q8_ROW_BY_MC(q6k_vnni512, q6k_rows_row, KD_VNNI512)
+KD_Q8_GROUP_BY_MC(q4k_groups_vnni512, q4k_rows_group, KD_VNNI512)
+KD_Q8_GROUP_BY_MC(q6k_groups_vnni512, q6k_rows_group, KD_VNNI512)
+
+const kd_q8_kernels kd_q8_vnni512_kernels = {q4k_vnni512, q6k_vnni512, q4k_groups_vnni512,
+                                             q6k_groups_vnni512};
 #endif

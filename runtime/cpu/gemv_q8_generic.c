@@ -45,52 +45,49 @@ static void q6k_decode(const kd_block_q6_K *b, uint8_t q[KD_QK_K])
         }
 }
 
-static inline void q4k_row_generic(const kd_q8_job *j, int64_t r, int64_t m0, const int mc)
+/* acc[m] += one weight block . block b of row m of x (KD_Q8_ROWS's BLOCK). */
+static inline void q4k_block(const kd_block_q4_K *blk, const kd_q8_block *x, int64_t nb, const int mc,
+                             float acc[])
 {
-    const kd_block_q4_K *row = (const kd_block_q4_K *)j->w + r * j->nb;
-    float acc[KD_Q8_MAX_MC] = {0};
     uint8_t q[KD_QK_K];
     int sc[8], mn[8];
-    for (int64_t b = 0; b < j->nb; b++) {
-        const kd_block_q4_K *blk = row + b;
-        q4k_decode(blk, q, sc, mn);
-        const float d = kd_f16_to_f32(blk->d), dmin = kd_f16_to_f32(blk->dmin);
-        for (int m = 0; m < mc; m++) {
-            const kd_q8_block *x = j->xq + (m0 + m) * j->nb + b;
-            int32_t sumi = 0, summ = 0;
-            for (int s = 0; s < 8; s++) {
-                sumi += sc[s] * dot_u8_i8(q + 32 * s, x->qs + 32 * s, 32);
-                summ += mn[s] * (x->bsums[2 * s] + x->bsums[2 * s + 1]);
-            }
-            acc[m] += x->d * (d * (float)sumi - dmin * (float)summ);
+    q4k_decode(blk, q, sc, mn);
+    const float d = kd_f16_to_f32(blk->d), dmin = kd_f16_to_f32(blk->dmin);
+    for (int m = 0; m < mc; m++) {
+        const kd_q8_block *xm = x + m * nb;
+        int32_t sumi = 0, summ = 0;
+        for (int s = 0; s < 8; s++) {
+            sumi += sc[s] * dot_u8_i8(q + 32 * s, xm->qs + 32 * s, 32);
+            summ += mn[s] * (xm->bsums[2 * s] + xm->bsums[2 * s + 1]);
         }
+        acc[m] += xm->d * (d * (float)sumi - dmin * (float)summ);
     }
-    for (int m = 0; m < mc; m++)
-        j->y[(m0 + m) * j->n + r] = acc[m];
 }
 
-static inline void q6k_row_generic(const kd_q8_job *j, int64_t r, int64_t m0, const int mc)
+static inline void q6k_block(const kd_block_q6_K *blk, const kd_q8_block *x, int64_t nb, const int mc,
+                             float acc[])
 {
-    const kd_block_q6_K *row = (const kd_block_q6_K *)j->w + r * j->nb;
-    float acc[KD_Q8_MAX_MC] = {0};
     uint8_t q[KD_QK_K];
-    for (int64_t b = 0; b < j->nb; b++) {
-        const kd_block_q6_K *blk = row + b;
-        q6k_decode(blk, q);
-        const float d = kd_f16_to_f32(blk->d);
-        for (int m = 0; m < mc; m++) {
-            const kd_q8_block *x = j->xq + (m0 + m) * j->nb + b;
-            int32_t sumi = 0;
-            for (int g = 0; g < 16; g++) /* the +32 comes back out through bsums */
-                sumi += blk->scales[g] * (dot_u8_i8(q + 16 * g, x->qs + 16 * g, 16) - 32 * x->bsums[g]);
-            acc[m] += x->d * d * (float)sumi;
-        }
+    q6k_decode(blk, q);
+    const float d = kd_f16_to_f32(blk->d);
+    for (int m = 0; m < mc; m++) {
+        const kd_q8_block *xm = x + m * nb;
+        int32_t sumi = 0;
+        for (int g = 0; g < 16; g++) /* the +32 comes back out through bsums */
+            sumi += blk->scales[g] * (dot_u8_i8(q + 16 * g, xm->qs + 16 * g, 16) - 32 * xm->bsums[g]);
+        acc[m] += xm->d * d * (float)sumi;
     }
-    for (int m = 0; m < mc; m++)
-        j->y[(m0 + m) * j->n + r] = acc[m];
 }
 
-KD_Q8_ROW_BY_MC(q4k_generic, q4k_row_generic, )
-KD_Q8_ROW_BY_MC(q6k_generic, q6k_row_generic, )
+static inline float acc_value(float acc) { return acc; }
 
-const kd_q8_kernels kd_q8_generic_kernels = {q4k_generic, q6k_generic};
+KD_Q8_ROWS(q4k_rows, kd_block_q4_K, q4k_block, float, 0.0f, acc_value, )
+KD_Q8_ROWS(q6k_rows, kd_block_q6_K, q6k_block, float, 0.0f, acc_value, )
+
+KD_Q8_ROW_BY_MC(q4k_generic, q4k_rows_row, )
+KD_Q8_ROW_BY_MC(q6k_generic, q6k_rows_row, )
+KD_Q8_GROUP_BY_MC(q4k_groups_generic, q4k_rows_group, )
+KD_Q8_GROUP_BY_MC(q6k_groups_generic, q6k_rows_group, )
+
+const kd_q8_kernels kd_q8_generic_kernels = {q4k_generic, q6k_generic, q4k_groups_generic,
+                                             q6k_groups_generic};
