@@ -98,8 +98,9 @@ static void usage(void)
         "  --default-path    time each backend's default GEMV path only, not also the\n"
         "                    other one (cpu-exact / cpu-q8, opencl-q8 / opencl-exact)\n"
         "  --borrow-weights  GEMV weights borrowed from the bench's own buffer (the\n"
-        "                    4 KiB pages of malloc, as a mapped GGUF file has) instead of\n"
-        "                    the library's copy (kd_tensor_quant: 2 MiB pages from 4 MiB)\n"
+        "                    4 KiB pages of malloc and GGUF's row order, as a mapped GGUF\n"
+        "                    file has) instead of the library's copy (kd_tensor_quant:\n"
+        "                    2 MiB pages from 4 MiB, the cpu's row groups from K > 8192)\n"
         "  --cold-weights    each GEMV cycles call by call through copies of its weights\n"
         "                    that together are at least 4 x the last-level cache (an\n"
         "                    offload device: 4 x 128 MiB at least), so that no call\n"
@@ -559,7 +560,8 @@ static void free_case(case_data *cd)
 }
 
 /* The GEMV weights are the library's own copy unless --borrow-weights: that copy is in
- * huge pages (host_mem.h), the pool's malloc'd buffer is not. */
+ * huge pages (host_mem.h) and, with long rows, in the cpu's row groups (kd_row_groups.h);
+ * the pool's malloc'd buffer is neither. */
 static kd_status make_inputs(kd_context *ctx, const bench_case *c, const pool *pl, int borrow,
                              int copies, case_data *cd)
 {
@@ -779,7 +781,8 @@ static void print_intro(const bench_opts *o, const bench_report *rep, kd_context
            o->repeats, o->budget_s, o->warmup_s * 1e3, o->sample_s * 1e3);
     printf("GEMV weights: %s; transparent huge pages: %s\n",
            o->borrow_weights ? "borrowed from the bench's malloc'd buffer (--borrow-weights)"
-                             : "the library's own copy (kd_tensor_quant)",
+                             : "the library's own copy (kd_tensor_quant: on the cpu, rows "
+                               "of K > 8192 in row groups)",
            h->huge_pages[0] ? h->huge_pages : "not offered");
     if (o->cold_weights)
         printf("cold weights: each GEMV cycles through copies of its weights, together >= 4 x "

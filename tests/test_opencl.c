@@ -150,6 +150,16 @@ static void test_residency(void)
 /* Quantized weights: a CPU device reads them where they are (CL_MEM_USE_HOST_PTR), so a
  * GEMV uploads only x; a GPU copies them once. Borrowed bytes at an address that is not
  * 64-byte aligned give the same outputs as the library's own copy. */
+/* p's GEMV on the OpenCL device again, with w in place of its weight (p frees w). */
+static float *run_with_weight(kd_problem *p, kd_tensor *w)
+{
+    kd_tensor_free(p->src[0]);
+    p->src[0] = w;
+    p->d.src[0] = w;
+    kd_status st;
+    return kd_problem_run(ctx, p, KD_BACKEND_OPENCL, KD_RUN_NO_FALLBACK, &st);
+}
+
 static void test_weights_in_place(void)
 {
     kd_problem p;
@@ -176,10 +186,7 @@ static void test_weights_in_place(void)
     kd_tensor *w = NULL;
     CU_ASSERT_FATAL(kd_tensor_quant_borrow(ctx, KD_TYPE_Q4_K, 67, 512, odd, p.blocks_bytes, &w) ==
                     KD_OK);
-    kd_tensor_free(p.src[0]);
-    p.src[0] = w;
-    p.d.src[0] = w;
-    float *y1 = kd_problem_run(ctx, &p, KD_BACKEND_OPENCL, KD_RUN_NO_FALLBACK, &st);
+    float *y1 = run_with_weight(&p, w);
     CU_ASSERT_PTR_NOT_NULL_FATAL(y1);
     CU_ASSERT_EQUAL(memcmp(y0, y1, sizeof(float) * (size_t)p.out_count), 0);
     free(y0);
@@ -208,10 +215,7 @@ static void test_row_groups_uploaded_in_gguf_order(void)
     CU_ASSERT_FATAL(kd_tensor_quant_borrow(ctx, KD_TYPE_Q6_K, n, k, p.h_blocks, p.blocks_bytes, &w) ==
                     KD_OK);
     CU_ASSERT_EQUAL(w->grouped_rows, 0);
-    kd_tensor_free(p.src[0]);
-    p.src[0] = w;
-    p.d.src[0] = w;
-    float *y1 = kd_problem_run(ctx, &p, KD_BACKEND_OPENCL, KD_RUN_NO_FALLBACK, &st);
+    float *y1 = run_with_weight(&p, w);
     CU_ASSERT_PTR_NOT_NULL_FATAL(y1);
     CU_ASSERT_EQUAL(memcmp(y0, y1, sizeof(float) * (size_t)p.out_count), 0);
     free(y0);

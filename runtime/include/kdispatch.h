@@ -212,12 +212,16 @@ KD_API kd_status kd_tensor_f32(kd_context *ctx, int64_t rows, int64_t cols, cons
                         kd_tensor **out);
 
 /* A quantized weight of rows x cols (cols a multiple of 256) from raw GGUF block bytes,
- * rows * cols/256 blocks, row-major. The bytes are copied. */
+ * rows * cols/256 blocks, row-major. The bytes are copied, into the cpu's layout: 2 MiB
+ * pages from 4 MiB on, and with rows longer than 8192 values, 8 rows at a time block by
+ * block (row groups: the cpu GEMV reads each x block once per 8 weight blocks; 1.3-2x
+ * faster at K = 14336, docs/cpu-gemv-q8.md). Other backends get GGUF order. */
 KD_API kd_status kd_tensor_quant(kd_context *ctx, kd_type type, int64_t rows, int64_t cols,
                           const void *blocks, size_t nbytes, kd_tensor **out);
 
 /* As kd_tensor_quant but borrows the bytes (e.g. a memory-mapped GGUF file): they must
- * outlive the tensor and stay unchanged. */
+ * outlive the tensor and stay unchanged. The cpu reads them as they are (GGUF order, the
+ * caller's pages): no second copy of the model, a slower GEMV with long rows. */
 KD_API kd_status kd_tensor_quant_borrow(kd_context *ctx, kd_type type, int64_t rows, int64_t cols,
                                  const void *blocks, size_t nbytes, kd_tensor **out);
 
@@ -474,7 +478,9 @@ KD_API int kd_gguf_array_get(const kd_gguf_value *array, uint64_t i, kd_gguf_val
 /* Makes a kdispatch tensor of rows = n_elements / ne[0], cols = ne[0]:
  *   Q4_K, Q6_K: a weight that borrows the mapped bytes (kd_tensor_quant_borrow; no copy),
  *               so g must stay open while the tensor lives. The bytes are copied only if
- *               they are not 4-byte aligned in memory (general.alignment below 4).
+ *               they are not 4-byte aligned in memory (general.alignment below 4). For
+ *               the cpu's fastest GEMV, copy instead: kd_tensor_quant(ctx, type, rows,
+ *               cols, ti->data, ti->nbytes, &t).
  *   F32:        an activation / norm weight, copied (kd_tensor_f32).
  * Other types: KD_ERR_TYPE. */
 KD_API kd_status kd_gguf_tensor(kd_context *ctx, const kd_gguf *g, const kd_gguf_tensor_info *ti,
