@@ -7,6 +7,7 @@
 #include "cpu_ops.h"
 #include "env.h"
 #include "gemv_q8.h"
+#include "kd_row_groups.h"
 #include "kd_internal.h"
 
 kd_simd kd_cpu_simd_supported(int *vnni)
@@ -90,10 +91,12 @@ static void cpu_describe(void *state, char *buf, size_t cap)
     char q8[64] = "";
     if (q8_min_m != e->blas_min_m && q8_min_m != INT64_MAX)
         snprintf(q8, sizeof q8, ", from %lld on the q8 path", (long long)q8_min_m);
-    snprintf(buf, cap, "host cpu, %d threads, SIMD %s, GEMV %s (%s kernels), %s (sgemm from M >= %lld%s%s)",
+    snprintf(buf, cap, "host cpu, %d threads, SIMD %s, GEMV %s (%s kernels), %s (sgemm from M >= %lld%s%s), "
+             "copied weights with K > %d in row groups of %d",
              kd_pool_threads(e->pool), kd_simd_name(e->simd), kd_cpu_gemv_path_name(e->gemv_exact),
              e->gemv_exact ? kd_simd_name(e->simd) : kd_q8_kernels_name(e, e->simd), blas,
-             (long long)e->blas_min_m, q8_min_m == e->blas_min_m ? "" : " on the exact path", q8);
+             (long long)e->blas_min_m, q8_min_m == e->blas_min_m ? "" : " on the exact path", q8,
+             256 * KD_ROW_GROUP_MIN_BLOCKS, KD_ROW_GROUP);
 }
 
 const char *kd_cpu_gemv_path_name(int exact) { return exact ? "exact" : "q8"; }
