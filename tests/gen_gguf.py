@@ -107,6 +107,9 @@ def main():
     ap.add_argument("--alignment", type=int, default=0,
                     help="general.alignment (default: not written, which means 32)")
     ap.add_argument("--seed", type=int, default=1234)
+    ap.add_argument("--long-rows", action="store_true",
+                    help="also write two weights with rows of 8448 values (the cpu copies "
+                         "those in row groups)")
     args = ap.parse_args()
 
     rng = np.random.default_rng(args.seed)
@@ -138,6 +141,9 @@ def main():
     w.add_tensor("blk.0.bf16", gguf.quants.quantize(rng.standard_normal((64,)).astype(np.float32),
                                                     QT.BF16), raw_dtype=QT.BF16)
     add_quant("output.weight", QT.Q6_K, (3, 256))               # ne = [256, 3]
+    if args.long_rows:
+        add_quant("blk.1.ffn_up.weight", QT.Q4_K, (9, 8448))    # 33 blocks a row
+        add_quant("blk.1.ffn_down.weight", QT.Q6_K, (11, 8448))
 
     w.write_header_to_file()
     w.write_kv_data_to_file()

@@ -13,9 +13,11 @@
 #include "kdispatch.h"
 #include "kd_internal.h" /* struct kd_tensor: proves the weight borrows the mapping */
 #include "kd_quant.h"
+#include "kd_row_groups.h"
 #include "kd_test_util.h"
 
 #define GEN_FILE "test_gguf_gen.gguf"
+#define GEN_LONG "test_gguf_long.gguf"
 #define GEN_FILE64 "test_gguf_gen64.gguf"
 
 static kd_context *ctx;
@@ -529,16 +531,58 @@ static void check_gemv(kd_gguf *g, const char *name, const float *wref, int64_t 
     kd_tensor_free(w);
 }
 
-static void test_gemv_on_file_weights(void)
+/* kd_gguf_tensor_copy of a quantized weight: the library's own copy (in row groups where
+ * its rows are long enough), not the mapping, and GEMVs on it (q8 and exact paths, M = 1
+ * and 3) give the bits the borrowed weight gives. Returns the copy's grouped rows. */
+static int64_t check_copy_matches(kd_gguf *g, const kd_gguf_tensor_info *ti)
 {
-    NEED_FILES();
+    kd_tensor *c = NULL, *b = NULL, *x = NULL, *y = NULL;
+    CU_ASSERT_FATAL(kd_gguf_tensor_copy(ctx, g, ti, &c) == KD_OK);
+    CU_ASSERT_FATAL(kd_gguf_tensor(ctx, g, ti, &b) == KD_OK);
+    const int64_t n = kd_tensor_rows(c), k = kd_tensor_cols(c), grouped = c->grouped_rows;
+    CU_ASSERT(c->host_owned && c->host != ti->data && !b->host_owned);
+    CU_ASSERT_EQUAL(grouped, kd_row_groups_rows(n, k));
+    float *hx = malloc((size_t)(3 * k) * sizeof(float));
+    float *ya = malloc((size_t)(3 * n) * sizeof(float)), *yb = malloc((size_t)(3 * n) * sizeof(float));
+    CU_ASSERT_FATAL(hx && ya && yb);
+    for (int64_t i = 0; i < 3 * k; i++)
+        hx[i] = (float)((i * 37) % 101) / 50.0f - 1.0f;
+    static const unsigned paths[] = {KD_RUN_CPU_Q8, KD_RUN_CPU_EXACT};
+    for (int64_t m = 1; m <= 3; m += 2)
+        for (int p = 0; p < 2; p++) {
+            CU_ASSERT_FATAL(kd_tensor_f32(ctx, m, k, hx, &x) == KD_OK &&
+                            kd_tensor_f32(ctx, m, n, NULL, &y) == KD_OK);
+            kd_op_desc d = {.op = kd_tensor_type(c) == KD_TYPE_Q4_K ? KD_OP_Q4K_GEMV : KD_OP_Q6K_GEMV,
+                            .src = {c, x}, .dst = y};
+            const unsigned f = KD_RUN_NO_FALLBACK | paths[p];
+            CU_ASSERT(kd_run(ctx, &d, KD_BACKEND_CPU, f) == KD_OK &&
+                      kd_tensor_read(ctx, y, ya, (size_t)(m * n)) == KD_OK);
+            d.src[0] = b;
+            CU_ASSERT(kd_run(ctx, &d, KD_BACKEND_CPU, f) == KD_OK &&
+                      kd_tensor_read(ctx, y, yb, (size_t)(m * n)) == KD_OK);
+            CU_ASSERT(memcmp(ya, yb, (size_t)(m * n) * sizeof(float)) == 0);
+            kd_tensor_free(x), kd_tensor_free(y);
+        }
+    kd_tensor_free(c), kd_tensor_free(b);
+    free(hx), free(ya), free(yb);
+    return grouped;
+}
+
+/* GEMVs on every Q4_K / Q6_K weight of file (written with its .ref by gen_gguf.py) against
+ * gguf-py's values, and the same weights copied (kd_gguf_tensor_copy) against borrowed.
+ * Returns how many of the copies were in row groups. */
+static int gemv_on_file_weights(const char *file)
+{
     size_t ref_size = 0;
-    float *ref = (float *)kd_test_read_file(GEN_FILE ".ref", &ref_size);
+    char ref_name[256];
+    snprintf(ref_name, sizeof ref_name, "%s.ref", file);
+    float *ref = (float *)kd_test_read_file(ref_name, &ref_size);
     CU_ASSERT_FATAL(ref != NULL);
     kd_gguf *g = NULL;
-    CU_ASSERT_FATAL(kd_gguf_open(ctx, GEN_FILE, &g) == KD_OK);
+    CU_ASSERT_FATAL(kd_gguf_open(ctx, file, &g) == KD_OK);
     /* ref holds the F32/Q4_K/Q6_K tensors in file order: find each weight's values */
     size_t at = 0;
+    int grouped = 0;
     for (uint64_t i = 0; i < kd_gguf_n_tensors(g); i++) {
         const kd_gguf_tensor_info *ti = kd_gguf_tensor_at(g, i);
         kd_type type = kd_gguf_kd_type(ti->ggml_type);
@@ -549,11 +593,27 @@ static void test_gemv_on_file_weights(void)
             snprintf(name, sizeof name, "%.*s", (int)ti->name.len, ti->name.data);
             check_gemv(g, name, ref + at, 1);
             check_gemv(g, name, ref + at, 3);
+            grouped += check_copy_matches(g, ti) > 0;
         }
         at += ti->n_elements;
     }
+    CU_ASSERT_EQUAL(at * sizeof(float), ref_size);
     kd_gguf_close(g);
     free(ref);
+    return grouped;
+}
+
+static void test_gemv_on_file_weights(void)
+{
+    NEED_FILES();
+    CU_ASSERT_EQUAL(gemv_on_file_weights(GEN_FILE), 0);
+}
+
+/* Two weights with rows of 8448 values: their copies go in row groups. */
+static void test_gemv_on_long_rows(void)
+{
+    CU_ASSERT_FATAL(generate(GEN_LONG, "--long-rows --seed 7") == 0);
+    CU_ASSERT_EQUAL(gemv_on_file_weights(GEN_LONG), 2);
 }
 
 static void test_v2_accepted(void)
@@ -851,6 +911,7 @@ int main(void)
     CU_add_test(s, "tensor infos, alignment 32 and 64", test_tensor_infos);
     CU_add_test(s, "tensors: borrowed Q4_K/Q6_K, copied F32", test_tensor_values);
     CU_add_test(s, "gemv on weights from the file", test_gemv_on_file_weights);
+    CU_add_test(s, "gemv on long rows from a file: copies in row groups", test_gemv_on_long_rows);
     CU_add_test(s, "GGUF v2 accepted", test_v2_accepted);
     CU_add_test(s, "small valid files", test_small_valid_files);
     CU_add_test(s, "refuses: header", test_refuse_header);

@@ -935,11 +935,13 @@ static kd_status make_f32(kd_context *ctx, const kd_gguf_tensor_info *ti, int64_
     return st;
 }
 
-kd_status kd_gguf_tensor(kd_context *ctx, const kd_gguf *g, const kd_gguf_tensor_info *ti,
-                         kd_tensor **out)
+/* kd_gguf_tensor (copy = 0) and kd_gguf_tensor_copy (copy = 1). */
+static kd_status make_tensor(kd_context *ctx, const kd_gguf *g, const kd_gguf_tensor_info *ti,
+                             int copy, kd_tensor **out)
 {
     if (!ctx || !g || !ti || !out)
-        return kd_error(ctx, KD_ERR_NULL, "kd_gguf_tensor: NULL context, file, tensor or output");
+        return kd_error(ctx, KD_ERR_NULL, "%s: NULL context, file, tensor or output",
+                        copy ? "kd_gguf_tensor_copy" : "kd_gguf_tensor");
     *out = NULL;
     if (!owns_info(g, ti))
         return kd_error(ctx, KD_ERR_ARG, "kd_gguf_tensor: the tensor info is not from this file");
@@ -953,7 +955,7 @@ kd_status kd_gguf_tensor(kd_context *ctx, const kd_gguf *g, const kd_gguf_tensor
     case KD_TYPE_Q4_K:
     case KD_TYPE_Q6_K:
         /* Zero copy: the weight reads the mapped blocks in place. */
-        if (((uintptr_t)ti->data & 3u) == 0)
+        if (!copy && ((uintptr_t)ti->data & 3u) == 0)
             return kd_tensor_quant_borrow(ctx, t, rows, cols, ti->data, (size_t)ti->nbytes, out);
         return kd_tensor_quant(ctx, t, rows, cols, ti->data, (size_t)ti->nbytes, out);
     case KD_TYPE_F32:
@@ -963,6 +965,18 @@ kd_status kd_gguf_tensor(kd_context *ctx, const kd_gguf *g, const kd_gguf_tensor
                         "GGUF tensor '%.*s' has type %s; kdispatch takes F32, Q4_K and Q6_K",
                         NAME_ARGS(ti), kd_ggml_type_name(ti->ggml_type));
     }
+}
+
+kd_status kd_gguf_tensor(kd_context *ctx, const kd_gguf *g, const kd_gguf_tensor_info *ti,
+                         kd_tensor **out)
+{
+    return make_tensor(ctx, g, ti, 0, out);
+}
+
+kd_status kd_gguf_tensor_copy(kd_context *ctx, const kd_gguf *g, const kd_gguf_tensor_info *ti,
+                              kd_tensor **out)
+{
+    return make_tensor(ctx, g, ti, 1, out);
 }
 
 kd_status kd_gguf_tensor_by_name(kd_context *ctx, const kd_gguf *g, const char *name,

@@ -479,12 +479,18 @@ KD_API int kd_gguf_array_get(const kd_gguf_value *array, uint64_t i, kd_gguf_val
  *   Q4_K, Q6_K: a weight that borrows the mapped bytes (kd_tensor_quant_borrow; no copy),
  *               so g must stay open while the tensor lives. The bytes are copied only if
  *               they are not 4-byte aligned in memory (general.alignment below 4). For
- *               the cpu's fastest GEMV, copy instead: kd_tensor_quant(ctx, type, rows,
- *               cols, ti->data, ti->nbytes, &t).
+ *               the cpu's fastest GEMV, copy instead (kd_gguf_tensor_copy).
  *   F32:        an activation / norm weight, copied (kd_tensor_f32).
  * Other types: KD_ERR_TYPE. */
 KD_API kd_status kd_gguf_tensor(kd_context *ctx, const kd_gguf *g, const kd_gguf_tensor_info *ti,
                          kd_tensor **out);
+/* As kd_gguf_tensor, but Q4_K / Q6_K weights are copied (kd_tensor_quant) into the
+ * library's own layout: 2 MiB pages, and rows longer than 8192 values in the cpu's row
+ * groups (docs/cpu-gemv-q8.md), the cpu's fastest GEMV. The model's weights then take
+ * their size in memory a second time, unless the file is closed; the tensor does not
+ * need g afterwards. */
+KD_API kd_status kd_gguf_tensor_copy(kd_context *ctx, const kd_gguf *g, const kd_gguf_tensor_info *ti,
+                                     kd_tensor **out);
 /* The same by tensor name; KD_ERR_ARG if there is no such tensor. */
 KD_API kd_status kd_gguf_tensor_by_name(kd_context *ctx, const kd_gguf *g, const char *name,
                                  kd_tensor **out);
