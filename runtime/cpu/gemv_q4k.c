@@ -8,13 +8,13 @@
 #include "simd.h"
 
 #ifdef KD_HAVE_X86
+/* A Q4_K row's sums: the scaled quants' dot and the mins' (8 lanes each). */
+typedef struct q4k_acc { __m256 dot, mins; } q4k_acc;
+
 /* Sub-blocks 2p and 2p+1 share the 32 bytes qs[32p..32p+31]: byte l holds value l of
  * sub-block 2p (low nibble) and of 2p+1 (high nibble). Eight bytes at a time are widened
  * to 32-bit lanes once and split into both nibbles there:
  *   acc[m] += dl[0] * dot(lo, x[m] + 64p) + dl[1] * dot(hi, x[m] + 64p + 32). */
-/* A Q4_K row's sums: the scaled quants' dot and the mins' (8 lanes each). */
-typedef struct q4k_acc { __m256 dot, mins; } q4k_acc;
-
 static inline __attribute__((always_inline)) KD_AVX2 void
 q4k_pair(const uint8_t *qs, const float *dl, const kd_gemv_job *j, const float *x0, q4k_acc *acc,
          const int mc)
