@@ -150,6 +150,18 @@ static void test_residency(void)
 /* Quantized weights: a CPU device reads them where they are (CL_MEM_USE_HOST_PTR), so a
  * GEMV uploads only x; a GPU copies them once. Borrowed bytes at an address that is not
  * 64-byte aligned give the same outputs as the library's own copy. */
+/* p's GEMV on the OpenCL device; *sent: the bytes it moved to the device (metrics). */
+static float *run_counting_upload(kd_problem *p, uint64_t *sent)
+{
+    kd_metrics_snapshot a, b;
+    kd_metrics_get(ctx, &a);
+    kd_status st;
+    float *y = kd_problem_run(ctx, p, KD_BACKEND_OPENCL, KD_RUN_NO_FALLBACK, &st);
+    kd_metrics_get(ctx, &b);
+    *sent = b.bytes_to_device - a.bytes_to_device;
+    return y;
+}
+
 /* p's GEMV on the OpenCL device again, with w in place of its weight (p frees w). */
 static float *run_with_weight(kd_problem *p, kd_tensor *w)
 {
@@ -167,17 +179,13 @@ static void test_weights_in_place(void)
     const size_t xbytes = 2 * 512 * sizeof(float);
     const int cpu_device = !kd_backend_device_is_gpu(ctx->backend[KD_BACKEND_OPENCL].ops,
                                                      ctx->backend[KD_BACKEND_OPENCL].state);
-    kd_metrics_snapshot a, b;
-    kd_metrics_get(ctx, &a);
-    kd_status st;
-    float *y0 = kd_problem_run(ctx, &p, KD_BACKEND_OPENCL, KD_RUN_NO_FALLBACK, &st);
+    uint64_t sent;
+    float *y0 = run_counting_upload(&p, &sent);
     CU_ASSERT_PTR_NOT_NULL_FATAL(y0);
-    kd_metrics_get(ctx, &b);
     printf("\n  %s device: %llu bytes to the device for %zu of x and %zu of weights",
-           cpu_device ? "CPU" : "GPU", (unsigned long long)(b.bytes_to_device - a.bytes_to_device),
+           cpu_device ? "CPU" : "GPU", (unsigned long long)sent,
            xbytes, p.blocks_bytes);
-    CU_ASSERT_EQUAL(b.bytes_to_device - a.bytes_to_device,
-                    cpu_device ? xbytes : xbytes + p.blocks_bytes);
+    CU_ASSERT_EQUAL(sent, cpu_device ? xbytes : xbytes + p.blocks_bytes);
     /* the same bytes borrowed at 34 bytes past a 64-byte boundary */
     unsigned char *raw = malloc(p.blocks_bytes + 128);
     CU_ASSERT_FATAL(raw != NULL);
@@ -204,13 +212,10 @@ static void test_row_groups_uploaded_in_gguf_order(void)
     kd_problem p;
     CU_ASSERT_FATAL(kd_problem_make(ctx, KD_OP_Q6K_GEMV, 2, n, k, 6, &p) == 0);
     CU_ASSERT_EQUAL_FATAL(p.src[0]->grouped_rows, 16);
-    kd_metrics_snapshot a, b;
-    kd_metrics_get(ctx, &a);
-    kd_status st;
-    float *y0 = kd_problem_run(ctx, &p, KD_BACKEND_OPENCL, KD_RUN_NO_FALLBACK, &st);
+    uint64_t sent;
+    float *y0 = run_counting_upload(&p, &sent);
     CU_ASSERT_PTR_NOT_NULL_FATAL(y0);
-    kd_metrics_get(ctx, &b);
-    CU_ASSERT_EQUAL(b.bytes_to_device - a.bytes_to_device, 2 * k * sizeof(float) + p.blocks_bytes);
+    CU_ASSERT_EQUAL(sent, 2 * k * sizeof(float) + p.blocks_bytes);
     kd_tensor *w = NULL;
     CU_ASSERT_FATAL(kd_tensor_quant_borrow(ctx, KD_TYPE_Q6_K, n, k, p.h_blocks, p.blocks_bytes, &w) ==
                     KD_OK);

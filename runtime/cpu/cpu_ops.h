@@ -15,6 +15,9 @@ void kd_pool_destroy(kd_pool *p);
 int kd_pool_threads(const kd_pool *p);
 /* Runs fn over [0, n) split into pieces of at least grain items, on all threads. */
 void kd_pool_for(kd_pool *p, int64_t n, int64_t grain, kd_range_fn fn, void *arg);
+/* The same over rows [0, n) in pieces that begin on multiples of unit (row groups: a piece
+ * never splits a group), of at least grain rows. */
+void kd_pool_for_units(kd_pool *p, int64_t n, int64_t unit, int64_t grain, kd_range_fn fn, void *arg);
 
 /* GEMV with more rows of x than one kernel call serves (8): the weight rows go in panels
  * of this many bytes, which stay in L2 while every tile of 8 rows of x passes over them,

@@ -10,17 +10,12 @@
 #include <cblas.h>
 #endif
 
-typedef struct rows_job {
-    const kd_gemv_job *j;
-    kd_gemv_rows_fn fn;
-    int64_t unit; /* rows per pool item: KD_ROW_GROUP when w has row groups, else 1 */
-} rows_job;
+typedef struct rows_job { const kd_gemv_job *j; kd_gemv_rows_fn fn; } rows_job;
 
-static void run_rows(void *arg, int64_t u0, int64_t u1)
+static void run_rows(void *arg, int64_t r0, int64_t r1)
 {
     const rows_job *rj = arg;
-    const int64_t r1 = u1 * rj->unit < rj->j->n ? u1 * rj->unit : rj->j->n;
-    rj->fn(rj->j, u0 * rj->unit, r1);
+    rj->fn(rj->j, r0, r1);
 }
 
 void kd_gemv_rows_scalar(const kd_gemv_job *j, int64_t r0, int64_t r1)
@@ -29,11 +24,10 @@ void kd_gemv_rows_scalar(const kd_gemv_job *j, int64_t r0, int64_t r1)
     const size_t block_bytes = kd_quant_block_bytes(j->type);
     float w[KD_QK_K];
     for (int64_t r = r0; r < r1; r++) { /* block by block: either layout */
-        const int64_t first = kd_row_first_block(r, nb, j->grouped), step = kd_row_block_step(r, j->grouped);
         for (int64_t m = 0; m < j->m; m++)
             j->y[m * j->n + r] = 0.0f;
         for (int64_t b = 0; b < nb; b++) {
-            kd_dequant_row(j->type, (const char *)j->w + (size_t)(first + b * step) * block_bytes,
+            kd_dequant_row(j->type, (const char *)j->w + (size_t)kd_row_block_index(r, b, nb, j->grouped) * block_bytes,
                            KD_QK_K, w);
             for (int64_t m = 0; m < j->m; m++) {
                 const float *x = j->x + m * j->k + b * KD_QK_K;
@@ -84,12 +78,11 @@ kd_status kd_cpu_gemv_drive(const kd_cpu_env *e, const kd_call *c, kd_type type,
     if (type == KD_TYPE_Q4_K && j.simd && !(xsum = x_subblock_sums(j.x, j.m, j.k)))
         return KD_ERR_NOMEM;
     j.xsum = xsum;
-    rows_job rj = {&j, rows_fn_for(j.simd, levels), c->w_groups ? KD_ROW_GROUP : 1};
-    const int64_t units = (c->n + rj.unit - 1) / rj.unit;
+    rows_job rj = {&j, rows_fn_for(j.simd, levels)};
     if (scalar)
-        run_rows(&rj, 0, units);
+        run_rows(&rj, 0, c->n);
     else /* pieces of whole groups */
-        kd_pool_for(e->pool, units, c->w_groups ? 1 : 4, run_rows, &rj);
+        kd_pool_for_units(e->pool, c->n, c->w_groups ? KD_ROW_GROUP : 1, 4, run_rows, &rj);
     free(xsum);
     return KD_OK;
 }
@@ -106,9 +99,8 @@ static void dequant_panel_rows(void *arg, int64_t b, int64_t e)
     const int64_t nb = p->c->k / KD_QK_K, g = p->c->w_groups;
     for (int64_t r = p->r0 + b; r < p->r0 + e; r++) { /* block by block: either layout */
         const char *w = (const char *)p->c->src[0];
-        const int64_t first = kd_row_first_block(r, nb, g), step = kd_row_block_step(r, g);
         for (int64_t i = 0; i < nb; i++)
-            kd_dequant_row(p->type, w + (size_t)(first + i * step) * block_bytes, KD_QK_K,
+            kd_dequant_row(p->type, w + (size_t)kd_row_block_index(r, i, nb, g) * block_bytes, KD_QK_K,
                            p->buf + (r - p->r0) * p->c->k + i * KD_QK_K);
     }
 }

@@ -81,8 +81,7 @@ const char *kd_q8_kernels_name(const kd_cpu_env *e, kd_simd simd)
 typedef struct q8_rows_job {
     kd_q8_job j;
     kd_q8_row_fn row, groups;
-    int64_t unit;  /* rows per pool item: KD_ROW_GROUP when W has row groups, else 1 */
-    int64_t panel; /* weight rows per panel (kd_cpu_panel_rows, in whole units) */
+    int64_t panel; /* weight rows per panel (kd_cpu_panel_rows, in whole groups) */
 } q8_rows_job;
 
 /* Rows [p0, p1) for rows m0 .. m0 + mc - 1 of x: the row groups by the group kernel, the
@@ -97,14 +96,13 @@ static void q8_tile(const void *arg, int64_t p0, int64_t p1, int64_t m0, int mc)
         q->row(&q->j, split, p1, m0, mc);
 }
 
-/* Output rows of units [u0, u1) in panels (KD_CPU_PANEL_BYTES), tiles of 8 rows of x in
- * each. (Row by row instead, x was read from memory once per weight row: at M = 1024,
- * K = 4096 that is 4.8 MB per row of 2.3 KB.) */
-static void q8_rows(void *arg, int64_t u0, int64_t u1)
+/* Output rows [r0, r1) in panels (KD_CPU_PANEL_BYTES), tiles of 8 rows of x in each.
+ * (Row by row instead, x was read from memory once per weight row: at M = 1024, K = 4096
+ * that is 4.8 MB per row of 2.3 KB.) */
+static void q8_rows(void *arg, int64_t r0, int64_t r1)
 {
     const q8_rows_job *q = arg;
-    const int64_t r1 = u1 * q->unit < q->j.n ? u1 * q->unit : q->j.n;
-    kd_cpu_for_tiles(u0 * q->unit, r1, q->j.m, q->panel, KD_Q8_MAX_MC, q8_tile, q);
+    kd_cpu_for_tiles(r0, r1, q->j.m, q->panel, KD_Q8_MAX_MC, q8_tile, q);
 }
 
 /* With SIMD kernels the q8 path never hands off to dequantize + sgemm: the tiles above
@@ -140,8 +138,8 @@ kd_status kd_cpu_gemv_q8(const kd_cpu_env *e, const kd_call *c, kd_type type, kd
     q8_rows_job q = {{c->src[0], xq, c->dst, c->n, nb, c->m, c->w_groups},
                      type == KD_TYPE_Q4_K ? k->q4k : k->q6k,
                      type == KD_TYPE_Q4_K ? k->q4k_groups : k->q6k_groups,
-                     unit, kd_cpu_panel_units(row_bytes, unit)};
-    kd_pool_for(e->pool, (c->n + unit - 1) / unit, c->w_groups ? 1 : 4, q8_rows, &q);
+                     kd_cpu_panel_units(row_bytes, unit)};
+    kd_pool_for_units(e->pool, c->n, unit, 4, q8_rows, &q);
     free(xq);
     return KD_OK;
 }

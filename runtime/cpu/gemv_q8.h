@@ -41,8 +41,7 @@ typedef struct kd_q8_job {
 static inline const void *kd_q8_weight_block(const kd_q8_job *j, size_t block_bytes, int64_t r,
                                              int64_t b)
 {
-    const int64_t i = kd_row_first_block(r, j->nb, j->grouped) + b * kd_row_block_step(r, j->grouped);
-    return (const char *)j->w + (size_t)i * block_bytes;
+    return (const char *)j->w + (size_t)kd_row_block_index(r, b, j->nb, j->grouped) * block_bytes;
 }
 
 /* Output rows r0 .. r1 - 1 for rows m0 .. m0 + mc - 1 of x (mc <= 8). A range rather than

@@ -204,3 +204,21 @@ void kd_pool_for(kd_pool *p, int64_t n, int64_t grain, kd_range_fn fn, void *arg
     }
     pthread_mutex_unlock(&p->run_lock);
 }
+
+typedef struct units_job { kd_range_fn fn; void *arg; int64_t unit, n; } units_job;
+
+static void run_units(void *arg, int64_t u0, int64_t u1)
+{
+    const units_job *u = arg;
+    u->fn(u->arg, u0 * u->unit, u1 * u->unit < u->n ? u1 * u->unit : u->n);
+}
+
+void kd_pool_for_units(kd_pool *p, int64_t n, int64_t unit, int64_t grain, kd_range_fn fn, void *arg)
+{
+    if (unit <= 1) {
+        kd_pool_for(p, n, grain, fn, arg);
+        return;
+    }
+    units_job u = {fn, arg, unit, n};
+    kd_pool_for(p, (n + unit - 1) / unit, (grain + unit - 1) / unit, run_units, &u);
+}

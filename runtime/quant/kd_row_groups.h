@@ -42,6 +42,12 @@ static inline int64_t kd_row_block_step(int64_t r, int64_t grouped)
     return r < grouped ? KD_ROW_GROUP : 1;
 }
 
+/* Index (in blocks) of block b of row r. */
+static inline int64_t kd_row_block_index(int64_t r, int64_t b, int64_t nb, int64_t grouped)
+{
+    return kd_row_first_block(r, nb, grouped) + b * kd_row_block_step(r, grouped);
+}
+
 /* GGUF order -> row groups (dst and src distinct; rows of nb blocks of block_bytes). */
 void kd_row_groups_pack(void *dst, const void *src, int64_t rows, int64_t nb, size_t block_bytes,
                         int64_t grouped);

@@ -8,10 +8,9 @@ static void move_blocks(char *dst, const char *src, int64_t rows, int64_t nb, si
                         int64_t grouped, int to_groups)
 {
     for (int64_t r = 0; r < rows; r++) {
-        const int64_t first = kd_row_first_block(r, nb, grouped), step = kd_row_block_step(r, grouped);
         for (int64_t b = 0; b < nb; b++) {
             const size_t plain = (size_t)(r * nb + b) * block_bytes;
-            const size_t placed = (size_t)(first + b * step) * block_bytes;
+            const size_t placed = (size_t)kd_row_block_index(r, b, nb, grouped) * block_bytes;
             if (to_groups)
                 memcpy(dst + placed, src + plain, block_bytes);
             else
