@@ -9,8 +9,11 @@
  * Why: the exact kernels are bound by one f32 FMA per weight and row of x. PoCL's
  * compiler turns none of the generic forms into x86's byte dot products, so on x86 with
  * AVX2 (clang: PoCL, oclgrind is not) each 32 weights are one vpmaddubsw (u8 weight x s8 x
- * -> int16 pairs) and one vpmaddwd by the int16 scales, as the cpu's AVX2 kernel does;
- * elsewhere the same sums in OpenCL vectors. Integer sums are exact either way.
+ * -> int16 pairs) and one vpmaddwd by the int16 scales, as the cpu's AVX2 kernel does; with
+ * AVX-512BW each 64 weights are one of each on zmm (M = 8: 0.86-0.94 of the ymm time);
+ * elsewhere the same sums in OpenCL vectors. Integer sums are exact either way. The block
+ * functions work in chunks of 64 weights (kd_q8_w64) on every level. Build options
+ * -DKD_Q8_YMM / -DKD_Q8_GENERIC (KD_OPENCL_OPTIONS) force the lower levels, to compare them.
  *
  * Shape: one work-item per output row (16 per group), group y takes rows
  * [8 * get_group_id(1), +8) of x; a weight block is decoded once for those rows.
@@ -26,31 +29,71 @@ typedef uchar kd_q8_wu __attribute__((vector_size(32)));
 typedef short kd_q8_s16 __attribute__((vector_size(32)));
 typedef struct __attribute__((packed)) kd_q8_pk { kd_q8_w v; } kd_q8_pk;
 typedef struct __attribute__((packed)) kd_q8_pk16 { kd_q8_s16 v; } kd_q8_pk16;
-typedef kd_q8_s16 kd_q8_scale; /* int16 lanes 0-7 scale the first 16 weights, 8-15 the rest */
 
 KD_CL_INLINE kd_q8_w kd_q8_load(__global const void *p) { return ((__global const kd_q8_pk *)p)->v; }
 KD_CL_INLINE kd_q8_w kd_q8_and(kd_q8_w v, char m) { return v & m; }
 KD_CL_INLINE kd_q8_w kd_q8_or(kd_q8_w a, kd_q8_w b) { return a | b; }
 KD_CL_INLINE kd_q8_w kd_q8_shr(kd_q8_w v, int s) { return (kd_q8_w)((kd_q8_wu)v >> (uchar)s); }
 KD_CL_INLINE kd_q8_w kd_q8_shl(kd_q8_w v, int s) { return (kd_q8_w)((kd_q8_wu)v << (uchar)s); }
-KD_CL_INLINE kd_q8_scale kd_q8_scales(short a, short b)
-{
-    return (kd_q8_scale){a, a, a, a, a, a, a, a, b, b, b, b, b, b, b, b};
-}
-KD_CL_INLINE kd_q8_scale kd_q8_scale1(short a) { return (kd_q8_scale){} + a; } /* broadcast */
-/* sum over 32 weights (u8) times x (s8) with the scales, as 8 int32 partial sums */
-KD_CL_INLINE int8 kd_q8_dot(kd_q8_w w, __global const char *x, kd_q8_scale sc)
-{
-    return as_int8(__builtin_ia32_pmaddwd256(__builtin_ia32_pmaddubsw256(w, kd_q8_load(x)), sc));
-}
 /* sum_i a[i] * b[i] over 16 int16 (8 partial sums) */
 KD_CL_INLINE int8 kd_q8_dot16(__global const short *a, short16 b)
 {
     return as_int8(__builtin_ia32_pmaddwd256(((__global const kd_q8_pk16 *)a)->v, as_short16(b)));
 }
+
+#if defined(__AVX512BW__) && !defined(KD_Q8_YMM)
+/* 64 weights are one zmm register: one vpmaddubsw and one vpmaddwd per 64 weights and
+ * row of x, half the instructions of two ymm. */
+typedef char kd_q8_w64 __attribute__((vector_size(64)));
+typedef short kd_q8_scale64 __attribute__((vector_size(64))); /* int16 lanes 8g .. 8g+7: group g */
+typedef int16 kd_q8_isum;
+typedef struct __attribute__((packed)) kd_q8_pk64 { kd_q8_w64 v; } kd_q8_pk64;
+
+KD_CL_INLINE kd_q8_w64 kd_q8_join(kd_q8_w a, kd_q8_w b)
+{
+    return __builtin_shufflevector(a, b, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15,
+                                   16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31,
+                                   32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47,
+                                   48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63);
+}
+KD_CL_INLINE kd_q8_scale64 kd_q8_scales4(short a, short b, short c, short d)
+{
+    return (kd_q8_scale64){a, a, a, a, a, a, a, a, b, b, b, b, b, b, b, b,
+                           c, c, c, c, c, c, c, c, d, d, d, d, d, d, d, d};
+}
+KD_CL_INLINE kd_q8_isum kd_q8_dot64(kd_q8_w64 w, __global const char *x, kd_q8_scale64 sc)
+{
+    kd_q8_w64 xv = ((__global const kd_q8_pk64 *)x)->v;
+    return as_int16(__builtin_ia32_pmaddwd512(__builtin_ia32_pmaddubsw512(w, xv), sc));
+}
+KD_CL_INLINE int8 kd_q8_isum8(kd_q8_isum s) { return s.lo + s.hi; }
+#else
+typedef struct kd_q8_w64 { kd_q8_w a, b; } kd_q8_w64;
+typedef struct kd_q8_scale64 { kd_q8_s16 a, b; } kd_q8_scale64; /* int16 lanes 0-7 of a: group 0 */
+typedef int8 kd_q8_isum;
+
+KD_CL_INLINE kd_q8_w64 kd_q8_join(kd_q8_w a, kd_q8_w b) { return (kd_q8_w64){a, b}; }
+KD_CL_INLINE kd_q8_scale64 kd_q8_scales4(short a, short b, short c, short d)
+{
+    return (kd_q8_scale64){(kd_q8_s16){a, a, a, a, a, a, a, a, b, b, b, b, b, b, b, b},
+                           (kd_q8_s16){c, c, c, c, c, c, c, c, d, d, d, d, d, d, d, d}};
+}
+/* sum over 32 weights (u8) times x (s8) with the scales, as 8 int32 partial sums */
+KD_CL_INLINE int8 kd_q8_dot(kd_q8_w w, __global const char *x, kd_q8_s16 sc)
+{
+    return as_int8(__builtin_ia32_pmaddwd256(__builtin_ia32_pmaddubsw256(w, kd_q8_load(x)), sc));
+}
+KD_CL_INLINE kd_q8_isum kd_q8_dot64(kd_q8_w64 w, __global const char *x, kd_q8_scale64 sc)
+{
+    return kd_q8_dot(w.a, x, sc.a) + kd_q8_dot(w.b, x + 32, sc.b);
+}
+KD_CL_INLINE int8 kd_q8_isum8(kd_q8_isum s) { return s; }
+#endif
 #else
 typedef struct kd_q8_w { uchar16 a, b; } kd_q8_w;
-typedef short2 kd_q8_scale;
+typedef struct kd_q8_w64 { kd_q8_w a, b; } kd_q8_w64;
+typedef short4 kd_q8_scale64; /* one scale per 16 weights */
+typedef int8 kd_q8_isum;
 
 KD_CL_INLINE kd_q8_w kd_q8_load(__global const void *p)
 {
@@ -77,14 +120,23 @@ KD_CL_INLINE kd_q8_w kd_q8_shl(kd_q8_w v, int s)
     kd_q8_w r = {v.a << (uchar)s, v.b << (uchar)s};
     return r;
 }
-KD_CL_INLINE kd_q8_scale kd_q8_scales(short a, short b) { return (short2)(a, b); }
-KD_CL_INLINE kd_q8_scale kd_q8_scale1(short a) { return (short2)(a); }
-KD_CL_INLINE int8 kd_q8_dot(kd_q8_w w, __global const char *x, kd_q8_scale sc)
+KD_CL_INLINE kd_q8_w64 kd_q8_join(kd_q8_w a, kd_q8_w b)
+{
+    kd_q8_w64 r = {a, b};
+    return r;
+}
+KD_CL_INLINE kd_q8_scale64 kd_q8_scales4(short a, short b, short c, short d) { return (short4)(a, b, c, d); }
+KD_CL_INLINE int8 kd_q8_dot(kd_q8_w w, __global const char *x, short2 sc)
 {
     int16 p = convert_int16(w.a) * convert_int16(vload16(0, x)) * (int)sc.x +
               convert_int16(w.b) * convert_int16(vload16(1, x)) * (int)sc.y;
     return p.lo + p.hi;
 }
+KD_CL_INLINE kd_q8_isum kd_q8_dot64(kd_q8_w64 w, __global const char *x, kd_q8_scale64 sc)
+{
+    return kd_q8_dot(w.a, x, sc.xy) + kd_q8_dot(w.b, x + 32, sc.zw);
+}
+KD_CL_INLINE int8 kd_q8_isum8(kd_q8_isum s) { return s; }
 KD_CL_INLINE int8 kd_q8_dot16(__global const short *a, short16 b)
 {
     int16 p = convert_int16(vload16(0, a)) * convert_int16(b);
@@ -148,51 +200,54 @@ KD_CL_INLINE void kd_q4k_q8_block(__global const kd_block_q4_K *b, __global cons
 {
     uchar16 sm = kd_q4k_scale_min_bytes(b); /* scales 0..7, mins 8..15 */
     float d = kd_f16_to_f32(b->d), dmin = kd_f16_to_f32(b->dmin);
-    int8 isum[KD_CL_GEMV_MAX_M];
-#define KD_Q4K_Q8_ZERO(m) isum[m] = (int8)(0);
+    kd_q8_isum isum[KD_CL_GEMV_MAX_M];
+#define KD_Q4K_Q8_ZERO(m) isum[m] = (kd_q8_isum)(0);
     KD_Q8_FOR_ROWS(nm, KD_Q4K_Q8_ZERO)
-    /* unrolled: the scale indices are constants, read from registers */
+    /* unrolled: the scale indices are constants, read from registers. Chunk c: 64 values,
+     * the low nibbles of 32 bytes (sub-block 2c), then their high nibbles (2c + 1). */
     _Pragma("unroll") for (int c = 0; c < 4; c++) {
         kd_q8_w q = kd_q8_load(b->qs + 32 * c);
-        kd_q8_w lo = kd_q8_and(q, 15), hi = kd_q8_and(kd_q8_shr(q, 4), 15);
-        kd_q8_scale s0 = kd_q8_scale1(sm[2 * c]), s1 = kd_q8_scale1(sm[2 * c + 1]);
-#define KD_Q4K_Q8_CHUNK(m)                                                              \
-        isum[m] += kd_q8_dot(lo, x[(m) * xs].qs + 64 * c, s0) +                         \
-                   kd_q8_dot(hi, x[(m) * xs].qs + 64 * c + 32, s1);
+        kd_q8_w64 w = kd_q8_join(kd_q8_and(q, 15), kd_q8_and(kd_q8_shr(q, 4), 15));
+        kd_q8_scale64 s = kd_q8_scales4(sm[2 * c], sm[2 * c], sm[2 * c + 1], sm[2 * c + 1]);
+#define KD_Q4K_Q8_CHUNK(m) isum[m] += kd_q8_dot64(w, x[(m) * xs].qs + 64 * c, s);
         KD_Q8_FOR_ROWS(nm, KD_Q4K_Q8_CHUNK)
     }
     short8 mn = convert_short8(sm.hi); /* each min twice: two bsums per sub-block */
     short16 mn2 = (short16)(mn.s0, mn.s0, mn.s1, mn.s1, mn.s2, mn.s2, mn.s3, mn.s3,
                             mn.s4, mn.s4, mn.s5, mn.s5, mn.s6, mn.s6, mn.s7, mn.s7);
 #define KD_Q4K_Q8_FINISH(m)                                                             \
-    acc[m] += convert_float8(isum[m]) * (d * x[(m) * xs].d) -                           \
+    acc[m] += convert_float8(kd_q8_isum8(isum[m])) * (d * x[(m) * xs].d) -                           \
               convert_float8(kd_q8_dot16(x[(m) * xs].bsums, mn2)) * (dmin * x[(m) * xs].d);
     KD_Q8_FOR_ROWS(nm, KD_Q4K_Q8_FINISH)
 }
 
-/* Q6_K block b times nm rows of x (xs blocks apart), into acc. Chunk c: values 32c .. 32c + 31 (half h = c / 4,
- * t = c % 4 within it; kd_blocks.h's layout) as unsigned 0..63. */
+/* Q6_K block b times nm rows of x (xs blocks apart), into acc, as unsigned values 0..63.
+ * Chunk j: values 64j .. 64j + 63 (kd_blocks.h's layout: half h = j / 2 holds ql's 64
+ * bytes and qh's 32; j even takes ql's low nibbles and qh's bits 0-1, then 2-3; j odd
+ * ql's high nibbles and qh's bits 4-5, then 6-7). */
 KD_CL_INLINE void kd_q6k_q8_block(__global const kd_block_q6_K *b, __global const kd_block_q8 *x,
                                   size_t xs, const int nm, float8 *acc)
 {
     float d = kd_f16_to_f32(b->d);
-    int8 isum[KD_CL_GEMV_MAX_M];
-#define KD_Q6K_Q8_ZERO(m) isum[m] = (int8)(0);
+    kd_q8_isum isum[KD_CL_GEMV_MAX_M];
+#define KD_Q6K_Q8_ZERO(m) isum[m] = (kd_q8_isum)(0);
     KD_Q8_FOR_ROWS(nm, KD_Q6K_Q8_ZERO)
-    _Pragma("unroll") for (int c = 0; c < 8; c++) {
-        const int h = c / 4, t = c % 4;
-        kd_q8_w l = kd_q8_load(b->ql + 64 * h + 32 * (t & 1));
+    _Pragma("unroll") for (int j = 0; j < 4; j++) {
+        const int h = j / 2, odd = j % 2;
+        kd_q8_w la = kd_q8_load(b->ql + 64 * h), lb = kd_q8_load(b->ql + 64 * h + 32);
         kd_q8_w hb = kd_q8_load(b->qh + 32 * h);
-        kd_q8_w lo = t < 2 ? kd_q8_and(l, 15) : kd_q8_and(kd_q8_shr(l, 4), 15);
-        kd_q8_w hi = t < 2 ? kd_q8_shl(hb, 4 - 2 * t) : t == 2 ? hb : kd_q8_shr(hb, 2);
-        kd_q8_w q = kd_q8_or(lo, kd_q8_and(hi, 0x30));
-        kd_q8_scale sc = kd_q8_scales(b->scales[2 * c], b->scales[2 * c + 1]);
-#define KD_Q6K_Q8_CHUNK(m) isum[m] += kd_q8_dot(q, x[(m) * xs].qs + 32 * c, sc);
+        kd_q8_w lo_a = odd ? kd_q8_shr(la, 4) : la, lo_b = odd ? kd_q8_shr(lb, 4) : lb;
+        kd_q8_w hi_a = odd ? hb : kd_q8_shl(hb, 4), hi_b = odd ? kd_q8_shr(hb, 2) : kd_q8_shl(hb, 2);
+        kd_q8_w64 q = kd_q8_join(kd_q8_or(kd_q8_and(lo_a, 15), kd_q8_and(hi_a, 0x30)),
+                                 kd_q8_or(kd_q8_and(lo_b, 15), kd_q8_and(hi_b, 0x30)));
+        kd_q8_scale64 sc = kd_q8_scales4(b->scales[4 * j], b->scales[4 * j + 1],
+                                         b->scales[4 * j + 2], b->scales[4 * j + 3]);
+#define KD_Q6K_Q8_CHUNK(m) isum[m] += kd_q8_dot64(q, x[(m) * xs].qs + 64 * j, sc);
         KD_Q8_FOR_ROWS(nm, KD_Q6K_Q8_CHUNK)
     }
     short16 sc16 = convert_short16(vload16(0, b->scales));
 #define KD_Q6K_Q8_FINISH(m)                                                             \
-    acc[m] += convert_float8(isum[m] - (kd_q8_dot16(x[(m) * xs].bsums, sc16) << 5)) *   \
+    acc[m] += convert_float8(kd_q8_isum8(isum[m]) - (kd_q8_dot16(x[(m) * xs].bsums, sc16) << 5)) *   \
               (d * x[(m) * xs].d);
     KD_Q8_FOR_ROWS(nm, KD_Q6K_Q8_FINISH)
 }
