@@ -40,6 +40,9 @@ static void usage(void)
         "  --max-tensors N   with --gguf and no --tensor: at most N weights (default %d)\n"
         "  --rows N          with --gguf: check only each weight's first N output rows\n"
         "                    (the oracle is slow on big weights; default: all rows)\n"
+        "  --copy-weights    with --gguf: copy each weight into the library's layout\n"
+        "                    (kd_gguf_tensor_copy: the cpu's row groups for rows longer\n"
+        "                    than 8192) instead of borrowing the file's bytes in GGUF order\n"
         "  --m LIST          batch sizes M, e.g. 1,8 (default 1,8; at most %d, each at\n"
         "                    most %d; M = 1 runs the single-row kernel, M > 1 the batched one)\n"
         "  --backend LIST    backends to test: cpu,opencl,cuda (default: all present; a\n"
@@ -160,6 +163,10 @@ static int parse_args(int argc, char **argv, kd_compare_opts *o, const char **me
             o->skip_missing = 1;
             continue;
         }
+        if (strcmp(a, "--copy-weights") == 0) {
+            o->copy_weights = 1;
+            continue;
+        }
         if (!v || parse_value(o, a, v, metrics)) {
             kd_compare_opts scratch = *o; /* is a an option at all? ask without keeping it */
             const char *m = NULL;
@@ -171,8 +178,8 @@ static int parse_args(int argc, char **argv, kd_compare_opts *o, const char **me
         }
         i++;
     }
-    if (!o->gguf && (o->ntensors || o->rows)) {
-        fprintf(stderr, "kdispatch compare: --tensor and --rows need --gguf FILE\n");
+    if (!o->gguf && (o->ntensors || o->rows || o->copy_weights)) {
+        fprintf(stderr, "kdispatch compare: --tensor, --rows and --copy-weights need --gguf FILE\n");
         return -1;
     }
     return 0;

@@ -134,6 +134,7 @@ static void describe_run(run_state *s)
     kd_compare_result *r = s->res;
     const model_src *src = &s->src;
     r->gguf = src->g ? s->o->gguf : NULL;
+    r->copied_weights = src->g && s->o->copy_weights;
     snprintf(r->arch, sizeof r->arch, "%s", src->arch);
     r->shape = src->shape;
     r->eps = src->eps;
@@ -222,9 +223,10 @@ static int plan_jobs(run_state *s)
 /* ---- problems --------------------------------------------------------------------------- */
 
 /* A GEMV problem on the first j->n rows of a GGUF weight: the rows are contiguous, so the
- * weight tensor borrows that range of the mapping (copied only if not 4-byte aligned). The
+ * weight tensor borrows that range of the mapping (copied if not 4-byte aligned, or when
+ * copy is set: then in the library's own layout, as kd_gguf_tensor_copy makes it). The
  * oracle reads the same bytes through p->h_blocks, which free_problem does not free. */
-static int make_weight_problem(kd_context *ctx, const job *j, kd_problem *p)
+static int make_weight_problem(kd_context *ctx, const job *j, int copy, kd_problem *p)
 {
     kd_type t = kd_gguf_kd_type(j->weight->ggml_type);
     kd_rng rng;
@@ -236,7 +238,7 @@ static int make_weight_problem(kd_context *ctx, const job *j, kd_problem *p)
     p->d.op = j->op;
     p->blocks_bytes = (size_t)j->n * kd_quant_row_bytes(t, j->k);
     p->h_blocks = (void *)j->weight->data;
-    kd_status st = ((uintptr_t)p->h_blocks % 4 == 0 ? kd_tensor_quant_borrow : kd_tensor_quant)(
+    kd_status st = (!copy && (uintptr_t)p->h_blocks % 4 == 0 ? kd_tensor_quant_borrow : kd_tensor_quant)(
         ctx, t, j->n, j->k, p->h_blocks, p->blocks_bytes, &p->src[0]);
     if (st != KD_OK)
         return -1;
@@ -271,7 +273,7 @@ static int apply_model_params(run_state *s, kd_problem *p)
 static int make_problem(run_state *s, const job *j, kd_problem *p)
 {
     if (j->weight)
-        return make_weight_problem(s->ctx, j, p);
+        return make_weight_problem(s->ctx, j, s->o->copy_weights, p);
     if (kd_problem_make(s->ctx, j->op, j->m, j->n, j->k, j->seed, p))
         return -1;
     return apply_model_params(s, p);

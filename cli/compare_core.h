@@ -35,6 +35,9 @@ typedef struct kd_compare_opts {
     int ntensors;
     int max_tensors;             /* weights picked when none are named */
     long long rows;              /* GGUF weights: check only the first rows (0: all) */
+    int copy_weights;            /* GGUF weights copied into the library's layout
+                                    (kd_tensor_quant: the cpu's row groups) instead of
+                                    borrowed from the mapping in GGUF order */
     long long m[KD_COMPARE_MAX_M];
     int nm;
     int use_backend[KD_BACKEND_COUNT]; /* all 0: every backend present */
@@ -100,6 +103,7 @@ typedef struct kd_compare_result {
     double eps, rope_base;
     int rope_neox;
     int nweights;                /* weights picked from the file */
+    int copied_weights;          /* 1: they were copied (--copy-weights), 0: borrowed */
     uint64_t n_candidates;       /* Q4_K / Q6_K tensors in the file */
     int norm_from_file;          /* rmsnorm uses the file's norm weight */
     unsigned long long seed;

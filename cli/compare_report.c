@@ -51,9 +51,11 @@ static void text_header(void *self, const kd_compare_result *r)
     if (r->gguf)
         fprintf(f, "kdispatch compare: model file %s (architecture %s)\n  shape: hidden %" PRId64
                    ", intermediate %" PRId64 ", %d heads x %d, rms eps %g, rope base %g (%s)\n"
-                   "  weights: %d picked of %" PRIu64 " Q4_K/Q6_K tensors%s\n",
+                   "  weights: %d picked of %" PRIu64 " Q4_K/Q6_K tensors, %s%s\n",
                 r->gguf, r->arch, sh->hidden, sh->intermediate, sh->heads, sh->head_dim, r->eps,
                 r->rope_base, r->rope_neox ? "neox" : "normal", r->nweights, r->n_candidates,
+                r->copied_weights ? "copied into the library's layout (--copy-weights)"
+                                  : "borrowed from the file in GGUF order",
                 r->norm_from_file ? "; rmsnorm uses the file's norm weight" : "");
     else
         fprintf(f, "kdispatch compare: shape %s (%s: hidden %" PRId64 ", intermediate %" PRId64
@@ -167,6 +169,7 @@ static void json_model(kd_json *w, const kd_compare_result *r)
     if (r->gguf) {
         kd_json_key_str(w, "file", r->gguf);
         kd_json_key_str(w, "architecture", r->arch);
+        kd_json_key_str(w, "weights", r->copied_weights ? "copied" : "borrowed");
     } else {
         kd_json_key_str(w, "name", sh->name);
         kd_json_key_str(w, "like", sh->like);

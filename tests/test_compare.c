@@ -324,6 +324,33 @@ static void test_cli_json(void)
     CU_ASSERT_EQUAL(kd_test_system(cmd), 0);
 }
 
+/* --copy-weights: the weights of rows longer than 8192 copied into the cpu's row groups
+ * (kd_tensor_quant) give the same verdict as borrowed; the report says which it ran. */
+static void test_cli_copy_weights(void)
+{
+    const char *exe = kd_test_kdispatch_exe();
+    CU_ASSERT_PTR_NOT_NULL_FATAL(exe);
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "python3 '%s/tests/gen_gguf.py' test_compare_long.gguf --long-rows --seed 3",
+             KD_SOURCE_DIR);
+    CU_ASSERT_EQUAL_FATAL(kd_test_system(cmd), 0);
+    const char *layouts[] = {"copied", "borrowed"};
+    for (int i = 0; i < 2; i++) {
+        snprintf(cmd, sizeof cmd,
+                 "'%s' compare --gguf test_compare_long.gguf %s --json --tensor blk.1.ffn_up.weight "
+                 "--tensor blk.1.ffn_down.weight --op q4k_gemv,q6k_gemv --backend cpu --m 1,3,9 "
+                 "> test_compare_long.json && python3 -c \"import json; "
+                 "d=json.load(open('test_compare_long.json')); rs=d['results']; "
+                 "assert d['model']['weights']=='%s', d['model']; "
+                 "assert {(r['tensor'],r['k']) for r in rs}=={('blk.1.ffn_up.weight',8448),"
+                 "('blk.1.ffn_down.weight',8448)}; assert {r['backend'] for r in rs}>={'cpu','cpu-q8'}; "
+                 "assert {r['m'] for r in rs}=={1,3,9}; assert all(r['pass'] for r in rs) and "
+                 "d['verdict']=='PASS'\"",
+                 exe, i == 0 ? "--copy-weights" : "", layouts[i]);
+        CU_ASSERT_EQUAL(kd_test_system(cmd), 0);
+    }
+}
+
 static void test_cli_usage(void)
 {
     NEED_FILE();
@@ -335,9 +362,11 @@ static void test_cli_usage(void)
     CU_ASSERT_EQUAL(kd_test_system(cmd), 2);
     snprintf(cmd, sizeof cmd, "'%s' compare --rows 4 2>/dev/null", exe);
     CU_ASSERT_EQUAL(kd_test_system(cmd), 2);
+    snprintf(cmd, sizeof cmd, "'%s' compare --copy-weights 2>/dev/null", exe);
+    CU_ASSERT_EQUAL(kd_test_system(cmd), 2);
     snprintf(cmd, sizeof cmd, "'%s' compare --m 0 2>/dev/null", exe);
     CU_ASSERT_EQUAL(kd_test_system(cmd), 2);
-    const char *want[] = {"--gguf FILE", "--tensor NAME", "--max-tensors N", "--rows N", "--m LIST",
+    const char *want[] = {"--gguf FILE", "--tensor NAME", "--max-tensors N", "--rows N", "--copy-weights", "--m LIST",
                           "--backend LIST", "--op LIST", "--seed N", "--tol X", "--json",
                           "Exit status"};
     kd_test_expect_help("compare", want, sizeof want / sizeof *want);
@@ -371,6 +400,7 @@ int main(void)
     CU_add_test(s, "built-in shape with hidden 896", test_builtin_shape);
     CU_add_test(s, "built-in shape: Q4_K GEMV at both FFN shapes", test_builtin_shape_q4k_down);
     CU_add_test(s, "kdispatch compare --json parses", test_cli_json);
+    CU_add_test(s, "kdispatch compare --copy-weights: row-grouped copies pass", test_cli_copy_weights);
     CU_add_test(s, "kdispatch compare usage and seed", test_cli_usage);
     int rc = kd_test_main();
     kd_context_destroy(ctx);
