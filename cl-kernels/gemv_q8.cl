@@ -10,7 +10,7 @@
  * compiler turns none of the generic forms into x86's byte dot products, so on x86 with
  * AVX2 (clang: PoCL, oclgrind is not) each 32 weights are one vpmaddubsw (u8 weight x s8 x
  * -> int16 pairs) and one vpmaddwd by the int16 scales, as the cpu's AVX2 kernel does; with
- * AVX-512BW each 64 weights are one of each on zmm (M = 8: 0.86-0.94 of the ymm time);
+ * AVX-512BW each 64 weights are one of each on zmm (M = 8: 0.79-0.94 of the ymm time);
  * elsewhere the same sums in OpenCL vectors. Integer sums are exact either way. The block
  * functions work in chunks of 64 weights (kd_q8_w64) on every level. Build options
  * -DKD_Q8_YMM / -DKD_Q8_GENERIC (KD_OPENCL_OPTIONS) force the lower levels, to compare them.
