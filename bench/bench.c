@@ -19,6 +19,7 @@
 #include "cli_util.h"
 #include "commands.h" /* kd_cmd_bench */
 #include "bench_internal.h"
+#include "env.h" /* kd_settings: KD_HUGE_PAGES */
 #include "host_mem.h"
 #include "kd_backend.h"
 #include "kd_oracle.h"
@@ -779,11 +780,12 @@ static void print_intro(const bench_opts *o, const bench_report *rep, kd_context
     printf("timing: up to %d samples per case (fewer, at least 3, when they would take over "
            "%.1f s), warm-up %.0f ms, samples of at least %.1f ms\n",
            o->repeats, o->budget_s, o->warmup_s * 1e3, o->sample_s * 1e3);
-    printf("GEMV weights: %s; transparent huge pages: %s\n",
+    printf("GEMV weights: %s; transparent huge pages: %s%s\n",
            o->borrow_weights ? "borrowed from the bench's malloc'd buffer (--borrow-weights)"
                              : "the library's own copy (kd_tensor_quant: on the cpu, rows "
                                "of K > 8192 in row groups)",
-           h->huge_pages[0] ? h->huge_pages : "not offered");
+           h->huge_pages[0] ? h->huge_pages : "not offered",
+           h->huge_advice ? "" : ", not asked for (KD_HUGE_PAGES=off)");
     if (o->cold_weights)
         printf("cold weights: each GEMV cycles through copies of its weights, together >= 4 x "
                "LLC (%lld KiB; offload devices: >= 4 x %lld MiB; copies per row in the JSON, "
@@ -792,11 +794,12 @@ static void print_intro(const bench_opts *o, const bench_report *rep, kd_context
     printf("\n");
 }
 
-static void measure_host(const bench_opts *o, bench_host *h)
+static void measure_host(const bench_opts *o, kd_context *ctx, bench_host *h)
 {
     kd_host_caches_read(NULL, &h->caches);
     kd_host_cpu_model(h->cpu_model, sizeof h->cpu_model);
     kd_host_huge_page_mode(h->huge_pages, sizeof h->huge_pages);
+    h->huge_advice = kd_context_settings(ctx)->huge_pages;
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     h->cpus = n > 0 ? (int)n : 1;
     /* far beyond the last-level cache, so the passes read DRAM */
@@ -805,7 +808,7 @@ static void measure_host(const bench_opts *o, bench_host *h)
         bytes = (size_t)(8 * h->caches.llc);
     if (bytes > (2ull << 30))
         bytes = 2ull << 30;
-    h->read_bw = kd_measure_read_bandwidth(bytes, o->quick ? 5 : 8);
+    h->read_bw = kd_measure_read_bandwidth(bytes, o->quick ? 5 : 8, h->huge_advice);
 }
 
 /* An offload device's bandwidth: a residual add (reads x and r, writes y) over tensors
@@ -888,7 +891,7 @@ static int bench_with(const bench_opts *o, kd_context *ctx, bench_target *target
     }
     if (o->progress)
         fputs("measuring the host's and the devices' memory bandwidth...", stderr);
-    measure_host(o, &host);
+    measure_host(o, ctx, &host);
     measure_devices(o, &host, targets, rep.ntargets);
     progress_clear(o);
     rep.nsweep = sweep_sizes(o, &host.caches, rep.sweep_sizes, 64);

@@ -71,6 +71,7 @@ typedef struct bench_host {
     int cpus;
     char cpu_model[128];
     char huge_pages[32];  /* transparent huge page mode ("" where the host has none) */
+    int huge_advice;      /* the library asks for them (KD_HUGE_PAGES, default on) */
 } bench_host;
 
 typedef struct bench_report {

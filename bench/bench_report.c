@@ -243,6 +243,7 @@ static void json_settings(kd_json *w, const bench_report *rep)
     kd_json_key_str(w, "gemv_weights", o->borrow_weights ? "borrowed" : "copied");
     kd_json_key_bool(w, "cold_weights", o->cold_weights);
     kd_json_key_str(w, "transparent_huge_pages", rep->host->huge_pages);
+    kd_json_key_bool(w, "huge_page_advice", rep->host->huge_advice);
     json_ints(w, "m", o->m, o->nm);
     json_ints(w, "sweep_bytes", rep->sweep_sizes, rep->nsweep);
     kd_json_end_object(w);

@@ -61,14 +61,14 @@ static double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-double kd_measure_read_bandwidth(size_t bytes, int passes)
+double kd_measure_read_bandwidth(size_t bytes, int passes, int huge)
 {
     long nthreads = sysconf(_SC_NPROCESSORS_ONLN);
     if (nthreads < 1)
         nthreads = 1;
     if (nthreads > 64)
         nthreads = 64;
-    uint64_t *buf = kd_host_alloc(bytes); /* the pages the library's tensors get */
+    uint64_t *buf = kd_host_alloc(bytes, huge); /* the pages the library's tensors get */
     if (!buf)
         return 0;
     memset(buf, 1, bytes); /* touch every page before timing */

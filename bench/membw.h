@@ -4,8 +4,9 @@
 #define KD_BENCH_MEMBW_H
 #include <stddef.h>
 
-/* Bytes per second read from a buffer of `bytes` by every core; best of `passes`. */
-double kd_measure_read_bandwidth(size_t bytes, int passes);
+/* Bytes per second read from a buffer of `bytes` by every core; best of `passes`. huge: the
+ * buffer in the pages the library's tensors get (kd_host_alloc, KD_HUGE_PAGES). */
+double kd_measure_read_bandwidth(size_t bytes, int passes, int huge);
 
 typedef struct kd_host_caches {
     long long l1d, l2, llc; /* bytes; 0 when unknown */

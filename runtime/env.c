@@ -190,6 +190,11 @@ static kd_status resolve_devices(const kd_context_options *o, kd_settings *s, ch
     if ((st = kd_env_choice("KD_OPENCL_GEMV", gemv_paths, 2, &path, &found_path, why, cap)) != KD_OK)
         return st;
     s->opencl_gemv_q8 = path == 1;
+    static const char *const on_off[] = {"off", "on"};
+    int huge = 1, found_huge = 0;
+    if ((st = kd_env_choice("KD_HUGE_PAGES", on_off, 2, &huge, &found_huge, why, cap)) != KD_OK)
+        return st;
+    s->huge_pages = huge;
     if ((st = opencl_options(kd_env_get("KD_OPENCL_OPTIONS"), s, why, cap)) != KD_OK)
         return st;
     s->cuda_device = -1;

@@ -5,7 +5,7 @@
  * replaced by a default.
  *
  * Variables read at context creation (context.c): KD_CPU_THREADS, KD_CPU_SIMD,
- * KD_CPU_BLAS_MIN_M, KD_OPENCL_PLATFORM, KD_OPENCL_DEVICE, KD_CUDA_DEVICE, KD_CONFIG (KD_BACKEND and
+ * KD_CPU_BLAS_MIN_M, KD_OPENCL_PLATFORM, KD_OPENCL_DEVICE, KD_CUDA_DEVICE, KD_HUGE_PAGES, KD_CONFIG (KD_BACKEND and
  * KD_THRESHOLD_* in config.c, KD_FAULT in fault.c).
  */
 #ifndef KD_ENV_H
@@ -56,6 +56,8 @@ typedef struct kd_settings {
     int opencl_gemv_q8;        /* KD_OPENCL_GEMV=q8: OpenCL CPU devices run the q8 GEMV path
                                 * for calls that name no path (default 0: exact) */
     char opencl_options[128];  /* KD_OPENCL_OPTIONS: more OpenCL build options ("": none) */
+    int huge_pages;            /* KD_HUGE_PAGES=on|off (default on): the library's large host
+                                * buffers offered to transparent huge pages (host_mem.h) */
     char config[1024];         /* the config file to read; "": none */
     int config_explicit;       /* 1: named by the option or KD_CONFIG (must be readable) */
     /* Who named it, for messages: "KD_CONFIG", "kd_context_options.config" or "the
@@ -68,7 +70,7 @@ extern const char *const kd_simd_level_names[3];
 
 /* Fills s from the options (NULL: none) and the environment: KD_CPU_THREADS,
  * KD_CPU_SIMD, KD_CPU_BLAS_MIN_M, KD_OPENCL_PLATFORM, KD_OPENCL_DEVICE, KD_OPENCL_GEMV,
- * KD_OPENCL_OPTIONS, KD_CUDA_DEVICE, KD_CONFIG, and the
+ * KD_OPENCL_OPTIONS, KD_CUDA_DEVICE, KD_HUGE_PAGES, KD_CONFIG, and the
  * per-user config file when it exists. KD_ERR_ARG with a message naming the option or
  * variable when a value is malformed. */
 kd_status kd_settings_resolve(const kd_context_options *o, kd_settings *s, char *why,

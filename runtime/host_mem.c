@@ -8,9 +8,9 @@
 #include <sys/mman.h>
 #endif
 
-void *kd_host_alloc(size_t nbytes)
+void *kd_host_alloc(size_t nbytes, int huge)
 {
-    if (nbytes < KD_HOST_HUGE_MIN)
+    if (nbytes < KD_HOST_HUGE_MIN || !huge)
         return aligned_alloc(64, (nbytes + 63) & ~(size_t)63);
     if (nbytes > SIZE_MAX - KD_HOST_HUGE_PAGE)
         return NULL;

@@ -15,9 +15,11 @@
 #define KD_HOST_HUGE_MIN ((size_t)4 << 20)
 #define KD_HOST_HUGE_PAGE ((size_t)2 << 20)
 
-/* nbytes (> 0) of memory aligned to 64 bytes, and to KD_HOST_HUGE_PAGE with the huge-page
- * advice from KD_HOST_HUGE_MIN on; NULL when out of memory. Freed with free(). */
-void *kd_host_alloc(size_t nbytes);
+/* nbytes (> 0) of memory aligned to 64 bytes, and with huge set, to KD_HOST_HUGE_PAGE with
+ * the huge-page advice from KD_HOST_HUGE_MIN on (huge: the context's KD_HUGE_PAGES, on
+ * unless a user turns it off, e.g. where the rounding up or the kernel's compaction
+ * costs more than the TLB misses); NULL when out of memory. Freed with free(). */
+void *kd_host_alloc(size_t nbytes, int huge);
 
 /* The host's transparent huge page mode as the kernel names it ("always", "madvise",
  * "never"), or "" where it has none (not Linux, or no sysfs entry): whether the advice

@@ -49,7 +49,7 @@ kd_status kd_tensor_f32(kd_context *ctx, int64_t rows, int64_t cols, const float
         return st;
     size_t nbytes = (size_t)(rows * cols) * sizeof(float);
     kd_tensor *t = tensor_new(ctx, KD_TYPE_F32, rows, cols, nbytes);
-    if (!t || !(t->host = kd_host_alloc(nbytes))) {
+    if (!t || !(t->host = kd_host_alloc(nbytes, ctx->settings.huge_pages))) {
         free(t);
         return kd_error(ctx, KD_ERR_NOMEM, "kd_tensor_f32: out of host memory (%zu bytes)", nbytes);
     }
@@ -91,7 +91,7 @@ static kd_status make_quant(kd_context *ctx, kd_type type, int64_t rows, int64_t
         (uintptr_t)blocks % _Alignof(kd_block_q6_K) == 0) {
         t->host = (void *)blocks;
     } else {
-        if (!(t->host = kd_host_alloc(nbytes))) {
+        if (!(t->host = kd_host_alloc(nbytes, ctx->settings.huge_pages))) {
             free(t);
             return kd_error(ctx, KD_ERR_NOMEM, "kd_tensor_quant: out of host memory (%zu bytes)", nbytes);
         }
@@ -216,7 +216,7 @@ static kd_status upload(kd_context *ctx, kd_tensor *t, kd_backend_id b)
     struct kd_backend_slot *s = &ctx->backend[b];
     if (!t->grouped_rows)
         return s->ops->upload(ctx, s->state, t->dev[b], t->host, t->nbytes);
-    void *gguf = kd_host_alloc(t->nbytes);
+    void *gguf = kd_host_alloc(t->nbytes, ctx->settings.huge_pages);
     if (!gguf)
         return kd_error(ctx, KD_ERR_NOMEM, "%s upload: out of host memory (%zu bytes)",
                         kd_backend_name(b), t->nbytes);

@@ -352,7 +352,7 @@ static void test_gemv_shape(void)
     CU_ASSERT_EQUAL(kd_test_system(
         "python3 -c \"import json; s=json.load(open('test_bench_shape.json'))['settings']; "
         "assert s['gemv_weights']=='copied' and s['transparent_huge_pages'] in "
-        "('', 'always', 'madvise', 'never'), s\""), 0);
+        "('', 'always', 'madvise', 'never') and s['huge_page_advice'] is True, s\""), 0);
     CU_ASSERT_EQUAL(kd_test_system(
         "python3 -c \"import csv; r=[x for x in csv.DictReader(open('test_bench_shape.csv')) "
         "if x['section']=='headline' and x['device']=='cpu']; "

@@ -117,6 +117,14 @@ static void test_cpu_threads(void)
     }
 }
 
+static void test_huge_pages(void)
+{
+    expect_refused("KD_HUGE_PAGES", "maybe");
+    expect_refused("KD_HUGE_PAGES", "0");
+    expect_accepted("KD_HUGE_PAGES", "off");
+    expect_accepted("KD_HUGE_PAGES", "ON");
+}
+
 static void test_cpu_simd(void)
 {
     expect_refused("KD_CPU_SIMD", "avx1024");
@@ -345,6 +353,7 @@ int main(void)
     CU_add_test(s, "choices, strictly", test_parse_choice);
     CU_add_test(s, "KD_CPU_THREADS and the cpu_threads option", test_cpu_threads);
     CU_add_test(s, "KD_CPU_SIMD and the cpu_simd option", test_cpu_simd);
+    CU_add_test(s, "KD_HUGE_PAGES: on or off, anything else refused", test_huge_pages);
     CU_add_test(s, "device variables and KD_BACKEND", test_device_variables);
     CU_add_test(s, "config file: explicit, KD_CONFIG, XDG; never ./", test_config_sources);
     CU_add_test(s, "per-user config path", test_user_config_path);

@@ -35,7 +35,7 @@ static void test_small_buffers_64_byte_aligned(void)
 {
     const size_t sizes[] = {1, 63, 4096, KD_HOST_HUGE_MIN - 1};
     for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
-        unsigned char *p = kd_host_alloc(sizes[i]);
+        unsigned char *p = kd_host_alloc(sizes[i], 1);
         CU_ASSERT_FATAL(p != NULL);
         CU_ASSERT_EQUAL((uintptr_t)p % 64, 0);
         memset(p, 0xa5, sizes[i]); /* the whole size is ours (ASan checks) */
@@ -47,13 +47,19 @@ static void test_large_buffers_on_huge_page_boundaries(void)
 {
     const size_t sizes[] = {KD_HOST_HUGE_MIN, KD_HOST_HUGE_MIN + 1, (size_t)33 << 20};
     for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
-        unsigned char *p = kd_host_alloc(sizes[i]);
+        unsigned char *p = kd_host_alloc(sizes[i], 1);
         CU_ASSERT_FATAL(p != NULL);
         CU_ASSERT_EQUAL((uintptr_t)p % KD_HOST_HUGE_PAGE, 0);
         memset(p, 0x5a, sizes[i]);
         free(p);
+        /* without huge pages: 64 bytes, and the size asked for (ASan sees any rounding) */
+        p = kd_host_alloc(sizes[i], 0);
+        CU_ASSERT_FATAL(p != NULL);
+        CU_ASSERT_EQUAL((uintptr_t)p % 64, 0);
+        memset(p, 0x5a, sizes[i]);
+        free(p);
     }
-    CU_ASSERT_PTR_NULL(kd_host_alloc(SIZE_MAX - 10)); /* no wrap in the rounding */
+    CU_ASSERT_PTR_NULL(kd_host_alloc(SIZE_MAX - 10, 1)); /* no wrap in the rounding */
 }
 
 /* The copies the library makes (weights from kd_tensor_quant, f32 tensors) get the
@@ -84,6 +90,25 @@ static void test_huge_page_advice_reaches_the_kernel(void)
     kd_context_destroy(ctx);
 }
 
+/* KD_HUGE_PAGES=off: the same tensors are not advised (madvise mode: not eligible; test_env
+ * checks that a value other than on/off is refused). */
+static void test_huge_pages_off(void)
+{
+    char mode[32];
+    kd_host_huge_page_mode(mode, sizeof mode);
+    kd_test_env e = kd_test_env_set("KD_HUGE_PAGES", "off");
+    kd_context *ctx = kd_test_cpu_context();
+    CU_ASSERT_FATAL(ctx != NULL);
+    CU_ASSERT_EQUAL(ctx->settings.huge_pages, 0);
+    kd_tensor *x = NULL;
+    CU_ASSERT_FATAL(kd_tensor_f32(ctx, 1024, 2048, NULL, &x) == KD_OK); /* 8 MiB */
+    if (strcmp(mode, "madvise") == 0)
+        CU_ASSERT_EQUAL(thp_eligible(x->host), 0);
+    kd_tensor_free(x);
+    kd_context_destroy(ctx);
+    kd_test_env_restore(&e);
+}
+
 /* The mode as sysfs says it, brackets off; a buffer too small for it gets "". */
 static void test_huge_page_mode(void)
 {
@@ -108,8 +133,10 @@ int main(void)
     kd_host_huge_page_mode(mode, sizeof mode);
     int here = 0; /* a mapping that surely exists: does smaps say THPeligible (Linux 5.0+)? */
     const int have_field = thp_eligible(&here) >= 0;
-    if ((strcmp(mode, "madvise") == 0 || strcmp(mode, "always") == 0) && have_field)
+    if ((strcmp(mode, "madvise") == 0 || strcmp(mode, "always") == 0) && have_field) {
         CU_add_test(s, "tensors' buffers advised for huge pages", test_huge_page_advice_reaches_the_kernel);
+        CU_add_test(s, "KD_HUGE_PAGES=off: not advised", test_huge_pages_off);
+    }
     else
         printf("not tested here: the huge-page advice (transparent huge pages: %s; "
                "THPeligible in /proc/self/smaps: %s)\n",
