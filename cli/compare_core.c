@@ -238,7 +238,8 @@ static int make_weight_problem(kd_context *ctx, const job *j, int copy, kd_probl
     p->d.op = j->op;
     p->blocks_bytes = (size_t)j->n * kd_quant_row_bytes(t, j->k);
     p->h_blocks = (void *)j->weight->data;
-    kd_status st = (!copy && (uintptr_t)p->h_blocks % 4 == 0 ? kd_tensor_quant_borrow : kd_tensor_quant)(
+    int borrow = !copy && (uintptr_t)p->h_blocks % 4 == 0;
+    kd_status st = (borrow ? kd_tensor_quant_borrow : kd_tensor_quant)(
         ctx, t, j->n, j->k, p->h_blocks, p->blocks_bytes, &p->src[0]);
     if (st != KD_OK)
         return -1;

@@ -5,8 +5,8 @@
  * replaced by a default.
  *
  * Variables read at context creation (context.c): KD_CPU_THREADS, KD_CPU_SIMD,
- * KD_CPU_BLAS_MIN_M, KD_OPENCL_PLATFORM, KD_OPENCL_DEVICE, KD_CUDA_DEVICE, KD_HUGE_PAGES, KD_CONFIG (KD_BACKEND and
- * KD_THRESHOLD_* in config.c, KD_FAULT in fault.c).
+ * KD_CPU_BLAS_MIN_M, KD_OPENCL_PLATFORM, KD_OPENCL_DEVICE, KD_CUDA_DEVICE, KD_HUGE_PAGES,
+ * KD_CONFIG (KD_BACKEND and KD_THRESHOLD_* in config.c, KD_FAULT in fault.c).
  */
 #ifndef KD_ENV_H
 #define KD_ENV_H

@@ -213,9 +213,10 @@ KD_API kd_status kd_tensor_f32(kd_context *ctx, int64_t rows, int64_t cols, cons
 
 /* A quantized weight of rows x cols (cols a multiple of 256) from raw GGUF block bytes,
  * rows * cols/256 blocks, row-major. The bytes are copied, into the cpu's layout: 2 MiB
- * pages from 4 MiB on (unless KD_HUGE_PAGES=off), and with rows longer than 8192 values, 8 rows at a time block by
- * block (row groups: the cpu GEMV reads each x block once per 8 weight blocks; 1.3-2x
- * faster at K = 14336, docs/cpu-gemv-q8.md). Other backends get GGUF order. */
+ * pages from 4 MiB on (unless KD_HUGE_PAGES=off), and with rows longer than 8192 values,
+ * 8 rows at a time block by block (row groups: the cpu GEMV reads each x block once per 8
+ * weight blocks; 1.3-2x faster at K = 14336, docs/cpu-gemv-q8.md). Other backends get
+ * GGUF order. */
 KD_API kd_status kd_tensor_quant(kd_context *ctx, kd_type type, int64_t rows, int64_t cols,
                           const void *blocks, size_t nbytes, kd_tensor **out);
 
