@@ -126,6 +126,19 @@ extern const kd_q8_kernels kd_q8_vnni512_kernels;
         NAME(j, r, m0, mc, KD_ROW_GROUP);                                                        \
     }
 
+/* KD_Q8_LEVEL_KERNELS(LEVEL, ACC_T, ZERO, SUM, TARGET): a level's whole kernel table,
+ * const kd_q8_kernels kd_q8_<LEVEL>_kernels, from the file's q4k_block and q6k_block
+ * (row and group loops, each specialized per mc: q4k_<LEVEL>, q4k_groups_<LEVEL>, ...). */
+#define KD_Q8_LEVEL_KERNELS(LEVEL, ACC_T, ZERO, SUM, TARGET)                                  \
+    KD_Q8_ROWS(q4k_rows, kd_block_q4_K, q4k_block, ACC_T, ZERO, SUM, TARGET)                  \
+    KD_Q8_ROWS(q6k_rows, kd_block_q6_K, q6k_block, ACC_T, ZERO, SUM, TARGET)                  \
+    KD_Q8_ROW_BY_MC(q4k_##LEVEL, q4k_rows_row, TARGET)                                        \
+    KD_Q8_ROW_BY_MC(q6k_##LEVEL, q6k_rows_row, TARGET)                                        \
+    KD_Q8_GROUP_BY_MC(q4k_groups_##LEVEL, q4k_rows_group, TARGET)                             \
+    KD_Q8_GROUP_BY_MC(q6k_groups_##LEVEL, q6k_rows_group, TARGET)                             \
+    const kd_q8_kernels kd_q8_##LEVEL##_kernels = {q4k_##LEVEL, q6k_##LEVEL,                  \
+                                                   q4k_groups_##LEVEL, q6k_groups_##LEVEL};
+
 /* The q8 GEMV of one call (Q4_K or Q6_K) on the pool: quantize x, then rows of W in
  * parallel, M in tiles of 8. simd picks the kernels (KD_SIMD_SCALAR: the reference). */
 kd_status kd_cpu_gemv_q8(const kd_cpu_env *e, const kd_call *c, kd_type type, kd_simd simd);

@@ -124,13 +124,5 @@ KD_INLINE KD_AVX2 void q6k_block(const kd_block_q6_K *blk, const kd_q8_block *x,
     }
 }
 
-KD_Q8_ROWS(q4k_rows, kd_block_q4_K, q4k_block, __m256, _mm256_setzero_ps(), kd_hsum256, KD_AVX2)
-KD_Q8_ROWS(q6k_rows, kd_block_q6_K, q6k_block, __m256, _mm256_setzero_ps(), kd_hsum256, KD_AVX2)
-
-KD_Q8_ROW_BY_MC(q4k_avx2, q4k_rows_row, KD_AVX2)
-KD_Q8_ROW_BY_MC(q6k_avx2, q6k_rows_row, KD_AVX2)
-KD_Q8_GROUP_BY_MC(q4k_groups_avx2, q4k_rows_group, KD_AVX2)
-KD_Q8_GROUP_BY_MC(q6k_groups_avx2, q6k_rows_group, KD_AVX2)
-
-const kd_q8_kernels kd_q8_avx2_kernels = {q4k_avx2, q6k_avx2, q4k_groups_avx2, q6k_groups_avx2};
+KD_Q8_LEVEL_KERNELS(avx2, __m256, _mm256_setzero_ps(), kd_hsum256, KD_AVX2)
 #endif

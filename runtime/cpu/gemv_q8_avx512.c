@@ -120,14 +120,5 @@ KD_INLINE KD_VNNI512 void q6k_block(const kd_block_q6_K *blk, const kd_q8_block 
     }
 }
 
-KD_Q8_ROWS(q4k_rows, kd_block_q4_K, q4k_block, __m512, _mm512_setzero_ps(), _mm512_reduce_add_ps, KD_VNNI512)
-KD_Q8_ROWS(q6k_rows, kd_block_q6_K, q6k_block, __m512, _mm512_setzero_ps(), _mm512_reduce_add_ps, KD_VNNI512)
-
-KD_Q8_ROW_BY_MC(q4k_vnni512, q4k_rows_row, KD_VNNI512)
-KD_Q8_ROW_BY_MC(q6k_vnni512, q6k_rows_row, KD_VNNI512)
-KD_Q8_GROUP_BY_MC(q4k_groups_vnni512, q4k_rows_group, KD_VNNI512)
-KD_Q8_GROUP_BY_MC(q6k_groups_vnni512, q6k_rows_group, KD_VNNI512)
-
-const kd_q8_kernels kd_q8_vnni512_kernels = {q4k_vnni512, q6k_vnni512, q4k_groups_vnni512,
-                                             q6k_groups_vnni512};
+KD_Q8_LEVEL_KERNELS(vnni512, __m512, _mm512_setzero_ps(), _mm512_reduce_add_ps, KD_VNNI512)
 #endif

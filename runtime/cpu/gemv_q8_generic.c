@@ -81,13 +81,4 @@ static inline void q6k_block(const kd_block_q6_K *blk, const kd_q8_block *x, int
 
 static inline float acc_value(float acc) { return acc; }
 
-KD_Q8_ROWS(q4k_rows, kd_block_q4_K, q4k_block, float, 0.0f, acc_value, )
-KD_Q8_ROWS(q6k_rows, kd_block_q6_K, q6k_block, float, 0.0f, acc_value, )
-
-KD_Q8_ROW_BY_MC(q4k_generic, q4k_rows_row, )
-KD_Q8_ROW_BY_MC(q6k_generic, q6k_rows_row, )
-KD_Q8_GROUP_BY_MC(q4k_groups_generic, q4k_rows_group, )
-KD_Q8_GROUP_BY_MC(q6k_groups_generic, q6k_rows_group, )
-
-const kd_q8_kernels kd_q8_generic_kernels = {q4k_generic, q6k_generic, q4k_groups_generic,
-                                             q6k_groups_generic};
+KD_Q8_LEVEL_KERNELS(generic, float, 0.0f, acc_value, )
