@@ -45,7 +45,7 @@ int kd_env_user_config_path(char *buf, size_t cap);
  * environment, read once and validated at kd_context_create (kd_settings_resolve). */
 typedef struct kd_settings {
     int cpu_threads;           /* 1..KD_MAX_CPU_THREADS */
-    int cpu_simd_cap;          /* -1: no cap; else a kd_simd level (0 scalar, 1 avx2, 2 avx512) */
+    int cpu_simd_cap;          /* -1: no cap; else a kd_simd level (0 scalar, 1 avx2, 2 vnni, 3 avx512) */
     long long cpu_blas_min_m;  /* KD_CPU_BLAS_MIN_M, 1..2^30; 0: not named (backend default) */
     char opencl_platform[256]; /* index or name substring; "": not named */
     char opencl_device[256];   /* index or name substring; "": not named */
@@ -66,7 +66,7 @@ typedef struct kd_settings {
 } kd_settings;
 
 /* The names KD_CPU_SIMD and kd_context_options.cpu_simd take, in kd_simd order. */
-extern const char *const kd_simd_level_names[3];
+extern const char *const kd_simd_level_names[4];
 
 /* Fills s from the options (NULL: none) and the environment: KD_CPU_THREADS,
  * KD_CPU_SIMD, KD_CPU_BLAS_MIN_M, KD_OPENCL_PLATFORM, KD_OPENCL_DEVICE, KD_OPENCL_GEMV,

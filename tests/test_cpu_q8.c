@@ -324,6 +324,43 @@ static kd_context *context_with_gemv_env(const char *value)
     return c;
 }
 
+/* Which kernels each level runs for each set of VNNI encodings a CPU may have: pure
+ * choice, so every case is checked here, on any host (the kernels themselves run where
+ * the host can: test_kernels_vs_scalar at each level). */
+static void test_kernel_choice(void)
+{
+    static const struct {
+        kd_simd level;
+        int vnni;
+        const char *kernels;
+    } cases[] = {
+        {KD_SIMD_AVX512, KD_VNNI_EVEX, "avx512-vnni"},      /* Zen 4, Ice Lake */
+        {KD_SIMD_AVX512, KD_VNNI_EVEX | KD_VNNI_VEX, "avx512-vnni"}, /* Sapphire Rapids */
+        {KD_SIMD_AVX512, 0, "avx2"},                        /* Skylake-X */
+        {KD_SIMD_VNNI, KD_VNNI_VEX, "avx-vnni"},            /* Alder Lake */
+        {KD_SIMD_VNNI, KD_VNNI_EVEX | KD_VNNI_VEX, "avx-vnni"},
+        {KD_SIMD_VNNI, KD_VNNI_EVEX, "avx512vl-vnni"},
+        {KD_SIMD_AVX2, KD_VNNI_EVEX | KD_VNNI_VEX, "avx2"},
+        {KD_SIMD_SCALAR, KD_VNNI_EVEX, "generic"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        kd_cpu_env e = {.simd = cases[i].level, .vnni = cases[i].vnni};
+        const char *got = kd_q8_kernels_name(&e, cases[i].level);
+        if (strcmp(got, cases[i].kernels) != 0)
+            printf("\n  level %s, vnni %d: %s, expected %s", kd_simd_name(cases[i].level),
+                   cases[i].vnni, got, cases[i].kernels);
+        CU_ASSERT_STRING_EQUAL(got, cases[i].kernels);
+    }
+    /* a cap at the VNNI level runs AVX2 on a CPU without VNNI; caps above the host fall
+     * to its best; no cap is the best */
+    CU_ASSERT_EQUAL(kd_cpu_simd_level(KD_SIMD_VNNI, KD_SIMD_AVX512, 0), KD_SIMD_AVX2);
+    CU_ASSERT_EQUAL(kd_cpu_simd_level(KD_SIMD_VNNI, KD_SIMD_AVX512, KD_VNNI_EVEX), KD_SIMD_VNNI);
+    CU_ASSERT_EQUAL(kd_cpu_simd_level(KD_SIMD_AVX512, KD_SIMD_VNNI, KD_VNNI_VEX), KD_SIMD_VNNI);
+    CU_ASSERT_EQUAL(kd_cpu_simd_level(KD_SIMD_VNNI, KD_SIMD_AVX2, 0), KD_SIMD_AVX2);
+    CU_ASSERT_EQUAL(kd_cpu_simd_level(-1, KD_SIMD_VNNI, KD_VNNI_VEX), KD_SIMD_VNNI);
+    CU_ASSERT_EQUAL(kd_cpu_simd_level(KD_SIMD_SCALAR, KD_SIMD_AVX512, KD_VNNI_EVEX), KD_SIMD_SCALAR);
+}
+
 static void test_path_selection(void)
 {
     for (int env = 0; env < 3; env++) {
@@ -398,14 +435,10 @@ static void test_bad_env_refused(void)
 int main(void)
 {
     char why[256];
-    if (kd_test_cpu_level_untestable(why, sizeof why))
+    if (kd_test_cpu_level(&level, &level_vnni, why, sizeof why))
         return kd_test_skip(why);
-    kd_simd best = kd_cpu_simd_supported(&level_vnni);
-    level = best;
-    const char *want = getenv("KD_CPU_SIMD");
-    if (want && strcasecmp(want, "avx512") != 0)
-        level = strcasecmp(want, "scalar") == 0 ? KD_SIMD_SCALAR : KD_SIMD_AVX2;
-    level_vnni = level_vnni && level == KD_SIMD_AVX512;
+    kd_cpu_env e = {.simd = level, .vnni = level_vnni};
+    printf("q8 kernels under test: %s\n", kd_q8_kernels_name(&e, level));
     if (!(ctx = kd_test_cpu_context()))
         return 1;
     if (CU_initialize_registry() != CUE_SUCCESS)
@@ -418,6 +451,7 @@ int main(void)
     CU_add_test(s, "scalar q8 exact on quantized x; level kernels vs scalar", test_kernels_vs_scalar);
     CU_add_test(s, "M > 8: panels, tiles, no sgemm with SIMD kernels", test_large_m);
     CU_add_test(s, "row groups: the same bits as GGUF order on every path", test_row_groups_same_bits);
+    CU_add_test(s, "q8 kernels per level and VNNI encodings", test_kernel_choice);
     CU_add_test(s, "path flags and KD_CPU_GEMV", test_path_selection);
     CU_add_test(s, "bad cpu env values refused", test_bad_env_refused);
     int rc = kd_test_main();

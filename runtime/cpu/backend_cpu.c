@@ -3,6 +3,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
 
 #include "cpu_ops.h"
 #include "env.h"
@@ -10,26 +13,46 @@
 #include "kd_row_groups.h"
 #include "kd_internal.h"
 
+/* AVX-VNNI: CPUID leaf 7 sub-leaf 1, EAX bit 4 (read directly: not every compiler's
+ * __builtin_cpu_supports knows the name). */
+static int cpu_has_avx_vnni(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    unsigned a, b, c, d;
+    return __get_cpuid_count(7, 1, &a, &b, &c, &d) && (a >> 4 & 1);
+#else
+    return 0;
+#endif
+}
+
 kd_simd kd_cpu_simd_supported(int *vnni)
 {
     kd_simd best = KD_SIMD_SCALAR;
     *vnni = 0;
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
-        best = KD_SIMD_AVX2;
-    if (best == KD_SIMD_AVX2 && __builtin_cpu_supports("avx512f") &&
-        __builtin_cpu_supports("avx512bw"))
+    if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma"))
+        return best;
+    best = KD_SIMD_AVX2;
+    *vnni = (cpu_has_avx_vnni() ? KD_VNNI_VEX : 0) |
+            (__builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni") ? KD_VNNI_EVEX : 0);
+    if (*vnni)
+        best = KD_SIMD_VNNI;
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw"))
         best = KD_SIMD_AVX512;
-    *vnni = best == KD_SIMD_AVX512 && __builtin_cpu_supports("avx512vl") &&
-            __builtin_cpu_supports("avx512vnni");
 #endif
     return best;
 }
 
+kd_simd kd_cpu_simd_level(int cap, kd_simd best, int vnni)
+{
+    kd_simd level = cap >= 0 && (kd_simd)cap < best ? (kd_simd)cap : best;
+    return level == KD_SIMD_VNNI && !vnni ? KD_SIMD_AVX2 : level;
+}
+
 const char *kd_simd_name(kd_simd s)
 {
-    return s == KD_SIMD_AVX512 ? "avx512" : s == KD_SIMD_AVX2 ? "avx2" : "scalar";
+    return kd_simd_level_names[s];
 }
 
 /* The cpu settings: the SIMD cap and BLAS crossover as the context resolved them (options
@@ -41,9 +64,8 @@ static kd_status read_cpu_settings(const kd_context *ctx, kd_cpu_env *e, char *w
     int vnni, path = 0, found;
     kd_simd best = kd_cpu_simd_supported(&vnni);
     const kd_settings *st = kd_context_settings(ctx);
-    e->simd = st->cpu_simd_cap >= 0 && (kd_simd)st->cpu_simd_cap < best
-                  ? (kd_simd)st->cpu_simd_cap : best;
-    e->vnni = vnni && e->simd == KD_SIMD_AVX512;
+    e->simd = kd_cpu_simd_level(st->cpu_simd_cap, best, vnni);
+    e->vnni = vnni;
     e->blas_min_m = st->cpu_blas_min_m > 0 ? st->cpu_blas_min_m : KD_CPU_BLAS_MIN_M_DEFAULT;
     e->blas_min_m_named = st->cpu_blas_min_m > 0;
     kd_status s = kd_env_choice("KD_CPU_GEMV", gemv_paths, 2, &path, &found, why, cap);

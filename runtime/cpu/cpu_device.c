@@ -37,8 +37,10 @@ kd_status kd_cpu_device_info(int index, kd_device_info *out, int *count, char *w
     /* No driver: the best SIMD level the CPU offers stands in its place. */
     int vnni;
     kd_simd best = kd_cpu_simd_supported(&vnni);
-    snprintf(out->driver_version, sizeof out->driver_version, "simd %s%s",
-             kd_simd_name(best), vnni ? "-vnni" : "");
+    snprintf(out->driver_version, sizeof out->driver_version, "simd %s%s", kd_simd_name(best),
+             best == KD_SIMD_AVX512 ? (vnni & KD_VNNI_EVEX ? "-vnni" : "")
+             : best == KD_SIMD_VNNI ? (vnni & KD_VNNI_VEX ? " (avx-vnni)" : " (avx512vl-vnni)")
+                                    : "");
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
     out->compute_units = cores > 0 ? (int)cores : 1;

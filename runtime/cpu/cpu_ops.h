@@ -52,9 +52,24 @@ static inline void kd_cpu_for_tiles(int64_t r0, int64_t r1, int64_t m, int64_t p
 }
 
 /* ---- SIMD level, chosen once at run time ---- */
-typedef enum kd_simd { KD_SIMD_SCALAR = 0, KD_SIMD_AVX2 = 1, KD_SIMD_AVX512 = 2 } kd_simd;
-/* Best level the CPU supports; *vnni: it also has AVX-512 VNNI (the q8 GEMV's kernels). */
+/* VNNI: AVX2 with 256-bit int8 dot products (vpdpbusd), for the q8 GEMV; the other ops
+ * run their AVX2 kernels there. */
+typedef enum kd_simd {
+    KD_SIMD_SCALAR = 0,
+    KD_SIMD_AVX2 = 1,
+    KD_SIMD_VNNI = 2,
+    KD_SIMD_AVX512 = 3
+} kd_simd;
+/* The encodings of vpdpbusd a CPU has, as bits. */
+enum {
+    KD_VNNI_VEX = 1, /* AVX-VNNI: 256-bit (Intel from Alder Lake) */
+    KD_VNNI_EVEX = 2 /* AVX-512 VNNI with VL: 512- and 256-bit */
+};
+/* Best level the CPU supports; *vnni: its KD_VNNI_* bits. */
 kd_simd kd_cpu_simd_supported(int *vnni);
+/* The level that runs under a cap (-1: none): the cap, or best where the cap is above it;
+ * VNNI on a CPU without it (AVX-512 without VNNI) runs AVX2. */
+kd_simd kd_cpu_simd_level(int cap, kd_simd best, int vnni);
 const char *kd_simd_name(kd_simd s);
 /* The backend's device_info entry: one device, the host CPU (cpu_device.c). */
 kd_status kd_cpu_device_info(int index, kd_device_info *out, int *count, char *why, size_t cap);
@@ -76,7 +91,7 @@ typedef struct kd_cpu_env {
     kd_simd simd;
     int64_t blas_min_m; /* exact GEMV: from this M on, dequantize + cblas_sgemm */
     int blas_min_m_named; /* KD_CPU_BLAS_MIN_M set: it applies to the generic q8 kernels too */
-    int vnni;           /* simd is AVX-512 and the CPU has VNNI */
+    int vnni;           /* the CPU's KD_VNNI_* bits (the q8 kernels of a level: gemv_q8.c) */
     int gemv_exact;     /* default GEMV path: 1 exact (f32 x), 0 q8 (KD_CPU_GEMV) */
 } kd_cpu_env;
 

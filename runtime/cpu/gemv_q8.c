@@ -61,11 +61,17 @@ KD_Q8_ROW_BY_MC(q6k_rows_scalar, q6k_row_scalar, )
 const kd_q8_kernels kd_q8_scalar_kernels = {q4k_rows_scalar, q6k_rows_scalar, q4k_rows_scalar,
                                             q6k_rows_scalar};
 
+/* AVX-512 with VNNI runs the 512-bit kernels; the VNNI level (or AVX-512 with only the
+ * VEX form) the 256-bit ones, in the VEX encoding where the CPU has it. */
 const kd_q8_kernels *kd_q8_kernels_for(const kd_cpu_env *e, kd_simd simd)
 {
 #ifdef KD_HAVE_X86
-    if (simd == KD_SIMD_AVX512 && e->vnni)
+    if (simd == KD_SIMD_AVX512 && (e->vnni & KD_VNNI_EVEX))
         return &kd_q8_vnni512_kernels;
+    if (simd >= KD_SIMD_VNNI && (e->vnni & KD_VNNI_VEX))
+        return &kd_q8_vnni_vex_kernels;
+    if (simd >= KD_SIMD_VNNI && (e->vnni & KD_VNNI_EVEX))
+        return &kd_q8_vnni_evex_kernels;
     if (simd >= KD_SIMD_AVX2)
         return &kd_q8_avx2_kernels;
 #endif
@@ -75,7 +81,17 @@ const kd_q8_kernels *kd_q8_kernels_for(const kd_cpu_env *e, kd_simd simd)
 const char *kd_q8_kernels_name(const kd_cpu_env *e, kd_simd simd)
 {
     const kd_q8_kernels *k = kd_q8_kernels_for(e, simd);
-    return k == &kd_q8_generic_kernels ? "generic" : k == &kd_q8_avx2_kernels ? "avx2" : "avx512-vnni";
+#ifdef KD_HAVE_X86
+    if (k == &kd_q8_avx2_kernels)
+        return "avx2";
+    if (k == &kd_q8_vnni_vex_kernels)
+        return "avx-vnni";
+    if (k == &kd_q8_vnni_evex_kernels)
+        return "avx512vl-vnni";
+    if (k == &kd_q8_vnni512_kernels)
+        return "avx512-vnni";
+#endif
+    return "generic";
 }
 
 typedef struct q8_rows_job {

@@ -60,6 +60,8 @@ typedef struct kd_q8_kernels {
 extern const kd_q8_kernels kd_q8_scalar_kernels;  /* the reference (tests) */
 extern const kd_q8_kernels kd_q8_generic_kernels; /* portable C: levels without SIMD kernels */
 extern const kd_q8_kernels kd_q8_avx2_kernels;
+extern const kd_q8_kernels kd_q8_vnni_vex_kernels;  /* 256-bit VNNI, AVX-VNNI's encoding */
+extern const kd_q8_kernels kd_q8_vnni_evex_kernels; /* the same kernels, AVX-512 VL's */
 extern const kd_q8_kernels kd_q8_vnni512_kernels;
 
 /* Rows of x that one decoded weight block serves (accumulators in registers). */
@@ -146,10 +148,11 @@ kd_status kd_cpu_gemv_q8(const kd_cpu_env *e, const kd_call *c, kd_type type, kd
  * SIMD kernels; with the generic ones KD_CPU_BLAS_MIN_M_Q8_GENERIC unless
  * KD_CPU_BLAS_MIN_M is set. */
 int64_t kd_q8_sgemm_min_m(const kd_cpu_env *e, kd_simd simd);
-/* The level's kernels: AVX-512 needs VNNI, else the AVX2 kernels serve; below AVX2 (and
- * off x86) the generic ones. */
+/* The level's kernels: AVX-512 and VNNI need a VNNI encoding, else the AVX2 kernels serve;
+ * below AVX2 (and off x86) the generic ones. */
 const kd_q8_kernels *kd_q8_kernels_for(const kd_cpu_env *e, kd_simd simd);
-/* Name of the q8 kernels a level runs: "generic", "avx2", "avx512-vnni". */
+/* Name of the q8 kernels a level runs: "generic", "avx2", "avx-vnni", "avx512vl-vnni"
+ * (256-bit, EVEX), "avx512-vnni". */
 const char *kd_q8_kernels_name(const kd_cpu_env *e, kd_simd simd);
 
 #endif

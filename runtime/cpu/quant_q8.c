@@ -109,7 +109,7 @@ void kd_q8_quantize_rows(kd_pool *pool, kd_simd simd, const float *x, int64_t m,
 {
     quant_job q = {x, out,
                    simd == KD_SIMD_AVX512 ? kd_q8_quantize_block_avx512
-                   : simd == KD_SIMD_AVX2 ? kd_q8_quantize_block_avx2
+                   : simd >= KD_SIMD_AVX2 ? kd_q8_quantize_block_avx2
                                           : kd_q8_quantize_block_scalar};
     const int64_t blocks = m * (k / KD_Q8_BLOCK);
     /* rows are contiguous, so blocks of all rows form one range; 32 blocks (32 KiB of x)

@@ -29,7 +29,7 @@ static void add_range(void *arg, int64_t b, int64_t e)
 #ifdef KD_HAVE_X86
     if (j->simd == KD_SIMD_AVX512)
         return add_avx512(j->x + b, j->r + b, j->y + b, e - b);
-    if (j->simd == KD_SIMD_AVX2)
+    if (j->simd >= KD_SIMD_AVX2)
         return add_avx2(j->x + b, j->r + b, j->y + b, e - b);
 #endif
     for (int64_t i = b; i < e; i++)

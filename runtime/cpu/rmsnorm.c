@@ -156,7 +156,7 @@ static const norm_kernels *kernels_for(kd_simd simd)
 #ifdef KD_HAVE_X86
     if (simd == KD_SIMD_AVX512)
         return &avx512_kernels;
-    if (simd == KD_SIMD_AVX2)
+    if (simd >= KD_SIMD_AVX2)
         return &avx2_kernels;
 #endif
     (void)simd;

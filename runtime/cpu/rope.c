@@ -246,7 +246,7 @@ static void rope_rows(void *arg, int64_t b, int64_t e)
 #ifdef KD_HAVE_X86
         if (j->simd == KD_SIMD_AVX512)
             sincos_avx512(pos, j->freq, half, cs, sn);
-        else if (j->simd == KD_SIMD_AVX2)
+        else if (j->simd >= KD_SIMD_AVX2)
             sincos_avx2(pos, j->freq, half, cs, sn);
         if (j->simd != KD_SIMD_SCALAR && c->rope_mode == KD_ROPE_NORMAL)
             expand_pairs_avx2(cs, sn, half, cs2, sn2);
@@ -262,7 +262,7 @@ static void rope_rows(void *arg, int64_t b, int64_t e)
                 rope_head_avx512(c, x + o, y + o, cs, sn, cs2, sn2, j->nt);
                 continue;
             }
-            if (j->simd == KD_SIMD_AVX2) {
+            if (j->simd >= KD_SIMD_AVX2) {
                 rope_head_avx2(c, x + o, y + o, cs, sn, cs2, sn2, j->nt);
                 continue;
             }

@@ -39,7 +39,7 @@ static void swiglu_range(void *arg, int64_t b, int64_t e)
 #ifdef KD_HAVE_X86
     if (j->simd == KD_SIMD_AVX512)
         return swiglu_avx512(j->g + b, j->u + b, j->y + b, e - b);
-    if (j->simd == KD_SIMD_AVX2)
+    if (j->simd >= KD_SIMD_AVX2)
         return swiglu_avx2(j->g + b, j->u + b, j->y + b, e - b);
 #endif
     for (int64_t i = b; i < e; i++)

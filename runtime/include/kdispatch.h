@@ -112,7 +112,8 @@ typedef struct kd_context_options {
      * exists, else the built-in defaults. "": the built-in defaults, no file. */
     const char *config;
     /* Device choice and cpu tuning (see kd_device_info_get for the indices): */
-    const char *cpu_simd;        /* "scalar", "avx2" or "avx512" caps the cpu backend's SIMD
+    const char *cpu_simd;        /* "scalar", "avx2", "vnni" (AVX2 with 256-bit int8 dot
+                                  * products) or "avx512" caps the cpu backend's SIMD
                                   * level; NULL: $KD_CPU_SIMD, else the best the CPU has */
     const char *opencl_platform; /* index or name substring; NULL: $KD_OPENCL_PLATFORM */
     const char *opencl_device;   /* index or name substring; NULL: $KD_OPENCL_DEVICE. Without
