@@ -6,7 +6,8 @@ set -euo pipefail
 DEBS=(build-essential cmake pkg-config libopenblas-dev libcunit1-dev
       ocl-icd-opencl-dev opencl-headers pocl-opencl-icd clinfo python3 python3-pip
       frama-c-base why3 z3 cvc4
-      oclgrind openmpi-bin libopenmpi-dev clang llvm libclc-14 libclc-14-dev)
+      oclgrind openmpi-bin libopenmpi-dev clang llvm libclc-14 libclc-14-dev
+      qemu-user)
 PIP=(gguf numpy matplotlib)
 
 missing=()
