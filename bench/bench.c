@@ -76,6 +76,10 @@ static void usage(void)
         "read and write (the working set); GB/s = bytes / median; frac = GB/s over the\n"
         "host read bandwidth; dfrac = GB/s over the device's own bandwidth (an offload\n"
         "device: a residual add over 384 MiB on it, --quick 96 MiB; cpu: the host's).\n"
+        "The cpu's headline elementwise cases are also paired with the host bandwidth,\n"
+        "for machines whose bandwidth drifts: a read pass after each sample, and nfrac =\n"
+        "the median of each sample's GB/s over the pass after it (JSON: near_read_bw_gbps,\n"
+        "frac_of_near_read_bw; 0 where not measured).\n"
         "\n"
         "options:\n"
         "  --backend LIST    cpu,opencl,cuda (default: all present)\n"
@@ -632,10 +636,24 @@ static kd_status run_n(const bench_target *t, case_calls *cc, int n)
     return KD_OK;
 }
 
+/* The medians of the passes after the samples and of each sample's bytes/s over the
+ * pass after it (bench_row.near_bw, near_frac). */
+static void pair_with_bandwidth(bench_row *r, const double *s, double *bw, int n)
+{
+    double ratio[BENCH_MAX_REPEATS];
+    for (int i = 0; i < n; i++)
+        ratio[i] = bw[i] > 0 ? r->c.bytes / s[i] / bw[i] : 0;
+    qsort(ratio, (size_t)n, sizeof *ratio, cmp_double);
+    qsort(bw, (size_t)n, sizeof *bw, cmp_double);
+    r->near_frac = quantile(ratio, n, 0.5);
+    r->near_bw = quantile(bw, n, 0.5);
+}
+
 /* One untimed run of every desc (uploads inputs, builds programs), calibration of the
- * calls per sample, warm-up, then the samples. */
+ * calls per sample, warm-up, then the samples; with near, a bandwidth pass over it after
+ * each sample. */
 static kd_status time_case(const bench_opts *o, const bench_target *t, case_calls *cc,
-                           bench_row *r)
+                           const kd_membw *near, bench_row *r)
 {
     kd_status st = run_n(t, cc, cc->nd);
     double t0 = now_s();
@@ -652,13 +670,17 @@ static kd_status time_case(const bench_opts *o, const bench_target *t, case_call
     int repeats = o->repeats;
     if (one * repeats > o->budget_s && repeats > 3)
         repeats = one * 3 >= o->budget_s ? 3 : (int)(o->budget_s / one);
-    double s[BENCH_MAX_REPEATS];
+    double s[BENCH_MAX_REPEATS], bw[BENCH_MAX_REPEATS];
     for (int i = 0; i < repeats; i++) {
         t0 = now_s();
         if ((st = run_n(t, cc, r->inner)) != KD_OK)
             return st;
         s[i] = (now_s() - t0) / r->inner;
+        if (near)
+            bw[i] = kd_membw_read(near, 1);
     }
+    if (near)
+        pair_with_bandwidth(r, s, bw, repeats);
     qsort(s, (size_t)repeats, sizeof *s, cmp_double);
     r->repeats = repeats;
     r->min_s = s[0];
@@ -698,6 +720,17 @@ static void progress_draw(const bench_opts *o, const bench_report *rep, int done
 
 /* ---- the run --------------------------------------------------------------------------------- */
 
+/* The cases timed with a bandwidth pass after each sample (bench_row.near_bw): the cpu's
+ * headline elementwise ops. Not the GEMVs: their weights are about the LLC's size, and the
+ * pass would evict what the next sample finds there now. */
+static const kd_membw *near_bw_buffer(const bench_report *rep, const bench_case *c)
+{
+    return c->section == BENCH_HEADLINE && !kd_op_is_gemv(c->op) &&
+                   rep->targets[c->target].backend == KD_BACKEND_CPU && rep->host->membw.buf
+               ? &rep->host->membw
+               : NULL;
+}
+
 static int run_case(const bench_opts *o, bench_report *rep, const pool *pl, const bench_case *c,
                     bench_row *r)
 {
@@ -718,7 +751,7 @@ static int run_case(const bench_opts *o, bench_report *rep, const pool *pl, cons
         }
         case_calls cc = {cd.d, cd.ncopies, 0};
         r->weight_copies = cd.ncopies;
-        st = time_case(o, t, &cc, r);
+        st = time_case(o, t, &cc, near_bw_buffer(rep, c), r);
     }
     r->ok = st == KD_OK;
     if (!r->ok) {
@@ -808,7 +841,8 @@ static void measure_host(const bench_opts *o, kd_context *ctx, bench_host *h)
         bytes = (size_t)(8 * h->caches.llc);
     if (bytes > (2ull << 30))
         bytes = 2ull << 30;
-    h->read_bw = kd_measure_read_bandwidth(bytes, o->quick ? 5 : 8, h->huge_advice);
+    h->read_bw = kd_membw_open(&h->membw, bytes, h->huge_advice) == 0
+                     ? kd_membw_read(&h->membw, o->quick ? 5 : 8) : 0;
 }
 
 /* An offload device's bandwidth: a residual add (reads x and r, writes y) over tensors
@@ -831,7 +865,7 @@ static void measure_devices(const bench_opts *o, const bench_host *h, bench_targ
         kd_op_desc d = {.op = KD_OP_RESIDUAL_ADD, .src = {x, r}, .dst = y};
         case_calls cc = {&d, 1, 0};
         if (st == KD_OK)
-            st = time_case(o, &t[i], &cc, &row);
+            st = time_case(o, &t[i], &cc, NULL, &row);
         t[i].device_bw = st == KD_OK ? 3.0 * 4.0 * (double)(rows * cols) / row.median_s : 0;
         if (st != KD_OK)
             fprintf(stderr, "kdispatch bench: %s: device bandwidth not measured: %s: %s\n",
@@ -878,7 +912,7 @@ static int write_outputs(const bench_opts *o, const bench_report *rep)
 
 static int bench_with(const bench_opts *o, kd_context *ctx, bench_target *targets)
 {
-    bench_host host;
+    bench_host host = {0};
     bench_report rep = {.o = o, .host = &host, .targets = targets};
     plan p = {0};
     pool pl = {0};
@@ -904,6 +938,7 @@ static int bench_with(const bench_opts *o, kd_context *ctx, bench_target *target
     rep.rows = rows;
     double t0 = now_s();
     int failed = run_plan(o, &rep, &p, &pl, rows);
+    bench_print_near(stdout, &rep);
     bench_print_sweep(stdout, &rep);
     bench_print_speedups(stdout, &rep);
     printf("\n%d cases timed in %.1f s\n", p.n, now_s() - t0);
@@ -911,6 +946,7 @@ static int bench_with(const bench_opts *o, kd_context *ctx, bench_target *target
     if (failed)
         fprintf(stderr, "kdispatch bench: %d case(s) failed\n", failed);
 done:
+    kd_membw_close(&host.membw);
     free(rows);
     free(p.c);
     free_pool(&pl);

@@ -47,6 +47,11 @@ typedef struct bench_row {
     int repeats, inner; /* samples, and calls timed together in each sample */
     int weight_copies;  /* GEMV weights cycled through (--cold-weights), else 1 */
     double median_s, min_s, max_s, p25_s, p75_s; /* seconds per call */
+    /* Paired with the host read bandwidth (the cpu's headline elementwise cases, whose
+     * working sets are far past the LLC): one bandwidth pass after each sample, so that a
+     * drift of the machine's bandwidth during the run moves both. 0 where not measured. */
+    double near_bw;   /* bytes/s: the median of those passes */
+    double near_frac; /* the median over samples of the sample's bytes/s over its pass */
 } bench_row;
 
 typedef struct bench_opts {
@@ -66,7 +71,8 @@ typedef struct bench_opts {
 } bench_opts;
 
 typedef struct bench_host {
-    double read_bw;       /* bytes/s, all cores */
+    double read_bw;       /* bytes/s, all cores, at the start */
+    kd_membw membw;       /* its buffer, kept for the near bandwidth of each case */
     kd_host_caches caches;
     int cpus;
     char cpu_model[128];
@@ -94,6 +100,8 @@ void bench_print_table_header(FILE *f);
 void bench_print_row(FILE *f, const bench_report *rep, const bench_row *r);
 void bench_print_sweep(FILE *f, const bench_report *rep);
 void bench_print_speedups(FILE *f, const bench_report *rep);
+/* The rows with a near bandwidth (nothing when none was measured). */
+void bench_print_near(FILE *f, const bench_report *rep);
 /* 0 written; -1 (message on stderr) if the file cannot be written. */
 int bench_write_csv(const bench_report *rep, const char *path);
 int bench_write_json(const bench_report *rep, const char *path);

@@ -73,6 +73,25 @@ void bench_print_row(FILE *f, const bench_report *rep, const bench_row *r)
             bench_device_frac(rep, r));
 }
 
+void bench_print_near(FILE *f, const bench_report *rep)
+{
+    int header = 0;
+    for (int i = 0; i < rep->nrows; i++) {
+        const bench_row *r = &rep->rows[i];
+        if (!r->ok || r->near_frac <= 0)
+            continue;
+        if (!header++)
+            fprintf(f, "\npaired with the host read bandwidth (a pass after each sample): nfrac is "
+                       "the median\nof each sample's GB/s over the pass after it; frac is over "
+                       "the %.2f GB/s of the start\n%-12s %-7s %4s %-9s %8s %8s %6s %6s\n",
+                    rep->host->read_bw / 1e9, "op", "kernel", "M", "device", "GB/s", "read", "frac",
+                    "nfrac");
+        fprintf(f, "%-12s %-7s %4lld %-9s %8.2f %8.2f %6.3f %6.3f\n", kd_op_name(r->c.op),
+                kernel_of(r), r->c.m, label_of(rep, r), bench_gbps(r), r->near_bw / 1e9,
+                bench_frac(rep, r), r->near_frac);
+    }
+}
+
 /* The row of the sweep for (target, op, m) at sweep point si, or NULL. */
 static const bench_row *sweep_row(const bench_report *rep, int t, kd_op op, long long m, int si)
 {
@@ -285,6 +304,8 @@ static void json_row(kd_json *w, const bench_report *rep, const bench_row *r)
     kd_json_key_num(w, "gbps", bench_gbps(r), "%.6g");
     kd_json_key_num(w, "frac_of_read_bw", bench_frac(rep, r), "%.6g");
     kd_json_key_num(w, "frac_of_device_bw", bench_device_frac(rep, r), "%.6g");
+    kd_json_key_num(w, "near_read_bw_gbps", r->near_bw / 1e9, "%.6g");
+    kd_json_key_num(w, "frac_of_near_read_bw", r->near_frac, "%.6g");
     kd_json_end_object(w);
 }
 

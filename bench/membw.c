@@ -61,18 +61,24 @@ static double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-double kd_measure_read_bandwidth(size_t bytes, int passes, int huge)
+int kd_membw_open(kd_membw *m, size_t bytes, int huge)
+{
+    m->bytes = bytes;
+    m->buf = kd_host_alloc(bytes, huge); /* the pages the library's tensors get */
+    if (!m->buf)
+        return -1;
+    memset(m->buf, 1, bytes); /* touch every page before timing */
+    return 0;
+}
+
+double kd_membw_read(const kd_membw *m, int passes)
 {
     long nthreads = sysconf(_SC_NPROCESSORS_ONLN);
     if (nthreads < 1)
         nthreads = 1;
     if (nthreads > 64)
         nthreads = 64;
-    uint64_t *buf = kd_host_alloc(bytes, huge); /* the pages the library's tensors get */
-    if (!buf)
-        return 0;
-    memset(buf, 1, bytes); /* touch every page before timing */
-    size_t words = bytes / sizeof(uint64_t), per = words / (size_t)nthreads / 16 * 16;
+    size_t words = m->bytes / sizeof(uint64_t), per = words / (size_t)nthreads / 16 * 16;
     double best = 0;
     volatile uint64_t sink = 0;
     for (int pass = 0; pass < passes; pass++) {
@@ -80,7 +86,7 @@ double kd_measure_read_bandwidth(size_t bytes, int passes, int huge)
         slice sl[64];
         double t0 = now_s();
         for (long t = 0; t < nthreads; t++) {
-            sl[t] = (slice){buf + (size_t)t * per, per, 0};
+            sl[t] = (slice){m->buf + (size_t)t * per, per, 0};
             pthread_create(&th[t], NULL, read_slice, &sl[t]);
         }
         for (long t = 0; t < nthreads; t++) {
@@ -92,8 +98,13 @@ double kd_measure_read_bandwidth(size_t bytes, int passes, int huge)
             best = bw;
     }
     (void)sink;
-    free(buf);
     return best;
+}
+
+void kd_membw_close(kd_membw *m)
+{
+    free(m->buf);
+    m->buf = NULL;
 }
 
 /* ---- cache sizes and cpu model ------------------------------------------------------------ */

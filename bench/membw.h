@@ -4,9 +4,22 @@
 #define KD_BENCH_MEMBW_H
 #include <stddef.h>
 
-/* Bytes per second read from a buffer of `bytes` by every core; best of `passes`. huge: the
- * buffer in the pages the library's tensors get (kd_host_alloc, KD_HUGE_PAGES). */
-double kd_measure_read_bandwidth(size_t bytes, int passes, int huge);
+#include <stdint.h>
+
+/* A buffer far larger than the last-level cache, kept so that the bandwidth can be
+ * measured again during a run (kdispatch bench: around each headline case on host memory,
+ * on machines whose bandwidth drifts). */
+typedef struct kd_membw {
+    uint64_t *buf;
+    size_t bytes;
+} kd_membw;
+
+/* Allocates and touches `bytes`; huge: in the pages the library's tensors get (kd_host_alloc,
+ * KD_HUGE_PAGES). 0, or -1 when out of memory. */
+int kd_membw_open(kd_membw *m, size_t bytes, int huge);
+/* Bytes per second read from the buffer by every core; best of `passes`. */
+double kd_membw_read(const kd_membw *m, int passes);
+void kd_membw_close(kd_membw *m);
 
 typedef struct kd_host_caches {
     long long l1d, l2, llc; /* bytes; 0 when unknown */

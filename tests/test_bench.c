@@ -222,6 +222,7 @@ static void test_quick_csv_json(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "host memory read bandwidth:"));
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "sweep: GB/s against working set"));
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "batched GEMV speed-up"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "paired with the host read bandwidth"));
     CU_ASSERT_PTR_NULL(strstr(err, "\r[")); /* no progress bar when stderr is a file */
     free(out);
     free(err);
@@ -253,13 +254,18 @@ static void test_quick_csv_json(void)
              "assert any(t['backend']=='cpu' and t['label']=='cpu' for t in d['targets']); "
              "keys={'section','op','kernel','m','n','k','backend','device','bytes','repeats',"
              "'inner','weight_copies','median_s','min_s','max_s','p25_s','p75_s','gbps','frac_of_read_bw',"
-             "'frac_of_device_bw'}; "
+             "'frac_of_device_bw','near_read_bw_gbps','frac_of_near_read_bw'}; "
              "assert all(t['device_bw_gbps']>0 for t in d['targets']); "
              "assert len(d['rows'])==len(rows)>0; "
              "assert all(keys==set(r) for r in d['rows']); "
              "assert all(r[k]>0 for r in d['rows'] for k in ('bytes','median_s','min_s','max_s',"
              "'gbps','frac_of_read_bw','frac_of_device_bw')); "
              "assert all(r['min_s']<=r['median_s']<=r['max_s'] for r in d['rows']); "
+             "paired=lambda r: r['section']=='headline' and r['backend']=='cpu' and "
+             "not r['op'].endswith('gemv'); "
+             "assert any(paired(r) for r in d['rows']); "
+             "assert all((r['near_read_bw_gbps']>0 and r['frac_of_near_read_bw']>0)==paired(r) "
+             "for r in d['rows']); "
              "labels={t['label'] for t in d['targets']}; "
              "assert all(r['device'] in labels for r in d['rows']); "
              "sp=d['batched_speedup']; assert sp and all(x['speedup']>0 and x['m'] in (2,4,8) "
