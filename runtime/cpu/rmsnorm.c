@@ -44,6 +44,14 @@ typedef struct norm_kernels {
                              const float *xn, int nt);
 } norm_kernels;
 
+/* The fused loops read the next row from memory while they re-read this one (and w) from
+ * L2: from rows of 16 KiB on, x and w no longer fit L1 together, and those L2 reads left
+ * the memory stream fewer misses in flight, so rmsnorm took 1.3-1.5x rope's time for the
+ * same bytes. Asking for the next row this far ahead, into L2, took 0.80-0.82 of the time
+ * on rows of 4096 and 14336 values with AVX-512, 0.82-0.90 with AVX2, and lost nothing
+ * at 1024 (Zen 4, 2 threads, 64 MiB; the two builds alternating, 3 s each). */
+#define NEXT_ROW_PREFETCH 2048 /* floats */
+
 #ifdef KD_HAVE_X86
 static KD_AVX2 float sumsq_avx2(const float *x, int64_t n)
 {
@@ -82,6 +90,7 @@ static KD_AVX2 float scale_and_sumsq_avx2(const float *x, const float *w, float 
     __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), s = _mm256_set1_ps(scale);
     int64_t i = 0;
     for (; i + 16 <= n; i += 16) {
+        _mm_prefetch((const char *)(xn + i + NEXT_ROW_PREFETCH), _MM_HINT_T1);
         __m256 v0 = _mm256_loadu_ps(xn + i), v1 = _mm256_loadu_ps(xn + i + 8);
         a0 = _mm256_fmadd_ps(v0, v0, a0);
         a1 = _mm256_fmadd_ps(v1, v1, a1);
@@ -133,6 +142,8 @@ static KD_AVX512 float scale_and_sumsq_avx512(const float *x, const float *w, fl
     __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps(), s = _mm512_set1_ps(scale);
     int64_t i = 0;
     for (; i + 32 <= n; i += 32) {
+        _mm_prefetch((const char *)(xn + i + NEXT_ROW_PREFETCH), _MM_HINT_T1);
+        _mm_prefetch((const char *)(xn + i + NEXT_ROW_PREFETCH + 16), _MM_HINT_T1);
         __m512 v0 = _mm512_loadu_ps(xn + i), v1 = _mm512_loadu_ps(xn + i + 16);
         a0 = _mm512_fmadd_ps(v0, v0, a0);
         a1 = _mm512_fmadd_ps(v1, v1, a1);
