@@ -18,13 +18,14 @@ ulimit -c 0 2>/dev/null # the probe's SIGILL is expected: no core file
 if grep -qw avx512f /proc/cpuinfo; then
     "$probe" >/dev/null || { echo "FAIL: avx512_probe failed natively on an AVX-512 host"; exit 1; }
 fi
-# ... and under the emulation it must die: else the emulated CPU is no AVX2-only host
+# ... and under the emulation it must die: else the emulated CPU is no AVX2-only host, and
+# the suite would prove nothing here (skipped, with the reason; never passed)
 "$qemu" -cpu "$cpu" "$probe" >/dev/null 2>&1
 rc=$?
 if [ "$rc" -ne 132 ]; then
-    echo "FAIL: under qemu -cpu $cpu the AVX-512 probe exited $rc, not SIGILL (132):"
-    echo "      this QEMU emulates AVX-512, so its CPU does not stand for an AVX2-only host"
-    exit 1
+    echo "SKIPPED: under qemu -cpu $cpu the AVX-512 probe exited $rc, not SIGILL (132): this"
+    echo "         QEMU emulates AVX-512, so its CPU does not stand for an AVX2-only host"
+    exit 77
 fi
 echo "qemu -cpu $cpu: AVX-512 refused (the probe died of SIGILL); running $(basename "$1")"
 exec "$qemu" -cpu "$cpu" "$@"
