@@ -82,7 +82,7 @@ int kd_env_user_config_path(char *buf, size_t cap)
 
 /* ---- a context's settings ------------------------------------------------------------- */
 
-const char *const kd_simd_level_names[4] = {"scalar", "avx2", "vnni", "avx512"};
+const char *const kd_simd_level_names[KD_SIMD_LEVEL_COUNT] = {"scalar", "avx2", "vnni", "avx512"};
 
 /* An index or a name substring. A value of digits only is an index and must fit an int;
  * anything else is matched against names when the device is chosen. */
@@ -155,10 +155,11 @@ static kd_status resolve_threads(const kd_context_options *o, kd_settings *s, ch
 static kd_status resolve_cpu(const kd_context_options *o, kd_settings *s, char *why, size_t cap)
 {
     int found = 0, level = -1;
+    const int n = KD_SIMD_LEVEL_COUNT;
     kd_status st = o && o->cpu_simd
                        ? kd_env_parse_choice("kd_context_options.cpu_simd", o->cpu_simd,
-                                             kd_simd_level_names, 4, &level, why, cap)
-                       : kd_env_choice("KD_CPU_SIMD", kd_simd_level_names, 4, &level, &found,
+                                             kd_simd_level_names, n, &level, why, cap)
+                       : kd_env_choice("KD_CPU_SIMD", kd_simd_level_names, n, &level, &found,
                                        why, cap);
     s->cpu_simd_cap = level;
     if (st != KD_OK)

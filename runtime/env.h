@@ -66,7 +66,8 @@ typedef struct kd_settings {
 } kd_settings;
 
 /* The names KD_CPU_SIMD and kd_context_options.cpu_simd take, in kd_simd order. */
-extern const char *const kd_simd_level_names[4];
+#define KD_SIMD_LEVEL_COUNT 4
+extern const char *const kd_simd_level_names[KD_SIMD_LEVEL_COUNT];
 
 /* Fills s from the options (NULL: none) and the environment: KD_CPU_THREADS,
  * KD_CPU_SIMD, KD_CPU_BLAS_MIN_M, KD_OPENCL_PLATFORM, KD_OPENCL_DEVICE, KD_OPENCL_GEMV,

@@ -19,10 +19,11 @@ static inline int kd_test_cpu_level(kd_simd *level, int *vnni, char *why, size_t
     const char *want = getenv("KD_CPU_SIMD");
     *level = best;
     if (want) {
-        *level = KD_SIMD_AVX512;
-        for (int i = 0; i < 4; i++)
-            if (strcasecmp(want, kd_simd_level_names[i]) == 0)
-                *level = (kd_simd)i;
+        int i = KD_SIMD_AVX512;
+        if (kd_env_parse_choice("KD_CPU_SIMD", want, kd_simd_level_names, KD_SIMD_LEVEL_COUNT,
+                                &i, why, cap) != KD_OK)
+            i = KD_SIMD_AVX512;
+        *level = (kd_simd)i;
         if (*level > best) {
             snprintf(why, cap, "KD_CPU_SIMD=%s is not testable on this host (it supports up to %s)",
                      want, kd_simd_name(best));

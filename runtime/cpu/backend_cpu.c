@@ -3,27 +3,23 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#if defined(__x86_64__) || defined(__i386__)
-#include <cpuid.h>
-#endif
-
 #include "cpu_ops.h"
 #include "env.h"
 #include "gemv_q8.h"
 #include "kd_row_groups.h"
 #include "kd_internal.h"
 
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+
 /* AVX-VNNI: CPUID leaf 7 sub-leaf 1, EAX bit 4 (read directly: not every compiler's
  * __builtin_cpu_supports knows the name). */
 static int cpu_has_avx_vnni(void)
 {
-#if defined(__x86_64__) || defined(__i386__)
     unsigned a, b, c, d;
     return __get_cpuid_count(7, 1, &a, &b, &c, &d) && (a >> 4 & 1);
-#else
-    return 0;
-#endif
 }
+#endif
 
 kd_simd kd_cpu_simd_supported(int *vnni)
 {

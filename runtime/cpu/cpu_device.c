@@ -25,6 +25,16 @@ static int cpuinfo_field(const char *key, char *buf, size_t cap)
     return found;
 }
 
+/* What follows the best level's name: its VNNI encoding, where it has one. */
+static const char *vnni_note(kd_simd best, int vnni)
+{
+    if (best == KD_SIMD_AVX512)
+        return vnni & KD_VNNI_EVEX ? "-vnni" : "";
+    if (best == KD_SIMD_VNNI)
+        return vnni & KD_VNNI_VEX ? " (avx-vnni)" : " (avx512vl-vnni)";
+    return "";
+}
+
 kd_status kd_cpu_device_info(int index, kd_device_info *out, int *count, char *why, size_t cap)
 {
     *count = 1;
@@ -38,9 +48,7 @@ kd_status kd_cpu_device_info(int index, kd_device_info *out, int *count, char *w
     int vnni;
     kd_simd best = kd_cpu_simd_supported(&vnni);
     snprintf(out->driver_version, sizeof out->driver_version, "simd %s%s", kd_simd_name(best),
-             best == KD_SIMD_AVX512 ? (vnni & KD_VNNI_EVEX ? "-vnni" : "")
-             : best == KD_SIMD_VNNI ? (vnni & KD_VNNI_VEX ? " (avx-vnni)" : " (avx512vl-vnni)")
-                                    : "");
+             vnni_note(best, vnni));
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
     out->compute_units = cores > 0 ? (int)cores : 1;

@@ -82,15 +82,18 @@ const char *kd_q8_kernels_name(const kd_cpu_env *e, kd_simd simd)
 {
     const kd_q8_kernels *k = kd_q8_kernels_for(e, simd);
 #ifdef KD_HAVE_X86
-    if (k == &kd_q8_avx2_kernels)
-        return "avx2";
-    if (k == &kd_q8_vnni_vex_kernels)
-        return "avx-vnni";
-    if (k == &kd_q8_vnni_evex_kernels)
-        return "avx512vl-vnni";
-    if (k == &kd_q8_vnni512_kernels)
-        return "avx512-vnni";
+    static const struct {
+        const kd_q8_kernels *k;
+        const char *name;
+    } names[] = {{&kd_q8_avx2_kernels, "avx2"},
+                 {&kd_q8_vnni_vex_kernels, "avx-vnni"},
+                 {&kd_q8_vnni_evex_kernels, "avx512vl-vnni"},
+                 {&kd_q8_vnni512_kernels, "avx512-vnni"}};
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++)
+        if (names[i].k == k)
+            return names[i].name;
 #endif
+    (void)k; /* off x86 every level runs the generic kernels */
     return "generic";
 }
 

@@ -26,7 +26,6 @@
 #include "simd.h"
 
 #ifdef KD_HAVE_X86
-#define KD_INLINE static inline __attribute__((always_inline))
 
 /* Four int16 scales spread over a register: in the low 128-bit lane int16 elements 0-3
  * get scale a and 4-7 scale b, in the high lane c and d. dup8: 8 int16 scales in both

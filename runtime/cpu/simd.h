@@ -8,6 +8,8 @@
 #define KD_HAVE_X86 1
 #define KD_AVX2 __attribute__((target("avx2,fma,f16c")))
 #define KD_AVX512 __attribute__((target("avx512f,avx512bw,avx2,fma,f16c")))
+/* the kernels' block functions: inlined into each specialization that calls them */
+#define KD_INLINE static inline __attribute__((always_inline))
 
 #include <stdint.h>
 #include <string.h>
