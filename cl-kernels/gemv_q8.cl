@@ -11,9 +11,11 @@
  * AVX2 (clang: PoCL, oclgrind is not) each 32 weights are one vpmaddubsw (u8 weight x s8 x
  * -> int16 pairs) and one vpmaddwd by the int16 scales, as the cpu's AVX2 kernel does; with
  * AVX-512BW each 64 weights are one of each on zmm (M = 8: 0.79-0.94 of the ymm time);
- * elsewhere the same sums in OpenCL vectors. Integer sums are exact either way. The block
- * functions work in chunks of 64 weights (kd_q8_w64) on every level. Build options
- * -DKD_Q8_YMM / -DKD_Q8_GENERIC (KD_OPENCL_OPTIONS) force the lower levels, to compare them.
+ * with AVX-512 VNNI on the host as well (the backend sets -DKD_Q8_VNNI) each 128 weights
+ * are two vpdpbusd, a vpackssdw and a vpdpwssd (kd_q8_mac128); elsewhere the same sums in
+ * OpenCL vectors. Integer sums are exact either way. The block functions work in pairs of
+ * 64-weight chunks (kd_q8_w64) on every level. Build options -DKD_Q8_YMM / -DKD_Q8_GENERIC
+ * / -DKD_Q8_NO_VNNI (KD_OPENCL_OPTIONS) force the lower levels, to compare them.
  *
  * Shape: one work-item per output row (16 per group), group y takes rows
  * [8 * get_group_id(1), +8) of x; a weight block is decoded once for those rows.
@@ -67,6 +69,37 @@ KD_CL_INLINE kd_q8_isum kd_q8_dot64(kd_q8_w64 w, __global const char *x, kd_q8_s
     return as_int16(__builtin_ia32_pmaddwd512(__builtin_ia32_pmaddubsw512(w, xv), sc));
 }
 KD_CL_INLINE int8 kd_q8_isum8(kd_q8_isum s) { return s.lo + s.hi; }
+
+#if defined(KD_Q8_VNNI) && !defined(KD_Q8_NO_VNNI) && defined(__x86_64__)
+/* AVX-512 VNNI (the host sets KD_Q8_VNNI on CPUs that have it; PoCL's skylake-avx512
+ * target does not name it, so the two instructions are written as asm). 128 weights times
+ * a row of x: two vpdpbusd (u8 x s8, 4 products per int32), one vpackssdw of the pair to
+ * int16 (|sum of 4| <= 63 * 127 * 4 < 2^15) and one vpdpwssd by the scales, 4
+ * instructions where vpmaddubsw + vpmaddwd + vpaddd take 6. After the pack, 128-bit lane
+ * L holds four sums of 16-value group L of the first chunk, then four of the second: the
+ * scales are laid out the same. */
+typedef kd_q8_scale64 kd_q8_scale128; /* 32 int16 */
+KD_CL_INLINE kd_q8_scale128 kd_q8_scales8(short a0, short a1, short a2, short a3,
+                                          short b0, short b1, short b2, short b3)
+{
+    return (kd_q8_scale128){a0, a0, a0, a0, b0, b0, b0, b0, a1, a1, a1, a1, b1, b1, b1, b1,
+                            a2, a2, a2, a2, b2, b2, b2, b2, a3, a3, a3, a3, b3, b3, b3, b3};
+}
+KD_CL_INLINE int16 kd_q8_dpbusd(kd_q8_w64 w, __global const char *x)
+{
+    int16 t = (int16)(0);
+    __asm__("vpdpbusd %2, %1, %0" : "+v"(t) : "v"(w), "m"(*(__global const kd_q8_pk64 *)x));
+    return t;
+}
+KD_CL_INLINE kd_q8_isum kd_q8_mac128(kd_q8_isum acc, kd_q8_w64 w0, kd_q8_w64 w1,
+                                     __global const char *x, kd_q8_scale128 sc)
+{
+    kd_q8_scale64 p = __builtin_ia32_packssdw512(kd_q8_dpbusd(w0, x), kd_q8_dpbusd(w1, x + 64));
+    __asm__("vpdpwssd %2, %1, %0" : "+v"(acc) : "v"(p), "v"(sc));
+    return acc;
+}
+#define KD_Q8_HAVE_MAC128
+#endif
 #else
 typedef struct kd_q8_w64 { kd_q8_w a, b; } kd_q8_w64;
 typedef struct kd_q8_scale64 { kd_q8_s16 a, b; } kd_q8_scale64; /* int16 lanes 0-7 of a: group 0 */
@@ -144,6 +177,23 @@ KD_CL_INLINE int8 kd_q8_dot16(__global const short *a, short16 b)
 }
 #endif
 
+#ifndef KD_Q8_HAVE_MAC128
+/* 128 weights (two chunks of 64) times a row of x, added to acc; a0..a3 the scales of the
+ * first chunk's 16-value groups, b0..b3 the second's */
+typedef struct kd_q8_scale128 { kd_q8_scale64 a, b; } kd_q8_scale128;
+KD_CL_INLINE kd_q8_scale128 kd_q8_scales8(short a0, short a1, short a2, short a3,
+                                          short b0, short b1, short b2, short b3)
+{
+    kd_q8_scale128 s = {kd_q8_scales4(a0, a1, a2, a3), kd_q8_scales4(b0, b1, b2, b3)};
+    return s;
+}
+KD_CL_INLINE kd_q8_isum kd_q8_mac128(kd_q8_isum acc, kd_q8_w64 w0, kd_q8_w64 w1,
+                                     __global const char *x, kd_q8_scale128 sc)
+{
+    return acc + kd_q8_dot64(w0, x, sc.a) + kd_q8_dot64(w1, x + 64, sc.b);
+}
+#endif
+
 /* x: 256 floats -> one kd_block_q8, the cpu's kd_q8_quantize_block_scalar float for float
  * (max of |x| skipping NaN, one multiply by 127 / amax, clamp, round to nearest even), so
  * both paths see the same bytes. */
@@ -205,26 +255,32 @@ KD_CL_INLINE void kd_q4k_q8_block(__global const kd_block_q4_K *b, __global cons
     KD_Q8_FOR_ROWS(nm, KD_Q4K_Q8_ZERO)
     /* unrolled: the scale indices are constants, read from registers. Chunk c: 64 values,
      * the low nibbles of 32 bytes (sub-block 2c), then their high nibbles (2c + 1). */
-    _Pragma("unroll") for (int c = 0; c < 4; c++) {
-        kd_q8_w q = kd_q8_load(b->qs + 32 * c);
-        kd_q8_w64 w = kd_q8_join(kd_q8_and(q, 15), kd_q8_and(kd_q8_shr(q, 4), 15));
-        kd_q8_scale64 s = kd_q8_scales4(sm[2 * c], sm[2 * c], sm[2 * c + 1], sm[2 * c + 1]);
-#define KD_Q4K_Q8_CHUNK(m) isum[m] += kd_q8_dot64(w, x[(m) * xs].qs + 64 * c, s);
+    _Pragma("unroll") for (int p = 0; p < 2; p++) {
+        kd_q8_w q0 = kd_q8_load(b->qs + 64 * p), q1 = kd_q8_load(b->qs + 64 * p + 32);
+        kd_q8_w64 w0 = kd_q8_join(kd_q8_and(q0, 15), kd_q8_and(kd_q8_shr(q0, 4), 15));
+        kd_q8_w64 w1 = kd_q8_join(kd_q8_and(q1, 15), kd_q8_and(kd_q8_shr(q1, 4), 15));
+        short s0 = sm[4 * p], s1 = sm[4 * p + 1], s2 = sm[4 * p + 2], s3 = sm[4 * p + 3];
+        kd_q8_scale128 s = kd_q8_scales8(s0, s0, s1, s1, s2, s2, s3, s3);
+#define KD_Q4K_Q8_CHUNK(m) isum[m] = kd_q8_mac128(isum[m], w0, w1, x[(m) * xs].qs + 128 * p, s);
         KD_Q8_FOR_ROWS(nm, KD_Q4K_Q8_CHUNK)
     }
     short8 mn = convert_short8(sm.hi); /* each min twice: two bsums per sub-block */
     short16 mn2 = (short16)(mn.s0, mn.s0, mn.s1, mn.s1, mn.s2, mn.s2, mn.s3, mn.s3,
                             mn.s4, mn.s4, mn.s5, mn.s5, mn.s6, mn.s6, mn.s7, mn.s7);
+/* dx last, one FMA per row whose dx the compiler broadcasts from memory: a d * dx and a
+ * dmin * dx per row took a scalar multiply and a broadcast each (and spilled at nm = 8). */
 #define KD_Q4K_Q8_FINISH(m)                                                             \
-    acc[m] += convert_float8(kd_q8_isum8(isum[m])) * (d * x[(m) * xs].d) -                           \
-              convert_float8(kd_q8_dot16(x[(m) * xs].bsums, mn2)) * (dmin * x[(m) * xs].d);
+    acc[m] = fma((float8)(x[(m) * xs].d),                                                 \
+                 convert_float8(kd_q8_isum8(isum[m])) * d -                               \
+                     convert_float8(kd_q8_dot16(x[(m) * xs].bsums, mn2)) * dmin,          \
+                 acc[m]);
     KD_Q8_FOR_ROWS(nm, KD_Q4K_Q8_FINISH)
 }
 
 /* Q6_K block b times nm rows of x (xs blocks apart), into acc, as unsigned values 0..63.
  * Chunk j: values 64j .. 64j + 63 (kd_blocks.h's layout: half h = j / 2 holds ql's 64
  * bytes and qh's 32; j even takes ql's low nibbles and qh's bits 0-1, then 2-3; j odd
- * ql's high nibbles and qh's bits 4-5, then 6-7). */
+ * ql's high nibbles and qh's bits 4-5, then 6-7). Chunks 2h and 2h + 1 share their loads. */
 KD_CL_INLINE void kd_q6k_q8_block(__global const kd_block_q6_K *b, __global const kd_block_q8 *x,
                                   size_t xs, const int nm, float8 *acc)
 {
@@ -232,23 +288,24 @@ KD_CL_INLINE void kd_q6k_q8_block(__global const kd_block_q6_K *b, __global cons
     kd_q8_isum isum[KD_CL_GEMV_MAX_M];
 #define KD_Q6K_Q8_ZERO(m) isum[m] = (kd_q8_isum)(0);
     KD_Q8_FOR_ROWS(nm, KD_Q6K_Q8_ZERO)
-    _Pragma("unroll") for (int j = 0; j < 4; j++) {
-        const int h = j / 2, odd = j % 2;
+    _Pragma("unroll") for (int h = 0; h < 2; h++) {
         kd_q8_w la = kd_q8_load(b->ql + 64 * h), lb = kd_q8_load(b->ql + 64 * h + 32);
         kd_q8_w hb = kd_q8_load(b->qh + 32 * h);
-        kd_q8_w lo_a = odd ? kd_q8_shr(la, 4) : la, lo_b = odd ? kd_q8_shr(lb, 4) : lb;
-        kd_q8_w hi_a = odd ? hb : kd_q8_shl(hb, 4), hi_b = odd ? kd_q8_shr(hb, 2) : kd_q8_shl(hb, 2);
-        kd_q8_w64 q = kd_q8_join(kd_q8_or(kd_q8_and(lo_a, 15), kd_q8_and(hi_a, 0x30)),
-                                 kd_q8_or(kd_q8_and(lo_b, 15), kd_q8_and(hi_b, 0x30)));
-        kd_q8_scale64 sc = kd_q8_scales4(b->scales[4 * j], b->scales[4 * j + 1],
-                                         b->scales[4 * j + 2], b->scales[4 * j + 3]);
-#define KD_Q6K_Q8_CHUNK(m) isum[m] += kd_q8_dot64(q, x[(m) * xs].qs + 64 * j, sc);
+        kd_q8_w64 q0 = kd_q8_join(kd_q8_or(kd_q8_and(la, 15), kd_q8_and(kd_q8_shl(hb, 4), 0x30)),
+                                  kd_q8_or(kd_q8_and(lb, 15), kd_q8_and(kd_q8_shl(hb, 2), 0x30)));
+        kd_q8_w64 q1 = kd_q8_join(kd_q8_or(kd_q8_and(kd_q8_shr(la, 4), 15), kd_q8_and(hb, 0x30)),
+                                  kd_q8_or(kd_q8_and(kd_q8_shr(lb, 4), 15),
+                                           kd_q8_and(kd_q8_shr(hb, 2), 0x30)));
+        __global const char *sc = b->scales + 8 * h;
+        kd_q8_scale128 s = kd_q8_scales8(sc[0], sc[1], sc[2], sc[3], sc[4], sc[5], sc[6], sc[7]);
+#define KD_Q6K_Q8_CHUNK(m) isum[m] = kd_q8_mac128(isum[m], q0, q1, x[(m) * xs].qs + 128 * h, s);
         KD_Q8_FOR_ROWS(nm, KD_Q6K_Q8_CHUNK)
     }
     short16 sc16 = convert_short16(vload16(0, b->scales));
 #define KD_Q6K_Q8_FINISH(m)                                                             \
-    acc[m] += convert_float8(kd_q8_isum8(isum[m]) - (kd_q8_dot16(x[(m) * xs].bsums, sc16) << 5)) *   \
-              (d * x[(m) * xs].d);
+    acc[m] = fma((float8)(x[(m) * xs].d),                                                 \
+                 convert_float8(kd_q8_isum8(isum[m]) - (kd_q8_dot16(x[(m) * xs].bsums, sc16) << 5)) * d, \
+                 acc[m]);
     KD_Q8_FOR_ROWS(nm, KD_Q6K_Q8_FINISH)
 }
 

@@ -517,18 +517,19 @@ static void test_q6k_gemv_all_m(void) { check_gemv_all_m(KD_OP_Q6K_GEMV); }
 /* opencl-q8 against the oracle (NMSE budget) and against cpu-q8: both quantize x with the
  * same float operations, so their integer sums are equal and the outputs differ only in
  * the order of the float sums, within the exact path's tolerance. 0 when it ran. */
-static int check_q8_case(kd_op op, int64_t m, int64_t n, int64_t k, uint64_t seed, float scale)
+static int check_q8_case_in(kd_context *c, kd_op op, int64_t m, int64_t n, int64_t k,
+                            uint64_t seed, float scale)
 {
     kd_problem p;
-    CU_ASSERT_FATAL(kd_problem_make(ctx, op, m, n, k, seed, &p) == 0);
+    CU_ASSERT_FATAL(kd_problem_make(c, op, m, n, k, seed, &p) == 0);
     double *ref = kd_problem_oracle(&p), *cpu_ref = malloc(sizeof(double) * (size_t)p.out_count);
     kd_status st_cl, st_cpu;
-    float *cl = kd_problem_run(ctx, &p, KD_BACKEND_OPENCL, KD_RUN_NO_FALLBACK | KD_RUN_OPENCL_Q8,
+    float *cl = kd_problem_run(c, &p, KD_BACKEND_OPENCL, KD_RUN_NO_FALLBACK | KD_RUN_OPENCL_Q8,
                                &st_cl);
-    float *cpu = kd_problem_run(ctx, &p, KD_BACKEND_CPU, KD_RUN_CPU_Q8, &st_cpu);
+    float *cpu = kd_problem_run(c, &p, KD_BACKEND_CPU, KD_RUN_CPU_Q8, &st_cpu);
     if (!cl)
         printf("\n  %s q8 M=%lld n=%lld k=%lld: %s\n", kd_op_name(op), (long long)m,
-               (long long)n, (long long)k, kd_last_error(ctx));
+               (long long)n, (long long)k, kd_last_error(c));
     CU_ASSERT_FATAL(ref && cpu_ref && cl && cpu);
     for (int64_t i = 0; i < p.out_count; i++) {
         cl[i] *= scale; /* the negative test's planted error */
@@ -545,6 +546,11 @@ static int check_q8_case(kd_op op, int64_t m, int64_t n, int64_t k, uint64_t see
     free(ref), free(cpu_ref), free(cl), free(cpu);
     kd_problem_free(&p);
     return ok;
+}
+
+static int check_q8_case(kd_op op, int64_t m, int64_t n, int64_t k, uint64_t seed, float scale)
+{
+    return check_q8_case_in(ctx, op, m, n, k, seed, scale);
 }
 
 /* M = 1..9 and 17 (three passes of 8 rows of x), N not a multiple of the 16 rows per
@@ -589,6 +595,40 @@ static void test_q8_check_detects_error(void)
     CU_ASSERT(check_q8_case(KD_OP_Q4K_GEMV, 3, 37, 512, 5, 1.0f));
     CU_ASSERT(!check_q8_case(KD_OP_Q4K_GEMV, 3, 37, 512, 5, 1.01f));
     CU_ASSERT(!check_q8_case(KD_OP_Q6K_GEMV, 3, 37, 512, 5, 1.05f));
+}
+
+/* On a host with AVX-512 VNNI (and BW) a CPU device's q8 kernels are built with
+ * -DKD_Q8_VNNI, and the device line says so; the suite's other q8 tests then run that
+ * form, and this one the form every other AVX-512 host gets (KD_OPENCL_OPTIONS=
+ * -DKD_Q8_NO_VNNI overrides the backend's -DKD_Q8_VNNI), on the same cases. */
+static void test_q8_with_and_without_vnni(void)
+{
+    if (!device_has_q8())
+        return;
+    const char *line = kd_backend_reason(ctx, KD_BACKEND_OPENCL);
+    int vnni = strstr(line, "q8 built for AVX-512 VNNI") != NULL;
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+    __builtin_cpu_init();
+    int host_vnni = __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vnni");
+    CU_ASSERT_EQUAL(vnni, host_vnni && strstr(line, "[CPU]") != NULL);
+#endif
+    if (!vnni) {
+        printf("\n  the device's q8 kernels have no VNNI form here (%s): the default form is "
+               "the suite's; the VNNI form is not tested on this host\n", line);
+        return;
+    }
+    kd_context_options o = {.disable_cuda = 1};
+    kd_context *c = NULL;
+    CU_ASSERT_FATAL(kd_test_context_under_env("KD_OPENCL_OPTIONS", "-DKD_Q8_NO_VNNI", &o, &c) == KD_OK);
+    static const int64_t ms[] = {1, 3, 8, 9};
+    for (int t = 0; t < 2; t++)
+        for (int mi = 0; mi < N(ms); mi++) {
+            kd_op op = t ? KD_OP_Q6K_GEMV : KD_OP_Q4K_GEMV;
+            CU_ASSERT(check_q8_case_in(c, op, ms[mi], 37, 512, 9100 + (uint64_t)mi, 1.0f));
+            CU_ASSERT(check_q8_case_in(c, op, ms[mi], 5, 8448, 9200 + (uint64_t)mi, 1.0f));
+        }
+    printf("\n  q8 kernels: the VNNI form in the suite's other tests, the form without it here");
+    kd_context_destroy(c);
 }
 
 /* KD_OPENCL_GEMV=q8 makes q8 the default on a CPU device; the flags still pick a path per
@@ -716,6 +756,7 @@ int main(void)
     CU_add_test(s, "q6k q8 path vs oracle (nmse) and cpu-q8", test_q6k_q8);
     CU_add_test(s, "q8 checks detect errors", test_q8_check_detects_error);
     CU_add_test(s, "KD_OPENCL_GEMV and the path flags", test_q8_env_default);
+    CU_add_test(s, "q8 kernels with and without AVX-512 VNNI", test_q8_with_and_without_vnni);
     int rc = kd_test_main();
     remove_cache_dir();
     kd_context_destroy(ctx);

@@ -49,6 +49,7 @@ typedef struct kd_cl_state {
     size_t q8_quantize_wg_max;
     cl_kernel q8_gemv_kernel[2];          /* [0] kd_gemv_q4k_q8, [1] kd_gemv_q6k_q8 */
     size_t q8_gemv_wg_max[2];
+    int q8_vnni;              /* the q8 kernels are built with -DKD_Q8_VNNI (host_has_avx512_vnni) */
     int gemv_q8;              /* the GEMV path when a call names none: 1 q8 (KD_OPENCL_GEMV=q8
                                * on a CPU device), 0 exact */
     char options[256];        /* build options */

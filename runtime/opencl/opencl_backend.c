@@ -79,6 +79,19 @@ static int driver_has_room(char *why, size_t cap)
 /* The q8 GEMV kernels (gemv_q8.cl) come with the CPU-device shapes, and only with them. */
 static int offers_q8(const kd_cl_state *s) { return s->dialect == KD_DIALECT_OPENCL; }
 
+/* Whether the host has AVX-512 VNNI (with BW). A CPU device is the host's CPU, but PoCL
+ * compiles for a named CPU whose feature list may lack it (skylake-avx512 does, on Zen 4
+ * and Sapphire Rapids): -DKD_Q8_VNNI lets gemv_q8.cl write vpdpbusd / vpdpwssd itself. */
+static int host_has_avx512_vnni(void)
+{
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vnni");
+#else
+    return 0;
+#endif
+}
+
 static kd_status cl_init(kd_context *ctx, void **state, char *why, size_t cap)
 {
     if (!driver_has_room(why, cap))
@@ -125,9 +138,11 @@ static kd_status cl_init(kd_context *ctx, void **state, char *why, size_t cap)
     s->dialect = kd_opencl_backend.device[!(s->type & CL_DEVICE_TYPE_CPU)].dialect;
     snprintf(s->extra_options, sizeof s->extra_options, "%s",
              kd_context_settings(ctx)->opencl_options);
-    snprintf(s->options, sizeof s->options, "-cl-std=CL1.2%s%s%s",
+    s->q8_vnni = offers_q8(s) && host_has_avx512_vnni();
+    /* KD_OPENCL_OPTIONS=-DKD_Q8_NO_VNNI undoes KD_Q8_VNNI (OpenCL build options have no -U) */
+    snprintf(s->options, sizeof s->options, "-cl-std=CL1.2%s%s%s%s",
              s->dialect != KD_DIALECT_OPENCL ? " -DKD_CL_GPU_SHAPES=1" : "",
-             s->extra_options[0] ? " " : "", s->extra_options);
+             s->q8_vnni ? " -DKD_Q8_VNNI" : "", s->extra_options[0] ? " " : "", s->extra_options);
     /* KD_OPENCL_GEMV=q8 applies to CPU devices (GPU shapes have the exact kernels alone) */
     s->gemv_q8 = kd_context_settings(ctx)->opencl_gemv_q8 && offers_q8(s);
     clGetDeviceInfo(s->device, CL_DEVICE_MAX_MEM_ALLOC_SIZE, sizeof s->max_alloc,
@@ -153,10 +168,11 @@ static void cl_describe(void *state, char *buf, size_t cap)
 {
     const kd_cl_state *s = state;
     snprintf(buf, cap, "%s [%s] on %s: %s, driver %s, %u compute units, %s GEMV shape, "
-             "GEMV %s%s%s%s", s->device_name, kd_cl_device_type_name(s->type), s->platform_name,
+             "GEMV %s%s%s%s%s", s->device_name, kd_cl_device_type_name(s->type), s->platform_name,
              s->device_version, s->driver_version, s->compute_units,
              s->dialect == KD_DIALECT_OPENCL ? "row-per-item" : "GPU",
              s->gemv_q8 ? "q8" : offers_q8(s) ? "exact (q8 selectable)" : "exact",
+             s->q8_vnni ? ", q8 built for AVX-512 VNNI" : "",
              s->extra_options[0] ? ", build options '" : "", s->extra_options,
              s->extra_options[0] ? "' (KD_OPENCL_OPTIONS)" : "");
 }
