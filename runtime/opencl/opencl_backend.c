@@ -9,6 +9,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "cpu/cpu_ops.h"
 #include "env.h"
 #include "kd_blocks.h"
 #include "kd_internal.h"
@@ -79,17 +80,14 @@ static int driver_has_room(char *why, size_t cap)
 /* The q8 GEMV kernels (gemv_q8.cl) come with the CPU-device shapes, and only with them. */
 static int offers_q8(const kd_cl_state *s) { return s->dialect == KD_DIALECT_OPENCL; }
 
-/* Whether the host has AVX-512 VNNI (with BW). A CPU device is the host's CPU, but PoCL
- * compiles for a named CPU whose feature list may lack it (skylake-avx512 does, on Zen 4
- * and Sapphire Rapids): -DKD_Q8_VNNI lets gemv_q8.cl write vpdpbusd / vpdpwssd itself. */
+/* Whether the host has AVX-512 (F, BW) with VNNI, as the cpu backend reads it. A CPU
+ * device is the host's CPU, but PoCL compiles for a named CPU whose feature list may lack
+ * VNNI (skylake-avx512 does, on Zen 4 and Sapphire Rapids): -DKD_Q8_VNNI lets gemv_q8.cl
+ * write vpdpbusd / vpdpwssd itself. */
 static int host_has_avx512_vnni(void)
 {
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vnni");
-#else
-    return 0;
-#endif
+    int vnni = 0;
+    return kd_cpu_simd_supported(&vnni) == KD_SIMD_AVX512 && (vnni & KD_VNNI_EVEX);
 }
 
 static kd_status cl_init(kd_context *ctx, void **state, char *why, size_t cap)
