@@ -7,6 +7,7 @@
  * results with at most one rebuild and one warning; a second context in the same child
  * must then load the repaired entry. The parent never touches OpenCL, so it can fork. */
 #include <dirent.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +22,7 @@
 int main(void) { return kd_test_skip("kdispatch was built without the OpenCL backend"); }
 #else
 
+#include "cpu/cpu_ops.h"
 #include "opencl/kd_opencl_internal.h"
 #include "sha256.h"
 
@@ -115,6 +117,45 @@ static int child_no_cache(const void *what)
 {
     int rc = check_context(0, 1, what);
     return rc ? rc : check_context(0, 1, what); /* still no cache, still one warning */
+}
+
+/* A first build (empty caches) with the child's stderr in a file: the file must stay
+ * empty. PoCL's compiler runs in the process and printed "60 warnings generated." there
+ * on its haswell (AVX2) target before the backend built with -w. kernellib: a PoCL kernel
+ * library to force (POCL_KERNELLIB_NAME), NULL for the host's own. */
+static int child_quiet(const void *kernellib)
+{
+    char dir[300], log[320];
+    snprintf(dir, sizeof dir, "%s/quiet-%s", root, kernellib ? (const char *)kernellib : "host");
+    snprintf(log, sizeof log, "%s.stderr", dir);
+    setenv("KD_CACHE_DIR", dir, 1);
+    if (kernellib) {
+        setenv("POCL_KERNELLIB_NAME", kernellib, 1);
+        kd_context_options o = {.disable_cuda = 1};
+        kd_context *c = NULL;
+        int taken = kd_context_create(&o, &c) == KD_OK &&
+                    strstr(kd_backend_reason(c, KD_BACKEND_OPENCL), "-haswell-") != NULL;
+        kd_context_destroy(c);
+        if (!taken)
+            return CHILD_SKIP;
+    }
+    fflush(stderr);
+    int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    if (fd < 0 || dup2(fd, STDERR_FILENO) < 0)
+        return 30;
+    close(fd);
+    int rc = check_context(0, 0, "first build, stderr to a file");
+    fflush(stderr);
+    size_t n = 0;
+    char *text = kd_test_read_file(log, &n);
+    if (!text)
+        rc = rc ? rc : 31;
+    else if (n > 0 && !rc) {
+        printf("\n  a first build wrote %zu bytes to stderr: %.300s", n, text);
+        rc = 32;
+    }
+    free(text);
+    return rc;
 }
 
 /* ---- entries ------------------------------------------------------------------------- */
@@ -349,6 +390,23 @@ static void test_extra_options(void)
     CU_ASSERT_EQUAL(in_child(child_bad_options, NULL), 0);
 }
 
+/* On the host's PoCL target, and on PoCL's AVX2 target where this CPU runs it (the one
+ * that printed: an AVX-512 host's own target did not). */
+static void test_quiet_first_build(void)
+{
+    CU_ASSERT_EQUAL(in_child(child_quiet, NULL), 0);
+    int vnni = 0;
+    if (kd_cpu_simd_supported(&vnni) < KD_SIMD_AVX2) {
+        printf("\n  this CPU has no AVX2: PoCL's avx2 target not tried");
+        return;
+    }
+    int rc = in_child(child_quiet, "avx2");
+    if (rc == CHILD_SKIP)
+        printf("\n  PoCL did not take POCL_KERNELLIB_NAME=avx2: that target not tried");
+    else
+        CU_ASSERT_EQUAL(rc, 0);
+}
+
 /* A cache directory that is a file, or below a file: no cache, one warning, correct. */
 static void test_unusable_dir(void)
 {
@@ -390,6 +448,7 @@ int main(void)
     CU_add_test(s, "entries of another device or driver", test_foreign_entries);
     CU_add_test(s, "two processes compiling at once", test_two_writers);
     CU_add_test(s, "unusable cache directory", test_unusable_dir);
+    CU_add_test(s, "a first build writes nothing to stderr", test_quiet_first_build);
     CU_add_test(s, "KD_OPENCL_OPTIONS: own entry, named, refused options fail", test_extra_options);
     int rc = kd_test_main();
     free(good_bytes);

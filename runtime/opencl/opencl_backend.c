@@ -137,8 +137,12 @@ static kd_status cl_init(kd_context *ctx, void **state, char *why, size_t cap)
     snprintf(s->extra_options, sizeof s->extra_options, "%s",
              kd_context_settings(ctx)->opencl_options);
     s->q8_vnni = offers_q8(s) && host_has_avx512_vnni();
-    /* KD_OPENCL_OPTIONS=-DKD_Q8_NO_VNNI undoes KD_Q8_VNNI (OpenCL build options have no -U) */
-    snprintf(s->options, sizeof s->options, "-cl-std=CL1.2%s%s%s%s",
+    /* KD_OPENCL_OPTIONS=-DKD_Q8_NO_VNNI undoes KD_Q8_VNNI (OpenCL build options have no -U).
+     * -w: PoCL compiles in the caller's process and its compiler prints the count of its
+     * warnings to stderr ("60 warnings generated.": -Wpsabi on every float16 in the
+     * kernels, for CPU targets without AVX-512) on each first build; a library does not
+     * write to its user's terminal. Errors still fail the build, with the log. */
+    snprintf(s->options, sizeof s->options, "-cl-std=CL1.2 -w%s%s%s%s",
              s->dialect != KD_DIALECT_OPENCL ? " -DKD_CL_GPU_SHAPES=1" : "",
              s->q8_vnni ? " -DKD_Q8_VNNI" : "", s->extra_options[0] ? " " : "", s->extra_options);
     /* KD_OPENCL_GEMV=q8 applies to CPU devices (GPU shapes have the exact kernels alone) */
