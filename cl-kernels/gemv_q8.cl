@@ -250,6 +250,22 @@ void kd_q8_quantize(__global const float *x, __global kd_block_q8 *xq, int k, in
     ROW(0) if (nm > 1) ROW(1) if (nm > 2) ROW(2) if (nm > 3) ROW(3)                       \
     if (nm > 4) ROW(4) if (nm > 5) ROW(5) if (nm > 6) ROW(6) if (nm > 7) ROW(7)
 
+/* The rows' statements of a block function, in its names (isum, x, xs): zero the sums;
+ * add the pair of 64-weight chunks w0, w1 with scales s times values 128p .. 128p + 127
+ * of each row of x (one kd_q8_mac128 a row, or on ymm 64 weights at a time over all the
+ * rows, each row's sum pinned in between: KD_Q8_PIN_CHUNKS). */
+#define KD_Q8_ZERO_ROW(m) isum[m] = (kd_q8_isum)(0);
+#define KD_Q8_MAC_ROW(m) isum[m] = kd_q8_mac128(isum[m], w0, w1, x[(m) * xs].qs + 128 * p, s);
+#define KD_Q8_DOT_ROW_W0(m) isum[m] += kd_q8_dot64(w0, x[(m) * xs].qs + 128 * p, s.a);
+#define KD_Q8_DOT_ROW_W1(m) isum[m] += kd_q8_dot64(w1, x[(m) * xs].qs + 128 * p + 64, s.b);
+#ifdef KD_Q8_PIN_CHUNKS
+#define KD_Q8_PAIR_ROWS(nm)                                                              \
+    KD_Q8_FOR_ROWS(nm, KD_Q8_DOT_ROW_W0) KD_Q8_FOR_ROWS(nm, KD_Q8_PIN)                     \
+    KD_Q8_FOR_ROWS(nm, KD_Q8_DOT_ROW_W1) KD_Q8_FOR_ROWS(nm, KD_Q8_PIN)
+#else
+#define KD_Q8_PAIR_ROWS(nm) KD_Q8_FOR_ROWS(nm, KD_Q8_MAC_ROW)
+#endif
+
 /* Q4_K block b times nm rows of x (xs blocks apart), into acc. The f16 scales are decoded
  * before the chunk loop: decoded after it, LLVM moved all 64 vpmaddubsw of a block at
  * nm = 8 ahead of their vpmaddwd and spilled the products (15-20 % slower). */
@@ -259,8 +275,7 @@ KD_CL_INLINE void kd_q4k_q8_block(__global const kd_block_q4_K *b, __global cons
     uchar16 sm = kd_q4k_scale_min_bytes(b); /* scales 0..7, mins 8..15 */
     float d = kd_f16_to_f32(b->d), dmin = kd_f16_to_f32(b->dmin);
     kd_q8_isum isum[KD_CL_GEMV_MAX_M];
-#define KD_Q4K_Q8_ZERO(m) isum[m] = (kd_q8_isum)(0);
-    KD_Q8_FOR_ROWS(nm, KD_Q4K_Q8_ZERO)
+    KD_Q8_FOR_ROWS(nm, KD_Q8_ZERO_ROW)
     /* unrolled: the scale indices are constants, read from registers. Chunk c: 64 values,
      * the low nibbles of 32 bytes (sub-block 2c), then their high nibbles (2c + 1). */
     _Pragma("unroll") for (int p = 0; p < 2; p++) {
@@ -269,15 +284,7 @@ KD_CL_INLINE void kd_q4k_q8_block(__global const kd_block_q4_K *b, __global cons
         kd_q8_w64 w1 = kd_q8_join(kd_q8_and(q1, 15), kd_q8_and(kd_q8_shr(q1, 4), 15));
         short s0 = sm[4 * p], s1 = sm[4 * p + 1], s2 = sm[4 * p + 2], s3 = sm[4 * p + 3];
         kd_q8_scale128 s = kd_q8_scales8(s0, s0, s1, s1, s2, s2, s3, s3);
-#define KD_Q4K_Q8_CHUNK(m) isum[m] = kd_q8_mac128(isum[m], w0, w1, x[(m) * xs].qs + 128 * p, s);
-#ifdef KD_Q8_PIN_CHUNKS
-#define KD_Q4K_Q8_C0(m) isum[m] += kd_q8_dot64(w0, x[(m) * xs].qs + 128 * p, s.a);
-#define KD_Q4K_Q8_C1(m) isum[m] += kd_q8_dot64(w1, x[(m) * xs].qs + 128 * p + 64, s.b);
-        KD_Q8_FOR_ROWS(nm, KD_Q4K_Q8_C0) KD_Q8_FOR_ROWS(nm, KD_Q8_PIN)
-        KD_Q8_FOR_ROWS(nm, KD_Q4K_Q8_C1) KD_Q8_FOR_ROWS(nm, KD_Q8_PIN)
-#else
-        KD_Q8_FOR_ROWS(nm, KD_Q4K_Q8_CHUNK)
-#endif
+        KD_Q8_PAIR_ROWS(nm)
     }
     short8 mn = convert_short8(sm.hi); /* each min twice: two bsums per sub-block */
     short16 mn2 = (short16)(mn.s0, mn.s0, mn.s1, mn.s1, mn.s2, mn.s2, mn.s3, mn.s3,
@@ -293,35 +300,26 @@ KD_CL_INLINE void kd_q4k_q8_block(__global const kd_block_q4_K *b, __global cons
 }
 
 /* Q6_K block b times nm rows of x (xs blocks apart), into acc, as unsigned values 0..63.
- * Chunk j: values 64j .. 64j + 63 (kd_blocks.h's layout: half h = j / 2 holds ql's 64
+ * Chunk j: values 64j .. 64j + 63 (kd_blocks.h's layout: half p = j / 2 holds ql's 64
  * bytes and qh's 32; j even takes ql's low nibbles and qh's bits 0-1, then 2-3; j odd
- * ql's high nibbles and qh's bits 4-5, then 6-7). Chunks 2h and 2h + 1 share their loads. */
+ * ql's high nibbles and qh's bits 4-5, then 6-7). Chunks 2p and 2p + 1 share their loads. */
 KD_CL_INLINE void kd_q6k_q8_block(__global const kd_block_q6_K *b, __global const kd_block_q8 *x,
                                   size_t xs, const int nm, float8 *acc)
 {
     float d = kd_f16_to_f32(b->d);
     kd_q8_isum isum[KD_CL_GEMV_MAX_M];
-#define KD_Q6K_Q8_ZERO(m) isum[m] = (kd_q8_isum)(0);
-    KD_Q8_FOR_ROWS(nm, KD_Q6K_Q8_ZERO)
-    _Pragma("unroll") for (int h = 0; h < 2; h++) {
-        kd_q8_w la = kd_q8_load(b->ql + 64 * h), lb = kd_q8_load(b->ql + 64 * h + 32);
-        kd_q8_w hb = kd_q8_load(b->qh + 32 * h);
-        kd_q8_w64 q0 = kd_q8_join(kd_q8_or(kd_q8_and(la, 15), kd_q8_and(kd_q8_shl(hb, 4), 0x30)),
+    KD_Q8_FOR_ROWS(nm, KD_Q8_ZERO_ROW)
+    _Pragma("unroll") for (int p = 0; p < 2; p++) {
+        kd_q8_w la = kd_q8_load(b->ql + 64 * p), lb = kd_q8_load(b->ql + 64 * p + 32);
+        kd_q8_w hb = kd_q8_load(b->qh + 32 * p);
+        kd_q8_w64 w0 = kd_q8_join(kd_q8_or(kd_q8_and(la, 15), kd_q8_and(kd_q8_shl(hb, 4), 0x30)),
                                   kd_q8_or(kd_q8_and(lb, 15), kd_q8_and(kd_q8_shl(hb, 2), 0x30)));
-        kd_q8_w64 q1 = kd_q8_join(kd_q8_or(kd_q8_and(kd_q8_shr(la, 4), 15), kd_q8_and(hb, 0x30)),
+        kd_q8_w64 w1 = kd_q8_join(kd_q8_or(kd_q8_and(kd_q8_shr(la, 4), 15), kd_q8_and(hb, 0x30)),
                                   kd_q8_or(kd_q8_and(kd_q8_shr(lb, 4), 15),
                                            kd_q8_and(kd_q8_shr(hb, 2), 0x30)));
-        __global const char *sc = b->scales + 8 * h;
+        __global const char *sc = b->scales + 8 * p;
         kd_q8_scale128 s = kd_q8_scales8(sc[0], sc[1], sc[2], sc[3], sc[4], sc[5], sc[6], sc[7]);
-#define KD_Q6K_Q8_CHUNK(m) isum[m] = kd_q8_mac128(isum[m], q0, q1, x[(m) * xs].qs + 128 * h, s);
-#ifdef KD_Q8_PIN_CHUNKS
-#define KD_Q6K_Q8_C0(m) isum[m] += kd_q8_dot64(q0, x[(m) * xs].qs + 128 * h, s.a);
-#define KD_Q6K_Q8_C1(m) isum[m] += kd_q8_dot64(q1, x[(m) * xs].qs + 128 * h + 64, s.b);
-        KD_Q8_FOR_ROWS(nm, KD_Q6K_Q8_C0) KD_Q8_FOR_ROWS(nm, KD_Q8_PIN)
-        KD_Q8_FOR_ROWS(nm, KD_Q6K_Q8_C1) KD_Q8_FOR_ROWS(nm, KD_Q8_PIN)
-#else
-        KD_Q8_FOR_ROWS(nm, KD_Q6K_Q8_CHUNK)
-#endif
+        KD_Q8_PAIR_ROWS(nm)
     }
     short16 sc16 = convert_short16(vload16(0, b->scales));
 #define KD_Q6K_Q8_FINISH(m)                                                             \
