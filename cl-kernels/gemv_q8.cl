@@ -126,7 +126,7 @@ KD_CL_INLINE int8 kd_q8_isum8(kd_q8_isum s) { return s; }
  * stack accesses, for Q4_K). The block functions go 64 weights at a time over all rows
  * and pin each row's sum between the two (an empty asm that takes and gives it), so that
  * two weight and two scale vectors are live: 325 and 23 (Q6_K 444 and 99 -> 373 and 33);
- * 0.78-0.89 of the time at M = 8, 0.90 at M = 4, M = 1 unchanged (Zen 3, haswell). */
+ * 0.78-0.96 of the time at M = 8, 0.90 at M = 4, M = 1 unchanged (Zen 3, haswell). */
 #define KD_Q8_PIN_CHUNKS
 #define KD_Q8_PIN(m) __asm__ volatile("" : "+x"(isum[m]));
 #endif

@@ -92,6 +92,19 @@ extern const kd_q8_kernels kd_q8_vnni512_kernels;
 /* The same for GROUP(j, g, m0, mc): the 8 rows of the group starting at row g. */
 #define KD_Q8_GROUP_BY_MC(NAME, GROUP, TARGET) KD_Q8_BY_MC(NAME, GROUP, TARGET, KD_ROW_GROUP)
 
+/* Asks for the weight bytes [p, p + bytes) KD_Q8_PREFETCH_AHEAD bytes ahead, one request per
+ * cache line (prefetches do not fault: past the end of the weights they are dropped). On
+ * Zen 3 (AVX2, 2 threads, weights out of the L3) the hardware prefetcher alone left M = 1
+ * at 13-14 GB/s of 18; with this, M = 1 took 0.66-0.97 of the time at both shapes and both
+ * types (14 runs, most 0.80-0.90), M = 8 0.78-0.99 (1024-4096 ahead alike). Zen 4 had
+ * shown no gain, and no loss. */
+#define KD_Q8_PREFETCH_AHEAD 2048
+static inline __attribute__((always_inline)) void kd_q8_prefetch(const void *p, size_t bytes)
+{
+    for (size_t o = 0; o < bytes; o += 64)
+        __builtin_prefetch((const char *)p + KD_Q8_PREFETCH_AHEAD + o);
+}
+
 /* KD_Q8_ROWS(NAME, BLOCK_T, BLOCK, ACC_T, ZERO, SUM, TARGET) defines the always-inline
  * NAME(j, r, m0, mc, g): the g weight rows from row r (g = 1: one row in GGUF order;
  * g = KD_ROW_GROUP: a row group, block b of its row i at r * nb + b * g + i) for rows
@@ -100,18 +113,6 @@ extern const kd_q8_kernels kd_q8_vnni512_kernels;
  * apart). SUM(acc) is the output. A level writes BLOCK once and gets both layouts, each
  * row's sums in the same order. A group's accumulators (8 x mc) spill to the stack when
  * mc > 1: measured level with the row kernel at M = 8. */
-/* Asks for the weight bytes [p, p + bytes) KD_Q8_PREFETCH_AHEAD bytes ahead, one request per
- * cache line (prefetches do not fault: past the end of the weights they are dropped). On
- * Zen 3 (AVX2, 2 threads, weights out of the L3) the hardware prefetcher alone left M = 1
- * at 13-14 GB/s of 18; with this, M = 1 took 0.76-0.89 of the time at both shapes and both
- * types, M = 8 0.78-0.99 (1024-4096 ahead alike). Zen 4 had shown no gain, and no loss. */
-#define KD_Q8_PREFETCH_AHEAD 2048
-static inline __attribute__((always_inline)) void kd_q8_prefetch(const void *p, size_t bytes)
-{
-    for (size_t o = 0; o < bytes; o += 64)
-        __builtin_prefetch((const char *)p + KD_Q8_PREFETCH_AHEAD + o);
-}
-
 #define KD_Q8_ROWS(NAME, BLOCK_T, BLOCK, ACC_T, ZERO, SUM, TARGET)                               \
     static inline __attribute__((always_inline)) TARGET void NAME(                               \
         const kd_q8_job *j, int64_t r, int64_t m0, const int mc, const int g)                    \
