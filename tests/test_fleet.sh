@@ -21,7 +21,7 @@ SMALL="--shape 0.5b --m 1,2"   # the smallest built-in shape: seconds per rank
 
 fail() { echo "test_fleet $CASE: FAIL: $*"; exit 1; }
 
-# Three hosts: a = cpu only, scalar; b = cpu (avx512 here) + PoCL; c = cpu only, avx2.
+# Three hosts: a = cpu only, scalar; b = cpu (the host's best level) + PoCL; c = cpu only, avx2.
 # OCL_ICD_VENDORS pointing nowhere leaves the ICD loader without a platform.
 three_nodes() { # extra env for rank 0, 1, 2, then fleet options
     e0=$1 e1=$2 e2=$3
@@ -54,6 +54,12 @@ if [ "$1" = nompi ]; then
 fi
 
 KD=$1 CASE=$2
+# Node b runs the host's best SIMD level (avx512 on an AVX-512 host, avx2 on an AVX2-only
+# one): the hetero check reads it from here, as `kdispatch devices` names it.
+KD_FLEET_HOST_SIMD=$(env -u KD_CPU_SIMD "$KD" devices 2>/dev/null |
+                     sed -n 's/^cpu .* SIMD \([a-z0-9]*\).*/\1/p' | head -1)
+[ -n "$KD_FLEET_HOST_SIMD" ] || fail "kdispatch devices names no cpu SIMD level"
+export KD_FLEET_HOST_SIMD
 case "$CASE" in
 hetero)
     three_nodes "" "" "" --json >"$OUT/r.json" 2>"$OUT/err"
