@@ -255,14 +255,14 @@ void kd_q8_quantize(__global const float *x, __global kd_block_q8 *xq, int k, in
  * of each row of x (one kd_q8_mac128 a row, or on ymm 64 weights at a time over all the
  * rows, each row's sum pinned in between: KD_Q8_PIN_CHUNKS). */
 #define KD_Q8_ZERO_ROW(m) isum[m] = (kd_q8_isum)(0);
-#define KD_Q8_MAC_ROW(m) isum[m] = kd_q8_mac128(isum[m], w0, w1, x[(m) * xs].qs + 128 * p, s);
+#ifdef KD_Q8_PIN_CHUNKS
 #define KD_Q8_DOT_ROW_W0(m) isum[m] += kd_q8_dot64(w0, x[(m) * xs].qs + 128 * p, s.a);
 #define KD_Q8_DOT_ROW_W1(m) isum[m] += kd_q8_dot64(w1, x[(m) * xs].qs + 128 * p + 64, s.b);
-#ifdef KD_Q8_PIN_CHUNKS
 #define KD_Q8_PAIR_ROWS(nm)                                                              \
     KD_Q8_FOR_ROWS(nm, KD_Q8_DOT_ROW_W0) KD_Q8_FOR_ROWS(nm, KD_Q8_PIN)                     \
     KD_Q8_FOR_ROWS(nm, KD_Q8_DOT_ROW_W1) KD_Q8_FOR_ROWS(nm, KD_Q8_PIN)
 #else
+#define KD_Q8_MAC_ROW(m) isum[m] = kd_q8_mac128(isum[m], w0, w1, x[(m) * xs].qs + 128 * p, s);
 #define KD_Q8_PAIR_ROWS(nm) KD_Q8_FOR_ROWS(nm, KD_Q8_MAC_ROW)
 #endif
 
