@@ -12,8 +12,11 @@ Times Q4_K and Q6_K matrix-vector products on the CPU with ggml and with kdispat
 the same shapes -- N x K = 4096 x 14336 and 14336 x 4096, M = 1 and 8 rows of
 activations (--m for others) -- interleaved (ggml, kdispatch, ggml, kdispatch, ... shape by shape, for
 R rounds), and prints per shape the median time of each, the ratio kdispatch / ggml of the
-medians (below 1: kdispatch is faster), and the lowest and highest ratio of a single
-round (ggml and kdispatch back to back: a paired comparison).
+medians (below 1: kdispatch is faster), the lowest and highest ratio of a single
+round (ggml and kdispatch back to back: a paired comparison), and each one's bytes per
+second as a fraction of the host's read bandwidth, which kdispatch bench measures just
+before its own timing in each round (the bytes a call must read and write: weights, x,
+y). Near 1 both are bound by the memory, and neither can be much faster than the other.
 
   ggml:      test-backend-ops perf -o MUL_MAT -b CPU --test-file F, where F holds the
              one shape as a MUL_MAT case (ggml's built-in perf list lacks 14336 x 4096);
@@ -140,7 +143,8 @@ ggml_us() { # q n k m -> microseconds per run, or nothing
         sed -n "s/.*name=$name,.* runs - *\([0-9.]*\) us\/run.*/\1/p" | head -n 1
 }
 
-kd_us() { # q n k m -> microseconds (median of the samples), or nothing
+kd_us() { # q n k m -> "microseconds bytes read_bw_gbps" (median of the samples; the bytes
+          # of one call; the host's read bandwidth measured by this bench run), or nothing
     local op=q4k_gemv csv=$tmp/kd.csv
     [ "$1" = q6_K ] && op=q6k_gemv
     # like ggml's mean over >= 1 s: warm-up, then 10 samples of >= 100 ms each, so that
@@ -157,7 +161,8 @@ kd_us() { # q n k m -> microseconds (median of the samples), or nothing
     awk -F, -v op="$op" -v dev="$kd_backend" -v n="$2" -v k="$3" -v m="$4" '
         NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; next }
         $col["section"] == "headline" && $col["device"] == dev && $col["op"] == op && $col["n"] == n &&
-        $col["k"] == k && $col["m"] == m { printf "%.2f\n", $col["median_s"] * 1e6; exit }' "$csv"
+        $col["k"] == k && $col["m"] == m {
+            printf "%.2f %s %s\n", $col["median_s"] * 1e6, $col["bytes"], $col["read_bw_gbps"]; exit }' "$csv"
 }
 
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ v[NR] = $1 } END {
@@ -187,14 +192,16 @@ thp=$(sed -n 's/.*\[\(.*\)\].*/\1/p' /sys/kernel/mm/transparent_hugepage/enabled
 echo "kdispatch weights: $kd_weights; transparent huge pages: ${thp:-not offered}"
 [ "$threads" = "$(getconf _NPROCESSORS_ONLN)" ] ||
     echo "note: kdispatch runs $threads threads, ggml its own count: not a like-for-like run" >&2
-declare -A g k rr
+# frac US BYTES GBPS: the bytes per second of a call of US microseconds over GBPS
+frac() { awk -v us="$1" -v b="$2" -v bw="$3" 'BEGIN { printf "%.4f", b / (us * 1e-6) / (bw * 1e9) }'; }
+declare -A g k rr gf kf bw nbytes
 status=0
 for ((r = 1; r <= rounds; r++)); do
     for s in "${shapes[@]}"; do
         IFS=: read -r q nk m <<<"$s"
         n=${nk%x*} kk=${nk#*x}
         gu=$(ggml_us "$q" "$n" "$kk" "$m")
-        ku=$(kd_us "$q" "$n" "$kk" "$m")
+        read -r ku kbytes kbw <<<"$(kd_us "$q" "$n" "$kk" "$m")" || true
         [ -n "$gu" ] && [ -n "$ku" ] || status=1
         g[$s]="${g[$s]:-} ${gu}"
         k[$s]="${k[$s]:-} ${ku}"
@@ -203,13 +210,22 @@ for ((r = 1; r <= rounds; r++)); do
         if [ -n "$gu" ] && [ -n "$ku" ]; then
             rr[$s]="${rr[$s]:-} $(awk -v a="$ku" -v b="$gu" 'BEGIN { printf "%.4f", a / b }')"
         fi
-        printf '  round %d/%d %-5s %5s x %-5s M=%s  ggml %10s us  kdispatch %10s us\n' \
-            "$r" "$rounds" "$q" "$n" "$kk" "$m" "${gu:-failed}" "${ku:-failed}" >&2
+        fr=""
+        if [ -n "$gu" ] && [ -n "$ku" ] && [ -n "${kbw:-}" ] && [ "$kbw" != 0 ]; then
+            gf[$s]="${gf[$s]:-} $(frac "$gu" "$kbytes" "$kbw")"
+            kf[$s]="${kf[$s]:-} $(frac "$ku" "$kbytes" "$kbw")"
+            bw[$s]="${bw[$s]:-} $kbw"
+            nbytes[$s]=$kbytes
+            fr=$(printf '  of %s GB/s read: ggml %s kdispatch %s' "$kbw" "$(frac "$gu" "$kbytes" "$kbw")" \
+                "$(frac "$ku" "$kbytes" "$kbw")")
+        fi
+        printf '  round %d/%d %-5s %5s x %-5s M=%s  ggml %10s us  kdispatch %10s us%s\n' \
+            "$r" "$rounds" "$q" "$n" "$kk" "$m" "${gu:-failed}" "${ku:-failed}" "$fr" >&2
     done
 done
 
-printf '\n%-6s %-13s %3s %16s %16s %16s %14s\n' type "N x K" M "ggml median us" "kdispatch med us" \
-    "kdispatch/ggml" "rounds' ratios"
+printf '\n%-6s %-13s %3s %16s %16s %16s %14s %10s %10s\n' type "N x K" M "ggml median us" "kdispatch med us" \
+    "kdispatch/ggml" "rounds' ratios" "ggml frac" "kd frac"
 rows=()
 for s in "${shapes[@]}"; do
     IFS=: read -r q nk m <<<"$s"
@@ -219,10 +235,15 @@ for s in "${shapes[@]}"; do
     [ "$gm" != n/a ] && [ "$km" != n/a ] && ratio=$(awk -v a="$km" -v b="$gm" 'BEGIN { printf "%.2f", a / b }')
     spread=$(echo "${rr[$s]:-}" | tr ' ' '\n' | sort -g |
         awk 'NF { if (!n++) lo = $1; hi = $1 } END { if (n) printf "%.2f-%.2f", lo, hi; else print "n/a" }')
-    printf '%-6s %-13s %3s %16s %16s %16s %14s\n' "$q" "${nk/x/ x }" "$m" "$gm" "$km" "$ratio" "$spread"
-    rows+=("$(printf '{"type":"%s","n":%s,"k":%s,"m":%s,"ggml_median_us":%s,"kdispatch_median_us":%s,"ratio":%s,"ggml_us":[%s],"kdispatch_us":[%s],"round_ratios":[%s]}' \
+    gfm=$(echo "${gf[$s]:-}" | median)
+    kfm=$(echo "${kf[$s]:-}" | median)
+    printf '%-6s %-13s %3s %16s %16s %16s %14s %10s %10s\n' "$q" "${nk/x/ x }" "$m" "$gm" "$km" "$ratio" "$spread" \
+        "$gfm" "$kfm"
+    rows+=("$(printf '{"type":"%s","n":%s,"k":%s,"m":%s,"ggml_median_us":%s,"kdispatch_median_us":%s,"ratio":%s,"ggml_us":[%s],"kdispatch_us":[%s],"round_ratios":[%s],"bytes":%s,"read_bw_gbps":[%s],"ggml_frac_of_read_bw":[%s],"kdispatch_frac_of_read_bw":[%s],"ggml_frac_median":%s,"kdispatch_frac_median":%s}' \
         "$q" "${nk%x*}" "${nk#*x}" "$m" "$(json_num "$gm")" "$(json_num "$km")" "$(json_num "$ratio")" \
-        "$(json_list "${g[$s]}")" "$(json_list "${k[$s]}")" "$(json_list "${rr[$s]:-}")")")
+        "$(json_list "${g[$s]}")" "$(json_list "${k[$s]}")" "$(json_list "${rr[$s]:-}")" \
+        "${nbytes[$s]:-null}" "$(json_list "${bw[$s]:-}")" "$(json_list "${gf[$s]:-}")" "$(json_list "${kf[$s]:-}")" \
+        "$(json_num "$gfm")" "$(json_num "$kfm")")")
 done
 
 if [ -n "$json" ]; then

@@ -73,6 +73,8 @@ static void test_table_and_json(void)
     CU_ASSERT_EQUAL(rc, 0);
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "kdispatch/ggml"));
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "rounds' ratios")); /* per-round ratio range */
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "ggml frac")); /* of the host's read bandwidth */
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "kd frac"));
     /* the device kdispatch timed, as `kdispatch devices` names it (SIMD level, GEMV path) */
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "kdispatch device: host cpu, "));
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "kdispatch weights: kdispatch's own copy"));
@@ -88,6 +90,16 @@ static void test_table_and_json(void)
         "abs(x['ratio']-x['kdispatch_median_us']/2000)<0.01 and len(x['round_ratios'])==1 and "
         "abs(x['round_ratios'][0]-x['kdispatch_us'][0]/2000)<1e-3 for x in r), r; "
         "assert d['kd_weights'].startswith(\\\"kdispatch's own\\\"), d\""), 0);
+    /* each round's bytes per second over the read bandwidth that kdispatch bench measured
+     * in that round: ggml's from its stand-in 2000 us, kdispatch's from its own time */
+    CU_ASSERT_EQUAL(kd_test_system(
+        "python3 -c \"import json; r=json.load(open('test_vs_ggml.json'))['rows']; "
+        "assert all(x['bytes']>0 and len(x['read_bw_gbps'])==1 and x['read_bw_gbps'][0]>0 and "
+        "abs(x['ggml_frac_of_read_bw'][0]-x['bytes']/2e-3/(x['read_bw_gbps'][0]*1e9))<1e-3 and "
+        "abs(x['kdispatch_frac_of_read_bw'][0]-x['bytes']/(x['kdispatch_us'][0]*1e-6)/"
+        "(x['read_bw_gbps'][0]*1e9))<2e-3*x['kdispatch_frac_of_read_bw'][0]+1e-4 and "
+        "x['ggml_frac_median']==x['ggml_frac_of_read_bw'][0] and "
+        "x['kdispatch_frac_median']==x['kdispatch_frac_of_read_bw'][0] for x in r), r\""), 0);
     /* --borrow-weights reaches kdispatch bench, and the run says so */
     snprintf(cmd, sizeof cmd,
              "%s/bench/vs-ggml.sh --ggml-bin ./" STUB " --kdispatch '%s' --quick --rounds 1 "
