@@ -1,9 +1,10 @@
 /* The q8 GEMV path on CPU devices (PoCL): the cpu backend's activation-quantized GEMV
- * (runtime/cpu/gemv_q8.h) in OpenCL C. x is quantized once per call to kd_block_q8
- * (kd_q8_quantize, the cpu's formula); each 32 weights times a row of x is then an
- * integer dot product, with floats once per 256 values:
+ * (runtime/cpu/gemv_q8.h) in OpenCL C. x is quantized once per call to kd_block_q8x
+ * (kd_q8_quantize, the cpu's formula and bytes; kd_blocks.h); each 32 weights times a row
+ * of x is then an integer dot product, with floats once per 256 values:
  *
- *   Q4_K: y += dx * (d * sum_s sc[s] * (q4_s . q8_s) - dmin * sum_s mn[s] * bsum_s)
+ *   Q4_K: y += dx * d * sum_s sc[s] * (q4_s . q8_s) - dmin * sum_s mn[s] * xm_s
+ *         (xm_s = dx * the sum of x's 32 values s, from the quantizer)
  *   Q6_K: y += dx * d * sum_g scale[g] * (q6u_g . q8_g - 32 * bsums[g])   (q6u = q6 + 32)
  *
  * Why: the exact kernels are bound by one f32 FMA per weight and row of x. PoCL's
@@ -202,10 +203,11 @@ KD_CL_INLINE kd_q8_isum kd_q8_mac128(kd_q8_isum acc, kd_q8_w64 w0, kd_q8_w64 w1,
 }
 #endif
 
-/* x: 256 floats -> one kd_block_q8, the cpu's kd_q8_quantize_block_scalar float for float
+/* x: 256 floats -> one kd_block_q8x, the cpu's kd_q8_quantize_block_scalar float for float
  * (max of |x| skipping NaN, one multiply by 127 / amax, clamp, round to nearest even), so
- * both paths see the same bytes. */
-KD_CL_INLINE void kd_q8_quantize_block(__global const float *x, __global kd_block_q8 *out)
+ * both paths see the same bytes; with Q4_K's xm (q4k) or else Q6_K's bsums. */
+KD_CL_INLINE void kd_q8_quantize_block(__global const float *x, __global kd_block_q8x *out,
+                                       int q4k)
 {
     float16 vmax = (float16)(0.0f);
     for (int i = 0; i < KD_QK_K / 16; i++) {
@@ -217,30 +219,46 @@ KD_CL_INLINE void kd_q8_quantize_block(__global const float *x, __global kd_bloc
     float2 m2 = fmax(m4.lo, m4.hi);
     float amax = fmax(m2.x, m2.y);
     float id = amax > 0.0f ? 127.0f / amax : 0.0f;
-    out->d = amax / 127.0f;
-    for (int g = 0; g < KD_QK_K / 16; g++) {
-        /* fmax(NaN, -127) is -127, as on the cpu */
-        int16 q = convert_int16_rte(fmin(fmax(vload16(g, x) * id, -127.0f), 127.0f));
-        vstore16(convert_char16(q), g, out->qs);
-        int8 s8 = q.lo + q.hi;
-        int4 s4 = s8.lo + s8.hi;
-        int2 s2 = s4.lo + s4.hi;
-        out->bsums[g] = (short)(s2.x + s2.y);
+    float d = amax / 127.0f;
+    out->d = d;
+    for (int g = 0; g < KD_QK_K / 32; g++) {
+        int sum32 = 0; /* exact: |.| <= 32 * 127 */
+        for (int h = 0; h < 2; h++) {
+            /* fmax(NaN, -127) is -127, as on the cpu */
+            int16 q = convert_int16_rte(fmin(fmax(vload16(2 * g + h, x) * id, -127.0f), 127.0f));
+            vstore16(convert_char16(q), 2 * g + h, out->qs);
+            int8 s8 = q.lo + q.hi;
+            int4 s4 = s8.lo + s8.hi;
+            int2 s2 = s4.lo + s4.hi;
+            int sum = s2.x + s2.y;
+            sum32 += sum;
+            if (!q4k)
+                out->s.bsums[2 * g + h] = (short)sum;
+        }
+        if (q4k)
+            out->s.xm[g] = d * (float)sum32;
     }
 }
 
-/* m_dim rows of k values (k a multiple of 256) -> m_dim * k/256 blocks; elementwise
- * geometry over the k/256 blocks of a row, KD_CL_EW_VEC blocks per work-item (the CPU
- * shape's count), rows on group y. */
+/* m_dim rows of k values (k a multiple of 256) -> m_dim * k/256 kd_block_q8x in groups of
+ * KD_CL_GEMV_MAX_M rows (the last group: the rest), each group block by block: block b of
+ * row m0 + i of the group at m0 * nb + b * nm + i, where nm is the group's row count. So
+ * the GEMV finds a group's rows at fixed offsets from one pointer: on ymm, 325 -> 302
+ * instructions a Q4_K block at M = 8, 23 -> 16 of them on the stack. Elementwise geometry
+ * over the k/256 blocks of a row, KD_CL_EW_VEC blocks per work-item (the CPU shape's
+ * count), rows on group y. */
 __kernel __attribute__((reqd_work_group_size(KD_CL_EW_LOCAL, 1, 1)))
-void kd_q8_quantize(__global const float *x, __global kd_block_q8 *xq, int k, int m_dim)
+void kd_q8_quantize(__global const float *x, __global kd_block_q8x *xq, int k, int m_dim,
+                    int q4k)
 {
     int row = (int)get_group_id(1), nb = k / KD_QK_K;
     if (row < m_dim) { /* guarded work, no early return */
+        int m0 = row - row % KD_CL_GEMV_MAX_M, nm = min(m_dim - m0, KD_CL_GEMV_MAX_M);
+        __global kd_block_q8x *xg = xq + (size_t)m0 * (size_t)nb + (size_t)(row - m0);
         int b0 = (int)get_global_id(0) * KD_CL_EW_VEC;
         for (int b = b0; b < min(b0 + KD_CL_EW_VEC, nb); b++)
             kd_q8_quantize_block(x + ((size_t)row * (size_t)nb + (size_t)b) * KD_QK_K,
-                                 xq + (size_t)row * (size_t)nb + (size_t)b);
+                                 xg + (size_t)b * (size_t)nm, q4k);
     }
 }
 
@@ -250,27 +268,27 @@ void kd_q8_quantize(__global const float *x, __global kd_block_q8 *xq, int k, in
     ROW(0) if (nm > 1) ROW(1) if (nm > 2) ROW(2) if (nm > 3) ROW(3)                       \
     if (nm > 4) ROW(4) if (nm > 5) ROW(5) if (nm > 6) ROW(6) if (nm > 7) ROW(7)
 
-/* The rows' statements of a block function, in its names (isum, x, xs): zero the sums;
+/* The rows' statements of a block function, in its names (isum, x): zero the sums;
  * add the pair of 64-weight chunks w0, w1 with scales s times values 128p .. 128p + 127
  * of each row of x (one kd_q8_mac128 a row, or on ymm 64 weights at a time over all the
  * rows, each row's sum pinned in between: KD_Q8_PIN_CHUNKS). */
 #define KD_Q8_ZERO_ROW(m) isum[m] = (kd_q8_isum)(0);
 #ifdef KD_Q8_PIN_CHUNKS
-#define KD_Q8_DOT_ROW_W0(m) isum[m] += kd_q8_dot64(w0, x[(m) * xs].qs + 128 * p, s.a);
-#define KD_Q8_DOT_ROW_W1(m) isum[m] += kd_q8_dot64(w1, x[(m) * xs].qs + 128 * p + 64, s.b);
+#define KD_Q8_DOT_ROW_W0(m) isum[m] += kd_q8_dot64(w0, x[m].qs + 128 * p, s.a);
+#define KD_Q8_DOT_ROW_W1(m) isum[m] += kd_q8_dot64(w1, x[m].qs + 128 * p + 64, s.b);
 #define KD_Q8_PAIR_ROWS(nm)                                                              \
     KD_Q8_FOR_ROWS(nm, KD_Q8_DOT_ROW_W0) KD_Q8_FOR_ROWS(nm, KD_Q8_PIN)                     \
     KD_Q8_FOR_ROWS(nm, KD_Q8_DOT_ROW_W1) KD_Q8_FOR_ROWS(nm, KD_Q8_PIN)
 #else
-#define KD_Q8_MAC_ROW(m) isum[m] = kd_q8_mac128(isum[m], w0, w1, x[(m) * xs].qs + 128 * p, s);
+#define KD_Q8_MAC_ROW(m) isum[m] = kd_q8_mac128(isum[m], w0, w1, x[m].qs + 128 * p, s);
 #define KD_Q8_PAIR_ROWS(nm) KD_Q8_FOR_ROWS(nm, KD_Q8_MAC_ROW)
 #endif
 
-/* Q4_K block b times nm rows of x (xs blocks apart), into acc. The f16 scales are decoded
+/* Q4_K block b times nm rows of x (adjacent blocks), into acc. The f16 scales are decoded
  * before the chunk loop: decoded after it, LLVM moved all 64 vpmaddubsw of a block at
  * nm = 8 ahead of their vpmaddwd and spilled the products (15-20 % slower). */
-KD_CL_INLINE void kd_q4k_q8_block(__global const kd_block_q4_K *b, __global const kd_block_q8 *x,
-                                  size_t xs, const int nm, float8 *acc)
+KD_CL_INLINE void kd_q4k_q8_block(__global const kd_block_q4_K *b, __global const kd_block_q8x *x,
+                                  const int nm, float8 *acc)
 {
     uchar16 sm = kd_q4k_scale_min_bytes(b); /* scales 0..7, mins 8..15 */
     float d = kd_f16_to_f32(b->d), dmin = kd_f16_to_f32(b->dmin);
@@ -286,25 +304,23 @@ KD_CL_INLINE void kd_q4k_q8_block(__global const kd_block_q4_K *b, __global cons
         kd_q8_scale128 s = kd_q8_scales8(s0, s0, s1, s1, s2, s2, s3, s3);
         KD_Q8_PAIR_ROWS(nm)
     }
-    short8 mn = convert_short8(sm.hi); /* each min twice: two bsums per sub-block */
-    short16 mn2 = (short16)(mn.s0, mn.s0, mn.s1, mn.s1, mn.s2, mn.s2, mn.s3, mn.s3,
-                            mn.s4, mn.s4, mn.s5, mn.s5, mn.s6, mn.s6, mn.s7, mn.s7);
+    float8 wmin = convert_float8(sm.hi) * -dmin; /* lane s: -dmin * min s */
 /* dx last, one FMA per row whose dx the compiler broadcasts from memory: a d * dx and a
- * dmin * dx per row took a scalar multiply and a broadcast each (and spilled at nm = 8). */
+ * dmin * dx per row took a scalar multiply and a broadcast each (and spilled at nm = 8).
+ * The mins: one FMA per row with x's xm, where the bsums took a vpmaddwd and a convert
+ * (removing the mins altogether made M = 8 0.86 of the time: they were that dear). */
 #define KD_Q4K_Q8_FINISH(m)                                                             \
-    acc[m] = fma((float8)(x[(m) * xs].d),                                                 \
-                 convert_float8(kd_q8_isum8(isum[m])) * d -                               \
-                     convert_float8(kd_q8_dot16(x[(m) * xs].bsums, mn2)) * dmin,          \
-                 acc[m]);
+    acc[m] = fma(wmin, vload8(0, x[m].s.xm),                                              \
+                 fma((float8)(x[m].d), convert_float8(kd_q8_isum8(isum[m])) * d, acc[m]));
     KD_Q8_FOR_ROWS(nm, KD_Q4K_Q8_FINISH)
 }
 
-/* Q6_K block b times nm rows of x (xs blocks apart), into acc, as unsigned values 0..63.
+/* Q6_K block b times nm rows of x (adjacent blocks), into acc, as unsigned values 0..63.
  * Chunk j: values 64j .. 64j + 63 (kd_blocks.h's layout: half p = j / 2 holds ql's 64
  * bytes and qh's 32; j even takes ql's low nibbles and qh's bits 0-1, then 2-3; j odd
  * ql's high nibbles and qh's bits 4-5, then 6-7). Chunks 2p and 2p + 1 share their loads. */
-KD_CL_INLINE void kd_q6k_q8_block(__global const kd_block_q6_K *b, __global const kd_block_q8 *x,
-                                  size_t xs, const int nm, float8 *acc)
+KD_CL_INLINE void kd_q6k_q8_block(__global const kd_block_q6_K *b, __global const kd_block_q8x *x,
+                                  const int nm, float8 *acc)
 {
     float d = kd_f16_to_f32(b->d);
     kd_q8_isum isum[KD_CL_GEMV_MAX_M];
@@ -323,37 +339,37 @@ KD_CL_INLINE void kd_q6k_q8_block(__global const kd_block_q6_K *b, __global cons
     }
     short16 sc16 = convert_short16(vload16(0, b->scales));
 #define KD_Q6K_Q8_FINISH(m)                                                             \
-    acc[m] = fma((float8)(x[(m) * xs].d),                                                 \
-                 convert_float8(kd_q8_isum8(isum[m]) - (kd_q8_dot16(x[(m) * xs].bsums, sc16) << 5)) * d, \
+    acc[m] = fma((float8)(x[m].d),                                                      \
+                 convert_float8(kd_q8_isum8(isum[m]) - (kd_q8_dot16(x[m].s.bsums, sc16) << 5)) * d, \
                  acc[m]);
     KD_Q8_FOR_ROWS(nm, KD_Q6K_Q8_FINISH)
 }
 
 /* The kernel of one weight type T with blocks BLOCK: row get_global_id(0) of W times the
- * group's rows of x (xq: m_dim rows of k/256 blocks). */
+ * group's rows of x (xq: kd_q8_quantize's groups). */
 #define KD_GEMV_Q8_KERNEL(T, BLOCK)                                                       \
-KD_CL_INLINE void kd_##T##_q8_row(__global const BLOCK *w, __global const kd_block_q8 *x,  \
+KD_CL_INLINE void kd_##T##_q8_row(__global const BLOCK *w, __global const kd_block_q8x *x, \
                                   int nb, const int nm, float *sums)                       \
 {                                                                                         \
     float8 acc[KD_CL_GEMV_MAX_M];                                                         \
     kd_gemv_zero(acc);                                                                    \
     for (int ib = 0; ib < nb; ib++) {                                                     \
         kd_gemv_prefetch(w + ib + KD_GEMV_PREFETCH, sizeof(BLOCK));                       \
-        kd_##T##_q8_block(w + ib, x + ib, (size_t)nb, nm, acc);                           \
+        kd_##T##_q8_block(w + ib, x + (size_t)ib * (size_t)nm, nm, acc);                  \
     }                                                                                     \
     for (int m = 0; m < nm; m++)                                                          \
         sums[m] = kd_hsum8(acc[m]);                                                       \
 }                                                                                         \
                                                                                           \
 __kernel __attribute__((reqd_work_group_size(KD_CL_GEMV_LOCAL, 1, 1)))                    \
-void kd_gemv_##T##_q8(__global const BLOCK *w, __global const kd_block_q8 *xq,            \
+void kd_gemv_##T##_q8(__global const BLOCK *w, __global const kd_block_q8x *xq,           \
                       __global float *y, int n_rows, int k, int m_dim)                    \
 {                                                                                         \
     int row = (int)get_global_id(0), nb = k / KD_QK_K;                                    \
     int m0 = (int)get_group_id(1) * KD_CL_GEMV_MAX_M;                                     \
     int nm = clamp(m_dim - m0, 0, KD_CL_GEMV_MAX_M);                                      \
     __global const BLOCK *wr = w + (size_t)min(row, n_rows - 1) * (size_t)nb;             \
-    __global const kd_block_q8 *xr = xq + (size_t)m0 * (size_t)nb;                        \
+    __global const kd_block_q8x *xr = xq + (size_t)m0 * (size_t)nb;                       \
     float acc[KD_CL_GEMV_MAX_M];                                                          \
     if (row >= n_rows)                                                                    \
         nm = 0;                                                                           \

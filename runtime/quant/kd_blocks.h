@@ -70,6 +70,25 @@ typedef struct kd_block_q8 {
     kd_i16 bsums[KD_QK_K / 16];
 } kd_block_q8;
 
+/* OpenCL's q8 path on CPU devices (cl-kernels/gemv_q8.cl): 256 activations as in
+ * kd_block_q8 (x[i] ~= d * qs[i]), with what one weight type needs of their sums: Q6_K
+ * bsums[g] = qs[16g] + .. + qs[16g + 15]; Q4_K xm[s] = d * (bsums[2s] + bsums[2s + 1]),
+ * which meets its 8 mins as one FMA per block and row. 320 bytes with qs first: in a
+ * 64-byte aligned buffer no 32- or 64-byte load of qs straddles two cache lines (in
+ * kd_block_q8's 292 bytes about half of them do), and each block is 5 lines. Stored 8
+ * rows of x at a time, block by block (gemv_q8.cl), so that a group's rows sit at fixed
+ * offsets from one pointer. */
+typedef struct kd_block_q8x {
+    kd_i8 qs[KD_QK_K];
+    float d;
+    float pad0[3];
+    union {
+        kd_i16 bsums[KD_QK_K / 16]; /* Q6_K */
+        float xm[KD_QK_K / 32];     /* Q4_K */
+    } s;
+    float pad1[4];
+} kd_block_q8x;
+
 #define KD_Q4K_BLOCK_BYTES 144
 #define KD_Q6K_BLOCK_BYTES 210
 
