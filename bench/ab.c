@@ -38,7 +38,7 @@ typedef struct ab_opts {
     const char *lib[2];
     const char *backend, *path, *op_name;
     kd_op op; /* from op_name, by library A's kd_op_from_name */
-    int64_t n, k, m;
+    int64_t n, k, m, m_b; /* m_b: B's rows of x (default m) */
     int pairs, calls, json; /* calls 0: enough that one timing lasts sample_ms */
     int64_t sample_ms;
 } ab_opts;
@@ -95,6 +95,8 @@ static int usage(FILE *f)
           "  --k K           GEMV row length, a multiple of 256 (default 14336); the\n"
           "                  elementwise ops' row length (rope: a multiple of 128)\n"
           "  --m M           rows of x (default 1)\n"
+          "  --m-b M         B's rows of x, if not --m: with the same library twice,\n"
+          "                  B/A is then the time at M-B over the time at M\n"
           "  --pairs P       timed pairs (default 30, at most 10000)\n"
           "  --calls C       calls per timing, back to back (default: doubled from 1\n"
           "                  until a timing of A lasts --sample-ms)\n"
@@ -148,6 +150,9 @@ static int parse_option(int argc, char **argv, int *i, ab_opts *o)
         if (strcmp(v, "default") && strcmp(v, "exact") && strcmp(v, "q8"))
             return bad("unknown GEMV path", v);
         o->path = v;
+    } else if (!strcmp(a, "--m-b")) {
+        if (parse_int(v, 1, INT64_C(1) << 24, &o->m_b))
+            return bad("bad --m-b", v);
     } else if (!strcmp(a, "--n") || !strcmp(a, "--k") || !strcmp(a, "--m")) {
         if (parse_int(v, 1, INT64_C(1) << 24, &x))
             return bad(a[2] == 'n' ? "bad --n" : a[2] == 'k' ? "bad --k" : "bad --m", v);
@@ -170,7 +175,7 @@ static int is_gemv(kd_op op) { return op == KD_OP_Q4K_GEMV || op == KD_OP_Q6K_GE
 static int parse_args(int argc, char **argv, ab_opts *o)
 {
     int nlib = 0;
-    *o = (ab_opts){{NULL, NULL}, "cpu", "default", "q4k_gemv", KD_OP_COUNT, 4096, 14336, 1, 30, 0, 0, 5};
+    *o = (ab_opts){{NULL, NULL}, "cpu", "default", "q4k_gemv", KD_OP_COUNT, 4096, 14336, 1, 0, 30, 0, 0, 5};
     for (int i = 1; i < argc; i++) {
         int st;
         if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help"))
@@ -186,6 +191,8 @@ static int parse_args(int argc, char **argv, ab_opts *o)
     }
     if (nlib < 2)
         return usage(stderr);
+    if (!o->m_b)
+        o->m_b = o->m;
     return 0;
 }
 
@@ -238,7 +245,8 @@ static int make_data(const ab_opts *o, ab_data *d)
 {
     srand(1);
     memset(d, 0, sizeof *d);
-    size_t xn = (size_t)(o->m * o->k);
+    int64_t rows = o->m > o->m_b ? o->m : o->m_b; /* both sides read the first rows */
+    size_t xn = (size_t)(rows * o->k);
     if (is_gemv(o->op)) {
         size_t bb = quant_block_bytes(o->op), nblocks = (size_t)(o->n * (o->k / 256));
         d->w_bytes = nblocks * bb;
@@ -256,14 +264,14 @@ static int make_data(const ab_opts *o, ab_data *d)
     }
     d->x = malloc(sizeof(float) * xn);
     d->x2 = malloc(sizeof(float) * xn);
-    d->pos = malloc(sizeof(uint32_t) * (size_t)o->m);
+    d->pos = malloc(sizeof(uint32_t) * (size_t)rows);
     if (!d->x || !d->x2 || !d->pos)
         return -1;
     for (size_t i = 0; i < xn; i++) {
         d->x[i] = (float)rand() / (float)RAND_MAX - 0.5f;
         d->x2[i] = (float)rand() / (float)RAND_MAX - 0.5f;
     }
-    for (int64_t i = 0; i < o->m; i++)
+    for (int64_t i = 0; i < rows; i++)
         d->pos[i] = (uint32_t)i;
     return 0;
 }
@@ -285,7 +293,7 @@ static int fail(const ab_side *s, const char *what, const char *lib)
 
 /* The op's tensors and descriptor on one side (GEMV: W, x, y; elementwise: x, the second
  * input, the output). */
-static int make_side(ab_side *s, const ab_opts *o, const ab_data *d, const char *lib)
+static int make_side(ab_side *s, const ab_opts *o, int64_t m, const ab_data *d, const char *lib)
 {
     kd_context_options co = {0};
     co.disable_cuda = 1;
@@ -299,14 +307,14 @@ static int make_side(ab_side *s, const ab_opts *o, const ab_data *d, const char 
     if (is_gemv(o->op)) {
         kd_type ty = o->op == KD_OP_Q4K_GEMV ? KD_TYPE_Q4_K : KD_TYPE_Q6_K;
         if (a->tensor_quant(s->ctx, ty, o->n, o->k, d->w, d->w_bytes, &s->t[0]) ||
-            a->tensor_f32(s->ctx, o->m, o->k, d->x, &s->t[1]) ||
-            a->tensor_f32(s->ctx, o->m, o->n, NULL, &s->t[2]))
+            a->tensor_f32(s->ctx, m, o->k, d->x, &s->t[1]) ||
+            a->tensor_f32(s->ctx, m, o->n, NULL, &s->t[2]))
             return fail(s, "making the tensors", lib);
     } else {
-        int64_t second_rows = o->op == KD_OP_RMSNORM ? 1 : o->m;
-        if (a->tensor_f32(s->ctx, o->m, o->k, d->x, &s->t[0]) ||
+        int64_t second_rows = o->op == KD_OP_RMSNORM ? 1 : m;
+        if (a->tensor_f32(s->ctx, m, o->k, d->x, &s->t[0]) ||
             (o->op != KD_OP_ROPE && a->tensor_f32(s->ctx, second_rows, o->k, d->x2, &s->t[1])) ||
-            a->tensor_f32(s->ctx, o->m, o->k, NULL, &s->t[2]))
+            a->tensor_f32(s->ctx, m, o->k, NULL, &s->t[2]))
             return fail(s, "making the tensors", lib);
         ds->head_dim = 128;
         ds->n_heads = (int)(o->k / 128);
@@ -421,6 +429,8 @@ static void print_table(const ab_opts *o, ab_side s[2], const ab_result *r)
     else
         printf("kd-ab: %s %lld x %lld on %s", s[0].api.op_name(o->op), (long long)o->m,
                (long long)o->k, o->backend);
+    if (o->m_b != o->m)
+        printf(", B at M=%lld", (long long)o->m_b);
     printf(", %d pairs of %d call%s\n", o->pairs, o->calls, o->calls > 1 ? "s" : "");
     printf("  %-2s %-9s %12s  %s\n", "", "version", "ms/call", "library");
     for (int l = 0; l < 2; l++)
@@ -440,6 +450,7 @@ static int print_json(const ab_opts *o, ab_side s[2], const ab_result *r)
     kd_json_key_int(&w, "n", o->n);
     kd_json_key_int(&w, "k", o->k);
     kd_json_key_int(&w, "m", o->m);
+    kd_json_key_int(&w, "m_b", o->m_b);
     kd_json_key_int(&w, "pairs", o->pairs);
     kd_json_key_int(&w, "calls", o->calls);
     for (int l = 0; l < 2; l++) {
@@ -499,7 +510,7 @@ int main(int argc, char **argv)
         goto done;
     }
     for (int l = 0; l < 2; l++)
-        if (make_side(&s[l], &o, &d, o.lib[l]))
+        if (make_side(&s[l], &o, l ? o.m_b : o.m, &d, o.lib[l]))
             goto done;
     ab_result r;
     if (pick_calls(s, &o) || run_pairs(s, &o) || summarize(s, o.pairs, &r))

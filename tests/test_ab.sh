@@ -55,7 +55,7 @@ expect 0 '^  B/A [0-9.]+ \(median; p25 [0-9.]+, p75 [0-9.]+\)$' "the table" -- "
 # check_json OP BACKEND PATH: the JSON in $work/out describes this run.
 check_json() {
     python3 - "$work/out" "$@" "$work/a.so" "$work/b.so" <<'PY'
-import json, math, sys
+import json, math, os, sys
 path, op, backend, gemv_path, a, b = sys.argv[1:]
 r = json.load(open(path))
 errors = []
@@ -66,6 +66,7 @@ want(r["op"] == op, "op %r" % r["op"])
 want(r["backend"] == backend, "backend %r" % r["backend"])
 want(r["gemv_path"] == gemv_path, "gemv_path %r" % r["gemv_path"])
 want((r["n"], r["k"], r["m"], r["pairs"]) == (64, 512, 3, 3), "shape or pairs")
+want(r["m_b"] == int(os.environ.get("WANT_M_B", "3")), "m_b %r" % r["m_b"])
 want(isinstance(r["calls"], int) and r["calls"] >= 1, "calls %r" % r["calls"])
 for side, lib in (("a", a), ("b", b)):
     s = r[side]
@@ -81,16 +82,16 @@ if errors:
 PY
 }
 
-# run_json BACKEND PATH OP: one JSON run and its check.
+# run_json BACKEND PATH OP [ARGS...]: one JSON run and its check.
 run_json() {
-    local backend=$1 path=$2 op=$3
+    local backend=$1 path=$2 op=$3; shift 3
     cases=$((cases + 1))
-    if timeout 300 "$ab" --json --backend "$backend" --path "$path" --op "$op" "${tiny[@]}" \
+    if timeout 300 "$ab" --json --backend "$backend" --path "$path" --op "$op" "${tiny[@]}" "$@" \
            "$work/a.so" "$work/b.so" >"$work/out" 2>"$work/err" &&
        check_json "$op" "$backend" "$path"; then
-        echo "ok:   --json $op on $backend ($path)"
+        echo "ok:   --json $op on $backend ($path) $*"
     else
-        echo "FAIL: --json $op on $backend ($path):"
+        echo "FAIL: --json $op on $backend ($path) $*:"
         cat "$work/out" "$work/err"
         failed=$((failed + 1))
     fi
@@ -103,6 +104,9 @@ for op in q4k_gemv q6k_gemv; do
     run_json cpu exact $op
     run_json cpu q8 $op
 done
+# B at another M (one library, M = 8 over M = 1: the batched speed-up, in one run)
+WANT_M_B=9 run_json cpu q8 q4k_gemv --m-b 9
+expect 2 "bad --m-b '0'" "--m-b 0" -- --m-b 0 a b
 
 # OpenCL where this machine has it (scripts/setup.sh installs PoCL): not counted otherwise.
 if "$ab" --backend opencl "${tiny[@]}" "$work/a.so" "$work/b.so" >/dev/null 2>"$work/err"; then
