@@ -175,7 +175,8 @@ static int is_gemv(kd_op op) { return op == KD_OP_Q4K_GEMV || op == KD_OP_Q6K_GE
 static int parse_args(int argc, char **argv, ab_opts *o)
 {
     int nlib = 0;
-    *o = (ab_opts){{NULL, NULL}, "cpu", "default", "q4k_gemv", KD_OP_COUNT, 4096, 14336, 1, 0, 30, 0, 0, 5};
+    *o = (ab_opts){.backend = "cpu", .path = "default", .op_name = "q4k_gemv", .op = KD_OP_COUNT,
+                   .n = 4096, .k = 14336, .m = 1, .pairs = 30, .sample_ms = 5};
     for (int i = 1; i < argc; i++) {
         int st;
         if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help"))
