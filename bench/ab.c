@@ -20,6 +20,7 @@
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
+#include <stddef.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -27,6 +28,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "kd_blocks.h" /* the Q4_K / Q6_K block layouts (a header: no runtime linked) */
 #include "kd_json.h"
 #include "kdispatch.h"
 
@@ -238,7 +240,6 @@ static int load_api(const char *path, ab_api *a)
     return 0;
 }
 
-static size_t quant_block_bytes(kd_op op) { return op == KD_OP_Q4K_GEMV ? 144 : 210; }
 
 /* Random bytes with each block's f16 scales set to small normal values (0x2000 | r: about
  * 2^-7), so that no block decodes to inf or NaN. */
@@ -249,7 +250,9 @@ static int make_data(const ab_opts *o, ab_data *d)
     int64_t rows = o->m > o->m_b ? o->m : o->m_b; /* both sides read the first rows */
     size_t xn = (size_t)(rows * o->k);
     if (is_gemv(o->op)) {
-        size_t bb = quant_block_bytes(o->op), nblocks = (size_t)(o->n * (o->k / 256));
+        int q4 = o->op == KD_OP_Q4K_GEMV;
+        size_t bb = q4 ? sizeof(kd_block_q4_K) : sizeof(kd_block_q6_K);
+        size_t nblocks = (size_t)(o->n * (o->k / KD_QK_K));
         d->w_bytes = nblocks * bb;
         if (!(d->w = malloc(d->w_bytes)))
             return -1;
@@ -258,9 +261,9 @@ static int make_data(const ab_opts *o, ab_data *d)
         for (size_t b = 0; b < nblocks; b++) {
             unsigned char *p = d->w + b * bb;
             uint16_t h = (uint16_t)(0x2000 + (rand() & 0x3ff));
-            memcpy(o->op == KD_OP_Q4K_GEMV ? p : p + 208, &h, 2); /* d */
-            if (o->op == KD_OP_Q4K_GEMV)
-                memcpy(p + 2, &h, 2); /* dmin */
+            memcpy(p + (q4 ? offsetof(kd_block_q4_K, d) : offsetof(kd_block_q6_K, d)), &h, 2);
+            if (q4)
+                memcpy(p + offsetof(kd_block_q4_K, dmin), &h, 2);
         }
     }
     d->x = malloc(sizeof(float) * xn);
@@ -317,9 +320,11 @@ static int make_side(ab_side *s, const ab_opts *o, int64_t m, const ab_data *d, 
             (o->op != KD_OP_ROPE && a->tensor_f32(s->ctx, second_rows, o->k, d->x2, &s->t[1])) ||
             a->tensor_f32(s->ctx, m, o->k, NULL, &s->t[2]))
             return fail(s, "making the tensors", lib);
-        ds->head_dim = 128;
-        ds->n_heads = (int)(o->k / 128);
-        ds->pos = d->pos;
+        if (o->op == KD_OP_ROPE) {
+            ds->head_dim = 128;
+            ds->n_heads = (int)(o->k / 128);
+            ds->pos = d->pos;
+        }
     }
     ds->src[0] = s->t[0];
     ds->src[1] = s->t[1];
