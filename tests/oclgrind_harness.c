@@ -14,6 +14,10 @@
  *   oclgrind_harness --planted  a kernel with a planted out-of-bounds read, run through
  *                               the raw OpenCL API on the same platform: the script shows
  *                               that its oclgrind check fails on it
+ *   oclgrind_harness --planted-uninit
+ *                               the same for a planted read of a never-written buffer,
+ *                               next to reads of written and host-pointer buffers that
+ *                               must not be reported
  * Not a ctest of its own (oclgrind must wrap it); see tests/CMakeLists.txt. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -117,7 +121,7 @@ static int run_all(kd_context *ctx)
     return failures;
 }
 
-/* ---- the planted bug: raw OpenCL on the platform the library would choose ---------- */
+/* ---- the planted bugs: raw OpenCL on the platform the library would choose --------- */
 
 static const char planted_src[] =
     "__kernel void kd_planted_oob(__global const float *x, __global float *y, int n)\n"
@@ -125,9 +129,29 @@ static const char planted_src[] =
     "    int i = (int)get_global_id(0);\n"
     "    if (i < n)\n"
     "        y[i] = x[i + 1]; /* planted: reads x[n] */\n"
+    "}\n"
+    "__kernel void kd_planted_clean(__global const float *x, __global float *y, int n)\n"
+    "{\n"
+    "    int i = (int)get_global_id(0);\n"
+    "    if (i < n)\n"
+    "        y[i] = 2.0f * x[i];\n"
+    "}\n"
+    "__kernel void kd_planted_uninit(__global const float *x, __global float *y, int n)\n"
+    "{\n"
+    "    int i = (int)get_global_id(0);\n"
+    "    if (i < n)\n"
+    "        y[i] = 2.0f * x[i]; /* planted: x was never written */\n"
     "}\n";
 
-static int run_planted(void)
+enum { planted_n = 7 };
+
+typedef struct planted_cl {
+    cl_context c;
+    cl_command_queue q;
+    cl_program prog;
+} planted_cl;
+
+static int planted_open(planted_cl *p)
 {
     cl_platform_id plat;
     cl_device_id dev;
@@ -138,31 +162,80 @@ static int run_planted(void)
         fprintf(stderr, "planted: no OpenCL device (%d)\n", err);
         return 1;
     }
-    cl_context c = clCreateContext(NULL, 1, &dev, NULL, NULL, &err);
-    cl_command_queue q = clCreateCommandQueue(c, dev, 0, &err);
+    p->c = clCreateContext(NULL, 1, &dev, NULL, NULL, &err);
+    p->q = clCreateCommandQueue(p->c, dev, 0, &err);
     const char *src = planted_src;
-    cl_program prog = clCreateProgramWithSource(c, 1, &src, NULL, &err);
-    err = clBuildProgram(prog, 1, &dev, "", NULL, NULL);
-    cl_kernel k = clCreateKernel(prog, "kd_planted_oob", &err);
-    enum { n = 7 };
-    float host[n] = {1, 2, 3, 4, 5, 6, 7};
-    cl_mem x = clCreateBuffer(c, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, sizeof host, host, &err);
-    cl_mem y = clCreateBuffer(c, CL_MEM_WRITE_ONLY, sizeof host, NULL, &err);
-    int nn = n;
+    p->prog = clCreateProgramWithSource(p->c, 1, &src, NULL, &err);
+    err = clBuildProgram(p->prog, 1, &dev, "", NULL, NULL);
+    if (err != CL_SUCCESS)
+        fprintf(stderr, "planted: program not built (%d)\n", err);
+    return err != CL_SUCCESS;
+}
+
+static void planted_close(planted_cl *p)
+{
+    clReleaseProgram(p->prog);
+    clReleaseCommandQueue(p->q);
+    clReleaseContext(p->c);
+}
+
+/* Runs kernel `name` on x (planted_n floats) into a new buffer; 0 when it ran. */
+static int planted_run(planted_cl *p, const char *name, cl_mem x)
+{
+    cl_int err;
+    cl_kernel k = clCreateKernel(p->prog, name, &err);
+    cl_mem y = clCreateBuffer(p->c, CL_MEM_WRITE_ONLY, planted_n * sizeof(float), NULL, &err);
+    int n = planted_n;
     clSetKernelArg(k, 0, sizeof x, &x);
     clSetKernelArg(k, 1, sizeof y, &y);
-    clSetKernelArg(k, 2, sizeof nn, &nn);
+    clSetKernelArg(k, 2, sizeof n, &n);
     size_t global = 8, local = 8;
-    err = clEnqueueNDRangeKernel(q, k, 1, NULL, &global, &local, 0, NULL, NULL);
-    clFinish(q);
-    printf("planted out-of-bounds kernel ran: %d\n", err);
-    clReleaseMemObject(x);
+    err = clEnqueueNDRangeKernel(p->q, k, 1, NULL, &global, &local, 0, NULL, NULL);
+    clFinish(p->q);
+    printf("planted: %s ran: %d\n", name, err);
     clReleaseMemObject(y);
     clReleaseKernel(k);
-    clReleaseProgram(prog);
-    clReleaseCommandQueue(q);
-    clReleaseContext(c);
     return err != CL_SUCCESS;
+}
+
+/* --planted: an out-of-bounds read. */
+static int run_planted_oob(void)
+{
+    planted_cl p;
+    if (planted_open(&p))
+        return 1;
+    float host[planted_n] = {1, 2, 3, 4, 5, 6, 7};
+    cl_int err;
+    cl_mem x = clCreateBuffer(p.c, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, sizeof host, host, &err);
+    int failed = planted_run(&p, "kd_planted_oob", x);
+    clReleaseMemObject(x);
+    planted_close(&p);
+    return failed;
+}
+
+/* --planted-uninit: kd_planted_uninit reads a buffer that nothing wrote, created where a
+ * written buffer was just released (oclgrind reuses the slot), and kd_planted_clean reads
+ * a written buffer and one over host bytes (CL_MEM_USE_HOST_PTR, as the backend's weights
+ * on a CPU device): the check must report the first and only it. */
+static int run_planted_uninit(void)
+{
+    planted_cl p;
+    if (planted_open(&p))
+        return 1;
+    float host[planted_n] = {1, 2, 3, 4, 5, 6, 7};
+    const size_t bytes = sizeof host;
+    cl_int err;
+    cl_mem a = clCreateBuffer(p.c, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, bytes, host, &err);
+    int failed = planted_run(&p, "kd_planted_clean", a);
+    clReleaseMemObject(a);
+    cl_mem b = clCreateBuffer(p.c, CL_MEM_READ_ONLY, bytes, NULL, &err);
+    failed |= planted_run(&p, "kd_planted_uninit", b);
+    clReleaseMemObject(b);
+    cl_mem c = clCreateBuffer(p.c, CL_MEM_READ_ONLY | CL_MEM_USE_HOST_PTR, bytes, host, &err);
+    failed |= planted_run(&p, "kd_planted_clean", c);
+    clReleaseMemObject(c);
+    planted_close(&p);
+    return failed;
 }
 
 int main(int argc, char **argv)
@@ -170,7 +243,9 @@ int main(int argc, char **argv)
     setvbuf(stdout, NULL, _IOLBF, 0); /* a crash under oclgrind still shows the last case */
     const char *mode = argc > 1 ? argv[1] : "";
     if (!strcmp(mode, "--planted"))
-        return run_planted();
+        return run_planted_oob();
+    if (!strcmp(mode, "--planted-uninit"))
+        return run_planted_uninit();
     kd_context_options o = {.disable_cuda = 1};
     kd_context *ctx = NULL;
     if (kd_context_create(&o, &ctx) != KD_OK) {
