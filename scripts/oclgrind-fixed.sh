@@ -22,10 +22,18 @@
 #   release  a released buffer keeps its shadow, and the next buffer created in the same
 #            slot inherits it: a stale "initialized" hides a real uninitialized read, a
 #            stale smaller size reports reads past it.
+#   freeze   the plugin has no case for LLVM's freeze instruction ("Unsupported
+#            instruction: freeze", fatal), which clang emits in the GPU-shape GEMV
+#            kernels: its shadow is now its operand's (conservative: a frozen
+#            uninitialized value is still reported where it is used).
+# And one addition, for our tests:
+#   gpu      OCLGRIND_DEVICE_TYPE_GPU=1 makes the device report CL_DEVICE_TYPE_GPU alone
+#            (it reports every type, CPU included), so that the backend gives it the GPU
+#            shapes that NVIDIA's OpenCL runs, and uploads instead of wrapping host bytes.
 # Needs cmake, a C++ compiler, llvm-14-dev, libclang-14-dev, libpolly-14-dev (setup.sh).
 set -euo pipefail
 prefix=${1:-${KD_OCLGRIND_PREFIX:-$HOME/.cache/kdispatch/oclgrind-21.10-fixed}}
-stamp=$prefix/kd-fixes-1 # bump with any change to the fixes
+stamp=$prefix/kd-fixes-3 # bump with any change to the fixes
 url=http://deb.debian.org/debian/pool/main/o/oclgrind/oclgrind_21.10.orig.tar.gz
 sha256=b40ea81fcf64e9012d63c3128640fde9785ef4f304f9f876f53496595b8e62cc
 
@@ -92,6 +100,28 @@ void Uninitialized::memoryDeallocated(const Memory* memory, size_t address)
 }
 
 void Uninitialized::VectorOr(""")
+# freeze
+edit("src/plugins/Uninitialized.cpp",
+     """  default:
+    FATAL_ERROR("Unsupported instruction: %s", instruction->getOpcodeName());""",
+     """  case llvm::Instruction::Freeze: // kdispatch fix: the operand's shadow
+  {
+    TypedValue shadow =
+      shadowContext.getValue(workItem, instruction->getOperand(0));
+    TypedValue newShadow = shadowContext.getMemoryPool()->clone(result);
+    memcpy(newShadow.data, shadow.data, newShadow.size * newShadow.num);
+    shadowValues->setValue(instruction, newShadow);
+    break;
+  }
+  default:
+    FATAL_ERROR("Unsupported instruction: %s", instruction->getOpcodeName());""")
+# gpu
+edit("src/runtime/runtime.cpp", "    result_data.cldevicetype = DEVICE_TYPE;",
+     """    // kdispatch addition: a GPU alone, for the GPU shapes of the kernels
+    result_data.cldevicetype =
+      oclgrind::checkEnv("OCLGRIND_DEVICE_TYPE_GPU")
+        ? (cl_device_type)(CL_DEVICE_TYPE_GPU | CL_DEVICE_TYPE_DEFAULT)
+        : DEVICE_TYPE;""")
 EOF
 
 echo "oclgrind-fixed: building (a few minutes on 2 cores)" >&2

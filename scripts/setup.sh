@@ -39,6 +39,6 @@ fi
 if [ "${KD_SKIP_OCLGRIND_FIXED:-0}" != 1 ]; then
   scripts_dir=$(cd "$(dirname "$0")" && pwd)
   "$scripts_dir/oclgrind-fixed.sh" >/dev/null ||
-    echo "setup: the fixed oclgrind was not built (above): test_oclgrind_uninitialized_vector_kernels and test_oclgrind_catches_planted_uninit will be skipped"
+    echo "setup: the fixed oclgrind was not built (above): the oclgrind tests that need it (uninitialized_vector_kernels, gpu_shapes, catches_planted_uninit) will be skipped"
 fi
 echo "setup: done"

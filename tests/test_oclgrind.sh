@@ -16,6 +16,12 @@
 #       vector, and it reports every read of a CL_MEM_USE_HOST_PTR buffer (the weights on
 #       a CPU device). The default run checks those four ops with --check-api
 #       --data-races (out-of-bounds accesses are always checked).
+#   test_oclgrind.sh HARNESS --gpu-shapes
+#                                       all twelve kernels in the GPU shapes (the ones
+#       NVIDIA's OpenCL runs: work-groups that reduce in local memory behind a barrier),
+#       all three checks, under the fixed oclgrind told to report a GPU device alone
+#       (OCLGRIND_DEVICE_TYPE_GPU=1, scripts/oclgrind-fixed.sh); fails unless the
+#       backend says it took the GPU shape
 #   test_oclgrind.sh HARNESS --planted-uninit
 #                                       the fixed oclgrind must report a planted read of a
 #       never-written buffer, and not the reads of written or host-pointer buffers around
@@ -28,7 +34,7 @@ harness=${1:?usage: test_oclgrind.sh HARNESS [--planted]}
 mode=${2:-}
 oclgrind=oclgrind
 case "$mode" in
---uninitialized-vector-kernels | --planted-uninit)
+--uninitialized-vector-kernels | --planted-uninit | --gpu-shapes)
     oclgrind=${KD_OCLGRIND:-}
     [ -n "$oclgrind" ] && [ -x "$oclgrind" ] || {
         echo "no fixed oclgrind (KD_OCLGRIND='$oclgrind'): scripts/oclgrind-fixed.sh builds it"
@@ -96,6 +102,14 @@ if [ "$mode" = --planted-uninit ]; then
         exit 1
     fi
     echo "the planted uninitialized read was caught, and only it"
+    exit 0
+fi
+
+if [ "$mode" = --gpu-shapes ]; then
+    export OCLGRIND_DEVICE_TYPE_GPU=1
+    grind | tee "$work/gpu.txt" || exit 1
+    grep -q "GPU GEMV shape" "$work/gpu.txt" ||
+        { echo "FAIL: the backend did not take the GPU shapes on oclgrind's GPU device"; exit 1; }
     exit 0
 fi
 
