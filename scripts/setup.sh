@@ -34,8 +34,8 @@ if ((${#pip_missing[@]})); then
     $PY -m pip install --quiet --disable-pip-version-check --break-system-packages "${pip_missing[@]}"
 fi
 # oclgrind with the fixes its --uninitialized check needs on our vector kernels (a few
-# minutes, once per machine; tests/CMakeLists.txt finds it). Without it those two
-# oclgrind tests are skipped with the reason, so a failure here stops nothing.
+# minutes, once per machine; tests/CMakeLists.txt finds it). Without it the oclgrind
+# tests that need it are skipped with the reason, so a failure here stops nothing.
 if [ "${KD_SKIP_OCLGRIND_FIXED:-0}" != 1 ]; then
   scripts_dir=$(cd "$(dirname "$0")" && pwd)
   "$scripts_dir/oclgrind-fixed.sh" >/dev/null ||
