@@ -11,7 +11,7 @@
 # The fixes (details and reproducers: docs/opencl-checks.md, "oclgrind's Uninitialized
 # plugin"):
 #   api      LLVM 14 removed CallInst::getNumArgOperands (arg_size is the same count):
-#            Debian builds 21.10 against LLVM 14 with the same change.
+#            Debian's package, built against LLVM 14, must carry an equivalent change.
 #   shuffle  a shufflevector lane whose mask is undef: the plugin compares the mask value
 #            with llvm::Value::UndefValueVal (a Value kind, not a mask value) instead of
 #            llvm::UndefMaskElem (-1), so it copies the lane's shadow from offset -1 of

@@ -30,7 +30,7 @@
 # oclgrind wraps the program (`oclgrind prog` replaces libOpenCL), so its platform is the
 # only one; KD_OPENCL_PLATFORM=oclgrind makes the backend's choice explicit all the same.
 set -uo pipefail
-harness=${1:?usage: test_oclgrind.sh HARNESS [--planted]}
+harness=${1:?usage: test_oclgrind.sh HARNESS [--planted|--planted-uninit|--uninitialized-vector-kernels|--gpu-shapes]}
 mode=${2:-}
 oclgrind=oclgrind
 case "$mode" in
