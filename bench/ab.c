@@ -240,7 +240,6 @@ static int load_api(const char *path, ab_api *a)
     return 0;
 }
 
-
 /* Random bytes with each block's f16 scales set to small normal values (0x2000 | r: about
  * 2^-7), so that no block decodes to inf or NaN. */
 static int make_data(const ab_opts *o, ab_data *d)
