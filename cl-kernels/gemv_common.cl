@@ -168,6 +168,31 @@ KD_CL_INLINE void kd_gemv_zero(float8 *acc)
     acc[4] = acc[5] = acc[6] = acc[7] = (float8)(0.0f);
 }
 
+/* kd_gemv_store's local memory, declared in the kernel (OpenCL C allows __local
+ * variables at kernel scope only): none on the CPU shape. */
+#if KD_GEMV_IPR > 1
+#define KD_GEMV_RED_DECL __local float red[KD_GEMV_LOCAL * KD_CL_GEMV_MAX_M]
+#else
+#define KD_GEMV_RED_DECL __local float *red = 0
+#endif
+
+/* F(PRE..., n, POST...) for n = nm, the rows of x in a pass (1..8; 0: no call): one copy
+ * of the call per row count, so that nm is a constant in each copy of the loop and its
+ * accumulators stay in registers. PRE and POST: F's other arguments, parenthesized. */
+#define KD_GEMV_ARGS(...) __VA_ARGS__
+#define KD_GEMV_FOR_NM(nm, F, PRE, POST)                                              \
+    switch (nm) {                                                                     \
+    case 0: break;                                                                    \
+    case 1: F(KD_GEMV_ARGS PRE, 1, KD_GEMV_ARGS POST); break;                         \
+    case 2: F(KD_GEMV_ARGS PRE, 2, KD_GEMV_ARGS POST); break;                         \
+    case 3: F(KD_GEMV_ARGS PRE, 3, KD_GEMV_ARGS POST); break;                         \
+    case 4: F(KD_GEMV_ARGS PRE, 4, KD_GEMV_ARGS POST); break;                         \
+    case 5: F(KD_GEMV_ARGS PRE, 5, KD_GEMV_ARGS POST); break;                         \
+    case 6: F(KD_GEMV_ARGS PRE, 6, KD_GEMV_ARGS POST); break;                         \
+    case 7: F(KD_GEMV_ARGS PRE, 7, KD_GEMV_ARGS POST); break;                         \
+    default: F(KD_GEMV_ARGS PRE, 8, KD_GEMV_ARGS POST); break;                        \
+    }
+
 /* Adds the IPR partial sums of each output row and stores y[m * n_rows + row] for the
  * nm rows of x. Every item of the group calls it (it may hold a barrier). */
 KD_CL_INLINE void kd_gemv_store(const float *sums, int nm, __global float *y, int n_rows,
@@ -344,19 +369,31 @@ void kd_gemv_##T##_batched(__global const BLOCK *w, __global const float *x,    
     int nb = row0 < n_rows && nm > 0 ? k / KD_QK_K : 0;                                   \
     __global const float *xr = x + (size_t)m0 * (size_t)k;                                \
     float16 sum[8 * KD_GEMV_RPI];                                                         \
-    /* one copy of the loop per row count: accumulators stay in registers */              \
-    switch (nm) {                                                                         \
-    case 0: break;                                                                        \
-    case 1: kd_##T##_rows(w, row0, n_rows, nb, xr, k, 1, sum); break;                     \
-    case 2: kd_##T##_rows(w, row0, n_rows, nb, xr, k, 2, sum); break;                     \
-    case 3: kd_##T##_rows(w, row0, n_rows, nb, xr, k, 3, sum); break;                     \
-    case 4: kd_##T##_rows(w, row0, n_rows, nb, xr, k, 4, sum); break;                     \
-    case 5: kd_##T##_rows(w, row0, n_rows, nb, xr, k, 5, sum); break;                     \
-    case 6: kd_##T##_rows(w, row0, n_rows, nb, xr, k, 6, sum); break;                     \
-    case 7: kd_##T##_rows(w, row0, n_rows, nb, xr, k, 7, sum); break;                     \
-    default: kd_##T##_rows(w, row0, n_rows, nb, xr, k, 8, sum); break;                    \
-    }                                                                                     \
+    KD_GEMV_FOR_NM(nm, kd_##T##_rows, (w, row0, n_rows, nb, xr, k), (sum))                \
     kd_gemv_store_rows(sum, nm, y + (size_t)m0 * (size_t)n_rows, n_rows, row0);           \
+}
+#else
+/* The batched GPU-shape kernel of one weight type T with blocks BLOCK: KD_GEMV_IPR items
+ * per output row, each calls the type's kd_T_row (TAIL: its arguments after nm, in this
+ * kernel's names) and the row's items meet in kd_gemv_store. A group past m_dim does no
+ * work but still reaches kd_gemv_store's barrier: no return before it. */
+#define KD_GEMV_GPU_BATCHED(T, BLOCK, TAIL)                                               \
+__kernel __attribute__((reqd_work_group_size(KD_GEMV_LOCAL, 1, 1)))                       \
+void kd_gemv_##T##_batched(__global const BLOCK *w, __global const float *x,              \
+                           __global float *y, int n_rows, int k, int m_dim)               \
+{                                                                                         \
+    KD_GEMV_RED_DECL;                                                                     \
+    int lid = (int)get_local_id(0);                                                       \
+    int row = (int)get_group_id(0) * KD_GEMV_ROWS + lid / KD_GEMV_IPR;                    \
+    int lane = lid % KD_GEMV_IPR;                                                         \
+    int m0 = (int)get_group_id(1) * KD_CL_GEMV_MAX_M;                                     \
+    int nm = clamp(m_dim - m0, 0, KD_CL_GEMV_MAX_M);                                      \
+    int nb = row < n_rows && nm > 0 ? k / KD_QK_K : 0;                                    \
+    __global const BLOCK *wr = w + (size_t)min(row, n_rows - 1) * (size_t)(k / KD_QK_K);  \
+    __global const float *xr = x + (size_t)m0 * (size_t)k;                                \
+    float sums[KD_CL_GEMV_MAX_M];                                                         \
+    KD_GEMV_FOR_NM(nm, kd_##T##_row, (wr, xr, k, nb, lane), TAIL)                         \
+    kd_gemv_store(sums, nm, y + (size_t)m0 * (size_t)n_rows, n_rows, row, red);           \
 }
 #endif
 

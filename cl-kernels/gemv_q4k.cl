@@ -126,11 +126,7 @@ __kernel __attribute__((reqd_work_group_size(KD_GEMV_LOCAL, 1, 1)))
 void kd_gemv_q4k(__global const kd_block_q4_K *w, __global const float *x, __global float *y,
                  int n_rows, int k, __global const float *xsum)
 {
-#if KD_GEMV_IPR > 1
-    __local float red[KD_GEMV_LOCAL * KD_CL_GEMV_MAX_M];
-#else
-    __local float *red = 0;
-#endif
+    KD_GEMV_RED_DECL;
     int lid = (int)get_local_id(0);
     int row = (int)get_group_id(0) * KD_GEMV_ROWS + lid / KD_GEMV_IPR;
     int nb = row < n_rows ? k / KD_QK_K : 0;
@@ -183,37 +179,6 @@ KD_CL_INLINE void kd_q4k_block8(__global const kd_block_q4_K *b, __global const 
  * kd_q4k_pair_block and kd_q4k_block8 above. */
 KD_GEMV_CPU_BATCHED(q4k, kd_block_q4_K)
 #else
-__kernel __attribute__((reqd_work_group_size(KD_GEMV_LOCAL, 1, 1)))
-void kd_gemv_q4k_batched(__global const kd_block_q4_K *w, __global const float *x,
-                         __global float *y, int n_rows, int k, int m_dim)
-{
-#if KD_GEMV_IPR > 1
-    __local float red[KD_GEMV_LOCAL * KD_CL_GEMV_MAX_M];
-#else
-    __local float *red = 0;
-#endif
-    int lid = (int)get_local_id(0);
-    int row = (int)get_group_id(0) * KD_GEMV_ROWS + lid / KD_GEMV_IPR;
-    int lane = lid % KD_GEMV_IPR;
-    int m0 = (int)get_group_id(1) * KD_CL_GEMV_MAX_M;
-    /* no return before kd_gemv_store's barrier (GPU shape): a group past m_dim does no work */
-    int nm = clamp(m_dim - m0, 0, KD_CL_GEMV_MAX_M);
-    int nb = row < n_rows && nm > 0 ? k / KD_QK_K : 0;
-    __global const kd_block_q4_K *wr = w + (size_t)min(row, n_rows - 1) * (size_t)(k / KD_QK_K);
-    __global const float *xr = x + (size_t)m0 * (size_t)k;
-    float sums[KD_CL_GEMV_MAX_M];
-    /* one copy of the loop per row count: accumulators stay in registers */
-    switch (nm) {
-    case 0: break;
-    case 1: kd_q4k_row(wr, xr, k, nb, lane, 1, 0, xr, sums); break;
-    case 2: kd_q4k_row(wr, xr, k, nb, lane, 2, 0, xr, sums); break;
-    case 3: kd_q4k_row(wr, xr, k, nb, lane, 3, 0, xr, sums); break;
-    case 4: kd_q4k_row(wr, xr, k, nb, lane, 4, 0, xr, sums); break;
-    case 5: kd_q4k_row(wr, xr, k, nb, lane, 5, 0, xr, sums); break;
-    case 6: kd_q4k_row(wr, xr, k, nb, lane, 6, 0, xr, sums); break;
-    case 7: kd_q4k_row(wr, xr, k, nb, lane, 7, 0, xr, sums); break;
-    default: kd_q4k_row(wr, xr, k, nb, lane, 8, 0, xr, sums); break;
-    }
-    kd_gemv_store(sums, nm, y + (size_t)m0 * (size_t)n_rows, n_rows, row, red);
-}
+/* __kernel kd_gemv_q4k_batched, GPU shape: the scaffold of gemv_common.cl around kd_q4k_row. */
+KD_GEMV_GPU_BATCHED(q4k, kd_block_q4_K, (0, xr, sums))
 #endif

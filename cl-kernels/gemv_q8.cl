@@ -373,18 +373,7 @@ void kd_gemv_##T##_q8(__global const BLOCK *w, __global const kd_block_q8x *xq, 
     float acc[KD_CL_GEMV_MAX_M];                                                          \
     if (row >= n_rows)                                                                    \
         nm = 0;                                                                           \
-    /* one copy of the loop per row count: the row sums stay in registers */              \
-    switch (nm) {                                                                         \
-    case 0: break;                                                                        \
-    case 1: kd_##T##_q8_row(wr, xr, nb, 1, acc); break;                                   \
-    case 2: kd_##T##_q8_row(wr, xr, nb, 2, acc); break;                                   \
-    case 3: kd_##T##_q8_row(wr, xr, nb, 3, acc); break;                                   \
-    case 4: kd_##T##_q8_row(wr, xr, nb, 4, acc); break;                                   \
-    case 5: kd_##T##_q8_row(wr, xr, nb, 5, acc); break;                                   \
-    case 6: kd_##T##_q8_row(wr, xr, nb, 6, acc); break;                                   \
-    case 7: kd_##T##_q8_row(wr, xr, nb, 7, acc); break;                                   \
-    default: kd_##T##_q8_row(wr, xr, nb, 8, acc); break;                                  \
-    }                                                                                     \
+    KD_GEMV_FOR_NM(nm, kd_##T##_q8_row, (wr, xr, nb), (acc))                              \
     for (int m = 0; m < nm; m++)                                                          \
         y[(size_t)(m0 + m) * (size_t)n_rows + (size_t)row] = acc[m];                      \
 }
