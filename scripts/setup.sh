@@ -7,7 +7,7 @@ DEBS=(build-essential cmake pkg-config libopenblas-dev libcunit1-dev
       ocl-icd-opencl-dev opencl-headers pocl-opencl-icd clinfo python3 python3-pip
       frama-c-base why3 z3 cvc4
       oclgrind openmpi-bin libopenmpi-dev clang llvm libclc-14 libclc-14-dev
-      qemu-user
+      qemu-user libsimde-dev
       llvm-14-dev libclang-14-dev libpolly-14-dev zlib1g-dev libreadline-dev)
 # (the last line: what scripts/oclgrind-fixed.sh needs to build oclgrind)
 PIP=(gguf numpy matplotlib)

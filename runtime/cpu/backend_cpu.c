@@ -9,7 +9,7 @@
 #include "kd_row_groups.h"
 #include "kd_internal.h"
 
-#if defined(__x86_64__) || defined(__i386__)
+#if (defined(__x86_64__) || defined(__i386__)) && !defined(KD_SIMD_EMULATED)
 #include <cpuid.h>
 
 /* AVX-VNNI: CPUID leaf 7 sub-leaf 1, EAX bit 4 (read directly: not every compiler's
@@ -25,7 +25,16 @@ kd_simd kd_cpu_simd_supported(int *vnni)
 {
     kd_simd best = KD_SIMD_SCALAR;
     *vnni = 0;
-#if defined(__x86_64__) || defined(__i386__)
+#if defined(KD_SIMD_EMULATED)
+    /* every level's intrinsics are SIMDe's portable C (simd_emulated.h): all can run.
+     * KD_EMULATED_VNNI=vex|evex (this test build only) offers one VNNI encoding, as a CPU
+     * with just that one has: with both, level vnni takes VEX and the EVEX form never runs. */
+    const char *enc = getenv("KD_EMULATED_VNNI");
+    *vnni = enc && strcmp(enc, "vex") == 0    ? KD_VNNI_VEX
+            : enc && strcmp(enc, "evex") == 0 ? KD_VNNI_EVEX
+                                              : KD_VNNI_VEX | KD_VNNI_EVEX;
+    best = KD_SIMD_AVX512;
+#elif defined(__x86_64__) || defined(__i386__)
     __builtin_cpu_init();
     if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma"))
         return best;

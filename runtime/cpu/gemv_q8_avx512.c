@@ -15,7 +15,7 @@
 #include "simd.h"
 
 #ifdef KD_HAVE_X86
-#define KD_VNNI512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")))
+#define KD_VNNI512 KD_TARGET("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")
 
 /* vpermw indices: lane i of the result takes int16 element idx[i]. */
 static inline KD_VNNI512 __m512i repeat_index(int first, int run)

@@ -5,7 +5,7 @@
 #include "simd.h"
 
 #ifdef KD_HAVE_X86
-#define KD_TARGET_VNNI_EVEX __attribute__((target("avx512vl,avx512vnni,avx2,fma,f16c")))
+#define KD_TARGET_VNNI_EVEX KD_TARGET("avx512vl,avx512vnni,avx2,fma,f16c")
 #define KD_YMM_TARGET KD_TARGET_VNNI_EVEX
 #define KD_YMM_DPBUSD _mm256_dpbusd_epi32
 #define KD_YMM_DPWSSD _mm256_dpwssd_epi32

@@ -5,7 +5,7 @@
 #include "simd.h"
 
 #ifdef KD_HAVE_X86
-#define KD_TARGET_VNNI_VEX __attribute__((target("avxvnni,avx2,fma,f16c")))
+#define KD_TARGET_VNNI_VEX KD_TARGET("avxvnni,avx2,fma,f16c")
 #define KD_YMM_TARGET KD_TARGET_VNNI_VEX
 #define KD_YMM_DPBUSD _mm256_dpbusd_avx_epi32
 #define KD_YMM_DPWSSD _mm256_dpwssd_avx_epi32

@@ -4,10 +4,17 @@
 #define KD_CPU_SIMD_H
 
 #if defined(__x86_64__) || defined(__i386__)
+#ifdef KD_SIMD_EMULATED
+#include "simd_emulated.h" /* the emulated-SIMD test build: every level in portable C */
+#define KD_TARGET(features)
+#else
 #include <immintrin.h>
+/* a function compiled for an instruction set beyond the build's baseline */
+#define KD_TARGET(features) __attribute__((target(features)))
+#endif
 #define KD_HAVE_X86 1
-#define KD_AVX2 __attribute__((target("avx2,fma,f16c")))
-#define KD_AVX512 __attribute__((target("avx512f,avx512bw,avx2,fma,f16c")))
+#define KD_AVX2 KD_TARGET("avx2,fma,f16c")
+#define KD_AVX512 KD_TARGET("avx512f,avx512bw,avx2,fma,f16c")
 /* the kernels' block functions: inlined into each specialization that calls them */
 #define KD_INLINE static inline __attribute__((always_inline))
 
