@@ -26,7 +26,7 @@
 #define KD_GEMV_IPR (KD_GEMV_LOCAL / KD_GEMV_ROWS) /* items per output row */
 
 #if KD_CL_GEMV_MAX_M != 8
-#error "the batched GEMV kernels have one case per row count 1..8"
+#error "KD_GEMV_FOR_NM (below) has one case per row count 1..8"
 #endif
 
 /* The GEMV helpers take constant row counts and slots: they must be inlined for those to
