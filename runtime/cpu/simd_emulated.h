@@ -27,6 +27,8 @@ typedef simde__mmask16 __mmask16; /* SIMDe 0.7.4 aliases the vector types only *
 #include <limits.h>
 #include <math.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* lanes of a vector as an array, and back */
@@ -160,7 +162,43 @@ static inline int _mm512_reduce_add_epi32(__m512i a)
     return (int)s;
 }
 
-static inline void _mm512_stream_ps(float *p, __m512 a) { memcpy(p, &a, sizeof a); }
+/* The aligned loads and stores the kernels use fault on a real CPU (#GP) when the address
+ * is not a multiple of the vector size; SIMDe's do not, and nothing here would notice a
+ * misaligned one. So they check, and abort as the hardware would. */
+static inline void kd_emu_need_aligned(const void *p, size_t n, const char *what)
+{
+    if ((uintptr_t)p % n) {
+        fprintf(stderr, "%s: address %p is not %zu-byte aligned (a fault on a real CPU)\n", what, p, n);
+        abort();
+    }
+}
+
+#undef _mm_load_si128
+#undef _mm256_store_si256
+#undef _mm256_stream_ps
+#define _mm_load_si128(p) kd_emu_load_si128(p)
+#define _mm256_store_si256(p, a) kd_emu_store_si256(p, a)
+#define _mm256_stream_ps(p, a) kd_emu_stream256_ps(p, a)
+static inline __m128i kd_emu_load_si128(const __m128i *p)
+{
+    kd_emu_need_aligned(p, 16, "_mm_load_si128");
+    return simde_mm_loadu_si128(p);
+}
+static inline void kd_emu_store_si256(__m256i *p, __m256i a)
+{
+    kd_emu_need_aligned(p, 32, "_mm256_store_si256");
+    simde_mm256_storeu_si256(p, a);
+}
+static inline void kd_emu_stream256_ps(float *p, __m256 a)
+{
+    kd_emu_need_aligned(p, 32, "_mm256_stream_ps");
+    simde_mm256_storeu_ps(p, a);
+}
+static inline void _mm512_stream_ps(float *p, __m512 a)
+{
+    kd_emu_need_aligned(p, 64, "_mm512_stream_ps");
+    memcpy(p, &a, sizeof a);
+}
 
 static inline __m512i _mm512_zextsi256_si512(__m256i a)
 {
