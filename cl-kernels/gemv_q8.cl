@@ -1,5 +1,5 @@
 /* The q8 GEMV path on CPU devices (PoCL): the cpu backend's activation-quantized GEMV
- * (runtime/cpu/gemv_q8.h) in OpenCL C. x is quantized once per call to kd_block_q8x
+ * (runtime/cpu/gemv_q8.h) in OpenCL C. x is quantized once per call to kd_block_q8
  * (kd_q8_quantize, the cpu's formula and bytes; kd_blocks.h); each 32 weights times a row
  * of x is then an integer dot product, with floats once per 256 values:
  *
@@ -203,10 +203,10 @@ KD_CL_INLINE kd_q8_isum kd_q8_mac128(kd_q8_isum acc, kd_q8_w64 w0, kd_q8_w64 w1,
 }
 #endif
 
-/* x: 256 floats -> one kd_block_q8x, the cpu's kd_q8_quantize_block_scalar float for float
+/* x: 256 floats -> one kd_block_q8, the cpu's kd_q8_quantize_block_scalar float for float
  * (max of |x| skipping NaN, one multiply by 127 / amax, clamp, round to nearest even), so
  * both paths see the same bytes; with Q4_K's xm (q4k) or else Q6_K's bsums. */
-KD_CL_INLINE void kd_q8_quantize_block(__global const float *x, __global kd_block_q8x *out,
+KD_CL_INLINE void kd_q8_quantize_block(__global const float *x, __global kd_block_q8 *out,
                                        int q4k)
 {
     float16 vmax = (float16)(0.0f);
@@ -240,7 +240,7 @@ KD_CL_INLINE void kd_q8_quantize_block(__global const float *x, __global kd_bloc
     }
 }
 
-/* m_dim rows of k values (k a multiple of 256) -> m_dim * k/256 kd_block_q8x in groups of
+/* m_dim rows of k values (k a multiple of 256) -> m_dim * k/256 kd_block_q8 in groups of
  * KD_CL_GEMV_MAX_M rows (the last group: the rest), each group block by block: block b of
  * row m0 + i of the group at m0 * nb + b * nm + i, where nm is the group's row count. So
  * the GEMV finds a group's rows at fixed offsets from one pointer: on ymm, 325 -> 302
@@ -248,13 +248,13 @@ KD_CL_INLINE void kd_q8_quantize_block(__global const float *x, __global kd_bloc
  * over the k/256 blocks of a row, KD_CL_EW_VEC blocks per work-item (the CPU shape's
  * count), rows on group y. */
 __kernel __attribute__((reqd_work_group_size(KD_CL_EW_LOCAL, 1, 1)))
-void kd_q8_quantize(__global const float *x, __global kd_block_q8x *xq, int k, int m_dim,
+void kd_q8_quantize(__global const float *x, __global kd_block_q8 *xq, int k, int m_dim,
                     int q4k)
 {
     int row = (int)get_group_id(1), nb = k / KD_QK_K;
     if (row < m_dim) { /* guarded work, no early return */
         int m0 = row - row % KD_CL_GEMV_MAX_M, nm = min(m_dim - m0, KD_CL_GEMV_MAX_M);
-        __global kd_block_q8x *xg = xq + (size_t)m0 * (size_t)nb + (size_t)(row - m0);
+        __global kd_block_q8 *xg = xq + (size_t)m0 * (size_t)nb + (size_t)(row - m0);
         int b0 = (int)get_global_id(0) * KD_CL_EW_VEC;
         for (int b = b0; b < min(b0 + KD_CL_EW_VEC, nb); b++)
             kd_q8_quantize_block(x + ((size_t)row * (size_t)nb + (size_t)b) * KD_QK_K,
@@ -287,7 +287,7 @@ void kd_q8_quantize(__global const float *x, __global kd_block_q8x *xq, int k, i
 /* Q4_K block b times nm rows of x (adjacent blocks), into acc. The f16 scales are decoded
  * before the chunk loop: decoded after it, LLVM moved all 64 vpmaddubsw of a block at
  * nm = 8 ahead of their vpmaddwd and spilled the products (15-20 % slower). */
-KD_CL_INLINE void kd_q4k_q8_block(__global const kd_block_q4_K *b, __global const kd_block_q8x *x,
+KD_CL_INLINE void kd_q4k_q8_block(__global const kd_block_q4_K *b, __global const kd_block_q8 *x,
                                   const int nm, float8 *acc)
 {
     uchar16 sm = kd_q4k_scale_min_bytes(b); /* scales 0..7, mins 8..15 */
@@ -323,7 +323,7 @@ KD_CL_INLINE void kd_q4k_q8_block(__global const kd_block_q4_K *b, __global cons
  * Chunk j: values 64j .. 64j + 63 (kd_blocks.h's layout: half p = j / 2 holds ql's 64
  * bytes and qh's 32; j even takes ql's low nibbles and qh's bits 0-1, then 2-3; j odd
  * ql's high nibbles and qh's bits 4-5, then 6-7). Chunks 2p and 2p + 1 share their loads. */
-KD_CL_INLINE void kd_q6k_q8_block(__global const kd_block_q6_K *b, __global const kd_block_q8x *x,
+KD_CL_INLINE void kd_q6k_q8_block(__global const kd_block_q6_K *b, __global const kd_block_q8 *x,
                                   const int nm, float8 *acc)
 {
     float d = kd_f16_to_f32(b->d);
@@ -352,7 +352,7 @@ KD_CL_INLINE void kd_q6k_q8_block(__global const kd_block_q6_K *b, __global cons
 /* The kernel of one weight type T with blocks BLOCK: row get_global_id(0) of W times the
  * group's rows of x (xq: kd_q8_quantize's groups). */
 #define KD_GEMV_Q8_KERNEL(T, BLOCK)                                                       \
-KD_CL_INLINE void kd_##T##_q8_row(__global const BLOCK *w, __global const kd_block_q8x *x, \
+KD_CL_INLINE void kd_##T##_q8_row(__global const BLOCK *w, __global const kd_block_q8 *x, \
                                   int nb, const int nm, float *sums)                       \
 {                                                                                         \
     float8 acc[KD_CL_GEMV_MAX_M];                                                         \
@@ -366,14 +366,14 @@ KD_CL_INLINE void kd_##T##_q8_row(__global const BLOCK *w, __global const kd_blo
 }                                                                                         \
                                                                                           \
 __kernel __attribute__((reqd_work_group_size(KD_CL_GEMV_LOCAL, 1, 1)))                    \
-void kd_gemv_##T##_q8(__global const BLOCK *w, __global const kd_block_q8x *xq,           \
+void kd_gemv_##T##_q8(__global const BLOCK *w, __global const kd_block_q8 *xq,            \
                       __global float *y, int n_rows, int k, int m_dim)                    \
 {                                                                                         \
     int row = (int)get_global_id(0), nb = k / KD_QK_K;                                    \
     int m0 = (int)get_group_id(1) * KD_CL_GEMV_MAX_M;                                     \
     int nm = clamp(m_dim - m0, 0, KD_CL_GEMV_MAX_M);                                      \
     __global const BLOCK *wr = w + (size_t)min(row, n_rows - 1) * (size_t)nb;             \
-    __global const kd_block_q8x *xr = xq + (size_t)m0 * (size_t)nb;                       \
+    __global const kd_block_q8 *xr = xq + (size_t)m0 * (size_t)nb;                        \
     float acc[KD_CL_GEMV_MAX_M];                                                          \
     if (row >= n_rows)                                                                    \
         nm = 0;                                                                           \

@@ -24,7 +24,7 @@ static void q4k_row_scalar(const kd_q8_job *j, int64_t r, int64_t m0, int mc)
                 for (int l = 0; l < 32; l++)
                     dot += kd_q4k_quant(blk, 32 * s + l) * xq[b].qs[32 * s + l];
                 sumi += sc * dot;
-                summ += mn * (xq[b].bsums[2 * s] + xq[b].bsums[2 * s + 1]);
+                summ += mn * (xq[b].s.bsums[2 * s] + xq[b].s.bsums[2 * s + 1]);
             }
             acc += xq[b].d * (kd_f16_to_f32(blk->d) * (float)sumi -
                               kd_f16_to_f32(blk->dmin) * (float)summ);
@@ -46,7 +46,7 @@ static void q6k_row_scalar(const kd_q8_job *j, int64_t r, int64_t m0, int mc)
                 int32_t dot = 0;
                 for (int l = 0; l < 16; l++)
                     dot += (kd_q6k_quant(blk, 16 * g + l) + 32) * xq[b].qs[16 * g + l];
-                sumi += blk->scales[g] * (dot - 32 * xq[b].bsums[g]);
+                sumi += blk->scales[g] * (dot - 32 * xq[b].s.bsums[g]);
             }
             acc += xq[b].d * kd_f16_to_f32(blk->d) * (float)sumi;
         }
@@ -145,7 +145,7 @@ kd_status kd_cpu_gemv_q8(const kd_cpu_env *e, const kd_call *c, kd_type type, kd
             return st;
     }
     const int64_t nb = c->k / KD_QK_K;
-    kd_q8_block *xq = malloc(sizeof *xq * (size_t)(c->m * nb));
+    kd_q8_block *xq = aligned_alloc(64, sizeof *xq * (size_t)(c->m * nb));
     if (!xq)
         return KD_ERR_NOMEM;
     /* Threads at every level: the generic kernels are what a CPU without AVX2 (or not x86)

@@ -81,7 +81,7 @@ KD_INLINE KD_VNNI512 void q4k_block(const kd_block_q4_K *blk, const kd_q8_block 
     for (int m = 0; m < mc; m++) {
         const kd_q8_block *xm = x + m * nb;
         const __m512i s = scaled_dot256(q4, xm->qs, scale);
-        const __m256i mins = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)xm->bsums), mn16);
+        const __m256i mins = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)xm->s.bsums), mn16);
         const __m512 t = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(_mm512_zextsi256_si512(mins)), dmin16,
                                           _mm512_mul_ps(_mm512_cvtepi32_ps(s), d16));
         acc[m] = _mm512_fmadd_ps(t, _mm512_set1_ps(xm->d), acc[m]);
@@ -115,7 +115,7 @@ KD_INLINE KD_VNNI512 void q6k_block(const kd_block_q6_K *blk, const kd_q8_block 
         __m512i s = scaled_dot256(q6, xm->qs, scale);
         /* the -32 offset: 32 * sum_g scale[g] * bsums[g] */
         const __m256i off = _mm256_slli_epi32(
-            _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)xm->bsums), sc16), 5);
+            _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)xm->s.bsums), sc16), 5);
         s = _mm512_sub_epi32(s, _mm512_zextsi256_si512(off));
         acc[m] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_set1_ps(d * xm->d), acc[m]);
     }

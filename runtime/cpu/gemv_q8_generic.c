@@ -58,7 +58,7 @@ static inline void q4k_block(const kd_block_q4_K *blk, const kd_q8_block *x, int
         int32_t sumi = 0, summ = 0;
         for (int s = 0; s < 8; s++) {
             sumi += sc[s] * dot_u8_i8(q + 32 * s, xm->qs + 32 * s, 32);
-            summ += mn[s] * (xm->bsums[2 * s] + xm->bsums[2 * s + 1]);
+            summ += mn[s] * (xm->s.bsums[2 * s] + xm->s.bsums[2 * s + 1]);
         }
         acc[m] += xm->d * (d * (float)sumi - dmin * (float)summ);
     }
@@ -74,7 +74,7 @@ static inline void q6k_block(const kd_block_q6_K *blk, const kd_q8_block *x, int
         const kd_q8_block *xm = x + m * nb;
         int32_t sumi = 0;
         for (int g = 0; g < 16; g++) /* the +32 comes back out through bsums */
-            sumi += blk->scales[g] * (dot_u8_i8(q + 16 * g, xm->qs + 16 * g, 16) - 32 * xm->bsums[g]);
+            sumi += blk->scales[g] * (dot_u8_i8(q + 16 * g, xm->qs + 16 * g, 16) - 32 * xm->s.bsums[g]);
         acc[m] += xm->d * d * (float)sumi;
     }
 }

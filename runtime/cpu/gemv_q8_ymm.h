@@ -148,7 +148,7 @@ KD_INLINE KD_YMM_TARGET void q4k_block(const kd_block_q4_K *blk, const kd_q8_blo
     const float d = _cvtsh_ss(blk->d), dmin = _cvtsh_ss(blk->dmin);
     for (int m = 0; m < mc; m++) {
         const kd_q8_block *xm = x + m * nb;
-        const __m256i mins = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)xm->bsums), mn16);
+        const __m256i mins = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)xm->s.bsums), mn16);
         acc[m] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s[m]), _mm256_set1_ps(d * xm->d), acc[m]);
         acc[m] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(mins), _mm256_set1_ps(dmin * xm->d), acc[m]);
     }
@@ -192,7 +192,7 @@ KD_INLINE KD_YMM_TARGET void q6k_block(const kd_block_q6_K *blk, const kd_q8_blo
         const kd_q8_block *xm = x + m * nb;
         /* the -32 offset: 32 * sum_g scale[g] * bsums[g] */
         const __m256i off = _mm256_slli_epi32(
-            _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)xm->bsums), sc16), 5);
+            _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)xm->s.bsums), sc16), 5);
         acc[m] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(s[m], off)),
                                  _mm256_set1_ps(d * xm->d), acc[m]);
     }

@@ -30,7 +30,7 @@ void kd_q8_quantize_block_scalar(const float *x, kd_q8_block *out)
             out->qs[16 * g + l] = (int8_t)q;
             sum += q;
         }
-        out->bsums[g] = (int16_t)sum;
+        out->s.bsums[g] = (int16_t)sum;
     }
 }
 
@@ -60,7 +60,7 @@ void KD_AVX2 kd_q8_quantize_block_avx2(const float *x, kd_q8_block *out)
             __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
             s4 = _mm_hadd_epi32(s4, s4);
             s4 = _mm_hadd_epi32(s4, s4);
-            out->bsums[c / 16 + g] = (int16_t)_mm_cvtsi128_si32(s4);
+            out->s.bsums[c / 16 + g] = (int16_t)_mm_cvtsi128_si32(s4);
         }
         /* packs work per 128-bit lane; the permute puts the 32 bytes back in order */
         __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
@@ -82,7 +82,7 @@ void KD_AVX512 kd_q8_quantize_block_avx512(const float *x, kd_q8_block *out)
         __m512 v = _mm512_mul_ps(_mm512_loadu_ps(x + 16 * g), id);
         v = _mm512_min_ps(_mm512_max_ps(v, lo), hi);
         __m512i q = _mm512_cvtps_epi32(v);
-        out->bsums[g] = (int16_t)_mm512_reduce_add_epi32(q);
+        out->s.bsums[g] = (int16_t)_mm512_reduce_add_epi32(q);
         _mm_storeu_si128((__m128i *)(out->qs + 16 * g), _mm512_cvtepi32_epi8(q));
     }
 }

@@ -530,7 +530,7 @@ static kd_status run_q8_gemv(kd_context *ctx, kd_cl_state *s, const kd_call *c)
     int64_t nb = c->k / KD_QK_K;
     kd_launch Lq, Lg;
     kd_status st = scratch(ctx, s, &s->xq, &s->xq_bytes,
-                           (size_t)c->m * (size_t)nb * sizeof(kd_block_q8x));
+                           (size_t)c->m * (size_t)nb * sizeof(kd_block_q8));
     /* the quantizer: elementwise over a row's k/256 blocks, rows on y */
     if (st == KD_OK)
         st = geometry(ctx, s, KD_OP_RESIDUAL_ADD, c->m, nb, 0, s->q8_quantize_wg_max,
@@ -545,7 +545,7 @@ static kd_status run_q8_gemv(kd_context *ctx, kd_cl_state *s, const kd_call *c)
     arg(&q, sizeof s->xq, &s->xq);
     arg_int(&q, c->k);
     arg_int(&q, c->m);
-    arg_int(&q, !t); /* Q4_K: the sums of 32 times d (kd_block_q8x.s.xm), else bsums */
+    arg_int(&q, !t); /* Q4_K: the sums of 32 times d (kd_block_q8.s.xm), else bsums */
     if (q.st != KD_OK || (st = enqueue(ctx, s, s->q8_quantize_kernel, qname, 2, &Lq)) != KD_OK)
         return q.st != KD_OK ? q.st : st;
     cl_args g = {ctx, s->q8_gemv_kernel[t], gname, 0, KD_OK};

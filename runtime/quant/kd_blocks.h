@@ -62,32 +62,24 @@ typedef struct kd_block_q6_K {
 } kd_block_q6_K;
 
 /* 256 activations quantized for the q8 GEMV paths (the cpu's, and OpenCL's on CPU
- * devices; ggml's q8_K idea): x[i] ~= d * qs[i] with d = amax / 127 and |qs| <= 127,
- * bsums[g] = qs[16g] + .. + qs[16g + 15]. 292 bytes in host C and OpenCL C alike. */
-typedef struct kd_block_q8 {
-    float d;
-    kd_i8 qs[KD_QK_K];
-    kd_i16 bsums[KD_QK_K / 16];
-} kd_block_q8;
-
-/* OpenCL's q8 path on CPU devices (cl-kernels/gemv_q8.cl): 256 activations as in
- * kd_block_q8 (x[i] ~= d * qs[i]), with what one weight type needs of their sums: Q6_K
- * bsums[g] = qs[16g] + .. + qs[16g + 15]; Q4_K xm[s] = d * (bsums[2s] + bsums[2s + 1]),
+ * devices; ggml's q8_K idea): x[i] ~= d * qs[i] with d = amax / 127 and |qs| <= 127, and
+ * what a weight type needs of their sums: bsums[g] = qs[16g] + .. + qs[16g + 15] (the
+ * cpu, both types; OpenCL, Q6_K), or OpenCL's Q4_K xm[s] = d * (bsums[2s] + bsums[2s + 1]),
  * which meets its 8 mins as one FMA per block and row. 320 bytes with qs first: in a
  * 64-byte aligned buffer no 32- or 64-byte load of qs straddles two cache lines (in
- * kd_block_q8's 292 bytes about half of them do), and each block is 5 lines. Stored 8
- * rows of x at a time, block by block (gemv_q8.cl), so that a group's rows sit at fixed
- * offsets from one pointer. */
-typedef struct kd_block_q8x {
+ * ggml's 292-byte q8_K order, d first, about half of them do), and each block is 5 lines.
+ * OpenCL stores 8 rows of x at a time, block by block (gemv_q8.cl), so that a group's rows
+ * sit at fixed offsets from one pointer; the cpu stores rows one after the other. */
+typedef struct kd_block_q8 {
     kd_i8 qs[KD_QK_K];
     float d;
     float pad0[3];
     union {
-        kd_i16 bsums[KD_QK_K / 16]; /* Q6_K */
-        float xm[KD_QK_K / 32];     /* Q4_K */
+        kd_i16 bsums[KD_QK_K / 16];
+        float xm[KD_QK_K / 32]; /* OpenCL's Q4_K */
     } s;
     float pad1[4];
-} kd_block_q8x;
+} kd_block_q8;
 
 #define KD_Q4K_BLOCK_BYTES 144
 #define KD_Q6K_BLOCK_BYTES 210

@@ -11,9 +11,9 @@
 
 _Static_assert(sizeof(kd_block_q4_K) == KD_Q4K_BLOCK_BYTES, "block_q4_K is 144 bytes in GGUF");
 _Static_assert(sizeof(kd_block_q6_K) == KD_Q6K_BLOCK_BYTES, "block_q6_K is 210 bytes in GGUF");
-/* gemv_q8.cl's x blocks: whole cache lines, so that no load of qs straddles two */
-_Static_assert(sizeof(kd_block_q8x) % 64 == 0 && offsetof(kd_block_q8x, qs) == 0,
-               "kd_block_q8x is whole 64-byte lines with qs first");
+/* the q8 paths' x blocks: whole cache lines, so that no load of qs straddles two */
+_Static_assert(sizeof(kd_block_q8) % 64 == 0 && offsetof(kd_block_q8, qs) == 0,
+               "kd_block_q8 is whole 64-byte lines with qs first");
 
 uint16_t kd_f32_to_f16(float f); /* round to nearest even */
 
