@@ -46,8 +46,8 @@ static void test_quantize_vs_reference(void)
     kd_q8_block q[6], qs[6];
     memset(q, 0, sizeof q); /* the padding, which no quantizer writes */
     memset(qs, 0, sizeof qs);
-    kd_q8_quantize_rows(NULL, level, x, 1, k, q);
-    kd_q8_quantize_rows(NULL, KD_SIMD_SCALAR, x, 1, k, qs);
+    kd_q8_quantize_rows(NULL, level, x, 1, k, KD_TYPE_Q6_K, q);
+    kd_q8_quantize_rows(NULL, KD_SIMD_SCALAR, x, 1, k, KD_TYPE_Q6_K, qs);
     CU_ASSERT(memcmp(q, qs, sizeof q) == 0);
     for (int b = 0; b < 6; b++) {
         double amax = 0.0;
@@ -64,6 +64,18 @@ static void test_quantize_vs_reference(void)
                 sum += v;
             }
             CU_ASSERT_EQUAL(q[b].s.bsums[g], sum);
+        }
+    }
+    /* for Q4_K the blocks carry xm[s] = d * (the sum of values 32s .. 32s + 31) instead */
+    kd_q8_block q4[6];
+    kd_q8_quantize_rows(NULL, level, x, 1, k, KD_TYPE_Q4_K, q4);
+    for (int b = 0; b < 6; b++) {
+        CU_ASSERT(memcmp(q4[b].qs, q[b].qs, sizeof q[b].qs) == 0 && q4[b].d == q[b].d);
+        for (int s = 0; s < 8; s++) {
+            int sum = 0;
+            for (int l = 0; l < 32; l++)
+                sum += q4[b].qs[32 * s + l];
+            CU_ASSERT_EQUAL(q4[b].s.xm[s], q4[b].d * (float)sum);
         }
     }
     /* the check can fail: a changed byte breaks the bsums or the rounding */
@@ -142,7 +154,7 @@ static void check_kernels_vs_scalar(kd_type type, int64_t m, int64_t n, int64_t 
     kd_rng r;
     kd_rng_seed(&r, seed + 1);
     kd_fill_uniform(&r, x, m * k, -3.0f, 3.0f);
-    kd_q8_quantize_rows(NULL, KD_SIMD_SCALAR, x, m, k, xq);
+    kd_q8_quantize_rows(NULL, KD_SIMD_SCALAR, x, m, k, type, xq);
     kd_cpu_env e = {.simd = level, .vnni = level_vnni};
     const kd_q8_kernels *lk = kd_q8_kernels_for(&e, level), *sk = &kd_q8_scalar_kernels;
     kd_q8_job j = {w, xq, NULL, n, nb, m, 0};

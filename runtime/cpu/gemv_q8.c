@@ -16,7 +16,8 @@ static void q4k_row_scalar(const kd_q8_job *j, int64_t r, int64_t m0, int mc)
         float acc = 0.0f;
         for (int64_t b = 0; b < j->nb; b++) {
             const kd_block_q4_K *blk = kd_q8_weight_block(j, sizeof *blk, r, b);
-            int32_t sumi = 0, summ = 0;
+            int32_t sumi = 0;
+            float summ = 0.0f; /* the mins times x's sums, d included (xm) */
             for (int s = 0; s < 8; s++) {
                 int sc, mn;
                 kd_q4k_scale_min(s, blk->scales, &sc, &mn);
@@ -24,10 +25,9 @@ static void q4k_row_scalar(const kd_q8_job *j, int64_t r, int64_t m0, int mc)
                 for (int l = 0; l < 32; l++)
                     dot += kd_q4k_quant(blk, 32 * s + l) * xq[b].qs[32 * s + l];
                 sumi += sc * dot;
-                summ += mn * (xq[b].s.bsums[2 * s] + xq[b].s.bsums[2 * s + 1]);
+                summ += (float)mn * xq[b].s.xm[s];
             }
-            acc += xq[b].d * (kd_f16_to_f32(blk->d) * (float)sumi -
-                              kd_f16_to_f32(blk->dmin) * (float)summ);
+            acc += xq[b].d * kd_f16_to_f32(blk->d) * (float)sumi - kd_f16_to_f32(blk->dmin) * summ;
         }
         j->y[(m0 + m) * j->n + r] = acc;
     }
@@ -151,7 +151,7 @@ kd_status kd_cpu_gemv_q8(const kd_cpu_env *e, const kd_call *c, kd_type type, kd
     /* Threads at every level: the generic kernels are what a CPU without AVX2 (or not x86)
      * runs, and each output row comes from one thread, so the result is the same on any
      * number of them. */
-    kd_q8_quantize_rows(e->pool, simd, c->src[1], c->m, c->k, xq);
+    kd_q8_quantize_rows(e->pool, simd, c->src[1], c->m, c->k, type, xq);
     const int64_t row_bytes = nb * (int64_t)kd_quant_block_bytes(type);
     const int64_t unit = c->w_groups ? KD_ROW_GROUP : 1;
     q8_rows_job q = {{c->src[0], xq, c->dst, c->n, nb, c->m, c->w_groups},

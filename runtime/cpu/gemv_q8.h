@@ -25,9 +25,11 @@ void kd_q8_quantize_block_scalar(const float *x, kd_q8_block *out);
 void kd_q8_quantize_block_avx2(const float *x, kd_q8_block *out);
 void kd_q8_quantize_block_avx512(const float *x, kd_q8_block *out);
 /* M rows of K values (K a multiple of 256) -> M * K/256 blocks, threaded on the pool when
- * pool is not NULL. */
+ * pool is not NULL, with the sums the weight type's kernels read: Q4_K's xm (its mins
+ * then cost one FMA per block and row, where the bsums took a vpmaddwd, a convert and a
+ * broadcast), else bsums. */
 void kd_q8_quantize_rows(kd_pool *pool, kd_simd simd, const float *x, int64_t m, int64_t k,
-                         kd_q8_block *out);
+                         kd_type type, kd_q8_block *out);
 
 typedef struct kd_q8_job {
     const void *w;          /* N rows of K/256 weight blocks */

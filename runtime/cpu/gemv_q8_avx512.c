@@ -62,12 +62,12 @@ KD_INLINE KD_VNNI512 void q4k_block(const kd_block_q4_K *blk, const kd_q8_block 
     /* 32 bytes of qs broadcast to both halves: low nibbles below, high nibbles above */
     const __m512i nib_shift = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(4), 1);
     const __m512i sc_idx[2] = {packed_scale_index(0, 32), packed_scale_index(1, 32)};
-    const __m256i mn_idx = _mm512_castsi512_si256(repeat_index(0, 2));
     uint32_t sc[2], mn[2];
     kd_q4k_unpack_scales(blk->scales, sc, mn);
     const __m512i sc16 = _mm512_castsi128_si512(_mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)sc)));
-    const __m256i mn16 = _mm256_permutexvar_epi16(
-        mn_idx, _mm256_castsi128_si256(_mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)mn))));
+    /* lanes 0-7: -dmin * min s, for x's xm (its sums of 32, times its d); lanes 8-15 0 */
+    const __m512 wmin = _mm512_maskz_mov_ps(
+        0x00ff, _mm512_castps256_ps512(_mm256_mul_ps(kd_u8x8_to_f32(mn), _mm256_set1_ps(-_cvtsh_ss(blk->dmin)))));
     __m512i q4[4], scale[2];
     for (int p = 0; p < 4; p++) {
         __m512i v = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(blk->qs + 32 * p)));
@@ -77,14 +77,12 @@ KD_INLINE KD_VNNI512 void q4k_block(const kd_block_q4_K *blk, const kd_q8_block 
         scale[q] = _mm512_permutexvar_epi16(sc_idx[q], sc16);
     /* x's scale last, one FMA per row (a scalar d * dx and dmin * dx per row, each then
      * broadcast, cost more; the OpenCL q8 kernels measured the same) */
-    const __m512 d16 = _mm512_set1_ps(_cvtsh_ss(blk->d)), dmin16 = _mm512_set1_ps(_cvtsh_ss(blk->dmin));
+    const __m512 d16 = _mm512_set1_ps(_cvtsh_ss(blk->d));
     for (int m = 0; m < mc; m++) {
         const kd_q8_block *xm = x + m * nb;
         const __m512i s = scaled_dot256(q4, xm->qs, scale);
-        const __m256i mins = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)xm->s.bsums), mn16);
-        const __m512 t = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(_mm512_zextsi256_si512(mins)), dmin16,
-                                          _mm512_mul_ps(_mm512_cvtepi32_ps(s), d16));
-        acc[m] = _mm512_fmadd_ps(t, _mm512_set1_ps(xm->d), acc[m]);
+        acc[m] = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(s), d16), _mm512_set1_ps(xm->d), acc[m]);
+        acc[m] = _mm512_fmadd_ps(wmin, _mm512_maskz_loadu_ps(0x00ff, xm->s.xm), acc[m]);
     }
 }
 

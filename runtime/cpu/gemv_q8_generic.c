@@ -55,12 +55,13 @@ static inline void q4k_block(const kd_block_q4_K *blk, const kd_q8_block *x, int
     const float d = kd_f16_to_f32(blk->d), dmin = kd_f16_to_f32(blk->dmin);
     for (int m = 0; m < mc; m++) {
         const kd_q8_block *xm = x + m * nb;
-        int32_t sumi = 0, summ = 0;
+        int32_t sumi = 0;
+        float summ = 0.0f;
         for (int s = 0; s < 8; s++) {
             sumi += sc[s] * dot_u8_i8(q + 32 * s, xm->qs + 32 * s, 32);
-            summ += mn[s] * (xm->s.bsums[2 * s] + xm->s.bsums[2 * s + 1]);
+            summ += (float)mn[s] * xm->s.xm[s];
         }
-        acc[m] += xm->d * (d * (float)sumi - dmin * (float)summ);
+        acc[m] += xm->d * d * (float)sumi - dmin * summ;
     }
 }
 

@@ -132,9 +132,8 @@ KD_INLINE KD_YMM_TARGET void q4k_block(const kd_block_q4_K *blk, const kd_q8_blo
     kd_q4k_unpack_scales(blk->scales, smb, smb + 2);
     const uint8_t *scb = (const uint8_t *)smb;
     const __m256i sc_dup = dup8_i8(smb); /* (the scales are 0..63: signed widening is exact) */
-    /* each min twice, for the two bsums of its sub-block */
-    const __m128i mn = _mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)(smb + 2)));
-    const __m256i mn16 = _mm256_setr_m128i(_mm_unpacklo_epi16(mn, mn), _mm_unpackhi_epi16(mn, mn));
+    /* lane s: -dmin * min s, for x's xm (its sums of 32, times its d) */
+    const __m256 wmin = _mm256_mul_ps(kd_u8x8_to_f32(smb + 2), _mm256_set1_ps(-_cvtsh_ss(blk->dmin)));
     __m256i s[KD_Q8_MAX_MC];
     for (int m = 0; m < mc; m++)
         s[m] = _mm256_setzero_si256();
@@ -145,12 +144,11 @@ KD_INLINE KD_YMM_TARGET void q4k_block(const kd_block_q4_K *blk, const kd_q8_blo
         const pair_scales sc = q4k_pair_scales(sc_dup, scb, p);
         pair_dot(s, mc, lo, hi, x, nb, 64 * p, sc);
     }
-    const float d = _cvtsh_ss(blk->d), dmin = _cvtsh_ss(blk->dmin);
+    const float d = _cvtsh_ss(blk->d);
     for (int m = 0; m < mc; m++) {
         const kd_q8_block *xm = x + m * nb;
-        const __m256i mins = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)xm->s.bsums), mn16);
         acc[m] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s[m]), _mm256_set1_ps(d * xm->d), acc[m]);
-        acc[m] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(mins), _mm256_set1_ps(dmin * xm->d), acc[m]);
+        acc[m] = _mm256_fmadd_ps(wmin, _mm256_loadu_ps(xm->s.xm), acc[m]);
     }
 }
 

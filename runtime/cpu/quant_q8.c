@@ -95,22 +95,36 @@ typedef struct quant_job {
     const float *x;
     kd_q8_block *out;
     void (*block_fn)(const float *, kd_q8_block *);
+    int q4k; /* the blocks carry Q4_K's xm, not bsums */
 } quant_job;
+
+/* bsums -> xm[s] = d * (bsums[2s] + bsums[2s + 1]), as OpenCL's kd_q8_quantize forms it */
+static void sums_for_q4k(kd_q8_block *b)
+{
+    float xm[KD_Q8_BLOCK / 32];
+    for (int s = 0; s < KD_Q8_BLOCK / 32; s++)
+        xm[s] = b->d * (float)(b->s.bsums[2 * s] + b->s.bsums[2 * s + 1]);
+    memcpy(b->s.xm, xm, sizeof xm);
+}
 
 static void quantize_range(void *arg, int64_t b0, int64_t b1)
 {
     const quant_job *q = arg;
-    for (int64_t b = b0; b < b1; b++)
+    for (int64_t b = b0; b < b1; b++) {
         q->block_fn(q->x + b * KD_Q8_BLOCK, q->out + b);
+        if (q->q4k)
+            sums_for_q4k(q->out + b);
+    }
 }
 
 void kd_q8_quantize_rows(kd_pool *pool, kd_simd simd, const float *x, int64_t m, int64_t k,
-                         kd_q8_block *out)
+                         kd_type type, kd_q8_block *out)
 {
     quant_job q = {x, out,
                    simd == KD_SIMD_AVX512 ? kd_q8_quantize_block_avx512
                    : simd >= KD_SIMD_AVX2 ? kd_q8_quantize_block_avx2
-                                          : kd_q8_quantize_block_scalar};
+                                          : kd_q8_quantize_block_scalar,
+                   type == KD_TYPE_Q4_K};
     const int64_t blocks = m * (k / KD_Q8_BLOCK);
     /* rows are contiguous, so blocks of all rows form one range; 32 blocks (32 KiB of x)
      * per piece keeps the hand-off cost small next to the work */

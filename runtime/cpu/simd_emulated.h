@@ -200,6 +200,16 @@ static inline void _mm512_stream_ps(float *p, __m512 a)
     memcpy(p, &a, sizeof a);
 }
 
+/* lanes with their mask bit clear are 0 and not read (the instruction suppresses their
+ * faults) */
+static inline __m512 _mm512_maskz_loadu_ps(__mmask16 k, const void *p)
+{
+    float v[16];
+    for (int i = 0; i < 16; i++)
+        v[i] = (k >> i) & 1 ? ((const float *)p)[i] : 0.0f;
+    KD_EMU_RETURN(__m512, v);
+}
+
 static inline __m512i _mm512_zextsi256_si512(__m256i a)
 {
     unsigned char out[64] = {0};
