@@ -1,5 +1,6 @@
 /* Quantization of the activations for the q8 GEMV path: blocks of 256 floats -> int8
- * with one f32 scale and int16 sums per 16 values. The scalar version is the reference;
+ * with one f32 scale and int16 sums per 16 values (for Q4_K weights: f32 sums per 32,
+ * times the scale). The scalar version is the reference;
  * the SIMD versions do the same float operations (max of |x|, one multiply, clamp, round
  * to nearest even), so all levels give identical blocks. */
 #include <math.h>
