@@ -65,9 +65,8 @@ KD_INLINE KD_VNNI512 void q4k_block(const kd_block_q4_K *blk, const kd_q8_block 
     uint32_t sc[2], mn[2];
     kd_q4k_unpack_scales(blk->scales, sc, mn);
     const __m512i sc16 = _mm512_castsi128_si512(_mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)sc)));
-    /* lanes 0-7: -dmin * min s, for x's xm (its sums of 32, times its d); lanes 8-15 0 */
-    const __m512 wmin = _mm512_maskz_mov_ps(
-        0x00ff, _mm512_castps256_ps512(_mm256_mul_ps(kd_u8x8_to_f32(mn), _mm256_set1_ps(-_cvtsh_ss(blk->dmin)))));
+    /* kd_q4k_neg_mins in lanes 0-7 (times x's xm, per row), lanes 8-15 0 */
+    const __m512 wmin = _mm512_maskz_mov_ps(0x00ff, _mm512_castps256_ps512(kd_q4k_neg_mins(mn, blk->dmin)));
     __m512i q4[4], scale[2];
     for (int p = 0; p < 4; p++) {
         __m512i v = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(blk->qs + 32 * p)));

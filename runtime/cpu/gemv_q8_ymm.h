@@ -132,8 +132,7 @@ KD_INLINE KD_YMM_TARGET void q4k_block(const kd_block_q4_K *blk, const kd_q8_blo
     kd_q4k_unpack_scales(blk->scales, smb, smb + 2);
     const uint8_t *scb = (const uint8_t *)smb;
     const __m256i sc_dup = dup8_i8(smb); /* (the scales are 0..63: signed widening is exact) */
-    /* lane s: -dmin * min s, for x's xm (its sums of 32, times its d) */
-    const __m256 wmin = _mm256_mul_ps(kd_u8x8_to_f32(smb + 2), _mm256_set1_ps(-_cvtsh_ss(blk->dmin)));
+    const __m256 wmin = kd_q4k_neg_mins(smb + 2, blk->dmin); /* times x's xm, per row */
     __m256i s[KD_Q8_MAX_MC];
     for (int m = 0; m < mc; m++)
         s[m] = _mm256_setzero_si256();

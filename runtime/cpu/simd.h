@@ -42,6 +42,13 @@ static inline __attribute__((always_inline)) KD_AVX2 __m256 kd_u8x8_to_f32(const
     return _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)p)));
 }
 
+/* A Q4_K block's mins against x's xm (the q8 kernels): lane s is -dmin * min s, from the
+ * 8 unpacked min bytes (kd_q4k_unpack_scales) and the block's f16 dmin. */
+static inline __attribute__((always_inline)) KD_AVX2 __m256 kd_q4k_neg_mins(const void *mins, uint16_t dmin)
+{
+    return _mm256_mul_ps(kd_u8x8_to_f32(mins), _mm256_set1_ps(-_cvtsh_ss(dmin)));
+}
+
 static inline KD_AVX2 float kd_hsum256(__m256 v)
 {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
