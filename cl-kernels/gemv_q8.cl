@@ -10,13 +10,15 @@
  * Why: the exact kernels are bound by one f32 FMA per weight and row of x. PoCL's
  * compiler turns none of the generic forms into x86's byte dot products, so on x86 with
  * AVX2 (clang: PoCL, oclgrind is not) each 32 weights are one vpmaddubsw (u8 weight x s8 x
- * -> int16 pairs) and one vpmaddwd by the int16 scales, as the cpu's AVX2 kernel does; with
- * AVX-512BW each 64 weights are one of each on zmm (M = 8: 0.79-0.94 of the ymm time);
- * with AVX-512 VNNI on the host as well (the backend sets -DKD_Q8_VNNI) each 128 weights
- * are two vpdpbusd, a vpackssdw and a vpdpwssd (kd_q8_mac128); elsewhere the same sums in
- * OpenCL vectors. Integer sums are exact either way. The block functions work in pairs of
- * 64-weight chunks (kd_q8_w64) on every level. Build options -DKD_Q8_YMM / -DKD_Q8_GENERIC
- * / -DKD_Q8_NO_VNNI (KD_OPENCL_OPTIONS) force the lower levels, to compare them.
+ * -> int16 pairs), whose int16 sums over several sub-blocks (x stored in their lane
+ * order, KD_Q8_XLANES) take one vpmaddwd by the int16 scales; with AVX-512BW each 64
+ * weights are one vpmaddubsw and one vpmaddwd on zmm (M = 8: 0.79-0.94 of the ymm time
+ * before the lane order); with AVX-512 VNNI on the host as well (the backend sets
+ * -DKD_Q8_VNNI) each 128 weights are two vpdpbusd, a vpackssdw and a vpdpwssd
+ * (kd_q8_mac128); elsewhere the same sums in OpenCL vectors. Integer sums are exact
+ * either way. Those in-order block functions work in pairs of 64-weight chunks
+ * (kd_q8_w64). Build options -DKD_Q8_YMM / -DKD_Q8_GENERIC / -DKD_Q8_NO_VNNI
+ * (KD_OPENCL_OPTIONS) force the lower levels, to compare them.
  *
  * Shape: one work-item per output row (16 per group), group y takes rows
  * [8 * get_group_id(1), +8) of x; a weight block is decoded once for those rows.
@@ -102,34 +104,46 @@ KD_CL_INLINE kd_q8_isum kd_q8_mac128(kd_q8_isum acc, kd_q8_w64 w0, kd_q8_w64 w1,
 #define KD_Q8_HAVE_MAC128
 #endif
 #else
-typedef struct kd_q8_w64 { kd_q8_w a, b; } kd_q8_w64;
-typedef struct kd_q8_scale64 { kd_q8_s16 a, b; } kd_q8_scale64; /* int16 lanes 0-7 of a: group 0 */
-typedef int8 kd_q8_isum;
-
-KD_CL_INLINE kd_q8_w64 kd_q8_join(kd_q8_w a, kd_q8_w b) { return (kd_q8_w64){a, b}; }
-KD_CL_INLINE kd_q8_scale64 kd_q8_scales4(short a, short b, short c, short d)
+/* 16 ymm registers (AVX2): x in lane order (KD_Q8_XLANES). The quantizer stores each
+ * block's qwords (8 values) in the order the block functions read them, so that one
+ * vpmaddwd by the scales takes the int16 sums of several vpmaddubsw whose lanes hold the
+ * same sub-blocks: 10 (Q4_K) and 12 (Q6_K) multiplies a block and row of x, where taking
+ * the sub-blocks in order takes 16 (M = 8: 0.93-0.95 of the time, Zen 3). */
+#define KD_Q8_XLANES
+typedef long kd_q8_l4 __attribute__((vector_size(32)));
+/* qwords a0 b0 a2 b2 (vpunpcklqdq), a1 b1 a3 b3 (vpunpckhqdq) */
+KD_CL_INLINE kd_q8_w kd_q8_unpacklo(kd_q8_w a, kd_q8_w b)
 {
-    return (kd_q8_scale64){(kd_q8_s16){a, a, a, a, a, a, a, a, b, b, b, b, b, b, b, b},
-                           (kd_q8_s16){c, c, c, c, c, c, c, c, d, d, d, d, d, d, d, d}};
+    return (kd_q8_w)__builtin_shufflevector((kd_q8_l4)a, (kd_q8_l4)b, 0, 4, 2, 6);
 }
-/* sum over 32 weights (u8) times x (s8) with the scales, as 8 int32 partial sums */
-KD_CL_INLINE int8 kd_q8_dot(kd_q8_w w, __global const char *x, kd_q8_s16 sc)
+KD_CL_INLINE kd_q8_w kd_q8_unpackhi(kd_q8_w a, kd_q8_w b)
 {
-    return as_int8(__builtin_ia32_pmaddwd256(__builtin_ia32_pmaddubsw256(w, kd_q8_load(x)), sc));
+    return (kd_q8_w)__builtin_shufflevector((kd_q8_l4)a, (kd_q8_l4)b, 1, 5, 3, 7);
 }
-KD_CL_INLINE kd_q8_isum kd_q8_dot64(kd_q8_w64 w, __global const char *x, kd_q8_scale64 sc)
+/* 128-bit halves a.lo b.lo, a.hi b.hi (vperm2i128) */
+KD_CL_INLINE kd_q8_w kd_q8_halves_lo(kd_q8_w a, kd_q8_w b)
 {
-    return kd_q8_dot(w.a, x, sc.a) + kd_q8_dot(w.b, x + 32, sc.b);
+    return (kd_q8_w)__builtin_shufflevector((kd_q8_l4)a, (kd_q8_l4)b, 0, 1, 4, 5);
 }
-KD_CL_INLINE int8 kd_q8_isum8(kd_q8_isum s) { return s; }
-/* 16 ymm registers: LLVM ordered a block's work row by row, with all 256 weights and
- * their 8 scale vectors live, and spilled (M = 8: 400 instructions a block, 103 of them
- * stack accesses, for Q4_K). The block functions go 64 weights at a time over all rows
- * and pin each row's sum between the two (an empty asm that takes and gives it), so that
- * two weight and two scale vectors are live: 325 and 23 (Q6_K 444 and 99 -> 373 and 33);
- * 0.78-0.96 of the time at M = 8, 0.90 at M = 4, M = 1 unchanged (Zen 3, haswell). */
-#define KD_Q8_PIN_CHUNKS
-#define KD_Q8_PIN(m) __asm__ volatile("" : "+x"(isum[m]));
+KD_CL_INLINE kd_q8_w kd_q8_halves_hi(kd_q8_w a, kd_q8_w b)
+{
+    return (kd_q8_w)__builtin_shufflevector((kd_q8_l4)a, (kd_q8_l4)b, 2, 3, 6, 7);
+}
+/* int16 pair sums of u8 weights w times s8 x (32 values) */
+KD_CL_INLINE kd_q8_s16 kd_q8_maddubs(kd_q8_w w, __global const char *x)
+{
+    return __builtin_ia32_pmaddubsw256(w, kd_q8_load(x));
+}
+/* int16 sums a times scales sc, as 8 int32 pair sums */
+KD_CL_INLINE int8 kd_q8_madd(kd_q8_s16 a, kd_q8_s16 sc)
+{
+    return as_int8(__builtin_ia32_pmaddwd256(a, sc));
+}
+/* scales a, b, c, d, each on 4 int16 lanes */
+KD_CL_INLINE kd_q8_s16 kd_q8_scales4x4(short a, short b, short c, short d)
+{
+    return (kd_q8_s16){a, a, a, a, b, b, b, b, c, c, c, c, d, d, d, d};
+}
 #endif
 #else
 typedef struct kd_q8_w { uchar16 a, b; } kd_q8_w;
@@ -186,7 +200,7 @@ KD_CL_INLINE int8 kd_q8_dot16(__global const short *a, short16 b)
 }
 #endif
 
-#ifndef KD_Q8_HAVE_MAC128
+#if !defined(KD_Q8_HAVE_MAC128) && !defined(KD_Q8_XLANES)
 /* 128 weights (two chunks of 64) times a row of x, added to acc; a0..a3 the scales of the
  * first chunk's 16-value groups, b0..b3 the second's */
 typedef struct kd_q8_scale128 { kd_q8_scale64 a, b; } kd_q8_scale128;
@@ -202,6 +216,20 @@ KD_CL_INLINE kd_q8_isum kd_q8_mac128(kd_q8_isum acc, kd_q8_w64 w0, kd_q8_w64 w1,
     return acc + kd_q8_dot64(w0, x, sc.a) + kd_q8_dot64(w1, x + 64, sc.b);
 }
 #endif
+
+/* Where a block's qword i (values 8i .. 8i + 7) goes in x's qs: in order, or in the lane
+ * order of KD_Q8_XLANES (the block functions there say why each). */
+KD_CL_INLINE int kd_q8_xlane(int i, int q4k)
+{
+#ifdef KD_Q8_XLANES
+    int r = i % 8;
+    if (q4k) /* sub-block s = i / 4, its qword i % 4 */
+        return 8 * (i % 4) + 4 * (i / 4 % 2) + i / 8;
+    return i - r + 4 * (r & 1) + 2 * ((r >> 1) & 1) + (r >> 2);
+#else
+    return i;
+#endif
+}
 
 /* x: 256 floats -> one kd_block_q8, the cpu's kd_q8_quantize_block_scalar float for float
  * (max of |x| skipping NaN, one multiply by 127 / amax, clamp, round to nearest even), so
@@ -226,7 +254,10 @@ KD_CL_INLINE void kd_q8_quantize_block(__global const float *x, __global kd_bloc
         for (int h = 0; h < 2; h++) {
             /* fmax(NaN, -127) is -127, as on the cpu */
             int16 q = convert_int16_rte(fmin(fmax(vload16(2 * g + h, x) * id, -127.0f), 127.0f));
-            vstore16(convert_char16(q), 2 * g + h, out->qs);
+            char16 c = convert_char16(q);
+            int i = 2 * (2 * g + h); /* the qword of values 8i .. 8i + 7 */
+            vstore8(c.lo, kd_q8_xlane(i, q4k), out->qs);
+            vstore8(c.hi, kd_q8_xlane(i + 1, q4k), out->qs);
             int8 s8 = q.lo + q.hi;
             int4 s4 = s8.lo + s8.hi;
             int2 s2 = s4.lo + s4.hi;
@@ -268,22 +299,55 @@ void kd_q8_quantize(__global const float *x, __global kd_block_q8 *xq, int k, in
     ROW(0) if (nm > 1) ROW(1) if (nm > 2) ROW(2) if (nm > 3) ROW(3)                       \
     if (nm > 4) ROW(4) if (nm > 5) ROW(5) if (nm > 6) ROW(6) if (nm > 7) ROW(7)
 
-/* The rows' statements of a block function, in its names (isum, x): zero the sums;
- * add the pair of 64-weight chunks w0, w1 with scales s times values 128p .. 128p + 127
- * of each row of x (one kd_q8_mac128 a row, or on ymm 64 weights at a time over all the
- * rows, each row's sum pinned in between: KD_Q8_PIN_CHUNKS). */
+/* The rows' statements of the in-order block functions, in their names (isum, x): zero
+ * the sums; add the pair of 64-weight chunks w0, w1 with scales s times values
+ * 128p .. 128p + 127 of each row of x. */
 #define KD_Q8_ZERO_ROW(m) isum[m] = (kd_q8_isum)(0);
-#ifdef KD_Q8_PIN_CHUNKS
-#define KD_Q8_DOT_ROW_W0(m) isum[m] += kd_q8_dot64(w0, x[m].qs + 128 * p, s.a);
-#define KD_Q8_DOT_ROW_W1(m) isum[m] += kd_q8_dot64(w1, x[m].qs + 128 * p + 64, s.b);
-#define KD_Q8_PAIR_ROWS(nm)                                                              \
-    KD_Q8_FOR_ROWS(nm, KD_Q8_DOT_ROW_W0) KD_Q8_FOR_ROWS(nm, KD_Q8_PIN)                     \
-    KD_Q8_FOR_ROWS(nm, KD_Q8_DOT_ROW_W1) KD_Q8_FOR_ROWS(nm, KD_Q8_PIN)
-#else
 #define KD_Q8_MAC_ROW(m) isum[m] = kd_q8_mac128(isum[m], w0, w1, x[m].qs + 128 * p, s);
 #define KD_Q8_PAIR_ROWS(nm) KD_Q8_FOR_ROWS(nm, KD_Q8_MAC_ROW)
-#endif
 
+#ifdef KD_Q8_XLANES
+/* Q4_K block b times nm rows of x, 16 registers (AVX2): the 4 chunks of 32 bytes (the low
+ * nibbles of chunk c are sub-block 2c, the high ones 2c + 1) go through a 4 x 4 transpose
+ * of their qwords, so that vector k holds qword k of every chunk: its low nibbles are
+ * values 8k .. 8k + 7 of sub-blocks 0, 2, 4, 6, its high ones of 1, 3, 5, 7. The 4 vectors'
+ * vpmaddubsw then add up in int16 (a lane: 8 products, |.| <= 8 * 15 * 127 < 2^15) before
+ * one vpmaddwd by the scales for the low nibbles and one for the high: 10 multiplies a row
+ * of x where sub-block by sub-block takes 16. x's qs hold the same lane order (position
+ * 64k + 32h + 8j + t: value 8k + t of sub-block 2j + h, kd_q8_xlane). */
+KD_CL_INLINE void kd_q4k_q8_block(__global const kd_block_q4_K *b, __global const kd_block_q8 *x,
+                                  const int nm, float8 *acc)
+{
+    uchar16 sm = kd_q4k_scale_min_bytes(b); /* scales 0..7, mins 8..15 */
+    short8 smw = convert_short8(sm.lo);
+    float d = kd_f16_to_f32(b->d), dmin = kd_f16_to_f32(b->dmin);
+    kd_q8_w c0 = kd_q8_load(b->qs), c1 = kd_q8_load(b->qs + 32);
+    kd_q8_w c2 = kd_q8_load(b->qs + 64), c3 = kd_q8_load(b->qs + 96);
+    kd_q8_w t0 = kd_q8_unpacklo(c0, c1), t1 = kd_q8_unpackhi(c0, c1);
+    kd_q8_w t2 = kd_q8_unpacklo(c2, c3), t3 = kd_q8_unpackhi(c2, c3);
+    kd_q8_w u0 = kd_q8_halves_lo(t0, t2), u1 = kd_q8_halves_lo(t1, t3);
+    kd_q8_w u2 = kd_q8_halves_hi(t0, t2), u3 = kd_q8_halves_hi(t1, t3);
+    kd_q8_w lo0 = kd_q8_and(u0, 15), lo1 = kd_q8_and(u1, 15);
+    kd_q8_w lo2 = kd_q8_and(u2, 15), lo3 = kd_q8_and(u3, 15);
+    kd_q8_w hi0 = kd_q8_and(kd_q8_shr(u0, 4), 15), hi1 = kd_q8_and(kd_q8_shr(u1, 4), 15);
+    kd_q8_w hi2 = kd_q8_and(kd_q8_shr(u2, 4), 15), hi3 = kd_q8_and(kd_q8_shr(u3, 4), 15);
+    kd_q8_s16 slo = kd_q8_scales4x4(smw.s0, smw.s2, smw.s4, smw.s6);
+    kd_q8_s16 shi = kd_q8_scales4x4(smw.s1, smw.s3, smw.s5, smw.s7);
+    float8 wmin = convert_float8(sm.hi) * -dmin; /* lane s: -dmin * min s */
+#define KD_Q4K_Q8_ROW(m)                                                                 \
+    {                                                                                    \
+        __global const char *xq = x[m].qs;                                               \
+        kd_q8_s16 alo = kd_q8_maddubs(lo0, xq) + kd_q8_maddubs(lo1, xq + 64) +           \
+                        kd_q8_maddubs(lo2, xq + 128) + kd_q8_maddubs(lo3, xq + 192);     \
+        kd_q8_s16 ahi = kd_q8_maddubs(hi0, xq + 32) + kd_q8_maddubs(hi1, xq + 96) +      \
+                        kd_q8_maddubs(hi2, xq + 160) + kd_q8_maddubs(hi3, xq + 224);     \
+        int8 isum = kd_q8_madd(alo, slo) + kd_q8_madd(ahi, shi);                         \
+        acc[m] = fma(wmin, vload8(0, x[m].s.xm),                                         \
+                     fma((float8)(x[m].d), convert_float8(isum) * d, acc[m]));           \
+    }
+    KD_Q8_FOR_ROWS(nm, KD_Q4K_Q8_ROW)
+}
+#else
 /* Q4_K block b times nm rows of x (adjacent blocks), into acc. The f16 scales are decoded
  * before the chunk loop: decoded after it, LLVM moved all 64 vpmaddubsw of a block at
  * nm = 8 ahead of their vpmaddwd and spilled the products (15-20 % slower). */
@@ -318,7 +382,59 @@ KD_CL_INLINE void kd_q4k_q8_block(__global const kd_block_q4_K *b, __global cons
                  fma((float8)(x[m].d), convert_float8(kd_q8_isum8(isum[m])) * d, acc[m]));
     KD_Q8_FOR_ROWS(nm, KD_Q4K_Q8_FINISH)
 }
+#endif
 
+#ifdef KD_Q8_XLANES
+/* Q6_K's 64 values as two vectors V0, V1 of 32 (sub-blocks A, B and C, D of 16), in the
+ * lane order of KD_Q8_XLANES: (Va, Vb) = (qwords 0 and 2, 1 and 3 of V0 and V1): lanes
+ * A, C, B, D, values 0-7 then 8-15. The vpmaddubsw of Va and Vb add up in int16 (a lane:
+ * 4 products, |.| <= 4 * 63 * 127 < 2^15) before one vpmaddwd by scales A, C, B, D. */
+typedef struct kd_q6k_q8_lanes { kd_q8_w a, b; kd_q8_s16 sc; } kd_q6k_q8_lanes;
+KD_CL_INLINE kd_q6k_q8_lanes kd_q6k_q8_lanes_of(kd_q8_w v0, kd_q8_w v1, short sa, short sb,
+                                                 short sc, short sd)
+{
+    kd_q6k_q8_lanes l = {kd_q8_unpacklo(v0, v1), kd_q8_unpackhi(v0, v1),
+                         kd_q8_scales4x4(sa, sc, sb, sd)};
+    return l;
+}
+KD_CL_INLINE int8 kd_q6k_q8_dot64(kd_q6k_q8_lanes l, __global const char *x)
+{
+    return kd_q8_madd(kd_q8_maddubs(l.a, x) + kd_q8_maddubs(l.b, x + 32), l.sc);
+}
+
+/* Q6_K block b times nm rows of x (16 registers, AVX2), into acc: as below, with each 64
+ * values in lane order (kd_q6k_q8_lanes), 12 multiplies a row of x where 16 in order. */
+KD_CL_INLINE void kd_q6k_q8_block(__global const kd_block_q6_K *b, __global const kd_block_q8 *x,
+                                  const int nm, float8 *acc)
+{
+    float d = kd_f16_to_f32(b->d);
+    kd_q6k_q8_lanes l[4];
+    _Pragma("unroll") for (int p = 0; p < 2; p++) {
+        kd_q8_w la = kd_q8_load(b->ql + 64 * p), lb = kd_q8_load(b->ql + 64 * p + 32);
+        kd_q8_w hb = kd_q8_load(b->qh + 32 * p);
+        short8 sc = convert_short8(vload8(0, b->scales + 8 * p));
+        l[2 * p] = kd_q6k_q8_lanes_of(
+            kd_q8_or(kd_q8_and(la, 15), kd_q8_and(kd_q8_shl(hb, 4), 0x30)),
+            kd_q8_or(kd_q8_and(lb, 15), kd_q8_and(kd_q8_shl(hb, 2), 0x30)), sc.s0, sc.s1,
+            sc.s2, sc.s3);
+        l[2 * p + 1] = kd_q6k_q8_lanes_of(
+            kd_q8_or(kd_q8_and(kd_q8_shr(la, 4), 15), kd_q8_and(hb, 0x30)),
+            kd_q8_or(kd_q8_and(kd_q8_shr(lb, 4), 15), kd_q8_and(kd_q8_shr(hb, 2), 0x30)),
+            sc.s4, sc.s5, sc.s6, sc.s7);
+    }
+    short16 sc16 = convert_short16(vload16(0, b->scales));
+#define KD_Q6K_Q8_ROW(m)                                                                 \
+    {                                                                                    \
+        __global const char *xq = x[m].qs;                                               \
+        int8 isum = kd_q6k_q8_dot64(l[0], xq) + kd_q6k_q8_dot64(l[1], xq + 64) +         \
+                    kd_q6k_q8_dot64(l[2], xq + 128) + kd_q6k_q8_dot64(l[3], xq + 192);   \
+        acc[m] = fma((float8)(x[m].d),                                                   \
+                     convert_float8(isum - (kd_q8_dot16(x[m].s.bsums, sc16) << 5)) * d,  \
+                     acc[m]);                                                            \
+    }
+    KD_Q8_FOR_ROWS(nm, KD_Q6K_Q8_ROW)
+}
+#else
 /* Q6_K block b times nm rows of x (adjacent blocks), into acc, as unsigned values 0..63.
  * Chunk j: values 64j .. 64j + 63 (kd_blocks.h's layout: half p = j / 2 holds ql's 64
  * bytes and qh's 32; j even takes ql's low nibbles and qh's bits 0-1, then 2-3; j odd
@@ -348,6 +464,7 @@ KD_CL_INLINE void kd_q6k_q8_block(__global const kd_block_q6_K *b, __global cons
                  acc[m]);
     KD_Q8_FOR_ROWS(nm, KD_Q6K_Q8_FINISH)
 }
+#endif
 
 /* The kernel of one weight type T with blocks BLOCK: row get_global_id(0) of W times the
  * group's rows of x (xq: kd_q8_quantize's groups). */
