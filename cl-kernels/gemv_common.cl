@@ -406,10 +406,10 @@ void kd_gemv_##T##_batched(__global const BLOCK *w, __global const float *x,    
 KD_CL_INLINE uchar16 kd_q4k_scale_min_bytes(__global const kd_block_q4_K *b)
 {
     uint3 w = vload3(0, (__global const uint *)b->scales);
-    return as_uchar16((uint4)(w.x & 0x3f3f3f3fu,
-                              (w.z & 0x0f0f0f0fu) | ((w.x >> 2) & 0x30303030u),
-                              w.y & 0x3f3f3f3fu,
-                              ((w.z >> 4) & 0x0f0f0f0fu) | ((w.y >> 2) & 0x30303030u)));
+    uint4 lo = (uint4)(w.x, w.z, w.y, w.z) >> (uint4)(0, 0, 0, 4);
+    uint4 hi = (uint4)(w.x, w.x, w.y, w.y) >> (uint4)(2, 2, 2, 2);
+    return as_uchar16((lo & (uint4)(0x3f3f3f3fu, 0x0f0f0f0fu, 0x3f3f3f3fu, 0x0f0f0f0fu)) |
+                      (hi & (uint4)(0, 0x30303030u, 0, 0x30303030u)));
 }
 
 /* The single-row Q4_K kernel's pre-pass: xsum[r * k/32 + j] = sum of x[r, 32j .. 32j + 31]
