@@ -57,6 +57,7 @@ KD_CL_INLINE void kd_q6k_step16(__global const kd_block_q6_K *b, __global const 
     kd_gemv_fma(acc, nm, 6, w3.lo, xh + 96 + l, xs);
     kd_gemv_fma(acc, nm, 7, w3.hi, xh + 96 + l + 8, xs);
 }
+
 #if defined(__clang__) && defined(__AVX2__)
 /* One row of x on x86 with AVX2 (PoCL's haswell and later targets): a half's 128 values
  * decoded 32 bytes at a time (clang's 32-byte vectors, one ymm: half the byte operations
