@@ -218,14 +218,11 @@ KD_CL_INLINE kd_q8_isum kd_q8_mac128(kd_q8_isum acc, kd_q8_w64 w0, kd_q8_w64 w1,
 #endif
 
 /* Where a block's qword i (values 8i .. 8i + 7) goes in x's qs: in order, or in the lane
- * order of KD_Q8_XLANES (the block functions there say why each). */
+ * order of KD_Q8_XLANES (kd_blocks.h; the block functions there say why each). */
 KD_CL_INLINE int kd_q8_xlane(int i, int q4k)
 {
 #ifdef KD_Q8_XLANES
-    int r = i % 8;
-    if (q4k) /* sub-block s = i / 4, its qword i % 4 */
-        return 8 * (i % 4) + 4 * (i / 4 % 2) + i / 8;
-    return i - r + 4 * (r & 1) + 2 * ((r >> 1) & 1) + (r >> 2);
+    return kd_q8_lane_qword(i, q4k);
 #else
     return i;
 #endif

@@ -46,8 +46,8 @@ static void test_quantize_vs_reference(void)
     kd_q8_block q[6], qs[6];
     memset(q, 0, sizeof q); /* the padding, which no quantizer writes */
     memset(qs, 0, sizeof qs);
-    kd_q8_quantize_rows(NULL, level, x, 1, k, KD_TYPE_Q6_K, q);
-    kd_q8_quantize_rows(NULL, KD_SIMD_SCALAR, x, 1, k, KD_TYPE_Q6_K, qs);
+    kd_q8_quantize_rows(NULL, level, x, 1, k, KD_TYPE_Q6_K, 0, q);
+    kd_q8_quantize_rows(NULL, KD_SIMD_SCALAR, x, 1, k, KD_TYPE_Q6_K, 0, qs);
     CU_ASSERT(memcmp(q, qs, sizeof q) == 0);
     for (int b = 0; b < 6; b++) {
         double amax = 0.0;
@@ -68,7 +68,7 @@ static void test_quantize_vs_reference(void)
     }
     /* for Q4_K the blocks carry xm[s] = d * (the sum of values 32s .. 32s + 31) instead */
     kd_q8_block q4[6];
-    kd_q8_quantize_rows(NULL, level, x, 1, k, KD_TYPE_Q4_K, q4);
+    kd_q8_quantize_rows(NULL, level, x, 1, k, KD_TYPE_Q4_K, 0, q4);
     for (int b = 0; b < 6; b++) {
         CU_ASSERT(memcmp(q4[b].qs, q[b].qs, sizeof q[b].qs) == 0 && q4[b].d == q[b].d);
         for (int s = 0; s < 8; s++) {
@@ -77,6 +77,24 @@ static void test_quantize_vs_reference(void)
                 sum += q4[b].qs[32 * s + l];
             CU_ASSERT_EQUAL(q4[b].s.xm[s], q4[b].d * (float)sum);
         }
+    }
+    /* in lane order the same blocks, each qword i of qs at kd_q8_lane_qword(i), which is a
+     * permutation of the 32 */
+    for (int t = 0; t < 2; t++) {
+        kd_q8_block ql[6];
+        const kd_q8_block *in_order = t ? q : q4;
+        kd_q8_quantize_rows(NULL, level, x, 1, k, t ? KD_TYPE_Q6_K : KD_TYPE_Q4_K, 1, ql);
+        unsigned seen = 0;
+        for (int i = 0; i < 32; i++) {
+            int at = kd_q8_lane_qword(i, !t);
+            CU_ASSERT(at >= 0 && at < 32);
+            seen |= 1u << (at & 31);
+            for (int b = 0; b < 6; b++)
+                CU_ASSERT(memcmp(ql[b].qs + 8 * at, in_order[b].qs + 8 * i, 8) == 0);
+        }
+        CU_ASSERT_EQUAL(seen, 0xffffffffu);
+        for (int b = 0; b < 6; b++)
+            CU_ASSERT(ql[b].d == in_order[b].d && memcmp(&ql[b].s, &in_order[b].s, sizeof ql[b].s) == 0);
     }
     /* the check can fail: a changed byte breaks the bsums or the rounding */
     q[3].qs[5] += 2;
@@ -149,18 +167,21 @@ static void check_kernels_vs_scalar(kd_type type, int64_t m, int64_t n, int64_t 
     float *x = malloc(sizeof(float) * (size_t)(m * k)), *wf = malloc(sizeof(float) * (size_t)k);
     float *ys = malloc(sizeof(float) * (size_t)(m * n)), *yl = malloc(sizeof(float) * (size_t)(m * n));
     kd_q8_block *xq = aligned_alloc(64, sizeof *xq * (size_t)(m * nb)); /* as the library's */
-    CU_ASSERT_FATAL(w && x && wf && ys && yl && xq);
+    kd_q8_block *xl = aligned_alloc(64, sizeof *xl * (size_t)(m * nb)); /* the level's order */
+    CU_ASSERT_FATAL(w && x && wf && ys && yl && xq && xl);
     kd_quant_random_blocks(type, n * nb, seed, w);
     kd_rng r;
     kd_rng_seed(&r, seed + 1);
     kd_fill_uniform(&r, x, m * k, -3.0f, 3.0f);
-    kd_q8_quantize_rows(NULL, KD_SIMD_SCALAR, x, m, k, type, xq);
+    kd_q8_quantize_rows(NULL, KD_SIMD_SCALAR, x, m, k, type, 0, xq);
     kd_cpu_env e = {.simd = level, .vnni = level_vnni};
     const kd_q8_kernels *lk = kd_q8_kernels_for(&e, level), *sk = &kd_q8_scalar_kernels;
+    kd_q8_quantize_rows(NULL, KD_SIMD_SCALAR, x, m, k, type, lk->x_lanes, xl);
     kd_q8_job j = {w, xq, NULL, n, nb, m, 0};
     for (int pass = 0; pass < 2; pass++) {
         const kd_q8_kernels *kk = pass ? lk : sk;
         j.y = pass ? yl : ys;
+        j.xq = pass ? xl : xq;
         for (int64_t m0 = 0; m0 < m; m0 += KD_Q8_MAX_MC) /* all rows in one call */
             (type == KD_TYPE_Q4_K ? kk->q4k : kk->q6k)(&j, 0, n, m0,
                                                        (int)(m - m0 < 8 ? m - m0 : 8));
@@ -190,7 +211,7 @@ static void check_kernels_vs_scalar(kd_type type, int64_t m, int64_t n, int64_t 
         }
     }
     CU_ASSERT_EQUAL(bad, 0);
-    free(w), free(x), free(wf), free(ys), free(yl), free(xq);
+    free(w), free(x), free(wf), free(ys), free(yl), free(xq), free(xl);
 }
 
 static void test_kernels_vs_scalar(void)

@@ -59,7 +59,7 @@ KD_Q8_ROW_BY_MC(q6k_rows_scalar, q6k_row_scalar, )
 
 /* the reference's rows take either layout: a group is its 8 rows */
 const kd_q8_kernels kd_q8_scalar_kernels = {q4k_rows_scalar, q6k_rows_scalar, q4k_rows_scalar,
-                                            q6k_rows_scalar};
+                                            q6k_rows_scalar, 0};
 
 /* AVX-512 with VNNI runs the 512-bit kernels; the VNNI level (or AVX-512 with only the
  * VEX form) the 256-bit ones, in the VEX encoding where the CPU has it. */
@@ -151,7 +151,7 @@ kd_status kd_cpu_gemv_q8(const kd_cpu_env *e, const kd_call *c, kd_type type, kd
     /* Threads at every level: the generic kernels are what a CPU without AVX2 (or not x86)
      * runs, and each output row comes from one thread, so the result is the same on any
      * number of them. */
-    kd_q8_quantize_rows(e->pool, simd, c->src[1], c->m, c->k, type, xq);
+    kd_q8_quantize_rows(e->pool, simd, c->src[1], c->m, c->k, type, k->x_lanes, xq);
     const int64_t row_bytes = nb * (int64_t)kd_quant_block_bytes(type);
     const int64_t unit = c->w_groups ? KD_ROW_GROUP : 1;
     q8_rows_job q = {{c->src[0], xq, c->dst, c->n, nb, c->m, c->w_groups},

@@ -27,9 +27,10 @@ void kd_q8_quantize_block_avx512(const float *x, kd_q8_block *out);
 /* M rows of K values (K a multiple of 256) -> M * K/256 blocks, threaded on the pool when
  * pool is not NULL, with the sums the weight type's kernels read: Q4_K's xm (its mins
  * then cost one FMA per block and row, where the bsums took a vpmaddwd, a convert and a
- * broadcast), else bsums. */
+ * broadcast), else bsums; qs in order, or with x_lanes in the kernels' lane order
+ * (kd_q8_lane_qword, kd_blocks.h). */
 void kd_q8_quantize_rows(kd_pool *pool, kd_simd simd, const float *x, int64_t m, int64_t k,
-                         kd_type type, kd_q8_block *out);
+                         kd_type type, int x_lanes, kd_q8_block *out);
 
 typedef struct kd_q8_job {
     const void *w;          /* N rows of K/256 weight blocks */
@@ -57,6 +58,7 @@ typedef void (*kd_q8_row_fn)(const kd_q8_job *j, int64_t r0, int64_t r1, int64_t
 typedef struct kd_q8_kernels {
     kd_q8_row_fn q4k, q6k;               /* rows in GGUF order */
     kd_q8_row_fn q4k_groups, q6k_groups; /* row groups */
+    int x_lanes;                         /* 1: x's qs in lane order (kd_q8_quantize_rows) */
 } kd_q8_kernels;
 
 extern const kd_q8_kernels kd_q8_scalar_kernels;  /* the reference (tests) */
@@ -145,10 +147,11 @@ static inline __attribute__((always_inline)) void kd_q8_prefetch(const void *p, 
         NAME(j, r, m0, mc, KD_ROW_GROUP);                                                        \
     }
 
-/* KD_Q8_LEVEL_KERNELS(LEVEL, ACC_T, ZERO, SUM, TARGET): a level's whole kernel table,
- * const kd_q8_kernels kd_q8_<LEVEL>_kernels, from the file's q4k_block and q6k_block
- * (row and group loops, each specialized per mc: q4k_<LEVEL>, q4k_groups_<LEVEL>, ...). */
-#define KD_Q8_LEVEL_KERNELS(LEVEL, ACC_T, ZERO, SUM, TARGET)                                  \
+/* KD_Q8_LEVEL_KERNELS(LEVEL, ACC_T, ZERO, SUM, TARGET, X_LANES): a level's whole kernel
+ * table, const kd_q8_kernels kd_q8_<LEVEL>_kernels, from the file's q4k_block and
+ * q6k_block (row and group loops, each specialized per mc: q4k_<LEVEL>, q4k_groups_<LEVEL>,
+ * ...); X_LANES: the blocks read x's qs in lane order. */
+#define KD_Q8_LEVEL_KERNELS(LEVEL, ACC_T, ZERO, SUM, TARGET, X_LANES)                         \
     KD_Q8_ROWS(q4k_rows, kd_block_q4_K, q4k_block, ACC_T, ZERO, SUM, TARGET)                  \
     KD_Q8_ROWS(q6k_rows, kd_block_q6_K, q6k_block, ACC_T, ZERO, SUM, TARGET)                  \
     KD_Q8_ROW_BY_MC(q4k_##LEVEL, q4k_rows_row, TARGET)                                        \
@@ -156,7 +159,8 @@ static inline __attribute__((always_inline)) void kd_q8_prefetch(const void *p, 
     KD_Q8_GROUP_BY_MC(q4k_groups_##LEVEL, q4k_rows_group, TARGET)                             \
     KD_Q8_GROUP_BY_MC(q6k_groups_##LEVEL, q6k_rows_group, TARGET)                             \
     const kd_q8_kernels kd_q8_##LEVEL##_kernels = {q4k_##LEVEL, q6k_##LEVEL,                  \
-                                                   q4k_groups_##LEVEL, q6k_groups_##LEVEL};
+                                                   q4k_groups_##LEVEL, q6k_groups_##LEVEL,   \
+                                                   X_LANES};
 
 /* The q8 GEMV of one call (Q4_K or Q6_K) on the pool: quantize x, then rows of W in
  * parallel, M in tiles of 8. simd picks the kernels (KD_SIMD_SCALAR: the reference). */

@@ -118,5 +118,5 @@ KD_INLINE KD_VNNI512 void q6k_block(const kd_block_q6_K *blk, const kd_q8_block 
     }
 }
 
-KD_Q8_LEVEL_KERNELS(vnni512, __m512, _mm512_setzero_ps(), _mm512_reduce_add_ps, KD_VNNI512)
+KD_Q8_LEVEL_KERNELS(vnni512, __m512, _mm512_setzero_ps(), _mm512_reduce_add_ps, KD_VNNI512, 0)
 #endif

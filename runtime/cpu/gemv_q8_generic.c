@@ -82,4 +82,4 @@ static inline void q6k_block(const kd_block_q6_K *blk, const kd_q8_block *x, int
 
 static inline float acc_value(float acc) { return acc; }
 
-KD_Q8_LEVEL_KERNELS(generic, float, 0.0f, acc_value, )
+KD_Q8_LEVEL_KERNELS(generic, float, 0.0f, acc_value, , 0)

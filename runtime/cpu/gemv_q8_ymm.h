@@ -5,19 +5,18 @@
  *   KD_YMM_DPBUSD(a, w, x), KD_YMM_DPWSSD(a, p, s)  only with VNNI: vpdpbusd / vpdpwssd
  *                     in the level's encoding (VEX for AVX-VNNI, EVEX for AVX-512 VL)
  *
- * The weights go 32 values (one register of bytes) at a time, in pairs of chunks, and each
- * pair is one scale-weighted integer dot product per row of x (pair_dot):
+ *   AVX2  x's qs in lane order (kd_q8_lane_qword): per 32 weights a vpmaddubsw (u8 w x s8
+ *         x -> 16 int16 pair sums); the sums of 4 (Q4_K) or 2 (Q6_K) of them, whose lanes
+ *         hold the same sub-blocks, add up in int16 and take one vpmaddwd by the scales
+ *   VNNI  x in order, the weights 32 values at a time in pairs of chunks, one scale-weighted
+ *         dot per pair and row of x (pair_dot): per chunk vpdpbusd (4 products per int32
+ *         lane; each lane lies in one scale group and its sum fits int16: 4 * 63 * 127 <
+ *         2^15); per pair vpackssdw of the two chunks' lanes to int16, then vpdpwssd by
+ *         their scales into the row's sum
  *
- *   AVX2  per chunk: vpmaddubsw (u8 w x s8 x -> 16 int16 pair sums), vpmaddwd by the int16
- *         scale of each pair (-> 8 int32), vpaddd
- *   VNNI  per chunk: vpdpbusd (4 products per int32 lane; each lane lies in one scale group
- *         and its sum fits int16: 4 * 63 * 127 < 2^15); per pair: vpackssdw of the two
- *         chunks' lanes to int16, then vpdpwssd by their scales into the row's sum
- *
- * so per 256 values and row of x AVX2 issues 24 integer ops and VNNI 16. The loop over
- * chunks is outside the loop over rows: a chunk is decoded once for all rows while the
- * rows' sums stay in registers. Floats appear once per 256 values: one convert and FMA
- * (Q4_K: two, for the mins). */
+ * so per 256 values and row of x AVX2 issues 10 (Q4_K) or 12 (Q6_K) multiplies and VNNI 16
+ * instructions. A block is decoded once for all rows of x; floats appear once per 256
+ * values: one convert and FMA (Q4_K: two, for the mins). */
 #ifndef KD_CPU_GEMV_Q8_YMM_H
 #define KD_CPU_GEMV_Q8_YMM_H
 
@@ -53,6 +52,24 @@ KD_INLINE KD_AVX2 __m256i dup8_i8(const void *p)
     return _mm256_broadcastsi128_si256(_mm_cvtepi8_epi16(_mm_loadl_epi64((const __m128i *)p)));
 }
 
+/* Chunk t (values 128h + 32t .. +31) of half h of a Q6_K block as unsigned bytes 0..63:
+ * low nibbles from ql, bits 2t..2t+1 of qh moved to bits 4-5 (see kd_blocks.h). */
+KD_INLINE KD_YMM_TARGET __m256i q6k_chunk(const kd_block_q6_K *blk, int h, int t)
+{
+    const __m256i m4 = _mm256_set1_epi8(0x0F), m30 = _mm256_set1_epi8(0x30);
+    const __m256i l = _mm256_loadu_si256((const __m256i *)(blk->ql + 64 * h + 32 * (t & 1)));
+    const __m256i hb = _mm256_loadu_si256((const __m256i *)(blk->qh + 32 * h));
+    const __m256i lo = t < 2 ? _mm256_and_si256(l, m4) : _mm256_and_si256(_mm256_srli_epi16(l, 4), m4);
+    __m256i hi;
+    switch (t) {
+    case 0: hi = _mm256_slli_epi16(hb, 4); break;
+    case 1: hi = _mm256_slli_epi16(hb, 2); break;
+    case 2: hi = hb; break;
+    default: hi = _mm256_srli_epi16(hb, 2); break;
+    }
+    return _mm256_or_si256(lo, _mm256_and_si256(hi, m30));
+}
+
 #ifdef KD_YMM_DPBUSD
 /* The scales of a pair of chunks, where vpackssdw leaves the chunks' lanes: int16 elements
  * 0-3 of each 128-bit lane from the first chunk, 4-7 from the second. */
@@ -86,41 +103,9 @@ KD_INLINE KD_YMM_TARGET void pair_dot(__m256i s[], int mc, __m256i wa, __m256i w
         s[m] = KD_YMM_DPWSSD(s[m], _mm256_packs_epi32(a, b), sc);
     }
 }
-#else
-/* One scale register per chunk: vpmaddubsw leaves a chunk's 16 pair sums in value order. */
-typedef struct pair_scales {
-    __m256i a, b;
-} pair_scales;
 
-/* (spread_scales measured 5 % slower here: these broadcast from memory) */
-KD_INLINE KD_YMM_TARGET pair_scales q4k_pair_scales(__m256i dup8, const uint8_t *scb, int p)
-{
-    (void)dup8;
-    return (pair_scales){_mm256_set1_epi16(scb[2 * p]), _mm256_set1_epi16(scb[2 * p + 1])};
-}
-
-/* int16 pairs 0-7 of chunk c are scale group 2c, pairs 8-15 group 2c+1 */
-KD_INLINE KD_YMM_TARGET pair_scales q6k_pair_scales(__m256i dup8, int r)
-{
-    return (pair_scales){spread_scales(dup8, 4 * r, 4 * r, 4 * r + 1, 4 * r + 1),
-                         spread_scales(dup8, 4 * r + 2, 4 * r + 2, 4 * r + 3, 4 * r + 3)};
-}
-
-KD_INLINE KD_YMM_TARGET __m256i dot32(__m256i wq, const int8_t *xq, __m256i scale)
-{
-    return _mm256_madd_epi16(_mm256_maddubs_epi16(wq, _mm256_loadu_si256((const __m256i *)xq)), scale);
-}
-
-/* The rows once per chunk: measured 1-5 % faster than once per pair for Q6_K at M = 8. */
-KD_INLINE KD_YMM_TARGET void pair_dot(__m256i s[], int mc, __m256i wa, __m256i wb,
-                                      const kd_q8_block *x, int64_t nb, int off, pair_scales sc)
-{
-    for (int m = 0; m < mc; m++)
-        s[m] = _mm256_add_epi32(s[m], dot32(wa, x[m * nb].qs + off, sc.a));
-    for (int m = 0; m < mc; m++)
-        s[m] = _mm256_add_epi32(s[m], dot32(wb, x[m * nb].qs + off + 32, sc.b));
-}
-#endif
+/* The VNNI levels read x's qs in order. */
+#define KD_YMM_X_LANES 0
 
 /* acc[m] += one Q4_K block of a weight row . block b of row m of x, for m < mc (x: block b
  * of the first row of x; the next rows of x are nb blocks apart). */
@@ -151,24 +136,6 @@ KD_INLINE KD_YMM_TARGET void q4k_block(const kd_block_q4_K *blk, const kd_q8_blo
     }
 }
 
-/* Chunk t (values 128h + 32t .. +31) of half h of a Q6_K block as unsigned bytes 0..63:
- * low nibbles from ql, bits 2t..2t+1 of qh moved to bits 4-5 (see kd_blocks.h). */
-KD_INLINE KD_YMM_TARGET __m256i q6k_chunk(const kd_block_q6_K *blk, int h, int t)
-{
-    const __m256i m4 = _mm256_set1_epi8(0x0F), m30 = _mm256_set1_epi8(0x30);
-    const __m256i l = _mm256_loadu_si256((const __m256i *)(blk->ql + 64 * h + 32 * (t & 1)));
-    const __m256i hb = _mm256_loadu_si256((const __m256i *)(blk->qh + 32 * h));
-    const __m256i lo = t < 2 ? _mm256_and_si256(l, m4) : _mm256_and_si256(_mm256_srli_epi16(l, 4), m4);
-    __m256i hi;
-    switch (t) {
-    case 0: hi = _mm256_slli_epi16(hb, 4); break;
-    case 1: hi = _mm256_slli_epi16(hb, 2); break;
-    case 2: hi = hb; break;
-    default: hi = _mm256_srli_epi16(hb, 2); break;
-    }
-    return _mm256_or_si256(lo, _mm256_and_si256(hi, m30));
-}
-
 KD_INLINE KD_YMM_TARGET void q6k_block(const kd_block_q6_K *blk, const kd_q8_block *x, int64_t nb,
                                        const int mc, __m256 acc[])
 {
@@ -194,6 +161,93 @@ KD_INLINE KD_YMM_TARGET void q6k_block(const kd_block_q6_K *blk, const kd_q8_blo
                                  _mm256_set1_ps(d * xm->d), acc[m]);
     }
 }
+#else
+/* AVX2: x's qs in lane order (kd_q8_lane_qword, kd_blocks.h), so that the int16 pair sums
+ * of several vpmaddubsw hold one sub-block per lane and one vpmaddwd by the scales takes
+ * them: per 256 values and row of x 10 multiplies (Q4_K) and 12 (Q6_K), where chunk by
+ * chunk (vpmaddubsw, then vpmaddwd by that chunk's scales) took 16. */
+#define KD_YMM_X_LANES 1
+
+/* the int16 pair sums of u8 weights w times the 32 s8 values of x at xq */
+KD_INLINE KD_YMM_TARGET __m256i maddubs_x(__m256i w, const int8_t *xq)
+{
+    return _mm256_maddubs_epi16(w, _mm256_loadu_si256((const __m256i *)xq));
+}
+
+/* acc[m] += one Q4_K block of a weight row . block b of row m of x, for m < mc (x: block b
+ * of the first row of x; the next rows of x are nb blocks apart). The 4 chunks of 32 bytes
+ * (low nibbles: sub-block 2c, high: 2c + 1) go through a 4 x 4 transpose of their qwords:
+ * vector k holds qword k of every chunk, its low nibbles values 8k .. 8k + 7 of sub-blocks
+ * 0, 2, 4, 6 and its high ones of 1, 3, 5, 7. Per row of x the 4 vectors' vpmaddubsw add
+ * up in int16 (8 products a lane, at most 8 * 15 * 127 < 2^15), then one vpmaddwd for the
+ * low nibbles and one for the high. */
+KD_INLINE KD_YMM_TARGET void q4k_block(const kd_block_q4_K *blk, const kd_q8_block *x, int64_t nb,
+                                       const int mc, __m256 acc[])
+{
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    uint32_t smb[4]; /* smb: 8 scale bytes, then 8 min bytes */
+    kd_q4k_unpack_scales(blk->scales, smb, smb + 2);
+    const __m256i sc_dup = dup8_i8(smb); /* (the scales are 0..63: signed widening is exact) */
+    const __m256 wmin = kd_q4k_neg_mins(smb + 2, blk->dmin); /* times x's xm, per row */
+    __m256i c[4], lo[4], hi[4];
+    for (int p = 0; p < 4; p++)
+        c[p] = _mm256_loadu_si256((const __m256i *)(blk->qs + 32 * p));
+    const __m256i t0 = _mm256_unpacklo_epi64(c[0], c[1]), t1 = _mm256_unpackhi_epi64(c[0], c[1]);
+    const __m256i t2 = _mm256_unpacklo_epi64(c[2], c[3]), t3 = _mm256_unpackhi_epi64(c[2], c[3]);
+    const __m256i u[4] = {_mm256_permute2x128_si256(t0, t2, 0x20), _mm256_permute2x128_si256(t1, t3, 0x20),
+                          _mm256_permute2x128_si256(t0, t2, 0x31), _mm256_permute2x128_si256(t1, t3, 0x31)};
+    for (int k = 0; k < 4; k++) {
+        lo[k] = _mm256_and_si256(u[k], m4);
+        hi[k] = _mm256_and_si256(_mm256_srli_epi16(u[k], 4), m4);
+    }
+    const __m256i slo = spread_scales(sc_dup, 0, 2, 4, 6), shi = spread_scales(sc_dup, 1, 3, 5, 7);
+    const float d = _cvtsh_ss(blk->d);
+    for (int m = 0; m < mc; m++) {
+        const kd_q8_block *xm = x + m * nb;
+        __m256i alo = maddubs_x(lo[0], xm->qs), ahi = maddubs_x(hi[0], xm->qs + 32);
+        for (int k = 1; k < 4; k++) {
+            alo = _mm256_add_epi16(alo, maddubs_x(lo[k], xm->qs + 64 * k));
+            ahi = _mm256_add_epi16(ahi, maddubs_x(hi[k], xm->qs + 64 * k + 32));
+        }
+        const __m256i s = _mm256_add_epi32(_mm256_madd_epi16(alo, slo), _mm256_madd_epi16(ahi, shi));
+        acc[m] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(d * xm->d), acc[m]);
+        acc[m] = _mm256_fmadd_ps(wmin, _mm256_loadu_ps(xm->s.xm), acc[m]);
+    }
+}
+
+/* The same for Q6_K: each 64 values (chunks 2p, 2p + 1 of a half: sub-blocks A, B and C, D
+ * of 16) as qwords 0 and 2, then 1 and 3, of both chunks (vpunpcklqdq, vpunpckhqdq): lanes
+ * A, C, B, D, values 0-7, then 8-15. Their two vpmaddubsw add up in int16 (4 products a
+ * lane, at most 4 * 63 * 127 < 2^15) before one vpmaddwd by scales A, C, B, D. */
+KD_INLINE KD_YMM_TARGET void q6k_block(const kd_block_q6_K *blk, const kd_q8_block *x, int64_t nb,
+                                       const int mc, __m256 acc[])
+{
+    const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)blk->scales));
+    __m256i wa[4], wb[4], sc[4];
+    _Pragma("GCC unroll 4") /* constant chunk numbers: shifts, shuffle indices */
+    for (int q = 0; q < 4; q++) {
+        const int h = q / 2, p = q % 2; /* values 64q .. 64q + 63: chunks 2p, 2p + 1 of half h */
+        const __m256i v0 = q6k_chunk(blk, h, 2 * p), v1 = q6k_chunk(blk, h, 2 * p + 1);
+        wa[q] = _mm256_unpacklo_epi64(v0, v1);
+        wb[q] = _mm256_unpackhi_epi64(v0, v1);
+        sc[q] = spread_scales(dup8_i8(blk->scales + 8 * h), 4 * p, 4 * p + 2, 4 * p + 1, 4 * p + 3);
+    }
+    const float d = _cvtsh_ss(blk->d);
+    for (int m = 0; m < mc; m++) {
+        const kd_q8_block *xm = x + m * nb;
+        __m256i s = _mm256_setzero_si256();
+        for (int q = 0; q < 4; q++)
+            s = _mm256_add_epi32(s, _mm256_madd_epi16(_mm256_add_epi16(maddubs_x(wa[q], xm->qs + 64 * q),
+                                                                       maddubs_x(wb[q], xm->qs + 64 * q + 32)),
+                                                      sc[q]));
+        /* the -32 offset: 32 * sum_g scale[g] * bsums[g] */
+        const __m256i off = _mm256_slli_epi32(
+            _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)xm->s.bsums), sc16), 5);
+        acc[m] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(s, off)),
+                                 _mm256_set1_ps(d * xm->d), acc[m]);
+    }
+}
+#endif
 #endif
 
 #endif

@@ -96,7 +96,8 @@ typedef struct quant_job {
     const float *x;
     kd_q8_block *out;
     void (*block_fn)(const float *, kd_q8_block *);
-    int q4k; /* the blocks carry Q4_K's xm, not bsums */
+    int q4k;     /* the blocks carry Q4_K's xm, not bsums */
+    int x_lanes; /* qs in lane order */
 } quant_job;
 
 /* bsums -> xm[s] = d * (bsums[2s] + bsums[2s + 1]), as OpenCL's kd_q8_quantize forms it */
@@ -108,6 +109,15 @@ static void sums_for_q4k(kd_q8_block *b)
     memcpy(b->s.xm, xm, sizeof xm);
 }
 
+/* qs's qwords moved to the lane order of kd_q8_lane_qword */
+static void lane_order(kd_q8_block *b, int q4k)
+{
+    int8_t qs[KD_Q8_BLOCK];
+    for (int i = 0; i < KD_Q8_BLOCK / 8; i++)
+        memcpy(qs + 8 * kd_q8_lane_qword(i, q4k), b->qs + 8 * i, 8);
+    memcpy(b->qs, qs, sizeof qs);
+}
+
 static void quantize_range(void *arg, int64_t b0, int64_t b1)
 {
     const quant_job *q = arg;
@@ -115,17 +125,19 @@ static void quantize_range(void *arg, int64_t b0, int64_t b1)
         q->block_fn(q->x + b * KD_Q8_BLOCK, q->out + b);
         if (q->q4k)
             sums_for_q4k(q->out + b);
+        if (q->x_lanes)
+            lane_order(q->out + b, q->q4k);
     }
 }
 
 void kd_q8_quantize_rows(kd_pool *pool, kd_simd simd, const float *x, int64_t m, int64_t k,
-                         kd_type type, kd_q8_block *out)
+                         kd_type type, int x_lanes, kd_q8_block *out)
 {
     quant_job q = {x, out,
                    simd == KD_SIMD_AVX512 ? kd_q8_quantize_block_avx512
                    : simd >= KD_SIMD_AVX2 ? kd_q8_quantize_block_avx2
                                           : kd_q8_quantize_block_scalar,
-                   type == KD_TYPE_Q4_K};
+                   type == KD_TYPE_Q4_K, x_lanes};
     const int64_t blocks = m * (k / KD_Q8_BLOCK);
     /* rows are contiguous, so blocks of all rows form one range; 32 blocks (32 KiB of x)
      * per piece keeps the hand-off cost small next to the work */

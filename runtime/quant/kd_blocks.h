@@ -63,9 +63,9 @@ typedef struct kd_block_q6_K {
 
 /* 256 activations quantized for the q8 GEMV paths (the cpu's, and OpenCL's on CPU
  * devices; ggml's q8_K idea): x[i] ~= d * qs[i] with d = amax / 127 and |qs| <= 127, and
- * what a weight type needs of their sums: bsums[g] = qs[16g] + .. + qs[16g + 15] (the
- * cpu, both types; OpenCL, Q6_K), or OpenCL's Q4_K xm[s] = d * (bsums[2s] + bsums[2s + 1]),
- * which meets its 8 mins as one FMA per block and row. 320 bytes with qs first: in a
+ * what a weight type needs of their sums: Q6_K's bsums[g] = qs[16g] + .. + qs[16g + 15],
+ * or Q4_K's xm[s] = d * (bsums[2s] + bsums[2s + 1]), which meets its 8 mins as one FMA per
+ * block and row. The AVX2 kernels read qs in their lane order (kd_q8_lane_qword). 320 bytes with qs first: in a
  * 64-byte aligned buffer no 32- or 64-byte load of qs straddles two cache lines (in
  * ggml's 292-byte q8_K order, d first, about half of them do), and each block is 5 lines.
  * OpenCL stores 8 rows of x at a time, block by block (gemv_q8.cl), so that a group's rows
@@ -80,6 +80,20 @@ typedef struct kd_block_q8 {
     } s;
     float pad1[4];
 } kd_block_q8;
+
+/* The lane order of qs that the AVX2 q8 kernels read (gemv_q8.cl's KD_Q8_XLANES, the
+ * cpu's gemv_q8_ymm.h): where qword i (values 8i .. 8i + 7) of a block goes, so that the
+ * int16 sums of several vpmaddubsw hold one sub-block per lane and take one vpmaddwd by
+ * the scales. Q4_K: position 64k + 32h + 8j holds qword k of sub-block 2j + h (what a
+ * 4 x 4 qword transpose of the weights meets); Q6_K: in each 64 values, qwords 0, 4, 2, 6,
+ * then 1, 5, 3, 7 (what vpunpcklqdq / vpunpckhqdq of two 32-value vectors meet). */
+KD_FN int kd_q8_lane_qword(int i, int q4k)
+{
+    int r = i % 8;
+    if (q4k)
+        return 8 * (i % 4) + 4 * (i / 4 % 2) + i / 8;
+    return i - r + 4 * (r & 1) + 2 * ((r >> 1) & 1) + (r >> 2);
+}
 
 #define KD_Q4K_BLOCK_BYTES 144
 #define KD_Q6K_BLOCK_BYTES 210
