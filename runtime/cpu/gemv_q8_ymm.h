@@ -76,9 +76,8 @@ KD_INLINE KD_YMM_TARGET __m256i q6k_chunk(const kd_block_q6_K *blk, int h, int t
 typedef __m256i pair_scales;
 
 /* Q4_K chunks 2p (low nibbles) and 2p+1 (high): one scale each. */
-KD_INLINE KD_YMM_TARGET pair_scales q4k_pair_scales(__m256i dup8, const uint8_t *scb, int p)
+KD_INLINE KD_YMM_TARGET pair_scales q4k_pair_scales(__m256i dup8, int p)
 {
-    (void)scb;
     return spread_scales(dup8, 2 * p, 2 * p + 1, 2 * p, 2 * p + 1);
 }
 
@@ -115,7 +114,6 @@ KD_INLINE KD_YMM_TARGET void q4k_block(const kd_block_q4_K *blk, const kd_q8_blo
     const __m256i m4 = _mm256_set1_epi8(0x0F);
     uint32_t smb[4]; /* smb: 8 scale bytes, then 8 min bytes */
     kd_q4k_unpack_scales(blk->scales, smb, smb + 2);
-    const uint8_t *scb = (const uint8_t *)smb;
     const __m256i sc_dup = dup8_i8(smb); /* (the scales are 0..63: signed widening is exact) */
     const __m256 wmin = kd_q4k_neg_mins(smb + 2, blk->dmin); /* times x's xm, per row */
     __m256i s[KD_Q8_MAX_MC];
@@ -125,7 +123,7 @@ KD_INLINE KD_YMM_TARGET void q4k_block(const kd_block_q4_K *blk, const kd_q8_blo
         const __m256i v = _mm256_loadu_si256((const __m256i *)(blk->qs + 32 * p));
         const __m256i lo = _mm256_and_si256(v, m4);
         const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
-        const pair_scales sc = q4k_pair_scales(sc_dup, scb, p);
+        const pair_scales sc = q4k_pair_scales(sc_dup, p);
         pair_dot(s, mc, lo, hi, x, nb, 64 * p, sc);
     }
     const float d = _cvtsh_ss(blk->d);
