@@ -303,6 +303,24 @@ void kd_q8_quantize(__global const float *x, __global kd_block_q8 *xq, int k, in
 #define KD_Q8_MAC_ROW(m) isum[m] = kd_q8_mac128(isum[m], w0, w1, x[m].qs + 128 * p, s);
 #define KD_Q8_PAIR_ROWS(nm) KD_Q8_FOR_ROWS(nm, KD_Q8_MAC_ROW)
 
+/* Row xm's integer block sum isum (8 int32 lanes) into acc, the floats once per block.
+ * dx last, in one FMA whose dx the compiler broadcasts from memory: a d * dx and a
+ * dmin * dx per row took a scalar multiply and a broadcast each (and spilled at nm = 8).
+ * Q4_K's mins: one FMA with x's xm (wmin lane s: -dmin * min s), where the bsums took a
+ * vpmaddwd and a convert (removing the mins altogether made M = 8 0.86 of the time: they
+ * were that dear). Q6_K's -32 offset: 32 * sum_g scale[g] * bsums[g]. */
+KD_CL_INLINE float8 kd_q4k_q8_finish(float8 acc, int8 isum, float d, float8 wmin,
+                                     __global const kd_block_q8 *xm)
+{
+    return fma(wmin, vload8(0, xm->s.xm), fma((float8)(xm->d), convert_float8(isum) * d, acc));
+}
+KD_CL_INLINE float8 kd_q6k_q8_finish(float8 acc, int8 isum, float d, short16 sc16,
+                                     __global const kd_block_q8 *xm)
+{
+    return fma((float8)(xm->d), convert_float8(isum - (kd_q8_dot16(xm->s.bsums, sc16) << 5)) * d,
+               acc);
+}
+
 #ifdef KD_Q8_XLANES
 /* Q4_K block b times nm rows of x, 16 registers (AVX2): the 4 chunks of 32 bytes (the low
  * nibbles of chunk c are sub-block 2c, the high ones 2c + 1) go through a 4 x 4 transpose
@@ -338,9 +356,8 @@ KD_CL_INLINE void kd_q4k_q8_block(__global const kd_block_q4_K *b, __global cons
                         kd_q8_maddubs(lo2, xq + 128) + kd_q8_maddubs(lo3, xq + 192);     \
         kd_q8_s16 ahi = kd_q8_maddubs(hi0, xq + 32) + kd_q8_maddubs(hi1, xq + 96) +      \
                         kd_q8_maddubs(hi2, xq + 160) + kd_q8_maddubs(hi3, xq + 224);     \
-        int8 isum = kd_q8_madd(alo, slo) + kd_q8_madd(ahi, shi);                         \
-        acc[m] = fma(wmin, vload8(0, x[m].s.xm),                                         \
-                     fma((float8)(x[m].d), convert_float8(isum) * d, acc[m]));           \
+        acc[m] = kd_q4k_q8_finish(acc[m], kd_q8_madd(alo, slo) + kd_q8_madd(ahi, shi), d, \
+                                  wmin, x + m);                                          \
     }
     KD_Q8_FOR_ROWS(nm, KD_Q4K_Q8_ROW)
 }
@@ -370,13 +387,7 @@ KD_CL_INLINE void kd_q4k_q8_block(__global const kd_block_q4_K *b, __global cons
         KD_Q8_PAIR_ROWS(nm)
     }
     float8 wmin = convert_float8(sm.hi) * -dmin; /* lane s: -dmin * min s */
-/* dx last, one FMA per row whose dx the compiler broadcasts from memory: a d * dx and a
- * dmin * dx per row took a scalar multiply and a broadcast each (and spilled at nm = 8).
- * The mins: one FMA per row with x's xm, where the bsums took a vpmaddwd and a convert
- * (removing the mins altogether made M = 8 0.86 of the time: they were that dear). */
-#define KD_Q4K_Q8_FINISH(m)                                                             \
-    acc[m] = fma(wmin, vload8(0, x[m].s.xm),                                              \
-                 fma((float8)(x[m].d), convert_float8(kd_q8_isum8(isum[m])) * d, acc[m]));
+#define KD_Q4K_Q8_FINISH(m) acc[m] = kd_q4k_q8_finish(acc[m], kd_q8_isum8(isum[m]), d, wmin, x + m);
     KD_Q8_FOR_ROWS(nm, KD_Q4K_Q8_FINISH)
 }
 #endif
@@ -425,9 +436,7 @@ KD_CL_INLINE void kd_q6k_q8_block(__global const kd_block_q6_K *b, __global cons
         __global const char *xq = x[m].qs;                                               \
         int8 isum = kd_q6k_q8_dot64(l[0], xq) + kd_q6k_q8_dot64(l[1], xq + 64) +         \
                     kd_q6k_q8_dot64(l[2], xq + 128) + kd_q6k_q8_dot64(l[3], xq + 192);   \
-        acc[m] = fma((float8)(x[m].d),                                                   \
-                     convert_float8(isum - (kd_q8_dot16(x[m].s.bsums, sc16) << 5)) * d,  \
-                     acc[m]);                                                            \
+        acc[m] = kd_q6k_q8_finish(acc[m], isum, d, sc16, x + m);                         \
     }
     KD_Q8_FOR_ROWS(nm, KD_Q6K_Q8_ROW)
 }
@@ -455,10 +464,7 @@ KD_CL_INLINE void kd_q6k_q8_block(__global const kd_block_q6_K *b, __global cons
         KD_Q8_PAIR_ROWS(nm)
     }
     short16 sc16 = convert_short16(vload16(0, b->scales));
-#define KD_Q6K_Q8_FINISH(m)                                                             \
-    acc[m] = fma((float8)(x[m].d),                                                      \
-                 convert_float8(kd_q8_isum8(isum[m]) - (kd_q8_dot16(x[m].s.bsums, sc16) << 5)) * d, \
-                 acc[m]);
+#define KD_Q6K_Q8_FINISH(m) acc[m] = kd_q6k_q8_finish(acc[m], kd_q8_isum8(isum[m]), d, sc16, x + m);
     KD_Q8_FOR_ROWS(nm, KD_Q6K_Q8_FINISH)
 }
 #endif

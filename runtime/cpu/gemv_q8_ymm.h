@@ -70,6 +70,36 @@ KD_INLINE KD_YMM_TARGET __m256i q6k_chunk(const kd_block_q6_K *blk, int h, int t
     return _mm256_or_si256(lo, _mm256_and_si256(hi, m30));
 }
 
+/* A Q4_K block's 8 scales as int16 in both 128-bit lanes (dup8_i8; they are 0..63, so
+ * signed widening is exact), and in *wmin lane s: -dmin * min s, which times x's xm gives
+ * a row's mins in one FMA (q4k_finish). */
+KD_INLINE KD_YMM_TARGET __m256i q4k_scales(const kd_block_q4_K *blk, __m256 *wmin)
+{
+    uint32_t smb[4]; /* smb: 8 scale bytes, then 8 min bytes */
+    kd_q4k_unpack_scales(blk->scales, smb, smb + 2);
+    *wmin = kd_q4k_neg_mins(smb + 2, blk->dmin);
+    return dup8_i8(smb);
+}
+
+/* acc += row xm's integer block sum s (8 int32 lanes) times d and x's scale, and the mins */
+KD_INLINE KD_YMM_TARGET __m256 q4k_finish(__m256 acc, __m256i s, float d, __m256 wmin,
+                                          const kd_q8_block *xm)
+{
+    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(d * xm->d), acc);
+    return _mm256_fmadd_ps(wmin, _mm256_loadu_ps(xm->s.xm), acc);
+}
+
+/* The same for Q6_K, s summed over the unsigned values: the -32 offset is
+ * 32 * sum_g scale[g] * bsums[g] (sc16: the 16 scales as int16). */
+KD_INLINE KD_YMM_TARGET __m256 q6k_finish(__m256 acc, __m256i s, float d, __m256i sc16,
+                                          const kd_q8_block *xm)
+{
+    const __m256i off = _mm256_slli_epi32(
+        _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)xm->s.bsums), sc16), 5);
+    return _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(s, off)), _mm256_set1_ps(d * xm->d),
+                           acc);
+}
+
 #ifdef KD_YMM_DPBUSD
 /* The scales of a pair of chunks, where vpackssdw leaves the chunks' lanes: int16 elements
  * 0-3 of each 128-bit lane from the first chunk, 4-7 from the second. */
@@ -112,10 +142,8 @@ KD_INLINE KD_YMM_TARGET void q4k_block(const kd_block_q4_K *blk, const kd_q8_blo
                                        const int mc, __m256 acc[])
 {
     const __m256i m4 = _mm256_set1_epi8(0x0F);
-    uint32_t smb[4]; /* smb: 8 scale bytes, then 8 min bytes */
-    kd_q4k_unpack_scales(blk->scales, smb, smb + 2);
-    const __m256i sc_dup = dup8_i8(smb); /* (the scales are 0..63: signed widening is exact) */
-    const __m256 wmin = kd_q4k_neg_mins(smb + 2, blk->dmin); /* times x's xm, per row */
+    __m256 wmin;
+    const __m256i sc_dup = q4k_scales(blk, &wmin);
     __m256i s[KD_Q8_MAX_MC];
     for (int m = 0; m < mc; m++)
         s[m] = _mm256_setzero_si256();
@@ -127,11 +155,8 @@ KD_INLINE KD_YMM_TARGET void q4k_block(const kd_block_q4_K *blk, const kd_q8_blo
         pair_dot(s, mc, lo, hi, x, nb, 64 * p, sc);
     }
     const float d = _cvtsh_ss(blk->d);
-    for (int m = 0; m < mc; m++) {
-        const kd_q8_block *xm = x + m * nb;
-        acc[m] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s[m]), _mm256_set1_ps(d * xm->d), acc[m]);
-        acc[m] = _mm256_fmadd_ps(wmin, _mm256_loadu_ps(xm->s.xm), acc[m]);
-    }
+    for (int m = 0; m < mc; m++)
+        acc[m] = q4k_finish(acc[m], s[m], d, wmin, x + m * nb);
 }
 
 KD_INLINE KD_YMM_TARGET void q6k_block(const kd_block_q6_K *blk, const kd_q8_block *x, int64_t nb,
@@ -150,14 +175,8 @@ KD_INLINE KD_YMM_TARGET void q6k_block(const kd_block_q6_K *blk, const kd_q8_blo
         pair_dot(s, mc, wa, wb, x, nb, 64 * q, sc);
     }
     const float d = _cvtsh_ss(blk->d);
-    for (int m = 0; m < mc; m++) {
-        const kd_q8_block *xm = x + m * nb;
-        /* the -32 offset: 32 * sum_g scale[g] * bsums[g] */
-        const __m256i off = _mm256_slli_epi32(
-            _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)xm->s.bsums), sc16), 5);
-        acc[m] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(s[m], off)),
-                                 _mm256_set1_ps(d * xm->d), acc[m]);
-    }
+    for (int m = 0; m < mc; m++)
+        acc[m] = q6k_finish(acc[m], s[m], d, sc16, x + m * nb);
 }
 #else
 /* AVX2: x's qs in lane order (kd_q8_lane_qword, kd_blocks.h), so that the int16 pair sums
@@ -183,10 +202,8 @@ KD_INLINE KD_YMM_TARGET void q4k_block(const kd_block_q4_K *blk, const kd_q8_blo
                                        const int mc, __m256 acc[])
 {
     const __m256i m4 = _mm256_set1_epi8(0x0F);
-    uint32_t smb[4]; /* smb: 8 scale bytes, then 8 min bytes */
-    kd_q4k_unpack_scales(blk->scales, smb, smb + 2);
-    const __m256i sc_dup = dup8_i8(smb); /* (the scales are 0..63: signed widening is exact) */
-    const __m256 wmin = kd_q4k_neg_mins(smb + 2, blk->dmin); /* times x's xm, per row */
+    __m256 wmin;
+    const __m256i sc_dup = q4k_scales(blk, &wmin);
     __m256i c[4], lo[4], hi[4];
     for (int p = 0; p < 4; p++)
         c[p] = _mm256_loadu_si256((const __m256i *)(blk->qs + 32 * p));
@@ -208,8 +225,7 @@ KD_INLINE KD_YMM_TARGET void q4k_block(const kd_block_q4_K *blk, const kd_q8_blo
             ahi = _mm256_add_epi16(ahi, maddubs_x(hi[k], xm->qs + 64 * k + 32));
         }
         const __m256i s = _mm256_add_epi32(_mm256_madd_epi16(alo, slo), _mm256_madd_epi16(ahi, shi));
-        acc[m] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(d * xm->d), acc[m]);
-        acc[m] = _mm256_fmadd_ps(wmin, _mm256_loadu_ps(xm->s.xm), acc[m]);
+        acc[m] = q4k_finish(acc[m], s, d, wmin, xm);
     }
 }
 
@@ -238,11 +254,7 @@ KD_INLINE KD_YMM_TARGET void q6k_block(const kd_block_q6_K *blk, const kd_q8_blo
             s = _mm256_add_epi32(s, _mm256_madd_epi16(_mm256_add_epi16(maddubs_x(wa[q], xm->qs + 64 * q),
                                                                        maddubs_x(wb[q], xm->qs + 64 * q + 32)),
                                                       sc[q]));
-        /* the -32 offset: 32 * sum_g scale[g] * bsums[g] */
-        const __m256i off = _mm256_slli_epi32(
-            _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)xm->s.bsums), sc16), 5);
-        acc[m] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(s, off)),
-                                 _mm256_set1_ps(d * xm->d), acc[m]);
+        acc[m] = q6k_finish(acc[m], s, d, sc16, xm);
     }
 }
 #endif
