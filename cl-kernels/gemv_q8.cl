@@ -139,6 +139,28 @@ KD_CL_INLINE int8 kd_q8_madd(kd_q8_s16 a, kd_q8_s16 sc)
 {
     return as_int8(__builtin_ia32_pmaddwd256(a, sc));
 }
+/* The lane sums (KD_Q8_LANE_SUMS): 8 rows' int32 sums (8 lanes each) into one vector, lane
+ * i row i's sum, in 3 steps of unpack-and-add (21 instructions), where a vector per row
+ * spilled 8 accumulators: M = 8 0.92-0.94 of the time (Zen 3). fold2: rows a, b to lanes
+ * a b a b | a b a b; fold4: rows a, b and c, d to a b c d | a b c d; fold8: rows 0-3 and
+ * 4-7 to 0 1 .. 7. */
+KD_CL_INLINE int8 kd_q8_fold2(int8 a, int8 b)
+{
+    return __builtin_shufflevector(a, b, 0, 8, 1, 9, 4, 12, 5, 13) +
+           __builtin_shufflevector(a, b, 2, 10, 3, 11, 6, 14, 7, 15);
+}
+KD_CL_INLINE int8 kd_q8_fold4(int8 ab, int8 cd)
+{
+    return __builtin_shufflevector(ab, cd, 0, 1, 8, 9, 4, 5, 12, 13) +
+           __builtin_shufflevector(ab, cd, 2, 3, 10, 11, 6, 7, 14, 15);
+}
+KD_CL_INLINE int8 kd_q8_fold8(int8 lo, int8 hi)
+{
+    return (int8)(lo.lo, hi.lo) + (int8)(lo.hi, hi.hi);
+}
+/* 16 int16 at p; a pair of int16 (one int32) in every pair of lanes */
+KD_CL_INLINE kd_q8_s16 kd_q8_load16(__global const short *p) { return ((__global const kd_q8_pk16 *)p)->v; }
+KD_CL_INLINE kd_q8_s16 kd_q8_pair_bcast(int pair) { return (kd_q8_s16)(int8)(pair); }
 /* scales a, b, c, d, each on 4 int16 lanes */
 KD_CL_INLINE kd_q8_s16 kd_q8_scales4x4(short a, short b, short c, short d)
 {
@@ -228,12 +250,27 @@ KD_CL_INLINE int kd_q8_xlane(int i, int q4k)
 #endif
 }
 
+/* Q4_K's lane sums (the AVX2 kernels, a full group of 8 rows): the GEMV adds the 8 rows'
+ * block sums into the lanes of one vector (lane i: row i; kd_q4k_q8_block) rather than
+ * keeping a vector per row, and takes their mins with 4 vpmaddwd for all 8 rows. For
+ * that, in place of each row's xm, block b of the group holds: in s.bsums of group row j
+ * (j < 4), elements 2i and 2i + 1, row i's sums of sub-blocks 2j and 2j + 1; in s.xm of
+ * group row 4, element i, row i's d. Group rows 5-7's s are not read. */
+#ifdef KD_Q8_XLANES
+#define KD_Q8_LANE_SUMS_q4k(nm) ((nm) == KD_CL_GEMV_MAX_M)
+#else
+#define KD_Q8_LANE_SUMS_q4k(nm) 0
+#endif
+#define KD_Q8_LANE_SUMS_q6k(nm) 0
+
 /* x: 256 floats -> one kd_block_q8, the cpu's kd_q8_quantize_block_scalar float for float
  * (max of |x| skipping NaN, one multiply by 127 / amax, clamp, round to nearest even), so
- * both paths see the same bytes; with Q4_K's xm (q4k) or else Q6_K's bsums. */
+ * both paths see the same bytes; with Q4_K's xm (q4k) or else Q6_K's bsums. lane_row >= 0:
+ * Q4_K's lane sums instead of xm, out being the block of group row lane_row. */
 KD_CL_INLINE void kd_q8_quantize_block(__global const float *x, __global kd_block_q8 *out,
-                                       int q4k)
+                                       int q4k, int lane_row)
 {
+    __global kd_block_q8 *grp = out - max(lane_row, 0); /* the group's row 0 */
     float16 vmax = (float16)(0.0f);
     for (int i = 0; i < KD_QK_K / 16; i++) {
         float16 a = fabs(vload16(i, x));
@@ -263,9 +300,13 @@ KD_CL_INLINE void kd_q8_quantize_block(__global const float *x, __global kd_bloc
             if (!q4k)
                 out->s.bsums[2 * g + h] = (short)sum;
         }
-        if (q4k)
+        if (q4k && lane_row >= 0)
+            grp[g / 2].s.bsums[2 * lane_row + g % 2] = (short)sum32;
+        else if (q4k)
             out->s.xm[g] = d * (float)sum32;
     }
+    if (q4k && lane_row >= 0)
+        grp[4].s.xm[lane_row] = d;
 }
 
 /* m_dim rows of k values (k a multiple of 256) -> m_dim * k/256 kd_block_q8 in groups of
@@ -286,7 +327,8 @@ void kd_q8_quantize(__global const float *x, __global kd_block_q8 *xq, int k, in
         int b0 = (int)get_global_id(0) * KD_CL_EW_VEC;
         for (int b = b0; b < min(b0 + KD_CL_EW_VEC, nb); b++)
             kd_q8_quantize_block(x + ((size_t)row * (size_t)nb + (size_t)b) * KD_QK_K,
-                                 xg + (size_t)b * (size_t)nm, q4k);
+                                 xg + (size_t)b * (size_t)nm, q4k,
+                                 q4k && KD_Q8_LANE_SUMS_q4k(nm) ? row - m0 : -1);
     }
 }
 
@@ -349,17 +391,32 @@ KD_CL_INLINE void kd_q4k_q8_block(__global const kd_block_q4_K *b, __global cons
     kd_q8_s16 slo = kd_q8_scales4x4(smw.s0, smw.s2, smw.s4, smw.s6);
     kd_q8_s16 shi = kd_q8_scales4x4(smw.s1, smw.s3, smw.s5, smw.s7);
     float8 wmin = convert_float8(sm.hi) * -dmin; /* lane s: -dmin * min s */
-#define KD_Q4K_Q8_ROW(m)                                                                 \
-    {                                                                                    \
-        __global const char *xq = x[m].qs;                                               \
-        kd_q8_s16 alo = kd_q8_maddubs(lo0, xq) + kd_q8_maddubs(lo1, xq + 64) +           \
-                        kd_q8_maddubs(lo2, xq + 128) + kd_q8_maddubs(lo3, xq + 192);     \
-        kd_q8_s16 ahi = kd_q8_maddubs(hi0, xq + 32) + kd_q8_maddubs(hi1, xq + 96) +      \
-                        kd_q8_maddubs(hi2, xq + 160) + kd_q8_maddubs(hi3, xq + 224);     \
-        acc[m] = kd_q4k_q8_finish(acc[m], kd_q8_madd(alo, slo) + kd_q8_madd(ahi, shi), d, \
-                                  wmin, x + m);                                          \
+    /* a row of x's integer block sum (8 int32 lanes), x's qs at xq */
+#define KD_Q4K_Q8_ISUM(xq)                                                               \
+    (kd_q8_madd(kd_q8_maddubs(lo0, xq) + kd_q8_maddubs(lo1, xq + 64) +                   \
+                    kd_q8_maddubs(lo2, xq + 128) + kd_q8_maddubs(lo3, xq + 192),         \
+                slo) +                                                                   \
+     kd_q8_madd(kd_q8_maddubs(hi0, xq + 32) + kd_q8_maddubs(hi1, xq + 96) +              \
+                    kd_q8_maddubs(hi2, xq + 160) + kd_q8_maddubs(hi3, xq + 224),         \
+                shi))
+#define KD_Q4K_Q8_ROW(m) acc[m] = kd_q4k_q8_finish(acc[m], KD_Q4K_Q8_ISUM(x[m].qs), d, wmin, x + m);
+    if (KD_Q8_LANE_SUMS_q4k(nm)) {
+        /* the rows' integer sums into lanes 0-7, then the floats once for all 8 rows */
+        int8 s01 = kd_q8_fold2(KD_Q4K_Q8_ISUM(x[0].qs), KD_Q4K_Q8_ISUM(x[1].qs));
+        int8 s03 = kd_q8_fold4(s01, kd_q8_fold2(KD_Q4K_Q8_ISUM(x[2].qs), KD_Q4K_Q8_ISUM(x[3].qs)));
+        int8 s45 = kd_q8_fold2(KD_Q4K_Q8_ISUM(x[4].qs), KD_Q4K_Q8_ISUM(x[5].qs));
+        int8 s47 = kd_q8_fold4(s45, kd_q8_fold2(KD_Q4K_Q8_ISUM(x[6].qs), KD_Q4K_Q8_ISUM(x[7].qs)));
+        int8 sums = kd_q8_fold8(s03, s47);
+        int4 mn = as_int4(convert_short8(sm.hi)); /* int32 j: mins 2j, 2j + 1 as int16 */
+        int8 mins = kd_q8_madd(kd_q8_pair_bcast(mn.s0), kd_q8_load16(x[0].s.bsums)) +
+                    kd_q8_madd(kd_q8_pair_bcast(mn.s1), kd_q8_load16(x[1].s.bsums)) +
+                    kd_q8_madd(kd_q8_pair_bcast(mn.s2), kd_q8_load16(x[2].s.bsums)) +
+                    kd_q8_madd(kd_q8_pair_bcast(mn.s3), kd_q8_load16(x[3].s.bsums));
+        acc[0] = fma(vload8(0, x[4].s.xm), convert_float8(sums) * d - convert_float8(mins) * dmin,
+                     acc[0]);
+    } else {
+        KD_Q8_FOR_ROWS(nm, KD_Q4K_Q8_ROW)
     }
-    KD_Q8_FOR_ROWS(nm, KD_Q4K_Q8_ROW)
 }
 #else
 /* Q4_K block b times nm rows of x (adjacent blocks), into acc. The f16 scales are decoded
@@ -482,7 +539,7 @@ KD_CL_INLINE void kd_##T##_q8_row(__global const BLOCK *w, __global const kd_blo
         kd_##T##_q8_block(w + ib, x + (size_t)ib * (size_t)nm, nm, acc);                  \
     }                                                                                     \
     for (int m = 0; m < nm; m++)                                                          \
-        sums[m] = kd_hsum8(acc[m]);                                                       \
+        sums[m] = KD_Q8_LANE_SUMS_##T(nm) ? acc[0][m] : kd_hsum8(acc[m]);                 \
 }                                                                                         \
                                                                                           \
 __kernel __attribute__((reqd_work_group_size(KD_CL_GEMV_LOCAL, 1, 1)))                    \
