@@ -139,9 +139,9 @@ KD_CL_INLINE int8 kd_q8_madd(kd_q8_s16 a, kd_q8_s16 sc)
 {
     return as_int8(__builtin_ia32_pmaddwd256(a, sc));
 }
-/* The lane sums (KD_Q8_LANE_SUMS): 8 rows' int32 sums (8 lanes each) into one vector, lane
+/* Lane sums (KD_Q8_LANE_SUMS_*, below): 8 rows' int32 sums (8 lanes each) into one vector, lane
  * i row i's sum, in 3 steps of unpack-and-add (21 instructions), where a vector per row
- * spilled 8 accumulators: M = 8 0.92-0.94 of the time (Zen 3). fold2: rows a, b to lanes
+ * spilled 8 accumulators (Q4_K M = 8: 0.92-0.94 of the time, Zen 3). fold2: rows a, b to lanes
  * a b a b | a b a b; fold4: rows a, b and c, d to a b c d | a b c d; fold8: rows 0-3 and
  * 4-7 to 0 1 .. 7. */
 KD_CL_INLINE int8 kd_q8_fold2(int8 a, int8 b)
@@ -250,18 +250,20 @@ KD_CL_INLINE int kd_q8_xlane(int i, int q4k)
 #endif
 }
 
-/* Q4_K's lane sums (the AVX2 kernels, a full group of 8 rows): the GEMV adds the 8 rows'
- * block sums into the lanes of one vector (lane i: row i; kd_q4k_q8_block) rather than
- * keeping a vector per row, and takes their mins with 4 vpmaddwd for all 8 rows. For
- * that, in place of each row's xm, block b of the group holds: in s.bsums of group row j
- * (j < 4), elements 2i and 2i + 1, row i's sums of sub-blocks 2j and 2j + 1; in s.xm of
- * group row 4, element i, row i's d. Group rows 5-7's s are not read. */
+/* Lane sums (the AVX2 kernels, a full group of 8 rows): the GEMV adds the 8 rows' block
+ * sums into the lanes of one vector (lane i: row i; kd_q8_fold8) rather than keeping a
+ * vector per row, and multiplies by the 8 rows' d at once. For that the group's block b
+ * holds, for Q4_K in place of each row's xm: in s.bsums of group row j (j < 4), elements
+ * 2i and 2i + 1, row i's sums of sub-blocks 2j and 2j + 1 (its mins: 4 vpmaddwd for all 8
+ * rows); in s.xm of group row 4, element i, row i's d (group rows 5-7's s are not read).
+ * For Q6_K (bsums per row as before): row i's d in pad1[i % 4] of group row i / 4. */
 #ifdef KD_Q8_XLANES
 #define KD_Q8_LANE_SUMS_q4k(nm) ((nm) == KD_CL_GEMV_MAX_M)
+#define KD_Q8_LANE_SUMS_q6k(nm) ((nm) == KD_CL_GEMV_MAX_M)
 #else
 #define KD_Q8_LANE_SUMS_q4k(nm) 0
-#endif
 #define KD_Q8_LANE_SUMS_q6k(nm) 0
+#endif
 
 /* x: 256 floats -> one kd_block_q8, the cpu's kd_q8_quantize_block_scalar float for float
  * (max of |x| skipping NaN, one multiply by 127 / amax, clamp, round to nearest even), so
@@ -307,6 +309,8 @@ KD_CL_INLINE void kd_q8_quantize_block(__global const float *x, __global kd_bloc
     }
     if (q4k && lane_row >= 0)
         grp[4].s.xm[lane_row] = d;
+    else if (lane_row >= 0)
+        grp[lane_row / 4].pad1[lane_row % 4] = d;
 }
 
 /* m_dim rows of k values (k a multiple of 256) -> m_dim * k/256 kd_block_q8 in groups of
@@ -328,7 +332,7 @@ void kd_q8_quantize(__global const float *x, __global kd_block_q8 *xq, int k, in
         for (int b = b0; b < min(b0 + KD_CL_EW_VEC, nb); b++)
             kd_q8_quantize_block(x + ((size_t)row * (size_t)nb + (size_t)b) * KD_QK_K,
                                  xg + (size_t)b * (size_t)nm, q4k,
-                                 q4k && KD_Q8_LANE_SUMS_q4k(nm) ? row - m0 : -1);
+                                 (q4k ? KD_Q8_LANE_SUMS_q4k(nm) : KD_Q8_LANE_SUMS_q6k(nm)) ? row - m0 : -1);
     }
 }
 
@@ -488,14 +492,32 @@ KD_CL_INLINE void kd_q6k_q8_block(__global const kd_block_q6_K *b, __global cons
             sc.s4, sc.s5, sc.s6, sc.s7);
     }
     short16 sc16 = convert_short16(vload16(0, b->scales));
-#define KD_Q6K_Q8_ROW(m)                                                                 \
-    {                                                                                    \
-        __global const char *xq = x[m].qs;                                               \
-        int8 isum = kd_q6k_q8_dot64(l[0], xq) + kd_q6k_q8_dot64(l[1], xq + 64) +         \
-                    kd_q6k_q8_dot64(l[2], xq + 128) + kd_q6k_q8_dot64(l[3], xq + 192);   \
-        acc[m] = kd_q6k_q8_finish(acc[m], isum, d, sc16, x + m);                         \
+#define KD_Q6K_Q8_ISUM(xq)                                                               \
+    (kd_q6k_q8_dot64(l[0], xq) + kd_q6k_q8_dot64(l[1], xq + 64) +                        \
+     kd_q6k_q8_dot64(l[2], xq + 128) + kd_q6k_q8_dot64(l[3], xq + 192))
+#define KD_Q6K_Q8_ROW(m) acc[m] = kd_q6k_q8_finish(acc[m], KD_Q6K_Q8_ISUM(x[m].qs), d, sc16, x + m);
+    if (KD_Q8_LANE_SUMS_q6k(nm)) {
+        /* chunk by chunk over the rows, each row's -32 offset last: 8 int32 sums and one
+         * chunk's vectors live, 288 instructions a block and 20 on the stack, where row by
+         * row (all 12 vectors of the block live) took 337 and 49; M = 8 0.89-0.99 of the
+         * time (Zen 3, noisy) */
+        kd_q8_s16 sc32 = as_short16(sc16) << (short)5; /* the scales times 32: |.| <= 4096 */
+        int8 isum[KD_CL_GEMV_MAX_M];
+#define KD_Q6K_Q8_Q0(m) isum[m] = kd_q6k_q8_dot64(l[0], x[m].qs);
+        KD_Q8_FOR_ROWS(nm, KD_Q6K_Q8_Q0)
+        _Pragma("unroll") for (int q = 1; q < 4; q++) {
+#define KD_Q6K_Q8_Q(m) isum[m] += kd_q6k_q8_dot64(l[q], x[m].qs + 64 * q);
+            KD_Q8_FOR_ROWS(nm, KD_Q6K_Q8_Q)
+        }
+#define KD_Q6K_Q8_OFF(m) isum[m] -= kd_q8_madd(kd_q8_load16(x[m].s.bsums), sc32);
+        KD_Q8_FOR_ROWS(nm, KD_Q6K_Q8_OFF)
+        int8 s03 = kd_q8_fold4(kd_q8_fold2(isum[0], isum[1]), kd_q8_fold2(isum[2], isum[3]));
+        int8 s47 = kd_q8_fold4(kd_q8_fold2(isum[4], isum[5]), kd_q8_fold2(isum[6], isum[7]));
+        float8 dx = (float8)(vload4(0, x[0].pad1), vload4(0, x[1].pad1));
+        acc[0] = fma(dx * d, convert_float8(kd_q8_fold8(s03, s47)), acc[0]);
+    } else {
+        KD_Q8_FOR_ROWS(nm, KD_Q6K_Q8_ROW)
     }
-    KD_Q8_FOR_ROWS(nm, KD_Q6K_Q8_ROW)
 }
 #else
 /* Q6_K block b times nm rows of x (adjacent blocks), into acc, as unsigned values 0..63.
