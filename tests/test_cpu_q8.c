@@ -104,6 +104,45 @@ static void test_quantize_vs_reference(void)
     CU_ASSERT_NOT_EQUAL(q[3].s.bsums[0], sum);
 }
 
+/* The lane sums layout (KD_Q8_X_LANE_SUMS, gemv_q8.h) of 19 rows: in the two full tiles,
+ * block b's sums and d where the lane-sum kernels read them, transposed from each row's
+ * own bsums and d (the in-order Q6_K quantization); the last 3 rows as without it. */
+static void test_lane_sums_layout(void)
+{
+    enum { M = 19, NB = 2 };
+    float *x = malloc(sizeof(float) * M * NB * 256);
+    kd_q8_block *ref = aligned_alloc(64, sizeof *ref * M * NB), *q4 = aligned_alloc(64, sizeof *q4 * M * NB);
+    kd_q8_block *q4l = aligned_alloc(64, sizeof *q4l * M * NB), *q6l = aligned_alloc(64, sizeof *q6l * M * NB);
+    CU_ASSERT_FATAL(x && ref && q4 && q4l && q6l);
+    fill_x(x, M * NB * 256, 23);
+    const int lanes = KD_Q8_X_LANES | KD_Q8_X_LANE_SUMS;
+    kd_q8_quantize_rows(NULL, level, x, M, NB * 256, KD_TYPE_Q6_K, KD_Q8_X_LANES, ref);
+    kd_q8_quantize_rows(NULL, level, x, M, NB * 256, KD_TYPE_Q4_K, KD_Q8_X_LANES, q4);
+    kd_q8_quantize_rows(NULL, level, x, M, NB * 256, KD_TYPE_Q4_K, lanes, q4l);
+    kd_q8_quantize_rows(NULL, level, x, M, NB * 256, KD_TYPE_Q6_K, lanes, q6l);
+    int bad = 0;
+    for (int r = 0; r < M; r++)
+        for (int b = 0; b < NB; b++) {
+            const kd_q8_block *o = &ref[r * NB + b], *o4 = &q4[r * NB + b]; /* each type's lanes */
+            const kd_q8_block *l4 = &q4l[r * NB + b], *l6 = &q6l[r * NB + b];
+            bad += memcmp(l4->qs, o4->qs, sizeof o->qs) != 0 || l4->d != o->d;
+            bad += memcmp(l6->qs, o->qs, sizeof o->qs) != 0 || l6->d != o->d;
+            bad += memcmp(&l6->s, &o->s, sizeof o->s) != 0; /* Q6_K: bsums stay */
+            if (r >= 16) { /* not in a full tile: as without lane sums */
+                bad += memcmp(&l4->s, &o4->s, sizeof o->s) != 0;
+                continue;
+            }
+            const int t0 = r - r % 8, i = r % 8; /* tile row 0, row in the tile */
+            const kd_q8_block *t4 = &q4l[t0 * NB + b], *t6 = &q6l[t0 * NB + b];
+            for (int sb = 0; sb < 8; sb++)
+                bad += t4[sb / 2 * NB].s.bsums[2 * i + sb % 2] != o->s.bsums[2 * sb] + o->s.bsums[2 * sb + 1];
+            bad += t4[4 * NB].s.xm[i] != o->d;
+            bad += t6[i / 4 * NB].pad1[i % 4] != o->d;
+        }
+    CU_ASSERT_EQUAL(bad, 0);
+    free(x), free(ref), free(q4), free(q4l), free(q6l);
+}
+
 static void check_q8_vs_oracle(kd_op op, int64_t m, int64_t n, int64_t k, uint64_t seed)
 {
     kd_problem p;
@@ -176,7 +215,7 @@ static void check_kernels_vs_scalar(kd_type type, int64_t m, int64_t n, int64_t 
     kd_q8_quantize_rows(NULL, KD_SIMD_SCALAR, x, m, k, type, 0, xq);
     kd_cpu_env e = {.simd = level, .vnni = level_vnni};
     const kd_q8_kernels *lk = kd_q8_kernels_for(&e, level), *sk = &kd_q8_scalar_kernels;
-    kd_q8_quantize_rows(NULL, KD_SIMD_SCALAR, x, m, k, type, lk->x_lanes, xl);
+    kd_q8_quantize_rows(NULL, KD_SIMD_SCALAR, x, m, k, type, lk->x_layout, xl);
     kd_q8_job j = {w, xq, NULL, n, nb, m, 0};
     for (int pass = 0; pass < 2; pass++) {
         const kd_q8_kernels *kk = pass ? lk : sk;
@@ -311,10 +350,12 @@ static void test_row_groups_same_bits(void)
 /* M > 8 on the q8 path: tiles of 8 rows of x over panels of weight rows, split across the
  * pool's pieces (N = 400 rows of K = 4096: Q6_K panels of 39 rows, pieces of 50). With
  * SIMD kernels it must not hand any M to dequantize + sgemm (from 48 before), which
- * was 7.7-10x slower at M = 48: each output row must be bit for bit what M = 1 gives for that
- * row of x (the same kernel sums in the same order; sgemm would give the exact product,
- * not the quantized one). With the generic kernels sgemm serves from 48 and the tight tolerance
- * against the oracle holds. */
+ * was 7.7-10x slower at M = 48: each output row must be bit for bit what the same rows of x
+ * give alone, M = 8 for a full tile and M = 1 for a row of the last one (the same kernel
+ * sums in the same order; sgemm would give the exact product, not the quantized one). A
+ * row of a full tile need not give M = 1's bits: kernels with lane sums (AVX2) add its
+ * block sums in another order there. With the generic kernels sgemm serves from 48 and the
+ * tight tolerance against the oracle holds. */
 static void test_large_m(void)
 {
     static const int64_t ms[] = {9, 47, 48, 70};
@@ -330,16 +371,18 @@ static void test_large_m(void)
             if (p.m >= sgemm_from) {
                 CU_ASSERT(kd_test_run_matches_oracle(ctx, &p, KD_BACKEND_CPU, 0, "q8 large M, sgemm"));
             } else {
-                int64_t differ = 0;
-                for (int64_t r = 0; r < p.m; r++) {
-                    float *y1 = run_cpu_gemv(p.src[0], p.h_src[1] + r * p.k, 1, p.n, p.k);
-                    CU_ASSERT_FATAL(y1 != NULL);
-                    differ += memcmp(y1, y + r * p.n, sizeof(float) * (size_t)p.n) != 0;
-                    free(y1);
+                int64_t differ = 0, full = p.m - p.m % KD_Q8_MAX_MC;
+                for (int64_t r = 0; r < p.m;) {
+                    const int64_t mr = r < full ? KD_Q8_MAX_MC : 1; /* a tile, or one row */
+                    float *ya = run_cpu_gemv(p.src[0], p.h_src[1] + r * p.k, mr, p.n, p.k);
+                    CU_ASSERT_FATAL(ya != NULL);
+                    for (int64_t j = 0; j < mr; j++, r++)
+                        differ += memcmp(ya + j * p.n, y + r * p.n, sizeof(float) * (size_t)p.n) != 0;
+                    free(ya);
                 }
                 if (differ)
-                    printf("\n  %s M=%lld: %lld rows differ from M = 1\n", kd_op_name(op),
-                           (long long)p.m, (long long)differ);
+                    printf("\n  %s M=%lld: %lld rows differ from their tile alone\n",
+                           kd_op_name(op), (long long)p.m, (long long)differ);
                 CU_ASSERT_EQUAL(differ, 0);
             }
             free(y);
@@ -480,6 +523,7 @@ int main(void)
         return 1;
     CU_pSuite s = CU_add_suite("cpu_q8", NULL, NULL);
     CU_add_test(s, "quantize x vs double reference", test_quantize_vs_reference);
+    CU_add_test(s, "lane sums layout of full tiles", test_lane_sums_layout);
     CU_add_test(s, "q4k q8 gemv vs oracle (nmse)", test_q4k_q8_vs_oracle);
     CU_add_test(s, "q6k q8 gemv vs oracle (nmse)", test_q6k_q8_vs_oracle);
     CU_add_test(s, "nmse check detects errors", test_nmse_check_detects_error);

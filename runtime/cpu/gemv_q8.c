@@ -151,7 +151,7 @@ kd_status kd_cpu_gemv_q8(const kd_cpu_env *e, const kd_call *c, kd_type type, kd
     /* Threads at every level: the generic kernels are what a CPU without AVX2 (or not x86)
      * runs, and each output row comes from one thread, so the result is the same on any
      * number of them. */
-    kd_q8_quantize_rows(e->pool, simd, c->src[1], c->m, c->k, type, k->x_lanes, xq);
+    kd_q8_quantize_rows(e->pool, simd, c->src[1], c->m, c->k, type, k->x_layout, xq);
     const int64_t row_bytes = nb * (int64_t)kd_quant_block_bytes(type);
     const int64_t unit = c->w_groups ? KD_ROW_GROUP : 1;
     q8_rows_job q = {{c->src[0], xq, c->dst, c->n, nb, c->m, c->w_groups},

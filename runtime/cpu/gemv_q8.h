@@ -10,6 +10,8 @@
 #ifndef KD_CPU_GEMV_Q8_H
 #define KD_CPU_GEMV_Q8_H
 
+#include <string.h>
+
 #include "cpu_ops.h"
 #include "kd_blocks.h"
 #include "kd_row_groups.h"
@@ -24,13 +26,23 @@ typedef kd_block_q8 kd_q8_block;
 void kd_q8_quantize_block_scalar(const float *x, kd_q8_block *out);
 void kd_q8_quantize_block_avx2(const float *x, kd_q8_block *out);
 void kd_q8_quantize_block_avx512(const float *x, kd_q8_block *out);
+/* How a level's kernels read x (kd_q8_kernels.x_layout), flags: */
+#define KD_Q8_X_LANES 1     /* qs in lane order (kd_q8_lane_qword, kd_blocks.h) */
+#define KD_Q8_X_LANE_SUMS 2 /* full tiles of 8 rows: the rows' sums and d transposed */
+
 /* M rows of K values (K a multiple of 256) -> M * K/256 blocks, threaded on the pool when
  * pool is not NULL, with the sums the weight type's kernels read: Q4_K's xm (its mins
  * then cost one FMA per block and row, where the bsums took a vpmaddwd, a convert and a
- * broadcast), else bsums; qs in order, or with x_lanes in the kernels' lane order
- * (kd_q8_lane_qword, kd_blocks.h). */
+ * broadcast), else bsums; qs in order, or in the kernels' lane order (x_layout
+ * KD_Q8_X_LANES). With KD_Q8_X_LANE_SUMS, block b of the rows of a full tile (rows
+ * 8t .. 8t + 7, tile row i) holds what kernels that add the 8 rows' sums into the lanes
+ * of one vector read (lane i: row i): for Q4_K in place of xm, in s.bsums of tile row j
+ * (j < 4), elements 2i and 2i + 1, row i's sums of sub-blocks 2j and 2j + 1, and in s.xm
+ * of tile row 4, element i, row i's d (tile rows 5-7's s are not read); for Q6_K the
+ * bsums as they are, and row i's d in pad1[i % 4] of tile row i / 4. OpenCL's AVX2
+ * kernels read the same (gemv_q8.cl). */
 void kd_q8_quantize_rows(kd_pool *pool, kd_simd simd, const float *x, int64_t m, int64_t k,
-                         kd_type type, int x_lanes, kd_q8_block *out);
+                         kd_type type, int x_layout, kd_q8_block *out);
 
 typedef struct kd_q8_job {
     const void *w;          /* N rows of K/256 weight blocks */
@@ -58,7 +70,7 @@ typedef void (*kd_q8_row_fn)(const kd_q8_job *j, int64_t r0, int64_t r1, int64_t
 typedef struct kd_q8_kernels {
     kd_q8_row_fn q4k, q6k;               /* rows in GGUF order */
     kd_q8_row_fn q4k_groups, q6k_groups; /* row groups */
-    int x_lanes;                         /* 1: x's qs in lane order (kd_q8_quantize_rows) */
+    int x_layout;                        /* KD_Q8_X_* flags (kd_q8_quantize_rows) */
 } kd_q8_kernels;
 
 extern const kd_q8_kernels kd_q8_scalar_kernels;  /* the reference (tests) */
@@ -114,10 +126,11 @@ static inline __attribute__((always_inline)) void kd_q8_prefetch(const void *p, 
  * g = KD_ROW_GROUP: a row group, block b of its row i at r * nb + b * g + i) for rows
  * m0 .. m0 + mc - 1 of x, through BLOCK(blk, x, nb, mc, acc): acc[m] += one weight block
  * . block b of row m of x, for m < mc (x: block b of the first row, the others nb blocks
- * apart). SUM(acc) is the output. A level writes BLOCK once and gets both layouts, each
- * row's sums in the same order. A group's accumulators (8 x mc) spill to the stack when
- * mc > 1: measured level with the row kernel at M = 8. */
-#define KD_Q8_ROWS(NAME, BLOCK_T, BLOCK, ACC_T, ZERO, SUM, TARGET)                               \
+ * apart). SUM(acc) is the output; with LANE_SUMS (a constant) and mc = 8 BLOCK adds row m
+ * into lane m of acc[0] (KD_Q8_X_LANE_SUMS), the output is that lane. A level writes BLOCK
+ * once and gets both layouts, each row's sums in the same order. A group's accumulators
+ * (8 x mc) spill to the stack when mc > 1: measured level with the row kernel at M = 8. */
+#define KD_Q8_ROWS(NAME, BLOCK_T, BLOCK, ACC_T, ZERO, SUM, TARGET, LANE_SUMS)                    \
     static inline __attribute__((always_inline)) TARGET void NAME(                               \
         const kd_q8_job *j, int64_t r, int64_t m0, const int mc, const int g)                    \
     {                                                                                            \
@@ -134,7 +147,9 @@ static inline __attribute__((always_inline)) void kd_q8_prefetch(const void *p, 
         }                                                                                        \
         for (int i = 0; i < g; i++)                                                              \
             for (int m = 0; m < mc; m++)                                                         \
-                j->y[(m0 + m) * j->n + r + i] = SUM(acc[i][m]);                                  \
+                j->y[(m0 + m) * j->n + r + i] = (LANE_SUMS) && mc == KD_Q8_MAX_MC                \
+                                                    ? kd_q8_lane(&acc[i][0], m)                  \
+                                                    : SUM(acc[i][m]);                            \
     }                                                                                            \
     static inline __attribute__((always_inline)) TARGET void NAME##_row(                         \
         const kd_q8_job *j, int64_t r, int64_t m0, const int mc)                                 \
@@ -147,20 +162,30 @@ static inline __attribute__((always_inline)) void kd_q8_prefetch(const void *p, 
         NAME(j, r, m0, mc, KD_ROW_GROUP);                                                        \
     }
 
-/* KD_Q8_LEVEL_KERNELS(LEVEL, ACC_T, ZERO, SUM, TARGET, X_LANES): a level's whole kernel
+/* Lane m of an accumulator vector (a float each). */
+static inline float kd_q8_lane(const void *acc, int m)
+{
+    float v;
+    memcpy(&v, (const char *)acc + sizeof v * (size_t)m, sizeof v);
+    return v;
+}
+
+/* KD_Q8_LEVEL_KERNELS(LEVEL, ACC_T, ZERO, SUM, TARGET, X_LAYOUT): a level's whole kernel
  * table, const kd_q8_kernels kd_q8_<LEVEL>_kernels, from the file's q4k_block and
  * q6k_block (row and group loops, each specialized per mc: q4k_<LEVEL>, q4k_groups_<LEVEL>,
- * ...); X_LANES: the blocks read x's qs in lane order. */
-#define KD_Q8_LEVEL_KERNELS(LEVEL, ACC_T, ZERO, SUM, TARGET, X_LANES)                         \
-    KD_Q8_ROWS(q4k_rows, kd_block_q4_K, q4k_block, ACC_T, ZERO, SUM, TARGET)                  \
-    KD_Q8_ROWS(q6k_rows, kd_block_q6_K, q6k_block, ACC_T, ZERO, SUM, TARGET)                  \
+ * ...); X_LAYOUT: how the blocks read x (KD_Q8_X_* flags). */
+#define KD_Q8_LEVEL_KERNELS(LEVEL, ACC_T, ZERO, SUM, TARGET, X_LAYOUT)                        \
+    KD_Q8_ROWS(q4k_rows, kd_block_q4_K, q4k_block, ACC_T, ZERO, SUM, TARGET,                  \
+               ((X_LAYOUT) & KD_Q8_X_LANE_SUMS) != 0)                                         \
+    KD_Q8_ROWS(q6k_rows, kd_block_q6_K, q6k_block, ACC_T, ZERO, SUM, TARGET,                  \
+               ((X_LAYOUT) & KD_Q8_X_LANE_SUMS) != 0)                                         \
     KD_Q8_ROW_BY_MC(q4k_##LEVEL, q4k_rows_row, TARGET)                                        \
     KD_Q8_ROW_BY_MC(q6k_##LEVEL, q6k_rows_row, TARGET)                                        \
     KD_Q8_GROUP_BY_MC(q4k_groups_##LEVEL, q4k_rows_group, TARGET)                             \
     KD_Q8_GROUP_BY_MC(q6k_groups_##LEVEL, q6k_rows_group, TARGET)                             \
     const kd_q8_kernels kd_q8_##LEVEL##_kernels = {q4k_##LEVEL, q6k_##LEVEL,                  \
                                                    q4k_groups_##LEVEL, q6k_groups_##LEVEL,   \
-                                                   X_LANES};
+                                                   X_LAYOUT};
 
 /* The q8 GEMV of one call (Q4_K or Q6_K) on the pool: quantize x, then rows of W in
  * parallel, M in tiles of 8. simd picks the kernels (KD_SIMD_SCALAR: the reference). */

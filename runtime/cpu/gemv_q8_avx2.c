@@ -6,5 +6,5 @@
 #define KD_YMM_TARGET KD_AVX2
 #include "gemv_q8_ymm.h"
 
-KD_Q8_LEVEL_KERNELS(avx2, __m256, _mm256_setzero_ps(), kd_hsum256, KD_AVX2, KD_YMM_X_LANES)
+KD_Q8_LEVEL_KERNELS(avx2, __m256, _mm256_setzero_ps(), kd_hsum256, KD_AVX2, KD_YMM_X_LAYOUT)
 #endif

@@ -11,5 +11,5 @@
 #define KD_YMM_DPWSSD _mm256_dpwssd_epi32
 #include "gemv_q8_ymm.h"
 
-KD_Q8_LEVEL_KERNELS(vnni_evex, __m256, _mm256_setzero_ps(), kd_hsum256, KD_TARGET_VNNI_EVEX, KD_YMM_X_LANES)
+KD_Q8_LEVEL_KERNELS(vnni_evex, __m256, _mm256_setzero_ps(), kd_hsum256, KD_TARGET_VNNI_EVEX, KD_YMM_X_LAYOUT)
 #endif

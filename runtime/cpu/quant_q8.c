@@ -96,8 +96,9 @@ typedef struct quant_job {
     const float *x;
     kd_q8_block *out;
     void (*block_fn)(const float *, kd_q8_block *);
-    int q4k;     /* the blocks carry Q4_K's xm, not bsums */
-    int x_lanes; /* qs in lane order */
+    int q4k;           /* the blocks carry Q4_K's xm, not bsums */
+    int x_layout;      /* KD_Q8_X_* flags */
+    int64_t nb, tiled; /* blocks per row; rows in full tiles of 8 (with lane sums) */
 } quant_job;
 
 /* bsums -> xm[s] = d * (bsums[2s] + bsums[2s + 1]), as OpenCL's kd_q8_quantize forms it */
@@ -123,26 +124,62 @@ static void quantize_range(void *arg, int64_t b0, int64_t b1)
     const quant_job *q = arg;
     for (int64_t b = b0; b < b1; b++) {
         q->block_fn(q->x + b * KD_Q8_BLOCK, q->out + b);
-        if (q->q4k)
+        if (q->q4k && b / q->nb >= q->tiled) /* a full tile's bsums go to lane_sums */
             sums_for_q4k(q->out + b);
-        if (q->x_lanes)
+        if (q->x_layout & KD_Q8_X_LANES)
             lane_order(q->out + b, q->q4k);
     }
 }
 
-void kd_q8_quantize_rows(kd_pool *pool, kd_simd simd, const float *x, int64_t m, int64_t k,
-                         kd_type type, int x_lanes, kd_q8_block *out)
+/* Block b of a full tile's rows (t: tile row 0's, the rows nb blocks apart) in the lane
+ * sums layout (kd_q8_quantize_rows), from each row's bsums and d. */
+static void lane_sums(kd_q8_block *t, int64_t nb, int q4k)
 {
+    int16_t bs[KD_Q8_MAX_MC][KD_Q8_BLOCK / 16];
+    float d[KD_Q8_MAX_MC];
+    for (int i = 0; i < KD_Q8_MAX_MC; i++) {
+        memcpy(bs[i], t[i * nb].s.bsums, sizeof bs[i]);
+        d[i] = t[i * nb].d;
+    }
+    for (int i = 0; i < KD_Q8_MAX_MC; i++) {
+        if (!q4k) {
+            t[i / 4 * nb].pad1[i % 4] = d[i];
+            continue;
+        }
+        for (int s = 0; s < KD_Q8_BLOCK / 32; s++) /* |.| <= 32 * 127 */
+            t[s / 2 * nb].s.bsums[2 * i + s % 2] = (int16_t)(bs[i][2 * s] + bs[i][2 * s + 1]);
+    }
+    if (q4k)
+        memcpy(t[4 * nb].s.xm, d, sizeof d);
+}
+
+static void lane_sums_range(void *arg, int64_t u0, int64_t u1)
+{
+    const quant_job *q = arg;
+    for (int64_t u = u0; u < u1; u++) /* u: tile u / nb, block u % nb */
+        lane_sums(q->out + u / q->nb * KD_Q8_MAX_MC * q->nb + u % q->nb, q->nb, q->q4k);
+}
+
+void kd_q8_quantize_rows(kd_pool *pool, kd_simd simd, const float *x, int64_t m, int64_t k,
+                         kd_type type, int x_layout, kd_q8_block *out)
+{
+    const int64_t nb = k / KD_Q8_BLOCK;
+    const int64_t tiled = x_layout & KD_Q8_X_LANE_SUMS ? m - m % KD_Q8_MAX_MC : 0;
     quant_job q = {x, out,
                    simd == KD_SIMD_AVX512 ? kd_q8_quantize_block_avx512
                    : simd >= KD_SIMD_AVX2 ? kd_q8_quantize_block_avx2
                                           : kd_q8_quantize_block_scalar,
-                   type == KD_TYPE_Q4_K, x_lanes};
-    const int64_t blocks = m * (k / KD_Q8_BLOCK);
+                   type == KD_TYPE_Q4_K, x_layout, nb, tiled};
+    const int64_t blocks = m * nb, units = tiled / KD_Q8_MAX_MC * nb;
     /* rows are contiguous, so blocks of all rows form one range; 32 blocks (32 KiB of x)
-     * per piece keeps the hand-off cost small next to the work */
-    if (pool)
+     * per piece keeps the hand-off cost small next to the work. The lane sums read whole
+     * tiles, so they follow once every block is done. */
+    if (pool) {
         kd_pool_for(pool, blocks, 32, quantize_range, &q);
-    else
+        if (units)
+            kd_pool_for(pool, units, 32, lane_sums_range, &q);
+    } else {
         quantize_range(&q, 0, blocks);
+        lane_sums_range(&q, 0, units);
+    }
 }

@@ -69,9 +69,9 @@ typedef struct kd_block_q6_K {
  * 64-byte aligned buffer no 32- or 64-byte load of qs straddles two cache lines (in
  * ggml's 292-byte q8_K order, d first, about half of them do), and each block is 5 lines.
  * OpenCL stores 8 rows of x at a time, block by block (gemv_q8.cl), so that a group's rows
- * sit at fixed offsets from one pointer (its AVX2 Q4_K kernel keeps a full group's sums and
- * d in the group's s, transposed: gemv_q8.cl's lane sums); the cpu stores rows one after
- * the other. */
+ * sit at fixed offsets from one pointer; the cpu stores rows one after the other. For the
+ * AVX2 kernels of both, a full group of 8 rows keeps its sums and d transposed in the
+ * group's s and pad1 (the lane sums: cpu/gemv_q8.h, kd_q8_quantize_rows). */
 typedef struct kd_block_q8 {
     kd_i8 qs[KD_QK_K];
     float d;
