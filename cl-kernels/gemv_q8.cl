@@ -139,11 +139,11 @@ KD_CL_INLINE int8 kd_q8_madd(kd_q8_s16 a, kd_q8_s16 sc)
 {
     return as_int8(__builtin_ia32_pmaddwd256(a, sc));
 }
-/* Lane sums (KD_Q8_LANE_SUMS_*, below): 8 rows' int32 sums (8 lanes each) into one vector, lane
- * i row i's sum, in 3 steps of unpack-and-add (21 instructions), where a vector per row
- * spilled 8 accumulators (Q4_K M = 8: 0.92-0.94 of the time, Zen 3). fold2: rows a, b to lanes
- * a b a b | a b a b; fold4: rows a, b and c, d to a b c d | a b c d; fold8: rows 0-3 and
- * 4-7 to 0 1 .. 7. */
+/* Lane sums (KD_Q8_LANE_SUMS_*, below): 8 rows' int32 sums (8 lanes each) into one
+ * vector, lane i row i's sum, in 3 steps of unpack-and-add (21 instructions), where a
+ * vector per row spilled 8 accumulators (Q4_K M = 8: 0.92-0.94 of the time, Zen 3).
+ * fold2: rows a, b to lanes a b a b | a b a b; fold4: rows a, b and c, d to a b c d |
+ * a b c d; fold8: rows 0-3 and 4-7 to 0 1 .. 7. */
 KD_CL_INLINE int8 kd_q8_fold2(int8 a, int8 b)
 {
     return __builtin_shufflevector(a, b, 0, 8, 1, 9, 4, 12, 5, 13) +
@@ -250,13 +250,10 @@ KD_CL_INLINE int kd_q8_xlane(int i, int q4k)
 #endif
 }
 
-/* Lane sums (the AVX2 kernels, a full group of 8 rows): the GEMV adds the 8 rows' block
- * sums into the lanes of one vector (lane i: row i; kd_q8_fold8) rather than keeping a
- * vector per row, and multiplies by the 8 rows' d at once. For that the group's block b
- * holds, for Q4_K in place of each row's xm: in s.bsums of group row j (j < 4), elements
- * 2i and 2i + 1, row i's sums of sub-blocks 2j and 2j + 1 (its mins: 4 vpmaddwd for all 8
- * rows); in s.xm of group row 4, element i, row i's d (group rows 5-7's s are not read).
- * For Q6_K (bsums per row as before): row i's d in pad1[i % 4] of group row i / 4. */
+/* Lane sums (the AVX2 kernels, a full group of 8 rows; x's layout: kd_blocks.h): the GEMV
+ * adds the 8 rows' block sums into the lanes of one vector (lane i: row i; kd_q8_fold8)
+ * rather than keeping a vector per row, multiplies by the 8 rows' d at once and takes
+ * Q4_K's mins with 4 vpmaddwd for all 8 rows. */
 #ifdef KD_Q8_XLANES
 #define KD_Q8_LANE_SUMS_q4k(nm) ((nm) == KD_CL_GEMV_MAX_M)
 #define KD_Q8_LANE_SUMS_q6k(nm) ((nm) == KD_CL_GEMV_MAX_M)
@@ -268,7 +265,7 @@ KD_CL_INLINE int kd_q8_xlane(int i, int q4k)
 /* x: 256 floats -> one kd_block_q8, the cpu's kd_q8_quantize_block_scalar float for float
  * (max of |x| skipping NaN, one multiply by 127 / amax, clamp, round to nearest even), so
  * both paths see the same bytes; with Q4_K's xm (q4k) or else Q6_K's bsums. lane_row >= 0:
- * Q4_K's lane sums instead of xm, out being the block of group row lane_row. */
+ * out is the block of group row lane_row of a full group, in the lane sums layout. */
 KD_CL_INLINE void kd_q8_quantize_block(__global const float *x, __global kd_block_q8 *out,
                                        int q4k, int lane_row)
 {
@@ -332,7 +329,9 @@ void kd_q8_quantize(__global const float *x, __global kd_block_q8 *xq, int k, in
         for (int b = b0; b < min(b0 + KD_CL_EW_VEC, nb); b++)
             kd_q8_quantize_block(x + ((size_t)row * (size_t)nb + (size_t)b) * KD_QK_K,
                                  xg + (size_t)b * (size_t)nm, q4k,
-                                 (q4k ? KD_Q8_LANE_SUMS_q4k(nm) : KD_Q8_LANE_SUMS_q6k(nm)) ? row - m0 : -1);
+                                 (q4k ? KD_Q8_LANE_SUMS_q4k(nm) : KD_Q8_LANE_SUMS_q6k(nm))
+                                     ? row - m0
+                                     : -1);
     }
 }
 

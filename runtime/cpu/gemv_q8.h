@@ -28,19 +28,14 @@ void kd_q8_quantize_block_avx2(const float *x, kd_q8_block *out);
 void kd_q8_quantize_block_avx512(const float *x, kd_q8_block *out);
 /* How a level's kernels read x (kd_q8_kernels.x_layout), flags: */
 #define KD_Q8_X_LANES 1     /* qs in lane order (kd_q8_lane_qword, kd_blocks.h) */
-#define KD_Q8_X_LANE_SUMS 2 /* full tiles of 8 rows: the rows' sums and d transposed */
+#define KD_Q8_X_LANE_SUMS 2 /* full tiles of 8 rows: the lane sums layout (kd_blocks.h) */
 
 /* M rows of K values (K a multiple of 256) -> M * K/256 blocks, threaded on the pool when
  * pool is not NULL, with the sums the weight type's kernels read: Q4_K's xm (its mins
  * then cost one FMA per block and row, where the bsums took a vpmaddwd, a convert and a
  * broadcast), else bsums; qs in order, or in the kernels' lane order (x_layout
- * KD_Q8_X_LANES). With KD_Q8_X_LANE_SUMS, block b of the rows of a full tile (rows
- * 8t .. 8t + 7, tile row i) holds what kernels that add the 8 rows' sums into the lanes
- * of one vector read (lane i: row i): for Q4_K in place of xm, in s.bsums of tile row j
- * (j < 4), elements 2i and 2i + 1, row i's sums of sub-blocks 2j and 2j + 1, and in s.xm
- * of tile row 4, element i, row i's d (tile rows 5-7's s are not read); for Q6_K the
- * bsums as they are, and row i's d in pad1[i % 4] of tile row i / 4. OpenCL's AVX2
- * kernels read the same (gemv_q8.cl). */
+ * KD_Q8_X_LANES); with KD_Q8_X_LANE_SUMS, full tiles of 8 rows (rows 8t .. 8t + 7) in the
+ * lane sums layout (kd_blocks.h). */
 void kd_q8_quantize_rows(kd_pool *pool, kd_simd simd, const float *x, int64_t m, int64_t k,
                          kd_type type, int x_layout, kd_q8_block *out);
 

@@ -69,9 +69,15 @@ typedef struct kd_block_q6_K {
  * 64-byte aligned buffer no 32- or 64-byte load of qs straddles two cache lines (in
  * ggml's 292-byte q8_K order, d first, about half of them do), and each block is 5 lines.
  * OpenCL stores 8 rows of x at a time, block by block (gemv_q8.cl), so that a group's rows
- * sit at fixed offsets from one pointer; the cpu stores rows one after the other. For the
- * AVX2 kernels of both, a full group of 8 rows keeps its sums and d transposed in the
- * group's s and pad1 (the lane sums: cpu/gemv_q8.h, kd_q8_quantize_rows). */
+ * sit at fixed offsets from one pointer; the cpu stores rows one after the other.
+ *
+ * Lane sums (the AVX2 kernels of both, in a full tile of 8 rows of x): the kernel adds the
+ * 8 rows' block sums into the lanes of one vector (lane i: row i) and does the floats once
+ * for the tile, so it reads the rows' sums and d of block b transposed, from the tile's
+ * blocks b (tile row i: row i). Q4_K, in place of xm: s.bsums of tile row j (j < 4) holds
+ * at 2i and 2i + 1 row i's sums of sub-blocks 2j and 2j + 1 (|.| <= 32 * 127), s.xm of
+ * tile row 4 at i row i's d; tile rows 5-7's s are not read. Q6_K: the bsums as ever, and
+ * row i's d in pad1[i % 4] of tile row i / 4. */
 typedef struct kd_block_q8 {
     kd_i8 qs[KD_QK_K];
     float d;
