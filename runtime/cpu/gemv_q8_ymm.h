@@ -267,15 +267,12 @@ KD_INLINE KD_YMM_TARGET void q4k_block(const kd_block_q4_K *blk, const kd_q8_blo
         __m256i s[KD_Q8_MAX_MC];
         for (int m = 0; m < mc; m++)
             s[m] = q4k_row_sum(&w, x[m * nb].qs);
-        __m256i mn = _mm256_setzero_si256(); /* lane m: row m's mins . sums */
-        mn = _mm256_add_epi32(mn, _mm256_madd_epi16(_mm256_shuffle_epi32(mins, 0x00),
-                                                    _mm256_loadu_si256((const __m256i *)x[0].s.bsums)));
-        mn = _mm256_add_epi32(mn, _mm256_madd_epi16(_mm256_shuffle_epi32(mins, 0x55),
-                                                    _mm256_loadu_si256((const __m256i *)x[nb].s.bsums)));
-        mn = _mm256_add_epi32(mn, _mm256_madd_epi16(_mm256_shuffle_epi32(mins, 0xaa),
-                                                    _mm256_loadu_si256((const __m256i *)x[2 * nb].s.bsums)));
-        mn = _mm256_add_epi32(mn, _mm256_madd_epi16(_mm256_shuffle_epi32(mins, 0xff),
-                                                    _mm256_loadu_si256((const __m256i *)x[3 * nb].s.bsums)));
+        /* lane m: row m's mins . sums; tile row j holds sub-blocks 2j, 2j + 1 */
+#define KD_Q4K_MINS(j, imm)                                                                   \
+    _mm256_madd_epi16(_mm256_shuffle_epi32(mins, imm), _mm256_loadu_si256((const __m256i *)x[(j) * nb].s.bsums))
+        const __m256i mn = _mm256_add_epi32(_mm256_add_epi32(KD_Q4K_MINS(0, 0x00), KD_Q4K_MINS(1, 0x55)),
+                                            _mm256_add_epi32(KD_Q4K_MINS(2, 0xaa), KD_Q4K_MINS(3, 0xff)));
+#undef KD_Q4K_MINS
         const __m256 t = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(mn), _mm256_set1_ps(_cvtsh_ss(blk->dmin)),
                                           _mm256_mul_ps(_mm256_cvtepi32_ps(lane_sum8(s)), _mm256_set1_ps(d)));
         acc[0] = _mm256_fmadd_ps(_mm256_loadu_ps(x[4 * nb].s.xm), t, acc[0]);
@@ -313,8 +310,10 @@ KD_INLINE KD_YMM_TARGET void q6k_block(const kd_block_q6_K *blk, const kd_q8_blo
         __m256i s[KD_Q8_MAX_MC];
         for (int m = 0; m < mc; m++)
             s[m] = KD_Q6K_DOT64(0, x[m * nb].qs);
-        _Pragma("GCC unroll 3") for (int q = 1; q < 4; q++) for (int m = 0; m < mc; m++)
-            s[m] = _mm256_add_epi32(s[m], KD_Q6K_DOT64(q, x[m * nb].qs));
+        _Pragma("GCC unroll 3") /* constant chunk numbers, as above */
+        for (int q = 1; q < 4; q++)
+            for (int m = 0; m < mc; m++)
+                s[m] = _mm256_add_epi32(s[m], KD_Q6K_DOT64(q, x[m * nb].qs));
         const __m256i sc32 = _mm256_slli_epi16(sc16, 5); /* |.| <= 128 * 32 */
         for (int m = 0; m < mc; m++)
             s[m] = _mm256_sub_epi32(
