@@ -72,13 +72,15 @@ KD_INLINE KD_YMM_TARGET __m256i q6k_chunk(const kd_block_q6_K *blk, int h, int t
 
 /* A Q4_K block's 8 scales as int16 in both 128-bit lanes (dup8_i8; they are 0..63, so
  * signed widening is exact), in *wmin lane s: -dmin * min s, which times x's xm gives a
- * row's mins in one FMA (q4k_finish), and in *mins the 8 mins as the scales. */
+ * row's mins in one FMA (q4k_finish), and in *mins (unless NULL) the 8 mins as the
+ * scales (the AVX2 lane sums). */
 KD_INLINE KD_YMM_TARGET __m256i q4k_scales(const kd_block_q4_K *blk, __m256 *wmin, __m256i *mins)
 {
     uint32_t smb[4]; /* smb: 8 scale bytes, then 8 min bytes */
     kd_q4k_unpack_scales(blk->scales, smb, smb + 2);
     *wmin = kd_q4k_neg_mins(smb + 2, blk->dmin);
-    *mins = dup8_i8(smb + 2);
+    if (mins)
+        *mins = dup8_i8(smb + 2);
     return dup8_i8(smb);
 }
 
@@ -144,8 +146,7 @@ KD_INLINE KD_YMM_TARGET void q4k_block(const kd_block_q4_K *blk, const kd_q8_blo
 {
     const __m256i m4 = _mm256_set1_epi8(0x0F);
     __m256 wmin;
-    __m256i mins;
-    const __m256i sc_dup = q4k_scales(blk, &wmin, &mins);
+    const __m256i sc_dup = q4k_scales(blk, &wmin, NULL);
     __m256i s[KD_Q8_MAX_MC];
     for (int m = 0; m < mc; m++)
         s[m] = _mm256_setzero_si256();
