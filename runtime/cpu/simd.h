@@ -12,6 +12,16 @@
 /* a function compiled for an instruction set beyond the build's baseline */
 #define KD_TARGET(features) __attribute__((target(features)))
 #endif
+/* Empty asm that the compiler must assume changes v: KD_OPAQUE_PTR stops it from treating
+ * two uses of pointer p as one (hoisting loads through it), KD_KEEP_VEC from deferring
+ * the vector computed so far (it must exist, in a register, here). No instruction. The
+ * emulated build's vectors are structs: there they may stay in memory. */
+#define KD_OPAQUE_PTR(p) __asm__("" : "+r"(p))
+#ifdef KD_SIMD_EMULATED
+#define KD_KEEP_VEC(v) __asm__("" : "+m"(v))
+#else
+#define KD_KEEP_VEC(v) __asm__("" : "+x"(v))
+#endif
 #define KD_HAVE_X86 1
 #define KD_AVX2 KD_TARGET("avx2,fma,f16c")
 #define KD_AVX512 KD_TARGET("avx512f,avx512bw,avx2,fma,f16c")
