@@ -294,7 +294,7 @@ KD_INLINE KD_YMM_TARGET void q4k_block(const kd_block_q4_K *blk, const kd_q8_blo
  * to the stack, and one per sum keeps the row's running total in a register, where gcc
  * had spilled all 32 partial sums and added them at the end. 0.87 of the time with x in
  * L1, kd-ab M = 8 0.90 (4096 x 14336) and 0.95 (14336 x 4096), on Zen 3; clang's code
- * was as fast without them. */
+ * was as fast without them. Row by row (mc < 8) the same: M = 2, 4 0.88-0.99. */
 KD_INLINE KD_YMM_TARGET void q6k_block(const kd_block_q6_K *blk, const kd_q8_block *x, int64_t nb,
                                        const int mc, __m256 acc[])
 {
@@ -312,8 +312,8 @@ KD_INLINE KD_YMM_TARGET void q6k_block(const kd_block_q6_K *blk, const kd_q8_blo
     _mm256_madd_epi16(_mm256_add_epi16(maddubs_x(wa[q], (xq) + 64 * (q)),                     \
                                        maddubs_x(wb[q], (xq) + 64 * (q) + 32)),               \
                       sc[q])
+    KD_OPAQUE_PTR(x); /* x: not the same block across the group's rows */
     if (mc == KD_Q8_MAX_MC) {
-        KD_OPAQUE_PTR(x); /* x: not the same block across the group's rows */
         __m256i s[KD_Q8_MAX_MC];
         _Pragma("GCC unroll 4") /* constant chunk numbers: shifts, shuffle indices */
         for (int q = 0; q < 4; q++) {
@@ -340,8 +340,10 @@ KD_INLINE KD_YMM_TARGET void q6k_block(const kd_block_q6_K *blk, const kd_q8_blo
     for (int m = 0; m < mc; m++) {
         const kd_q8_block *xm = x + m * nb;
         __m256i s = _mm256_setzero_si256();
-        for (int q = 0; q < 4; q++)
+        for (int q = 0; q < 4; q++) {
             s = _mm256_add_epi32(s, KD_Q6K_DOT64(q, xm->qs));
+            KD_KEEP_VEC(s);
+        }
         acc[m] = q6k_finish(acc[m], s, d, sc16, xm);
     }
 #undef KD_Q6K_DECODE64
