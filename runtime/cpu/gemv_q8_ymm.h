@@ -289,12 +289,12 @@ KD_INLINE KD_YMM_TARGET void q4k_block(const kd_block_q4_K *blk, const kd_q8_blo
  * lane, at most 4 * 63 * 127 < 2^15) before one vpmaddwd by scales A, C, B, D. A full
  * tile takes its rows 64 values at a time (8 int32 sums and those values' 3 vectors live,
  * where row by row all 12 of the block were), each row's -32 offset last. Two empty asm
- * statements (simd.h) keep gcc to that plan: one hides that x is the same block for every weight
- * row of a group, which gcc had used to load the tile's 64 vectors of x once and copy them
- * to the stack, and one per sum keeps the row's running total in a register, where gcc
- * had spilled all 32 partial sums and added them at the end. 0.87 of the time with x in
- * L1, kd-ab M = 8 0.90 (4096 x 14336) and 0.95 (14336 x 4096), on Zen 3; clang's code
- * was as fast without them. Row by row (mc < 8) the same: M = 2, 4 0.88-0.99. */
+ * statements (simd.h) keep gcc to that plan. KD_OPAQUE_PTR hides that x is the same
+ * block for every weight row of a group: gcc had loaded the tile's 64 vectors of x once
+ * and copied them to the stack. KD_KEEP_VEC keeps each row's running sum in a register:
+ * gcc had spilled all 32 partial sums and added them at the end. With x in L1 0.87 of
+ * the time; kd-ab M = 8 0.90 (4096 x 14336) and 0.95 (14336 x 4096), M = 2 and 4
+ * 0.88-0.99 (Zen 3). Clang's code was as fast without them. */
 KD_INLINE KD_YMM_TARGET void q6k_block(const kd_block_q6_K *blk, const kd_q8_block *x, int64_t nb,
                                        const int mc, __m256 acc[])
 {

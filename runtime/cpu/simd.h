@@ -12,10 +12,11 @@
 /* a function compiled for an instruction set beyond the build's baseline */
 #define KD_TARGET(features) __attribute__((target(features)))
 #endif
-/* Empty asm that the compiler must assume changes v: KD_OPAQUE_PTR stops it from treating
- * two uses of pointer p as one (hoisting loads through it), KD_KEEP_VEC from deferring
- * the vector computed so far (it must exist, in a register, here). No instruction. The
- * emulated build's vectors are structs: there they may stay in memory. */
+/* Empty asm statements, which the compiler must assume change their operand; they emit
+ * no instruction. KD_OPAQUE_PTR(p): loads through p cannot be shared with loads through
+ * the same pointer elsewhere (no hoisting out of a loop). KD_KEEP_VEC(v): v is computed
+ * here, into a register, not deferred. The emulated build's vectors are structs, which
+ * may stay in memory. */
 #define KD_OPAQUE_PTR(p) __asm__("" : "+r"(p))
 #ifdef KD_SIMD_EMULATED
 #define KD_KEEP_VEC(v) __asm__("" : "+m"(v))
