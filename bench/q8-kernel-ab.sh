@@ -59,7 +59,7 @@ if [ -n "$flag" ] && ! grep -qw "$flag" /proc/cpuinfo; then
     exit 1
 fi
 
-root=$(git rev-parse --show-toplevel)
+root=$(cd "$(dirname "$0")/.." && pwd) # this tree, wherever it is run from
 case "$build" in /*) ;; *) build="$root/$build" ;; esac
 version_h=$(find "$build" -name kdispatch_version.h -print -quit 2>/dev/null || true)
 if [ -z "$version_h" ]; then
