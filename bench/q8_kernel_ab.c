@@ -77,9 +77,7 @@ static int parse(int argc, char **argv, ab_opts *o)
             o->rows = atoll(v);
         else if (!strcmp(a, "--reps") && atoi(v) > 0 && atoi(v) <= 10000)
             o->reps = atoi(v);
-        else if (!strcmp(a, "--mc") && parse_mc(v, o) == 0)
-            continue;
-        else
+        else if (strcmp(a, "--mc") || parse_mc(v, o) != 0)
             return -1;
     }
     if (o->groups && o->rows % KD_ROW_GROUP)
@@ -142,8 +140,8 @@ static kd_q8_row_fn kernel(const kd_q8_kernels *k, const ab_opts *o)
     return o->q6k ? (o->groups ? k->q6k_groups : k->q6k) : (o->groups ? k->q4k_groups : k->q4k);
 }
 
-/* ns per weight block of one call of f over all rows at tile size mc, calls repeated
- * until the timing lasts 2 ms */
+/* ns per weight block of one call of f over all rows at tile size mc, the mean of calls
+ * calls back to back */
 static double time_call(kd_q8_row_fn f, const kd_q8_job *j, int mc, int calls)
 {
     double t0 = now_s();
@@ -163,7 +161,9 @@ static double max_rel_diff(const float *a, const float *b, size_t n)
     return m;
 }
 
-static int run_mc(const ab_opts *o, void *w, kd_q8_block *x, int mc, float *ya, float *yb)
+/* Times A and B at tile size mc (calls doubled until a timing lasts 2 ms) and prints the
+ * line. */
+static void run_mc(const ab_opts *o, void *w, kd_q8_block *x, int mc, float *ya, float *yb)
 {
     kd_q8_job ja = {w, x, ya, o->rows, o->nb, mc, o->groups ? o->rows : 0}, jb = ja;
     jb.y = yb;
@@ -185,7 +185,6 @@ static int run_mc(const ab_opts *o, void *w, kd_q8_block *x, int mc, float *ya, 
            o->q6k ? "q6k" : "q4k", o->groups ? "groups" : "rows", mc, sum[0] / o->reps, best[0],
            sum[1] / o->reps, best[1], sum[1] / sum[0], best[1] / best[0],
            max_rel_diff(ya, yb, (size_t)(mc * o->rows)));
-    return 0;
 }
 
 int main(int argc, char **argv)

@@ -300,14 +300,14 @@ KD_CL_INLINE void kd_q8_quantize_block(__global const float *x, __global kd_bloc
                 out->s.bsums[2 * g + h] = (short)sum;
         }
         if (q4k && lane_row >= 0)
-            grp[g / 2].s.bsums[2 * lane_row + g % 2] = (short)sum32;
+            grp[kd_q8_lane_sum_row(g)].s.bsums[kd_q8_lane_sum_slot(lane_row, g)] = (short)sum32;
         else if (q4k)
             out->s.xm[g] = d * (float)sum32;
     }
-    if (q4k && lane_row >= 0)
-        grp[4].s.xm[lane_row] = d;
-    else if (lane_row >= 0)
-        grp[lane_row / 4].pad1[lane_row % 4] = d;
+    if (lane_row >= 0) {
+        __global kd_block_q8 *dt = grp + kd_q8_lane_d_row(lane_row, q4k);
+        (q4k ? dt->s.xm : dt->pad1)[kd_q8_lane_d_slot(lane_row, q4k)] = d;
+    }
 }
 
 /* m_dim rows of k values (k a multiple of 256) -> m_dim * k/256 kd_block_q8 in groups of

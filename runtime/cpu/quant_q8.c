@@ -141,16 +141,13 @@ static void lane_sums(kd_q8_block *t, int64_t nb, int q4k)
         memcpy(bs[i], t[i * nb].s.bsums, sizeof bs[i]);
         d[i] = t[i * nb].d;
     }
-    for (int i = 0; i < KD_Q8_MAX_MC; i++) {
-        if (!q4k) {
-            t[i / 4 * nb].pad1[i % 4] = d[i];
-            continue;
-        }
-        for (int s = 0; s < KD_Q8_BLOCK / 32; s++) /* |.| <= 32 * 127 */
-            t[s / 2 * nb].s.bsums[2 * i + s % 2] = (int16_t)(bs[i][2 * s] + bs[i][2 * s + 1]);
+    for (int i = 0; i < KD_Q8_MAX_MC; i++) { /* every row's bsums are in bs[] by now */
+        for (int s = 0; q4k && s < KD_Q8_BLOCK / 32; s++) /* |.| <= 32 * 127 */
+            t[kd_q8_lane_sum_row(s) * nb].s.bsums[kd_q8_lane_sum_slot(i, s)] =
+                (int16_t)(bs[i][2 * s] + bs[i][2 * s + 1]);
+        kd_q8_block *dt = t + kd_q8_lane_d_row(i, q4k) * nb;
+        (q4k ? dt->s.xm : dt->pad1)[kd_q8_lane_d_slot(i, q4k)] = d[i];
     }
-    if (q4k)
-        memcpy(t[4 * nb].s.xm, d, sizeof d);
 }
 
 static void lane_sums_range(void *arg, int64_t u0, int64_t u1)

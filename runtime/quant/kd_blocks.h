@@ -65,9 +65,10 @@ typedef struct kd_block_q6_K {
  * devices; ggml's q8_K idea): x[i] ~= d * qs[i] with d = amax / 127 and |qs| <= 127, and
  * what a weight type needs of their sums: Q6_K's bsums[g] = qs[16g] + .. + qs[16g + 15],
  * or Q4_K's xm[s] = d * (bsums[2s] + bsums[2s + 1]), which meets its 8 mins as one FMA per
- * block and row. The AVX2 kernels read qs in their lane order (kd_q8_lane_qword). 320 bytes with qs first: in a
- * 64-byte aligned buffer no 32- or 64-byte load of qs straddles two cache lines (in
- * ggml's 292-byte q8_K order, d first, about half of them do), and each block is 5 lines.
+ * block and row. The AVX2 kernels read qs in their lane order (kd_q8_lane_qword). 320
+ * bytes with qs first: in a 64-byte aligned buffer no 32- or 64-byte load of qs straddles
+ * two cache lines (in ggml's 292-byte q8_K order, d first, about half of them do), and
+ * each block is 5 lines.
  * OpenCL stores 8 rows of x at a time, block by block (gemv_q8.cl), so that a group's rows
  * sit at fixed offsets from one pointer; the cpu stores rows one after the other.
  *
@@ -102,6 +103,15 @@ KD_FN int kd_q8_lane_qword(int i, int q4k)
         return 8 * (i % 4) + 4 * (i / 4 % 2) + i / 8;
     return i - r + 4 * (r & 1) + 2 * ((r >> 1) & 1) + (r >> 2);
 }
+
+/* The lane sums layout (above) as indices, for its two writers (the cpu's quant_q8.c,
+ * gemv_q8.cl's quantizer): row i's sum of sub-block s (Q4_K) in s.bsums[kd_q8_lane_sum_slot]
+ * of tile row kd_q8_lane_sum_row; row i's d at kd_q8_lane_d_slot of s.xm (Q4_K) or pad1
+ * (Q6_K) of tile row kd_q8_lane_d_row. */
+KD_FN int kd_q8_lane_sum_row(int s) { return s / 2; }
+KD_FN int kd_q8_lane_sum_slot(int i, int s) { return 2 * i + s % 2; }
+KD_FN int kd_q8_lane_d_row(int i, int q4k) { return q4k ? 4 : i / 4; }
+KD_FN int kd_q8_lane_d_slot(int i, int q4k) { return q4k ? i : i % 4; }
 
 #define KD_Q4K_BLOCK_BYTES 144
 #define KD_Q6K_BLOCK_BYTES 210
