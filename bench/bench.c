@@ -20,6 +20,7 @@
 #include "commands.h" /* kd_cmd_bench */
 #include "bench_internal.h"
 #include "env.h" /* kd_settings: KD_HUGE_PAGES */
+#include "host_cpus.h"
 #include "host_mem.h"
 #include "kd_backend.h"
 #include "kd_oracle.h"
@@ -789,8 +790,10 @@ static void print_intro(const bench_opts *o, const bench_report *rep, kd_context
 {
     const bench_host *h = rep->host;
     const kd_host_caches *c = &h->caches;
-    printf("kdispatch bench%s on %s, %d cpus\ntimed:\n", o->quick ? " --quick" : "",
-           h->cpu_model, h->cpus);
+    printf("kdispatch bench%s on %s, %d cpus", o->quick ? " --quick" : "", h->cpu_model, h->cpus);
+    if (h->cpus < h->cpus_online)
+        printf(" of %d online (%s)", h->cpus_online, h->cpus_bound);
+    printf("\ntimed:\n");
     for (int t = 0; t < rep->ntargets; t++) {
         const bench_target *x = &rep->targets[t];
         printf("  %-9s %s\n", x->label, x->device);
@@ -833,8 +836,11 @@ static void measure_host(const bench_opts *o, kd_context *ctx, bench_host *h)
     kd_host_cpu_model(h->cpu_model, sizeof h->cpu_model);
     kd_host_huge_page_mode(h->huge_pages, sizeof h->huge_pages);
     h->huge_advice = kd_context_settings(ctx)->huge_pages;
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    h->cpus = n > 0 ? (int)n : 1;
+    kd_host_cpus cpus;
+    kd_host_cpus_read(&cpus);
+    h->cpus = cpus.usable;
+    h->cpus_online = cpus.online;
+    h->cpus_bound = cpus.bound;
     /* far beyond the last-level cache, so the passes read DRAM */
     size_t bytes = (size_t)(o->quick ? 256 : 1024) << 20;
     if ((size_t)(8 * h->caches.llc) > bytes)

@@ -74,7 +74,9 @@ typedef struct bench_host {
     double read_bw;       /* bytes/s, all cores, at the start */
     kd_membw membw;       /* its buffer, kept for the near bandwidth of each case */
     kd_host_caches caches;
-    int cpus;
+    int cpus;             /* the CPUs the process may use (host_cpus.h) */
+    int cpus_online;
+    const char *cpus_bound; /* what set cpus: "online", "affinity", "cgroup quota" */
     char cpu_model[128];
     char huge_pages[32];  /* transparent huge page mode ("" where the host has none) */
     int huge_advice;      /* the library asks for them (KD_HUGE_PAGES, default on) */

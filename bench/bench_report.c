@@ -231,6 +231,8 @@ static void json_host(kd_json *w, const bench_report *rep)
     kd_json_begin_object(w);
     kd_json_key_str(w, "cpu", h->cpu_model);
     kd_json_key_int(w, "cpus", h->cpus);
+    kd_json_key_int(w, "cpus_online", h->cpus_online);
+    kd_json_key_str(w, "cpus_bound", h->cpus_bound);
     kd_json_key_num(w, "read_bw_gbps", h->read_bw / 1e9, "%.4f");
     kd_json_key_int(w, "l1d_bytes", h->caches.l1d);
     kd_json_key_int(w, "l2_bytes", h->caches.l2);

@@ -1,6 +1,7 @@
 /* The machine's memory read bandwidth: every thread sums its slice of a buffer far larger
  * than the last-level cache; best of several passes. */
 #include "membw.h"
+#include "host_cpus.h"
 #include "host_mem.h"
 
 #include <pthread.h>
@@ -73,9 +74,9 @@ int kd_membw_open(kd_membw *m, size_t bytes, int huge)
 
 double kd_membw_read(const kd_membw *m, int passes)
 {
-    long nthreads = sysconf(_SC_NPROCESSORS_ONLN);
-    if (nthreads < 1)
-        nthreads = 1;
+    kd_host_cpus cpus; /* a thread per CPU the process may use: the bandwidth it can get */
+    kd_host_cpus_read(&cpus);
+    long nthreads = cpus.usable;
     if (nthreads > 64)
         nthreads = 64;
     size_t words = m->bytes / sizeof(uint64_t), per = words / (size_t)nthreads / 16 * 16;

@@ -17,6 +17,7 @@
 #include "commands.h"
 #include "config.h"
 #include "fleet_json.h"
+#include "host_cpus.h"
 #include "kd_json.h"
 #include "kd_oracle.h"
 #include "membw.h"
@@ -156,7 +157,10 @@ static void write_identity(FILE *f, const kd_fleet_identity *id)
     fprintf(f, ",\"host_rank\":%d,\"host_ranks\":%d,\"role\":\"%s\",\"cpu\":", id->host_rank,
             id->host_size, id->worker ? "worker" : "shared-host");
     kd_json_write_str(f, cpu);
-    fprintf(f, ",\"cpus\":%ld,\"version\":\"%s\"", sysconf(_SC_NPROCESSORS_ONLN), kd_version());
+    kd_host_cpus cpus;
+    kd_host_cpus_read(&cpus);
+    fprintf(f, ",\"cpus\":%d,\"cpus_online\":%d,\"version\":\"%s\"", cpus.usable, cpus.online,
+            kd_version());
 }
 
 /* The devices subcommand's JSON: backends present or absent and why, devices, drivers. */

@@ -9,6 +9,8 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "host_cpus.h"
+
 const char *kd_env_get(const char *name)
 {
     const char *v = name ? getenv(name) : NULL;
@@ -140,14 +142,21 @@ static kd_status resolve_threads(const kd_context_options *o, kd_settings *s, ch
             return KD_ERR_ARG;
         }
         s->cpu_threads = o->cpu_threads;
+        s->cpu_threads_from = "kd_context_options.cpu_threads";
         return KD_OK;
     }
     kd_status st = kd_env_int("KD_CPU_THREADS", 1, KD_MAX_CPU_THREADS, &n, &found, why, cap);
     if (st != KD_OK)
         return st;
-    long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    cores = cores < 1 ? 1 : cores > KD_MAX_CPU_THREADS ? KD_MAX_CPU_THREADS : cores;
-    s->cpu_threads = found ? (int)n : (int)cores;
+    if (found) {
+        s->cpu_threads = (int)n;
+        s->cpu_threads_from = "KD_CPU_THREADS";
+        return KD_OK;
+    }
+    kd_host_cpus cpus; /* one thread per CPU the process may use (host_cpus.h) */
+    kd_host_cpus_read(&cpus);
+    s->cpu_threads = cpus.usable < KD_MAX_CPU_THREADS ? cpus.usable : KD_MAX_CPU_THREADS;
+    s->cpu_threads_from = cpus.bound;
     return KD_OK;
 }
 

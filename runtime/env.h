@@ -45,6 +45,9 @@ int kd_env_user_config_path(char *buf, size_t cap);
  * environment, read once and validated at kd_context_create (kd_settings_resolve). */
 typedef struct kd_settings {
     int cpu_threads;           /* 1..KD_MAX_CPU_THREADS */
+    /* Where it came from, for messages: "kd_context_options.cpu_threads", "KD_CPU_THREADS",
+     * or the usable CPUs' bound (host_cpus.h: "online", "affinity", "cgroup quota"). */
+    const char *cpu_threads_from;
     int cpu_simd_cap;          /* -1: no cap; else a kd_simd level (0 scalar, 1 avx2, 2 vnni, 3 avx512) */
     long long cpu_blas_min_m;  /* KD_CPU_BLAS_MIN_M, 1..2^30; 0: not named (backend default) */
     char opencl_platform[256]; /* index or name substring; "": not named */

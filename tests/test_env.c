@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "env.h"
+#include "host_cpus.h"
 #include "kd_backend.h"
 #include "kd_test_util.h"
 
@@ -98,16 +99,27 @@ static void test_cpu_threads(void)
     kd_context_options o = {.disable_opencl = 1, .disable_cuda = 1, .config = ""};
     kd_context *c = NULL;
     CU_ASSERT_EQUAL_FATAL(kd_context_create(&o, &c), KD_OK);
-    CU_ASSERT(strstr(kd_backend_reason(c, KD_BACKEND_CPU), "3 threads") != NULL);
+    CU_ASSERT(strstr(kd_backend_reason(c, KD_BACKEND_CPU), "3 threads (KD_CPU_THREADS)") != NULL);
     kd_context_destroy(c);
     /* the option wins over the environment, even a malformed one */
     kd_test_env_restore(&e);
     e = kd_test_env_set("KD_CPU_THREADS", "abc");
     o.cpu_threads = 2;
     CU_ASSERT_EQUAL_FATAL(kd_context_create(&o, &c), KD_OK);
-    CU_ASSERT(strstr(kd_backend_reason(c, KD_BACKEND_CPU), "2 threads") != NULL);
+    CU_ASSERT(strstr(kd_backend_reason(c, KD_BACKEND_CPU), "2 threads (kd_context_options.cpu_threads)") != NULL);
     kd_context_destroy(c);
     kd_test_env_restore(&e);
+    /* neither: one per CPU the process may use */
+    o.cpu_threads = 0;
+    e = kd_test_env_set("KD_CPU_THREADS", NULL);
+    CU_ASSERT_EQUAL_FATAL(kd_context_create(&o, &c), KD_OK);
+    kd_test_env_restore(&e);
+    kd_host_cpus cpus;
+    kd_host_cpus_read(&cpus);
+    char want[64];
+    snprintf(want, sizeof want, "host cpu, %d thread%s (one per CPU", cpus.usable, cpus.usable == 1 ? "" : "s");
+    CU_ASSERT(strncmp(kd_backend_reason(c, KD_BACKEND_CPU), want, strlen(want)) == 0);
+    kd_context_destroy(c);
     /* and an option out of range is refused by name */
     const int bad_opt[] = {-1, KD_MAX_CPU_THREADS + 1};
     for (int i = 0; i < N(bad_opt); i++) {
@@ -298,7 +310,10 @@ static void test_cpu_device(void)
     CU_ASSERT_EQUAL(d.backend, KD_BACKEND_CPU);
     CU_ASSERT_EQUAL(d.index, 0);
     CU_ASSERT(d.name[0] != '\0');
-    CU_ASSERT_EQUAL(d.compute_units, (int)sysconf(_SC_NPROCESSORS_ONLN));
+    kd_host_cpus cpus; /* the CPUs this process may use (test_host_cpus.c) */
+    kd_host_cpus_read(&cpus);
+    CU_ASSERT_EQUAL(d.compute_units, cpus.usable);
+    CU_ASSERT(d.compute_units <= (int)sysconf(_SC_NPROCESSORS_ONLN));
     CU_ASSERT(d.global_mem_bytes > 0);
     CU_ASSERT(strncmp(d.driver_version, "simd ", 5) == 0);
     CU_ASSERT(!d.is_gpu && d.usable);

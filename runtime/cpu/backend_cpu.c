@@ -95,6 +95,7 @@ static kd_status cpu_init(kd_context *ctx, void **state, char *why, size_t cap)
         snprintf(why, cap, "out of memory creating the thread pool");
         return KD_ERR_NOMEM;
     }
+    e->threads_from = kd_context_settings(ctx)->cpu_threads_from;
     *state = e;
     return KD_OK;
 }
@@ -104,6 +105,18 @@ static void cpu_shutdown(void *state)
     kd_cpu_env *e = state;
     kd_pool_destroy(e->pool);
     free(e);
+}
+
+/* Why the pool has its size, in words (kd_settings.cpu_threads_from). */
+static const char *threads_reason(const char *from)
+{
+    if (!from || strcmp(from, "online") == 0)
+        return "one per CPU";
+    if (strcmp(from, "affinity") == 0)
+        return "one per CPU of its affinity mask";
+    if (strcmp(from, "cgroup quota") == 0)
+        return "one per CPU of its cgroup's CPU quota";
+    return from; /* KD_CPU_THREADS, kd_context_options.cpu_threads */
 }
 
 static void cpu_describe(void *state, char *buf, size_t cap)
@@ -118,9 +131,11 @@ static void cpu_describe(void *state, char *buf, size_t cap)
     char q8[64] = "";
     if (q8_min_m != e->blas_min_m && q8_min_m != INT64_MAX)
         snprintf(q8, sizeof q8, ", from %lld on the q8 path", (long long)q8_min_m);
-    snprintf(buf, cap, "host cpu, %d threads, SIMD %s, GEMV %s (%s kernels), %s (sgemm from M >= %lld%s%s), "
+    const int threads = kd_pool_threads(e->pool);
+    snprintf(buf, cap, "host cpu, %d thread%s (%s), SIMD %s, GEMV %s (%s kernels), %s (sgemm from M >= %lld%s%s), "
              "copied weights with K > %d in row groups of %d",
-             kd_pool_threads(e->pool), kd_simd_name(e->simd), kd_cpu_gemv_path_name(e->gemv_exact),
+             threads, threads == 1 ? "" : "s", threads_reason(e->threads_from), kd_simd_name(e->simd),
+             kd_cpu_gemv_path_name(e->gemv_exact),
              e->gemv_exact ? kd_simd_name(e->simd) : kd_q8_kernels_name(e, e->simd), blas,
              (long long)e->blas_min_m, q8_min_m == e->blas_min_m ? "" : " on the exact path", q8,
              256 * KD_ROW_GROUP_MIN_BLOCKS, KD_ROW_GROUP);

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include "cpu_ops.h"
+#include "host_cpus.h"
 
 /* The value of the first "key : value" line of /proc/cpuinfo (Linux); 0 if absent. */
 static int cpuinfo_field(const char *key, char *buf, size_t cap)
@@ -49,9 +50,10 @@ kd_status kd_cpu_device_info(int index, kd_device_info *out, int *count, char *w
     kd_simd best = kd_cpu_simd_supported(&vnni);
     snprintf(out->driver_version, sizeof out->driver_version, "simd %s%s", kd_simd_name(best),
              vnni_note(best, vnni));
-    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    kd_host_cpus cpus;
+    kd_host_cpus_read(&cpus);
     long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
-    out->compute_units = cores > 0 ? (int)cores : 1;
+    out->compute_units = cpus.usable;
     out->global_mem_bytes = pages > 0 && page > 0 ? (uint64_t)pages * (uint64_t)page : 0;
     out->is_gpu = 0;
     out->usable = 1;

@@ -93,6 +93,7 @@ typedef struct kd_cpu_env {
     int blas_min_m_named; /* KD_CPU_BLAS_MIN_M set: it applies to the generic q8 kernels too */
     int vnni;           /* the CPU's KD_VNNI_* bits (the q8 kernels of a level: gemv_q8.c) */
     int gemv_exact;     /* default GEMV path: 1 exact (f32 x), 0 q8 (KD_CPU_GEMV) */
+    const char *threads_from; /* what set the pool's size (kd_settings.cpu_threads_from) */
 } kd_cpu_env;
 
 /* "exact" or "q8": the GEMV path's name in devices, compare, bench and the metrics. */

@@ -104,7 +104,8 @@ typedef struct kd_tensor kd_tensor;
  * environment variable it stands for, makes kd_context_create fail with KD_ERR_ARG and a
  * message naming the field or variable. */
 typedef struct kd_context_options {
-    int cpu_threads;       /* 1..KD_MAX_CPU_THREADS; 0: $KD_CPU_THREADS, else one per online core */
+    int cpu_threads;       /* 1..KD_MAX_CPU_THREADS; 0: $KD_CPU_THREADS, else one per CPU the
+                            * process may use (online, less its affinity mask and cgroup quota) */
     int disable_opencl;    /* 1: do not probe OpenCL */
     int disable_cuda;      /* 1: do not probe CUDA */
     /* Dispatcher config file. NULL: $KD_CONFIG, else the per-user file
@@ -151,8 +152,10 @@ KD_API size_t kd_warnings(const kd_context *ctx, char *buf, size_t cap);
  *   input or an output of kd_run, or in kd_tensor_read / write / free), since a use may
  *   move its data between the host and a device.
  * - kd_context_destroy must not run concurrently with any other call on that context.
- * - kd_context_create sets POCL_CACHE_DIR (see the README) when it is not set: create
- *   the first context before starting threads that read the environment.
+ * - kd_context_create sets POCL_CACHE_DIR (see the README) when it is not set, and where
+ *   the process may use fewer CPUs than are online, PoCL's thread count
+ *   (POCL_CPU_MAX_CU_COUNT, POCL_MAX_PTHREAD_COUNT) when none of its variables is set:
+ *   create the first context before starting threads that read the environment.
  */
 
 KD_API int kd_backend_available(const kd_context *ctx, kd_backend_id b);
@@ -196,7 +199,8 @@ typedef struct kd_device_info {
     int usable;              /* 1: kdispatch can run on it (OpenCL: available, has a
                               * compiler; CUDA: sm_80 or newer) */
     uint64_t global_mem_bytes; /* device memory; host memory for the cpu */
-    int compute_units;       /* OpenCL compute units, CUDA SMs, cpu online cores */
+    int compute_units;       /* OpenCL compute units, CUDA SMs, cpu: the CPUs this process
+                              * may use (online, less its affinity mask and cgroup quota) */
 } kd_device_info;
 
 /* Devices of backend b: 0 when the backend is not built in or finds no device (a missing

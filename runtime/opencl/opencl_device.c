@@ -1,6 +1,7 @@
 /* OpenCL devices: error names, device queries, the choice of device by environment
  * variables or by type, and the device listing (`kdispatch devices`). */
 #include <ctype.h>
+#include <pthread.h>
 #include <dirent.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -9,6 +10,7 @@
 #include <sys/stat.h>
 
 #include "env.h"
+#include "host_cpus.h"
 #include "kd_opencl_internal.h"
 
 #define KD_CL_MAX_PLATFORMS 16
@@ -149,13 +151,42 @@ typedef struct cl_list {
     char pnames[KD_CL_MAX_PLATFORMS][128];
 } cl_list;
 
+/* PoCL's CPU device runs one thread per online CPU, whatever the process's affinity mask or
+ * cgroup quota (PoCL 3.1: 2 compute units under `taskset -c 0` on 2 CPUs). Where the
+ * process may use fewer CPUs (host_cpus.h), PoCL is told so, unless the user set its
+ * count: POCL_MAX_PTHREAD_COUNT is PoCL 3's name, POCL_CPU_MAX_CU_COUNT PoCL 4's (which
+ * still reads the old one). PoCL reads them when it initializes, as POCL_CACHE_DIR. */
+static void limit_driver_threads(void)
+{
+    static const char *const counts[] = {"POCL_CPU_MAX_CU_COUNT", "POCL_MAX_PTHREAD_COUNT",
+                                         "POCL_MAX_COMPUTE_UNITS"};
+    for (size_t i = 0; i < sizeof counts / sizeof *counts; i++)
+        if (getenv(counts[i]))
+            return;
+    kd_host_cpus cpus;
+    kd_host_cpus_read(&cpus);
+    if (cpus.usable >= cpus.online)
+        return;
+    char n[16];
+    snprintf(n, sizeof n, "%d", cpus.usable);
+    setenv("POCL_CPU_MAX_CU_COUNT", n, 0);
+    setenv("POCL_MAX_PTHREAD_COUNT", n, 0);
+}
+
+static void prepare_driver_env(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, limit_driver_threads);
+    kd_cl_prepare_driver_cache();
+}
+
 /* Every device of every platform; CL_SUCCESS or the failing call's code in *err. */
 static void enumerate(cl_list *l, cl_int *err, const char **call)
 {
     cl_platform_id plats[KD_CL_MAX_PLATFORMS];
     cl_uint np = 0;
     l->count = l->platforms = 0;
-    kd_cl_prepare_driver_cache(); /* PoCL reads POCL_CACHE_DIR when it initializes */
+    prepare_driver_env(); /* before PoCL initializes */
     *call = "clGetPlatformIDs";
     *err = clGetPlatformIDs(KD_CL_MAX_PLATFORMS, plats, &np);
     if (*err != CL_SUCCESS)
