@@ -128,93 +128,95 @@ static int has_word(const char *list, const char *word)
     }
 }
 
-/* The cgroup path of this process in the v2 hierarchy (v2) or in the v1 hierarchy that has
- * the cpu controller, from root/proc/self/cgroup: 1 if found. */
-static int cgroup_path(const char *root, int v2, char *out, size_t cap)
+/* Calls match(line, arg) on each line of the file root/rel until it returns 1: whether one
+ * did. */
+static int find_line(const char *root, const char *rel, int (*match)(char *line, void *arg), void *arg)
 {
     char file[PATH_MAX];
-    snprintf(file, sizeof file, "%s/proc/self/cgroup", root);
+    snprintf(file, sizeof file, "%s%s", root, rel);
     FILE *f = fopen(file, "r");
     if (!f)
         return 0;
     char *line = NULL;
     size_t len = 0;
     int found = 0;
-    while (!found && getline(&line, &len, f) > 0) {
-        char *c1 = strchr(line, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
-        if (!c2)
-            continue;
-        *c2 = '\0';
-        const char *controllers = c1 + 1, *path = c2 + 1;
-        if (v2 ? strncmp(line, "0:", 2) == 0 && !*controllers : has_word(controllers, "cpu")) {
-            snprintf(out, cap, "%s", path);
-            out[strcspn(out, "\n")] = '\0';
-            found = 1;
-        }
-    }
+    while (!found && getline(&line, &len, f) > 0)
+        found = match(line, arg);
     free(line);
     fclose(f);
     return found;
 }
 
-/* The directory of cgroup path under the mount in root/proc/self/mountinfo of that
- * hierarchy (cgroup2, or cgroup with the cpu option), in out with *top the length of its
- * mount point part: 1 if found. A mount whose root does not hold path (a container's view
- * of another cgroup) does not serve. */
-static int cgroup_dir(const char *root, int v2, const char *path, char *out, size_t cap, size_t *top)
+typedef struct cgroup_query {
+    const char *root; /* "" or a test's tree */
+    int v2;           /* the v2 hierarchy, else the v1 one with the cpu controller */
+    char path[PATH_MAX]; /* the process's cgroup in it (/proc/self/cgroup) */
+    char dir[PATH_MAX];  /* its directory (mountinfo) */
+    size_t top;          /* the length of dir's mount point part */
+} cgroup_query;
+
+/* A /proc/self/cgroup line ("id:controllers:path") of the hierarchy asked for: its path. */
+static int cgroup_path_line(char *line, void *arg)
 {
-    char file[PATH_MAX];
-    snprintf(file, sizeof file, "%s/proc/self/mountinfo", root);
-    FILE *f = fopen(file, "r");
-    if (!f)
+    cgroup_query *q = arg;
+    char *c1 = strchr(line, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+    if (!c2)
         return 0;
-    char *line = NULL;
-    size_t len = 0;
-    int found = 0;
-    while (!found && getline(&line, &len, f) > 0) {
-        /* id parent major:minor root mount-point options [optional...] - fstype source super */
-        char *field[5], *save = NULL, *sep = strstr(line, " - ");
-        if (!sep)
-            continue;
-        *sep = '\0';
-        int n = 0;
-        for (char *t = strtok_r(line, " ", &save); t && n < 5; t = strtok_r(NULL, " ", &save))
-            field[n++] = t;
-        char *fstype = strtok_r(sep + 3, " ", &save), *source = strtok_r(NULL, " ", &save);
-        char *super = strtok_r(NULL, " \n", &save);
-        if (n < 5 || !fstype || !source || !super)
-            continue;
-        if (v2 ? strcmp(fstype, "cgroup2") != 0 : strcmp(fstype, "cgroup") != 0 || !has_word(super, "cpu"))
-            continue;
-        unescape_octal(field[3]);
-        unescape_octal(field[4]);
-        const char *mroot = field[3], *rest = path;
-        size_t rl = strlen(mroot);
-        if (strcmp(mroot, "/") != 0) {
-            if (strncmp(path, mroot, rl) != 0 || (path[rl] != '/' && path[rl] != '\0'))
-                continue;
-            rest = path + rl;
-        }
-        if (strcmp(rest, "/") == 0)
-            rest = "";
-        *top = strlen(root) + strlen(field[4]);
-        found = snprintf(out, cap, "%s%s%s", root, field[4], rest) < (int)cap;
+    *c2 = '\0';
+    const char *controllers = c1 + 1, *path = c2 + 1;
+    if (q->v2 ? strncmp(line, "0:", 2) != 0 || *controllers : !has_word(controllers, "cpu"))
+        return 0;
+    snprintf(q->path, sizeof q->path, "%s", path);
+    q->path[strcspn(q->path, "\n")] = '\0';
+    return 1;
+}
+
+/* A mountinfo line ("id parent major:minor root mount-point options [optional...] -
+ * fstype source super-options") of the hierarchy asked for (cgroup2, or cgroup with the
+ * cpu option) whose root holds the path: the path's directory under its mount point. A
+ * mount whose root does not hold it (a container's view of another cgroup) does not
+ * serve. */
+static int cgroup_mount_line(char *line, void *arg)
+{
+    cgroup_query *q = arg;
+    char *field[5], *save = NULL, *sep = strstr(line, " - ");
+    if (!sep)
+        return 0;
+    *sep = '\0';
+    int n = 0;
+    for (char *t = strtok_r(line, " ", &save); t && n < 5; t = strtok_r(NULL, " ", &save))
+        field[n++] = t;
+    char *fstype = strtok_r(sep + 3, " ", &save), *source = strtok_r(NULL, " ", &save);
+    char *super = strtok_r(NULL, " \n", &save);
+    if (n < 5 || !fstype || !source || !super)
+        return 0;
+    if (q->v2 ? strcmp(fstype, "cgroup2") != 0 : strcmp(fstype, "cgroup") != 0 || !has_word(super, "cpu"))
+        return 0;
+    unescape_octal(field[3]);
+    unescape_octal(field[4]);
+    const char *mroot = field[3], *rest = q->path;
+    size_t rl = strlen(mroot);
+    if (strcmp(mroot, "/") != 0) {
+        if (strncmp(q->path, mroot, rl) != 0 || (q->path[rl] != '/' && q->path[rl] != '\0'))
+            return 0;
+        rest = q->path + rl;
     }
-    free(line);
-    fclose(f);
-    return found;
+    if (strcmp(rest, "/") == 0)
+        rest = "";
+    q->top = strlen(q->root) + strlen(field[4]);
+    return snprintf(q->dir, sizeof q->dir, "%s%s%s", q->root, field[4], rest) < (int)sizeof q->dir;
 }
 
 double kd_cgroup_cpu_quota(const char *root)
 {
-    double q = 0;
+    double quota = 0;
     for (int v2 = 0; v2 <= 1; v2++) {
-        char path[PATH_MAX], dir[PATH_MAX];
-        size_t top = 0;
-        if (cgroup_path(root, v2, path, sizeof path) && cgroup_dir(root, v2, path, dir, sizeof dir, &top))
-            q = tighter(q, walk_up(dir, top, v2));
+        cgroup_query q = {.root = root, .v2 = v2};
+        if (find_line(root, "/proc/self/cgroup", cgroup_path_line, &q) &&
+            find_line(root, "/proc/self/mountinfo", cgroup_mount_line, &q))
+            quota = tighter(quota, walk_up(q.dir, q.top, v2));
     }
-    return q;
+    return quota;
 }
 
 /* CPUs in this process's affinity mask, 0 where unknown. */
