@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "commands.h"
+#include "env.h" /* kd_settings */
 #include "kd_json.h"
 #include "kd_backend.h"
 #include "kdispatch.h"
@@ -69,6 +70,18 @@ static void print_gemv_paths_json(kd_json *w, const kd_context *ctx, kd_backend_
     kd_json_key_str(w, "gemv_default", dflt == KD_GEMV_Q8 ? "q8" : "exact");
 }
 
+/* The cpu backend's "threads" and "threads_from": what set them ("online", "affinity",
+ * "cgroup quota": one per CPU the process may use; else "KD_CPU_THREADS" or
+ * "kd_context_options.cpu_threads"). */
+static void print_threads_json(kd_json *w, const kd_context *ctx, kd_backend_id b)
+{
+    if (b != KD_BACKEND_CPU || !kd_backend_available(ctx, b))
+        return;
+    const kd_settings *s = kd_context_settings(ctx);
+    kd_json_key_int(w, "threads", kd_context_cpu_threads(ctx));
+    kd_json_key_str(w, "threads_from", s->cpu_threads_from ? s->cpu_threads_from : "online");
+}
+
 static void print_json(const kd_context *ctx)
 {
     kd_json w;
@@ -83,6 +96,7 @@ static void print_json(const kd_context *ctx)
         kd_json_key_bool(&w, "present", kd_backend_available(ctx, b));
         kd_json_key_str(&w, "detail", kd_backend_reason(ctx, b));
         print_gemv_paths_json(&w, ctx, b);
+        print_threads_json(&w, ctx, b);
         kd_json_key(&w, "devices");
         kd_json_begin_array(&w);
         int n = kd_device_count((kd_backend_id)b);
@@ -110,8 +124,11 @@ int kd_cmd_devices(int argc, char **argv)
                    "(kd_device_info_get); its '#' is the index KD_OPENCL_DEVICE / KD_CUDA_DEVICE\n"
                    "take. With --json, each present backend also lists its GEMV paths\n"
                    "(\"gemv_paths\", the default first, and \"gemv_default\": q8 or exact;\n"
-                   "KD_CPU_GEMV, KD_OPENCL_GEMV choose). Environment: KD_OPENCL_PLATFORM,\n"
-                   "KD_OPENCL_DEVICE (index or name substring), KD_CUDA_DEVICE.\n");
+                   "KD_CPU_GEMV, KD_OPENCL_GEMV choose), and the cpu its \"threads\" and\n"
+                   "\"threads_from\": online, affinity or cgroup quota (one per CPU the process\n"
+                   "may use), KD_CPU_THREADS or kd_context_options.cpu_threads.\n"
+                   "Environment: KD_OPENCL_PLATFORM, KD_OPENCL_DEVICE (index or name\n"
+                   "substring), KD_CUDA_DEVICE, KD_CPU_THREADS.\n");
             return 0;
         }
         if (strcmp(argv[i], "--json") == 0)

@@ -19,23 +19,29 @@ export KD_CACHE_DIR=$work/cache
 unset KD_CPU_THREADS POCL_CPU_MAX_CU_COUNT POCL_MAX_PTHREAD_COUNT POCL_MAX_COMPUTE_UNITS
 failed=0
 
-# check NAME CPU_DETAIL CPU_UNITS OPENCL_UNITS -- COMMAND...: devices --json under COMMAND;
+# check NAME CPU_DETAIL CPU_UNITS THREADS_FROM OPENCL_UNITS -- COMMAND...: devices --json
+# under COMMAND: the cpu's detail line holds CPU_DETAIL, its device CPU_UNITS compute
+# units, its "threads_from" THREADS_FROM and "threads" the count CPU_DETAIL names;
 # OPENCL_UNITS is checked on PoCL's CPU device only ("-": not checked)
 check() {
-    local name=$1 detail=$2 units=$3 cl_units=$4; shift 5
+    local name=$1 detail=$2 units=$3 from=$4 cl_units=$5; shift 6
     if ! "$@" "$exe" devices --json >"$work/out.json" 2>"$work/err"; then
         echo "FAIL: $name: devices --json: $(head -n 1 "$work/err")"
         failed=$((failed + 1))
         return
     fi
-    if python3 - "$work/out.json" "$detail" "$units" "$cl_units" <<'PY'; then echo "ok:   $name"; else echo "FAIL: $name"; failed=$((failed + 1)); fi
+    if python3 - "$work/out.json" "$detail" "$units" "$cl_units" "$from" <<'PY'; then echo "ok:   $name"; else echo "FAIL: $name"; failed=$((failed + 1)); fi
 import json, sys
 doc = json.load(open(sys.argv[1]))
-detail, units, cl_units = sys.argv[2], int(sys.argv[3]), sys.argv[4]
+detail, units, cl_units, want_from = sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5]
+threads = int(detail.split(", ")[1].split()[0])  # "host cpu, N thread..."
 bad = []
 for b in doc["backends"]:
     if not b["present"]:
         continue
+    if b["name"] == "cpu" and (b.get("threads"), b.get("threads_from")) != (threads, want_from):
+        bad.append(f"cpu threads {b.get('threads')} from {b.get('threads_from')!r}, "
+                   f"want {threads} from {want_from!r}")
     for d in b["devices"]:
         if b["name"] == "cpu":
             if detail not in b["detail"]:
@@ -54,10 +60,11 @@ sys.exit(1 if bad else 0)
 PY
 }
 
-check "one CPU: one thread" "host cpu, 1 thread (one per CPU of its affinity mask)" 1 1 -- taskset -c "$first"
-check "one CPU, KD_CPU_THREADS=3 wins" "host cpu, 3 threads (KD_CPU_THREADS)" 1 - -- \
+check "one CPU: one thread" "host cpu, 1 thread (one per CPU of its affinity mask)" 1 affinity 1 -- \
+    taskset -c "$first"
+check "one CPU, KD_CPU_THREADS=3 wins" "host cpu, 3 threads (KD_CPU_THREADS)" 1 KD_CPU_THREADS - -- \
     env KD_CPU_THREADS=3 taskset -c "$first"
-check "one CPU, the user's PoCL count wins" "host cpu, 1 thread" 1 2 -- \
+check "one CPU, the user's PoCL count wins" "host cpu, 1 thread" 1 affinity 2 -- \
     env POCL_MAX_PTHREAD_COUNT=2 taskset -c "$first"
 # every CPU this shell may use: as many threads (no cgroup quota assumed below them)
 mine=$(python3 -c 'import os; print(len(os.sched_getaffinity(0)))')
@@ -66,7 +73,9 @@ import json, sys
 d = [b for b in json.load(sys.stdin)["backends"] if b["name"] == "cpu"][0]
 print("quota" if "cgroup" in d["detail"] else "none")')
 if [ "$quota" = none ]; then
-    check "this shell's CPUs" "host cpu, $mine thread" "$mine" - -- env
+    from=affinity
+    [ "$mine" = "$(getconf _NPROCESSORS_ONLN)" ] && from=online
+    check "this shell's CPUs" "host cpu, $mine thread" "$mine" "$from" - -- env
 else
     echo "not checked here: the unconstrained count (a cgroup CPU quota holds this process)"
 fi
