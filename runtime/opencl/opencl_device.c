@@ -1,8 +1,8 @@
 /* OpenCL devices: error names, device queries, the choice of device by environment
  * variables or by type, and the device listing (`kdispatch devices`). */
 #include <ctype.h>
-#include <pthread.h>
 #include <dirent.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
