@@ -60,10 +60,10 @@ static void usage(void)
     printf(
         "usage: kdispatch bench [options]\n"
         "\n"
-        "Measures the host's memory read bandwidth (all cores) and reads the cache sizes\n"
-        "from sysfs, then times every op with its single-row (M = 1) and batched (M > 1)\n"
-        "kernel on every backend present, reporting bytes/s and the fraction of the\n"
-        "measured read bandwidth:\n"
+        "Measures the host's memory read bandwidth (a thread per CPU the process may\n"
+        "use) and reads the cache sizes from sysfs, then times every op with its\n"
+        "single-row (M = 1) and batched (M > 1) kernel on every backend present,\n"
+        "reporting bytes/s and the fraction of the measured read bandwidth:\n"
         "  headline  Q4_K/Q6_K GEMV N=4096 K=14336 at M = 1,2,4,8 (--quick: 2048 x 7168),\n"
         "            the elementwise ops on 64 MiB tensors (--quick: 16 MiB), and the\n"
         "            batched GEMV speed-up M x time(M=1) / time(M);\n"
@@ -811,7 +811,7 @@ static void print_intro(const bench_opts *o, const bench_report *rep, kd_context
     printf("caches (%s): L1d %lld KiB, L2 %lld KiB, LLC (L%d) %lld KiB\n",
            c->from_sysfs ? "sysfs" : "not in sysfs, assumed", c->l1d >> 10, c->l2 >> 10,
            c->llc_level, c->llc >> 10);
-    printf("host memory read bandwidth: %.2f GB/s (all cores, best of passes)\n",
+    printf("host memory read bandwidth: %.2f GB/s (a thread per usable CPU, best of passes)\n",
            h->read_bw / 1e9);
     printf("timing: up to %d samples per case (fewer, at least 3, when they would take over "
            "%.1f s), warm-up %.0f ms, samples of at least %.1f ms\n",

@@ -71,7 +71,7 @@ typedef struct bench_opts {
 } bench_opts;
 
 typedef struct bench_host {
-    double read_bw;       /* bytes/s, all cores, at the start */
+    double read_bw;       /* bytes/s, a thread per usable CPU, at the start */
     kd_membw membw;       /* its buffer, kept for the near bandwidth of each case */
     kd_host_caches caches;
     int cpus;             /* the CPUs the process may use (host_cpus.h) */
