@@ -12,6 +12,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#define KD_MEMBW_MAX_THREADS 64
+
 #if defined(__x86_64__)
 #include <immintrin.h>
 #endif
@@ -64,6 +66,9 @@ static double now_s(void)
 
 int kd_membw_open(kd_membw *m, size_t bytes, int huge)
 {
+    kd_host_cpus cpus; /* a thread per CPU the process may use: the bandwidth it can get */
+    kd_host_cpus_read(&cpus);
+    m->threads = cpus.usable < KD_MEMBW_MAX_THREADS ? cpus.usable : KD_MEMBW_MAX_THREADS;
     m->bytes = bytes;
     m->buf = kd_host_alloc(bytes, huge); /* the pages the library's tensors get */
     if (!m->buf)
@@ -74,17 +79,13 @@ int kd_membw_open(kd_membw *m, size_t bytes, int huge)
 
 double kd_membw_read(const kd_membw *m, int passes)
 {
-    kd_host_cpus cpus; /* a thread per CPU the process may use: the bandwidth it can get */
-    kd_host_cpus_read(&cpus);
-    long nthreads = cpus.usable;
-    if (nthreads > 64)
-        nthreads = 64;
+    const long nthreads = m->threads;
     size_t words = m->bytes / sizeof(uint64_t), per = words / (size_t)nthreads / 16 * 16;
     double best = 0;
     volatile uint64_t sink = 0;
     for (int pass = 0; pass < passes; pass++) {
-        pthread_t th[64];
-        slice sl[64];
+        pthread_t th[KD_MEMBW_MAX_THREADS];
+        slice sl[KD_MEMBW_MAX_THREADS];
         double t0 = now_s();
         for (long t = 0; t < nthreads; t++) {
             sl[t] = (slice){m->buf + (size_t)t * per, per, 0};

@@ -12,12 +12,13 @@
 typedef struct kd_membw {
     uint64_t *buf;
     size_t bytes;
+    int threads; /* one per CPU the process may use (host_cpus.h), counted at open */
 } kd_membw;
 
 /* Allocates and touches `bytes`; huge: in the pages the library's tensors get (kd_host_alloc,
  * KD_HUGE_PAGES). 0, or -1 when out of memory. */
 int kd_membw_open(kd_membw *m, size_t bytes, int huge);
-/* Bytes per second read from the buffer by every core; best of `passes`. */
+/* Bytes per second read from the buffer by m->threads threads; best of `passes`. */
 double kd_membw_read(const kd_membw *m, int passes);
 void kd_membw_close(kd_membw *m);
 
